@@ -1,0 +1,1 @@
+"""A service that runs mentorship programs by itself."""

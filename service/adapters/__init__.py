@@ -1,0 +1,1 @@
+"""Adapters: the outside world (files, clocks, calendars, mail) behind the domain's ports."""

@@ -1,0 +1,79 @@
+"""Busy time from iCalendar (.ics) files that participants export from their calendars."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from ..config.problems import ConfigError, Problem, display
+from ..domain.model import Cohort, Person
+
+Interval = tuple[datetime, datetime]
+
+
+def read_busy(cohort: Cohort) -> dict[str, list[Interval]]:
+    """Busy intervals of everyone who gave a calendar file, keyed by email.
+
+    Raises ConfigError naming every file that cannot be used.
+    """
+    # A little beyond the program on both sides: local dates straddle UTC midnight.
+    start = datetime.combine(cohort.start - timedelta(days=2), time(0), tzinfo=UTC)
+    end = datetime.combine(cohort.end + timedelta(days=2), time(0), tzinfo=UTC)
+    busy: dict[str, list[Interval]] = {}
+    problems: list[Problem] = []
+    for email, person in cohort.people.items():
+        if person.busy_calendar:
+            try:
+                busy[email] = busy_intervals(Path(person.busy_calendar), person, start, end)
+            except ValueError as exc:
+                problems.append(Problem(file=display(Path(person.busy_calendar)), line=1, message=str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return busy
+
+
+def busy_intervals(path: Path, person: Person, start: datetime, end: datetime) -> list[Interval]:
+    """Every busy occurrence between start and end, recurring events expanded.
+
+    Free ("transparent") and cancelled events are not busy. All-day events and times
+    without a zone are read in the person's own time zone.
+    """
+    try:
+        calendar = icalendar.Calendar.from_ical(path.read_bytes())
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"is not a valid iCalendar file: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+    zone = ZoneInfo(person.timezone)
+    try:
+        events = recurring_ical_events.of(calendar).between(start, end)
+    except Exception as exc:  # the library raises many kinds for broken rules
+        raise ValueError(f"has an event that cannot be read: {exc}") from None
+    intervals = []
+    for event in events:
+        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+            continue
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        begin = _aware(event.decoded("DTSTART"), zone)
+        finish = _aware(event.decoded("DTEND"), zone) if "DTEND" in event else None
+        if finish is None:
+            duration = event.decoded("DURATION") if "DURATION" in event else None
+            finish = begin + (duration or timedelta(days=1 if _is_date(event.decoded("DTSTART")) else 0))
+        if finish > begin:
+            intervals.append((begin.astimezone(UTC), finish.astimezone(UTC)))
+    return sorted(intervals)
+
+
+def _is_date(value: date | datetime) -> bool:
+    return not isinstance(value, datetime)
+
+
+def _aware(value: date | datetime, zone: ZoneInfo) -> datetime:
+    if _is_date(value):
+        return datetime.combine(value, time(0), tzinfo=zone)
+    return value if value.tzinfo else value.replace(tzinfo=zone)

@@ -1,0 +1,158 @@
+"""The cohort file's schema, with every default in one place."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from difflib import get_close_matches
+from typing import Annotated, Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic_core import ErrorDetails
+
+from ..domain.model import TimeRange
+from . import fields
+from .problems import Problem
+from .yamlfile import YamlDocument
+
+
+def _text(parse: Callable[[str], Any]) -> PlainValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {value!r}")
+        return parse(value)
+
+    return PlainValidator(check)
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date like 2027-03-01")
+
+
+Name = Annotated[str, _text(fields.name)]
+Email = Annotated[str, _text(fields.email)]
+TimeZone = Annotated[str, _text(fields.timezone)]
+Hours = Annotated[tuple[TimeRange, ...], _text(fields.hours)]
+Days = Annotated[frozenset[int], _text(fields.days)]
+Day = Annotated[date, PlainValidator(_date)]
+Path = Annotated[str, _text(lambda v: v.strip() or _raise("is empty"))]
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Coordinator(_Section):
+    name: Name
+    email: Email
+
+
+class Program(_Section):
+    start: Day
+    end: Day
+    timezone: TimeZone = "UTC"  # program dates begin and end at midnight here
+
+
+class Sessions(_Section):
+    length_minutes: int = Field(60, strict=True, ge=15, le=240)
+    first_within_weeks: int = Field(3, strict=True, ge=1, le=52)
+    min_weeks_between: int = Field(3, strict=True, ge=0, le=52)
+    buffer_minutes: int = Field(15, strict=True, ge=0, le=240)
+    step_minutes: int = Field(30, strict=True, ge=5, le=120)
+
+
+class WorkingHours(_Section):
+    """Defaults for anyone whose pairing row leaves these blank."""
+
+    hours: Hours = (TimeRange(start=time(9), end=time(17)),)
+    days: Days = frozenset(range(5))
+    timezone: TimeZone | None = None  # None: the program's time zone
+
+
+class CohortFile(_Section):
+    name: Name
+    coordinator: Coordinator
+    program: Program
+    pairings: Path
+    sessions: Sessions = Sessions()
+    working_hours: WorkingHours = WorkingHours()
+
+
+
+def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile | None:
+    if not isinstance(doc.data, dict):
+        problems.append(Problem(file=doc.file, line=1, message="expected settings such as 'name:' and 'program:', not a list or a single value"))
+        return None
+    try:
+        settings = CohortFile.model_validate(doc.data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(_problem(doc, error))
+        return None
+    start, end = settings.program.start, settings.program.end
+    if end < start:
+        problems.append(
+            Problem(file=doc.file, line=doc.line_of(("program", "end")), message=f"program.end {end} is before program.start {start}")
+        )
+        return None
+    days = (end - start).days + 1
+    gap = settings.sessions.min_weeks_between
+    if days <= gap * 7:
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("sessions", "min_weeks_between")),
+                message=f"the sessions cannot fit: session 2 must come at least {gap} weeks after"
+                f" session 1, but the program runs only {days} days ({start} to {end})",
+            )
+        )
+        return None
+    return settings
+
+
+def _problem(doc: YamlDocument, error: ErrorDetails) -> Problem:
+    location = tuple(error["loc"])
+    where = ".".join(str(part) for part in location)
+    kind = error["type"]
+    if kind == "missing":
+        # Point at the section that lacks the setting, not at line 1.
+        line = doc.line_of(location[:-1]) if location[:-1] else 1
+        message = f"'{where}' is required"
+    elif kind == "extra_forbidden":
+        line = doc.line_of(location)
+        message = f"unknown setting '{where}'" + _did_you_mean(location)
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        line = doc.line_of(location)
+        message = f"{where} must be a group of settings (indented 'key: value' lines)"
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        line = doc.line_of(location)
+        message = f"{where} must be a whole number, got {error['input']!r}"
+    elif kind == "value_error":
+        line = doc.line_of(location)
+        text = error["msg"].removeprefix("Value error, ")
+        message = f"{where} {text}" if where else text
+    else:
+        line = doc.line_of(location)
+        message = f"{where}: {error['msg'].lower()}"
+    return Problem(file=doc.file, line=line, message=message)
+
+
+def _did_you_mean(location: tuple) -> str:
+    model: Any = CohortFile
+    for part in location[:-1]:
+        model = model.model_fields[part].annotation if part in getattr(model, "model_fields", {}) else None
+        if model is None:
+            return ""
+    known = list(getattr(model, "model_fields", {}))
+    match = get_close_matches(str(location[-1]), known, n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""

@@ -1,0 +1,148 @@
+"""Parsers for the text a coordinator writes: each returns a value or raises ValueError
+with a sentence that names the bad value (the caller adds which field it was)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, time, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+
+from ..domain.model import WEEKDAY_NAMES, TimeRange
+
+_DAY_INDEX = {name.lower(): i for i, name in enumerate(WEEKDAY_NAMES)}
+_TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?$")
+PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+def name(value: str) -> str:
+    """A person's or cohort's name. Control characters (CR, LF, U+2028, ...) are refused:
+    names end up in email headers."""
+    value = value.strip()
+    if not value:
+        raise ValueError("is empty")
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise ValueError(f"{value!r} contains a control character ({_codepoint(bad[0])})")
+    if len(value) > 200:
+        raise ValueError("is longer than 200 characters")
+    return value
+
+
+def free_text(value: str) -> str:
+    """Notes: any printable text, line breaks allowed."""
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\r\t"]
+    if bad:
+        raise ValueError(f"contains a control character ({_codepoint(bad[0])})")
+    return value.strip()
+
+
+def email(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("is empty")
+    try:
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError:
+        raise ValueError(f"{value!r} is not an email address") from None
+    return result.normalized.lower()
+
+
+def timezone(value: str) -> str:
+    value = value.strip()
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, OSError):
+        raise ValueError(
+            f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin"
+        ) from None
+    if "/" not in value and value not in ("UTC",):
+        raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin")
+    return value
+
+
+def url(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a web address starting with https://")
+    return value
+
+
+def clock(value: str) -> time:
+    match = _TIME.match(value.strip())
+    if not match:
+        raise ValueError(f"{value.strip()!r} is not a time like 09:30")
+    hour, minute = int(match[1]), int(match[2] or 0)
+    if hour == 24 and minute == 0:
+        return time(23, 59)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"{value.strip()!r} is not a time like 09:30")
+    return time(hour, minute)
+
+
+def hours(value: str) -> tuple[TimeRange, ...]:
+    """'09:00-17:00' or '08:00-12:00, 13:00-16:30'."""
+    ranges = []
+    for part in re.split(r"[,;]", value):
+        if not part.strip():
+            continue
+        start, sep, end = part.partition("-")
+        if not sep:
+            raise ValueError(f"{part.strip()!r} is not a range of hours like 09:00-17:00")
+        first, last = clock(start), clock(end)
+        if not first < last:
+            raise ValueError(f"{part.strip()!r} ends before it starts")
+        ranges.append(TimeRange(start=first, end=last))
+    if not ranges:
+        raise ValueError("is empty")
+    ranges.sort()
+    for a, b in zip(ranges, ranges[1:]):
+        if b.start < a.end:
+            raise ValueError(f"{a} and {b} overlap")
+    return tuple(ranges)
+
+
+def days(value: str) -> frozenset[int]:
+    """'Mon-Fri', 'Mon,Wed,Fri' or 'Tue-Thu, Sat'."""
+    result: set[int] = set()
+    for part in re.split(r"[,;\s]+", value.strip()):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            a = _DAY_INDEX[first[:3].lower()]
+            b = _DAY_INDEX[last[:3].lower()] if last else a
+        except KeyError:
+            raise ValueError(f"{part!r} is not a day or range of days like Mon-Fri") from None
+        result.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    if not result:
+        raise ValueError("is empty")
+    return frozenset(result)
+
+
+def dates(value: str) -> frozenset[date]:
+    """'2027-03-10; 2027-03-20..2027-03-24': single dates and inclusive ranges."""
+    result: set[date] = set()
+    for part in re.split(r"[,;\s]+", value.strip()):
+        if not part:
+            continue
+        first, _, last = part.partition("..")
+        try:
+            a = date.fromisoformat(first)
+            b = date.fromisoformat(last) if last else a
+        except ValueError:
+            raise ValueError(f"{part!r} is not a date like 2027-03-10 or a range like 2027-03-10..2027-03-14") from None
+        if b < a:
+            raise ValueError(f"{part!r} ends before it starts")
+        result.update(a + timedelta(days=i) for i in range((b - a).days + 1))
+    return frozenset(result)
+
+
+def _codepoint(char: str) -> str:
+    return f"U+{ord(char):04X}"

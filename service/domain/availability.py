@@ -1,0 +1,145 @@
+"""Working hours, busy time and time zones, reduced to spans of UTC minutes.
+
+Inside the planner a moment is an int: minutes since the Unix epoch in UTC. Integer
+arithmetic keeps the search fast and free of time-zone mistakes; conversion happens only
+here, at the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from .model import WorkingPattern
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Span = tuple[int, int]  # [start, end) in UTC minutes
+
+
+def to_minutes(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment} has no time zone")
+    return int((moment - EPOCH).total_seconds() // 60)
+
+
+def from_minutes(minutes: int) -> datetime:
+    return EPOCH + timedelta(minutes=minutes)
+
+
+def local_moment(day: date, at: time, timezone: str) -> datetime:
+    """The UTC instant of a wall-clock time in a zone.
+
+    A time skipped by a DST jump (02:30 on a spring-forward night) lands just after
+    the jump; a repeated time (the autumn fall-back) means its first occurrence.
+    """
+    return datetime.combine(day, at, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def midnight(day: date, timezone: str) -> int:
+    return to_minutes(local_moment(day, time(0), timezone))
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpan:
+    """Free time inside one working period of one person's local day."""
+
+    start: int
+    end: int
+    day_start: int  # where that working period begins and ends: how "inside the day"
+    day_end: int  # a session sits is measured against these
+    day: int  # the local date's ordinal, to spread sessions over days
+
+
+@lru_cache(maxsize=4096)
+def working_spans(pattern: WorkingPattern, first: date, last: date) -> tuple[DaySpan, ...]:
+    """Every working period from `first` to `last` (local dates, inclusive), in UTC.
+
+    Cached: most people share a handful of patterns, and DST-aware conversion is the
+    costly part of planning.
+    """
+    spans: list[DaySpan] = []
+    day = first
+    while day <= last:
+        if day.weekday() in pattern.days and day not in pattern.blackout_dates:
+            for hours in pattern.hours:
+                start = to_minutes(local_moment(day, hours.start, pattern.timezone))
+                end = to_minutes(local_moment(day, hours.end, pattern.timezone))
+                if end > start:
+                    spans.append(DaySpan(start, end, start, end, day.toordinal()))
+        day += timedelta(days=1)
+    return tuple(spans)
+
+
+def merge(spans: Iterable[Span]) -> list[Span]:
+    """Sorted, non-overlapping union of spans."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def subtract(free: Sequence[DaySpan], busy: Sequence[Span]) -> list[DaySpan]:
+    """Free spans minus busy ones; `busy` must be merged (sorted, disjoint)."""
+    if not busy:
+        return list(free)
+    out: list[DaySpan] = []
+    i = 0
+    for span in free:
+        start = span.start
+        while i < len(busy) and busy[i][1] <= start:
+            i += 1
+        j = i
+        while j < len(busy) and busy[j][0] < span.end:
+            if busy[j][0] > start:
+                out.append(DaySpan(start, busy[j][0], span.day_start, span.day_end, span.day))
+            start = max(start, busy[j][1])
+            j += 1
+        if start < span.end:
+            out.append(DaySpan(start, span.end, span.day_start, span.day_end, span.day))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSpan:
+    """Time both people of a pair are free, with the edges of both working days."""
+
+    start: int
+    end: int
+    day_start: int  # the later of the two working-period starts
+    day_end: int  # the earlier of the two working-period ends
+    mentor_day: int
+    mentee_day: int
+
+
+def intersect(a: Sequence[DaySpan], b: Sequence[DaySpan]) -> list[SharedSpan]:
+    """Where both sorted, disjoint span lists are free at once."""
+    out: list[SharedSpan] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        x, y = a[i], b[j]
+        start, end = max(x.start, y.start), min(x.end, y.end)
+        if start < end:
+            out.append(
+                SharedSpan(
+                    start,
+                    end,
+                    max(x.day_start, y.day_start),
+                    min(x.day_end, y.day_end),
+                    x.day,
+                    y.day,
+                )
+            )
+        if x.end <= y.end:
+            i += 1
+        else:
+            j += 1
+    return out

@@ -1,0 +1,141 @@
+"""The cohort and its people, as frozen, validated values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class Role(str, Enum):
+    MENTOR = "mentor"
+    MENTEE = "mentee"
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class TimeRange:
+    """A span of wall-clock time inside one day, e.g. 09:00-17:00."""
+
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if not self.start < self.end:
+            raise ValueError(f"{self} ends before it starts")
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkingPattern:
+    """When someone is willing to meet, in their own time zone."""
+
+    timezone: str
+    hours: tuple[TimeRange, ...]
+    days: frozenset[int]  # 0 = Monday, as date.weekday()
+    blackout_dates: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.hours:
+            raise ValueError("working hours must not be empty")
+        if not self.days <= set(range(7)):
+            raise ValueError(f"weekdays must be 0..6, got {sorted(self.days)}")
+
+    def describe_hours(self) -> str:
+        return ", ".join(str(r) for r in self.hours)
+
+    def describe_days(self) -> str:
+        return ",".join(WEEKDAY_NAMES[d] for d in sorted(self.days))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contact:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    """A participant. The same email always means the same person."""
+
+    name: str
+    email: str
+    availability: WorkingPattern
+    linkedin: str | None = None
+    busy_calendar: str | None = None  # path of an .ics file whose events are busy time
+
+    @property
+    def timezone(self) -> str:
+        return self.availability.timezone
+
+    @property
+    def place(self) -> str:
+        """The city part of the time zone, for sentences: 'America/New_York' -> 'New York'."""
+        return self.timezone.rsplit("/", 1)[-1].replace("_", " ")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pair:
+    id: str
+    mentor: Person
+    mentee: Person
+    mentee_resume: str | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mentor.email == self.mentee.email:
+            raise ValueError(f"pair {self.id}: the mentor and the mentee are the same person")
+
+    @property
+    def people(self) -> tuple[Person, Person]:
+        return (self.mentor, self.mentee)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRules:
+    """When the two sessions of a pair may fall."""
+
+    length: timedelta = timedelta(minutes=60)
+    first_within: timedelta = timedelta(weeks=3)  # session 1 within this long after the start
+    min_gap: timedelta = timedelta(weeks=3)  # session 2 at least this long after session 1
+    buffer: timedelta = timedelta(minutes=15)  # free time around one person's sessions
+    step: timedelta = timedelta(minutes=30)  # sessions start on multiples of this (UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cohort:
+    name: str
+    coordinator: Contact
+    start: date
+    end: date  # inclusive
+    timezone: str  # the program's own zone: its dates begin and end at midnight there
+    rules: SessionRules = field(default_factory=SessionRules)
+    pairs: tuple[Pair, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("the program ends before it starts")
+
+    @property
+    def people(self) -> dict[str, Person]:
+        """Every participant once, by email."""
+        return {p.email: p for pair in self.pairs for p in pair.people}
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class Session:
+    """One planned or booked meeting of a pair. Times are aware and in UTC."""
+
+    pair_id: str
+    number: int  # 1 or 2
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("session times must be time-zone aware")
+        if self.number not in (1, 2):
+            raise ValueError(f"a pair has sessions 1 and 2, not {self.number}")

@@ -1,0 +1,102 @@
+"""What the commands print: text for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from .domain.model import Cohort, Person
+from .domain.planning import Plan
+
+
+def cohort_summary(cohort: Cohort, busy_files: int) -> str:
+    people = cohort.people
+    zones = Counter(p.timezone for p in people.values())
+    mentors = Counter(pair.mentor.email for pair in cohort.pairs)
+    several = [f"{people[e].name} ({n})" for e, n in mentors.most_common() if n > 1]
+    rules = cohort.rules
+    lines = [
+        f"{cohort.name}: configuration is valid.",
+        f"  coordinator     {cohort.coordinator.name} <{cohort.coordinator.email}>",
+        f"  program         {cohort.start} to {cohort.end} ({cohort.timezone})",
+        f"  sessions        {_minutes(rules.length)} min; session 1 in the first"
+        f" {rules.first_within.days // 7} weeks, session 2 at least {rules.min_gap.days // 7} weeks later",
+        f"  pairs           {len(cohort.pairs)}",
+        f"  people          {len(people)} in {len(zones)} time zones ({', '.join(sorted(zones))})",
+        f"  busy calendars  {busy_files} .ics file(s)",
+    ]
+    if several:
+        lines.append(f"  several mentees {', '.join(several)}")
+    return "\n".join(lines)
+
+
+def plan_table(plan: Plan) -> str:
+    lines = [f"{plan.cohort.name}: {plan.booked} of {len(plan.pairs)} pairs fully planned", ""]
+    for item in plan.pairs:
+        pair = item.pair
+        lines.append(
+            f"{pair.id}  {pair.mentor.name} ({pair.mentor.place}) and {pair.mentee.name} ({pair.mentee.place})"
+        )
+        for session in item.sessions:
+            lines.append(
+                f"  session {session.number}  {session.start:%a %d %b %Y %H:%M} UTC"
+                f" | mentor {_local(session.start, pair.mentor)}"
+                f" | mentee {_local(session.start, pair.mentee)}"
+            )
+        for problem in item.problems:
+            lines.append(f"  NOT PLANNED: {problem}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(
+        {
+            "cohort": plan.cohort.name,
+            "pairs": [
+                {
+                    "id": item.pair.id,
+                    "mentor": _person(item.pair.mentor),
+                    "mentee": _person(item.pair.mentee),
+                    "sessions": [
+                        {
+                            "number": s.number,
+                            "start": s.start.isoformat(),
+                            "end": s.end.isoformat(),
+                            "mentor_local": s.start.astimezone(ZoneInfo(item.pair.mentor.timezone)).isoformat(),
+                            "mentee_local": s.start.astimezone(ZoneInfo(item.pair.mentee.timezone)).isoformat(),
+                        }
+                        for s in item.sessions
+                    ],
+                    "problems": list(item.problems),
+                }
+                for item in plan.pairs
+            ],
+        },
+        ensure_ascii=False,
+        indent=2,
+    )
+
+
+def _person(person: Person) -> dict[str, str]:
+    return {"name": person.name, "email": person.email, "timezone": person.timezone}
+
+
+def _local(moment: datetime, person: Person) -> str:
+    local = moment.astimezone(ZoneInfo(person.timezone))
+    return f"{local:%a %d %b %H:%M} {zone_label(local)}"
+
+
+def _minutes(delta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def zone_label(local: datetime) -> str:
+    """'CET', or 'UTC+10:30' where the zone has no letters abbreviation."""
+    name = local.strftime("%Z")
+    if name[:1] in "+-":
+        offset = local.strftime("%z")
+        return f"UTC{offset[:3]}:{offset[3:]}" if offset[3:] != "00" else f"UTC{offset[:3]}"
+    return name
