@@ -9,31 +9,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from ..config.problems import ConfigError, Problem, display
-from ..domain.model import Cohort, Person
+from ..domain.model import Person
 
 Interval = tuple[datetime, datetime]
-
-
-def read_busy(cohort: Cohort) -> dict[str, list[Interval]]:
-    """Busy intervals of everyone who gave a calendar file, keyed by email.
-
-    Raises ConfigError naming every file that cannot be used.
-    """
-    # A little beyond the program on both sides: local dates straddle UTC midnight.
-    start = datetime.combine(cohort.start - timedelta(days=2), time(0), tzinfo=UTC)
-    end = datetime.combine(cohort.end + timedelta(days=2), time(0), tzinfo=UTC)
-    busy: dict[str, list[Interval]] = {}
-    problems: list[Problem] = []
-    for email, person in cohort.people.items():
-        if person.busy_calendar:
-            try:
-                busy[email] = busy_intervals(Path(person.busy_calendar), person, start, end)
-            except ValueError as exc:
-                problems.append(Problem(file=display(Path(person.busy_calendar)), line=1, message=str(exc)))
-    if problems:
-        raise ConfigError(problems)
-    return busy
 
 
 def busy_intervals(path: Path, person: Person, start: datetime, end: datetime) -> list[Interval]:
@@ -42,12 +20,7 @@ def busy_intervals(path: Path, person: Person, start: datetime, end: datetime) -
     Free ("transparent") and cancelled events are not busy. All-day events and times
     without a zone are read in the person's own time zone.
     """
-    try:
-        calendar = icalendar.Calendar.from_ical(path.read_bytes())
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ValueError(f"is not a valid iCalendar file: {exc}") from None
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
+    calendar = parse(path)
     zone = ZoneInfo(person.timezone)
     try:
         events = recurring_ical_events.of(calendar).between(start, end)
@@ -67,6 +40,16 @@ def busy_intervals(path: Path, person: Person, start: datetime, end: datetime) -
         if finish > begin:
             intervals.append((begin.astimezone(UTC), finish.astimezone(UTC)))
     return sorted(intervals)
+
+
+def parse(path: Path) -> icalendar.Calendar:
+    """The calendar in an .ics file; ValueError with a plain reason if it is not one."""
+    try:
+        return icalendar.Calendar.from_ical(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"{path.name!r} cannot be read: {exc.strerror}") from None
+    except Exception as exc:  # icalendar reports bad input with several exception types
+        raise ValueError(f"{path.name!r} is not an iCalendar file: {exc}") from None
 
 
 def _is_date(value: date | datetime) -> bool:

@@ -6,9 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from ..domain.model import Cohort, Contact, SessionRules, WorkingPattern
-from .cohortfile import CohortFile, parse_cohort_file
+from .cohortfile import CohortFile, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
-from .problems import ConfigError, Problem
+from .problems import ConfigError, Problem, display
 from .yamlfile import load_yaml
 
 __all__ = ["ConfigError", "Problem", "load_cohort"]
@@ -20,19 +20,34 @@ def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
     problems: list[Problem] = []
     doc = load_yaml(config, problems)
     settings = parse_cohort_file(doc, problems) if doc else None
-    if settings is None:
-        raise ConfigError(problems)
     if pairings is None:
-        pairings = config.parent / settings.pairings
-    pattern = WorkingPattern(
-        timezone=settings.working_hours.timezone or settings.program.timezone,
-        hours=settings.working_hours.hours,
-        days=settings.working_hours.days,
-    )
-    pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
-    if problems:
+        named = settings.pairings if settings else doc and isinstance(doc.data, dict) and doc.data.get("pairings")
+        if isinstance(named, str) and named.strip():
+            pairings = config.parent / named.strip()
+            if not pairings.is_file():
+                problems.append(
+                    Problem(
+                        file=doc.file,
+                        line=doc.line_of(("pairings",)),
+                        message=f"pairings file '{named.strip()}' not found (looked for {display(pairings)})",
+                    )
+                )
+                pairings = None
+    if pairings is not None:
+        # Even when the cohort file is broken, report the pairings' own problems too.
+        pattern = WorkingPattern(
+            timezone=settings.working_hours.timezone or settings.program.timezone,
+            hours=settings.working_hours.hours,
+            days=settings.working_hours.days,
+        ) if settings else WorkingHoursFallback
+        pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
+    if problems or settings is None:
         raise ConfigError(problems)
     return _cohort(settings, pairs)
+
+
+# Defaults that let the pairings be checked while the cohort file itself is broken.
+WorkingHoursFallback = WorkingPattern(timezone="UTC", hours=WorkingHours().hours, days=WorkingHours().days)
 
 
 def _cohort(settings: CohortFile, pairs) -> Cohort:

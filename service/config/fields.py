@@ -21,12 +21,12 @@ PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 def name(value: str) -> str:
     """A person's or cohort's name. Control characters (CR, LF, U+2028, ...) are refused:
     names end up in email headers."""
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise ValueError(f"{value.strip(' ')!r} contains a control character ({_codepoint(bad[0])})")
     value = value.strip()
     if not value:
         raise ValueError("is empty")
-    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
-    if bad:
-        raise ValueError(f"{value!r} contains a control character ({_codepoint(bad[0])})")
     if len(value) > 200:
         raise ValueError("is longer than 200 characters")
     return value

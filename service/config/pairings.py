@@ -11,6 +11,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Callable
 
+from ..adapters import icsfile
 from ..domain.model import Pair, Person, WorkingPattern
 from . import fields
 from .problems import Problem, display, read_text
@@ -193,11 +194,11 @@ class _Builder:
         resume = self._field(row, "mentee_resume", fields.url)
         pair_id = self._pair_id(row, mentor, mentee)
         if mentor and mentee and mentor.email == mentee.email:
-            self._report(row, "mentee_email", f"{mentor.email} is both the mentor and the mentee of this pair")
+            self._report(row, None, f"{mentor.email} is both the mentor and the mentee of this pair")
         elif mentor and mentee:
             key = (mentor.email, mentee.email)
             if key in self.pair_lines:
-                self._report(row, "mentor_email", f"this pair ({mentor.name} and {mentee.name}) already appears on line {self.pair_lines[key]}")
+                self._report(row, None, f"this pair ({mentor.name} and {mentee.name}) already appears on line {self.pair_lines[key]}")
             else:
                 self.pair_lines[key] = row.line
         if len(self.problems) > before or not (mentor and mentee and pair_id):
@@ -282,6 +283,7 @@ class _Builder:
         path = (self.folder / value).resolve()
         if not path.is_file():
             raise ValueError(f"{value!r} is not a file (looked for {display(path)})")
+        icsfile.parse(path)
         return str(path)
 
     def _field(self, row: Row, column: str, parse: Callable[[str], Any]) -> Any:
@@ -294,5 +296,8 @@ class _Builder:
             self._report(row, column, str(exc))
             return None
 
-    def _report(self, row: Row, column: str, message: str) -> None:
-        self.problems.append(Problem(file=self.file, line=row.line_of(column), message=f"{column} {message}"))
+    def _report(self, row: Row, column: str | None, message: str) -> None:
+        """A problem with one value (named by its column) or with the row as a whole."""
+        if column:
+            message = f"{column} {message}"
+        self.problems.append(Problem(file=self.file, line=row.line_of(column or ""), message=message))

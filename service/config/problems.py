@@ -9,11 +9,13 @@ from pathlib import Path
 @dataclass(frozen=True, kw_only=True, order=True)
 class Problem:
     file: str
-    line: int
+    line: int  # 0: about the file as a whole (it is missing, say)
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        if self.line:
+            return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}: {self.message}"
 
 
 class ConfigError(Exception):

@@ -209,11 +209,8 @@ class _Search:
         self.shared = shared
         self.index = index
         self.budget = node_budget
-        # Most constrained first: least shared free time early in the program.
-        self.order = sorted(
-            group,
-            key=lambda p: (_total(shared[p.id], frame.first_deadline), index[p.id]),
-        )
+        # Most constrained first: fewest possible times for session 1.
+        self.order = sorted(group, key=lambda p: (_choices(shared[p.id], frame), index[p.id]))
         self.booked: dict[str, list[Span]] = defaultdict(list)
         self.days: dict[str, Counter[int]] = defaultdict(Counter)
         self.current: dict[str, tuple[int, int]] = {}
@@ -316,8 +313,9 @@ def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
     return out
 
 
-def _total(spans: Sequence[SharedSpan], until: int) -> int:
-    return sum(min(s.end, until) - s.start for s in spans if s.start < until)
+def _choices(spans: Sequence[SharedSpan], frame: _Frame) -> int:
+    """How many start times session 1 could take, ignoring other pairs."""
+    return sum(1 for _ in _starts(spans, frame.earliest, frame.first_deadline, frame))
 
 
 def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_of) -> str:

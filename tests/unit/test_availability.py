@@ -1,0 +1,91 @@
+from datetime import UTC, date, datetime, time
+
+import pytest
+
+from service.domain.availability import (
+    DaySpan,
+    from_minutes,
+    intersect,
+    local_moment,
+    merge,
+    subtract,
+    to_minutes,
+    working_spans,
+)
+from service.domain.model import TimeRange, WorkingPattern
+
+
+def pattern(timezone: str, hours=((9, 17),), days=range(7), blackout=()) -> WorkingPattern:
+    return WorkingPattern(
+        timezone=timezone,
+        hours=tuple(TimeRange(start=time(a), end=time(b)) for a, b in hours),
+        days=frozenset(days),
+        blackout_dates=frozenset(blackout),
+    )
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "expected_utc_hour"),
+    [
+        # New York springs forward on 14 March 2027: 09:00 is 14:00 UTC before, 13:00 after.
+        ("America/New_York", date(2027, 3, 12), 14),
+        ("America/New_York", date(2027, 3, 15), 13),
+        # Berlin moves on 28 March 2027.
+        ("Europe/Berlin", date(2027, 3, 26), 8),
+        ("Europe/Berlin", date(2027, 3, 29), 7),
+        # Kolkata has no DST and a half-hour offset: 09:00 IST is 03:30 UTC.
+        ("Asia/Kolkata", date(2027, 3, 29), 3.5),
+    ],
+)
+def test_working_hours_follow_each_zones_dst(zone, day, expected_utc_hour):
+    (span,) = working_spans(pattern(zone), day, day)
+    start = from_minutes(span.start)
+    assert start.hour + start.minute / 60 == expected_utc_hour
+    assert span.end - span.start == 8 * 60
+
+
+def test_lord_howe_shifts_by_half_an_hour():
+    # Lord Howe leaves DST (+11 -> +10:30) on 4 April 2027: 09:00 local is 22:00 then 22:30 UTC the day before.
+    before, after = working_spans(pattern("Australia/Lord_Howe"), date(2027, 4, 2), date(2027, 4, 5))[::3]
+    assert from_minutes(before.start) == utc(2027, 4, 1, 22, 0)
+    assert from_minutes(after.start) == utc(2027, 4, 4, 22, 30)
+
+
+def test_skipped_wall_clock_time_lands_after_the_jump():
+    # 02:30 does not exist in New York on 14 March 2027; it is taken as 03:30 EDT (07:30 UTC).
+    assert local_moment(date(2027, 3, 14), time(2, 30), "America/New_York") == utc(2027, 3, 14, 7, 30)
+
+
+def test_repeated_wall_clock_time_means_the_first_occurrence():
+    # 01:30 happens twice in New York on 7 November 2027; the first is EDT (05:30 UTC).
+    assert local_moment(date(2027, 11, 7), time(1, 30), "America/New_York") == utc(2027, 11, 7, 5, 30)
+
+
+def test_working_days_and_blackout_dates_are_left_out():
+    p = pattern("Europe/Berlin", days=range(5), blackout=[date(2027, 3, 3)])
+    days = {span.day for span in working_spans(p, date(2027, 3, 1), date(2027, 3, 7))}
+    assert days == {date(2027, 3, d).toordinal() for d in (1, 2, 4, 5)}
+
+
+def test_split_working_day_gives_two_spans_per_day():
+    p = pattern("UTC", hours=((8, 12), (14, 18)))
+    spans = working_spans(p, date(2027, 3, 1), date(2027, 3, 1))
+    assert [(from_minutes(s.start).hour, from_minutes(s.end).hour) for s in spans] == [(8, 12), (14, 18)]
+
+
+def test_subtract_and_intersect():
+    day = DaySpan(0, 600, 0, 600, 1)
+    free = subtract([day], merge([(100, 200), (150, 250), (500, 700)]))
+    assert [(s.start, s.end) for s in free] == [(0, 100), (250, 500)]
+    other = [DaySpan(50, 300, 50, 300, 1)]
+    shared = intersect(free, other)
+    assert [(s.start, s.end, s.day_start, s.day_end) for s in shared] == [(50, 100, 50, 300), (250, 300, 50, 300)]
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(ValueError):
+        to_minutes(datetime(2027, 3, 1, 9))

@@ -1,0 +1,49 @@
+from datetime import time
+
+import pytest
+
+from service.config import fields
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Maya\r\nBcc: x@example.org", "Maya\nOkafor", "Maya\u2028Okafor", "Maya\u2029", "Maya\x00", "Maya\u0085", "Maya\u200eOkafor", ""],
+)
+def test_names_that_could_break_a_header_are_refused(value):
+    with pytest.raises(ValueError):
+        fields.name(value)
+
+
+@pytest.mark.parametrize("value", ["Zoë Ñúñez", "李雷", "Chloé Martin-O'Neil", "=?utf-8?q?=0A?="])
+def test_ordinary_and_unusual_names_are_kept(value):
+    assert fields.name(f"  {value} ") == value
+
+
+@pytest.mark.parametrize("value", ["ana@", "@example.org", "ana example.org", "ana@@example.org", "ana@example"])
+def test_bad_emails(value):
+    with pytest.raises(ValueError, match="is not an email address"):
+        fields.email(value)
+
+
+def test_emails_are_normalised():
+    assert fields.email(" Ana.Lima@Example.ORG ") == "ana.lima@example.org"
+
+
+@pytest.mark.parametrize("value", ["Europe/Berln", "EST", "../etc/passwd", "", "Mars/Olympus"])
+def test_bad_time_zones(value):
+    with pytest.raises(ValueError):
+        fields.timezone(value)
+
+
+def test_hours_days_and_dates():
+    assert [(r.start, r.end) for r in fields.hours("9-12, 13:30-17")] == [(time(9), time(12)), (time(13, 30), time(17))]
+    assert fields.hours("18:00-24:00")[0].end == time(23, 59)
+    assert fields.days("Fri-Mon") == {4, 5, 6, 0}
+    assert fields.days("mon, wednesday") == {0, 2}
+    assert len(fields.dates("2027-03-30..2027-04-02")) == 4
+
+
+@pytest.mark.parametrize("value", ["javascript:alert(1)", "ftp://example.org/x", "https://", "https://exa mple.org", "example.org"])
+def test_only_web_addresses_are_links(value):
+    with pytest.raises(ValueError):
+        fields.url(value)
