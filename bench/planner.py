@@ -1,0 +1,669 @@
+"""How fast the session planner is, and how close it comes to the best possible plan.
+
+Part 1 (scale) plans generated cohorts of increasing size: people in eleven time zones on
+five continents, varied working hours, regional holidays, and busy calendars made of
+weekly recurring meetings, one-off meetings and the odd vacation week. For each size it
+prints the planning time, pairs per second, pairs booked and peak memory, and how the
+time grew next to linear and n log n growth.
+
+Part 2 (quality) plans many tiny cohorts with scarce free time, where not every pair can
+be booked, and compares the pairs the planner books with the true maximum. The maximum
+comes from an integer program (scipy.optimize.milp) over every allowed session start,
+built here from the people's free time and the session rules, without the planner's
+search. The comparison is made for the full search, for the search's first descent
+alone (its greedy answer) and for a node budget of 1.
+
+    python bench/planner.py [--sizes 100,1000,10000] [--seed 2027] [--instances 200]
+
+It prints figures and asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import gc
+import math
+import random
+import resource
+import tracemalloc
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter
+from typing import Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_array
+
+from service.domain.availability import merge, subtract, to_minutes, working_spans
+from service.domain.model import (
+    Cohort,
+    Contact,
+    Pair,
+    Person,
+    SessionRules,
+    TimeRange,
+    WorkingPattern,
+)
+from service.domain.planning import Plan, plan_sessions
+
+NOW = datetime(2027, 2, 1, tzinfo=UTC)
+PROGRAM_ZONE = "America/New_York"
+COORDINATOR = Contact(name="Renata Alves", email="renata.alves@example.org")
+DAY = timedelta(days=1)
+
+ZONES = (
+    "America/Los_Angeles",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Africa/Lagos",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+)
+# Public holidays inside the programs, as blackout dates.
+GOOD_FRIDAY, EASTER_MONDAY = date(2027, 3, 26), date(2027, 3, 29)
+HOLIDAYS = {
+    "America/Sao_Paulo": frozenset({GOOD_FRIDAY}),
+    "Europe/London": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
+    "Europe/Berlin": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
+    "Africa/Lagos": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
+    "Asia/Singapore": frozenset({GOOD_FRIDAY}),
+    "Asia/Tokyo": frozenset({date(2027, 3, 22), date(2027, 4, 29)}),
+    "Australia/Sydney": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
+    "Australia/Lord_Howe": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
+}
+NEAR_HOURS = 3.5  # a mentee "near" the mentor lives at most this many hours away
+
+
+def _ranges(*texts: str) -> tuple[TimeRange, ...]:
+    return tuple(
+        TimeRange(start=time.fromisoformat(a), end=time.fromisoformat(b))
+        for a, b in (text.split("-") for text in texts)
+    )
+
+
+WEEKDAYS, MON_THU = frozenset(range(5)), frozenset(range(4))
+# (weight, working hours, working days) of the usual working weeks.
+SCHEDULES = (
+    (60, _ranges("09:00-17:00"), WEEKDAYS),
+    (8, _ranges("08:00-16:00"), WEEKDAYS),
+    (8, _ranges("10:00-18:00"), WEEKDAYS),
+    (6, _ranges("07:30-15:30"), WEEKDAYS),
+    (10, _ranges("09:00-12:00", "13:00-17:00"), WEEKDAYS),
+    (8, _ranges("09:00-17:00"), MON_THU),
+)
+MEETING_MINUTES = (30, 30, 45, 60, 60, 90, 120)
+
+
+@dataclass(frozen=True)
+class CalendarProfile:
+    """How busy a generated person is."""
+
+    recurring: tuple[int, int]  # weekly meetings, at least and at most
+    one_offs: tuple[int, int]  # meetings per week that happen once
+    vacation: float  # chance of one whole week away
+
+
+OFFICE_CALENDAR = CalendarProfile(recurring=(2, 6), one_offs=(0, 5), vacation=0.15)
+SPARSE_CALENDAR = CalendarProfile(recurring=(0, 2), one_offs=(0, 2), vacation=0.10)
+
+
+def utc_offset_hours(zone: str) -> float:
+    """The zone's offset at the start of the programs (before any March DST change)."""
+    moment = datetime(2027, 3, 1, 12, tzinfo=UTC).astimezone(ZoneInfo(zone))
+    return moment.utcoffset().total_seconds() / 3600
+
+
+NEAR_ZONES = {
+    zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS]
+    for zone in ZONES
+}
+
+
+def mondays(first: date, last: date) -> list[date]:
+    """The Mondays of every week touching [first, last]."""
+    monday = first - timedelta(days=first.weekday())
+    weeks = []
+    while monday <= last:
+        weeks.append(monday)
+        monday += timedelta(weeks=1)
+    return weeks
+
+
+def busy_calendar(
+    rng: random.Random, pattern: WorkingPattern, weeks: Sequence[date], profile: CalendarProfile
+) -> list[tuple[datetime, datetime]]:
+    """Busy intervals (aware, UTC) over the given weeks, mostly inside working hours."""
+    zone = ZoneInfo(pattern.timezone)
+    days = sorted(pattern.days)
+
+    def slot() -> tuple[int, int, int]:
+        """A weekday, a local start minute on a quarter hour, and a length in minutes."""
+        hours = rng.choice(pattern.hours)
+        first = hours.start.hour * 60 + hours.start.minute
+        last = hours.end.hour * 60 + hours.end.minute
+        length = rng.choice(MEETING_MINUTES)
+        return rng.choice(days), first + 15 * rng.randint(0, max(0, (last - first - length) // 15)), length
+
+    def meeting(day: date, minute: int, length: int) -> tuple[datetime, datetime]:
+        start = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
+        return start, start + timedelta(minutes=length)
+
+    recurring = [slot() for _ in range(rng.randint(*profile.recurring))]
+    busy = []
+    for monday in weeks:
+        for weekday, minute, length in recurring + [slot() for _ in range(rng.randint(*profile.one_offs))]:
+            busy.append(meeting(monday + timedelta(days=weekday), minute, length))
+    if rng.random() < profile.vacation:
+        monday = rng.choice(weeks)
+        away = datetime.combine(monday, time(0), tzinfo=zone).astimezone(UTC)
+        back = datetime.combine(monday + timedelta(weeks=1), time(0), tzinfo=zone).astimezone(UTC)
+        busy.append((away, back))
+    return busy
+
+
+def make_cohort(name: str, start: date, end: date, rules: SessionRules, pairs: list[Pair]) -> Cohort:
+    return Cohort(
+        name=name,
+        coordinator=COORDINATOR,
+        start=start,
+        end=end,
+        timezone=PROGRAM_ZONE,
+        rules=rules,
+        pairs=tuple(pairs),
+    )
+
+
+# --- Part 1: scale -------------------------------------------------------------------
+
+SCALE_START, SCALE_END = date(2027, 3, 1), date(2027, 4, 30)
+MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
+NEAR_MENTEE_SHARE = 0.8
+
+
+def office_person(rng: random.Random, email: str, zone: str) -> Person:
+    _, hours, days = rng.choices(SCHEDULES, weights=[s[0] for s in SCHEDULES])[0]
+    pattern = WorkingPattern(
+        timezone=zone, hours=hours, days=days, blackout_dates=HOLIDAYS.get(zone, frozenset())
+    )
+    return Person(name=email.split("@")[0].title(), email=email, availability=pattern)
+
+
+def scale_cohort(rng: random.Random, size: int) -> tuple[Cohort, dict[str, list]]:
+    """`size` pairs; mentors with 1 to 4 mentees, mostly in nearby zones."""
+    weeks = mondays(SCALE_START - DAY, SCALE_END + DAY)
+    busy: dict[str, list] = {}
+    pairs: list[Pair] = []
+
+    def person(email: str, zone: str) -> Person:
+        someone = office_person(rng, email, zone)
+        busy[email] = busy_calendar(rng, someone.availability, weeks, OFFICE_CALENDAR)
+        return someone
+
+    while len(pairs) < size:
+        zone = rng.choice(ZONES)
+        mentor = person(f"mentor{len(busy)}@example.org", zone)
+        mentees = rng.choices(*MENTEES_PER_MENTOR)[0]
+        for _ in range(min(mentees, size - len(pairs))):
+            near = rng.random() < NEAR_MENTEE_SHARE
+            mentee = person(f"mentee{len(busy)}@example.org", rng.choice(NEAR_ZONES[zone] if near else ZONES))
+            pairs.append(Pair(id=f"pair-{len(pairs) + 1:05d}", mentor=mentor, mentee=mentee))
+    return make_cohort("Scale", SCALE_START, SCALE_END, SessionRules(), pairs), busy
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    pairs: int
+    people: int
+    seconds: float
+    booked: int
+    traced_peak: int  # bytes
+    max_rss: int  # bytes
+
+
+def measure_scale(cohort: Cohort, busy: dict[str, list]) -> ScaleRun:
+    """Plan twice from a cold cache: once timed, once under tracemalloc for the peak."""
+    working_spans.cache_clear()
+    gc.collect()
+    began = perf_counter()
+    plan = plan_sessions(cohort, busy, now=NOW)
+    seconds = perf_counter() - began
+    working_spans.cache_clear()
+    gc.collect()
+    tracemalloc.start()
+    plan_sessions(cohort, busy, now=NOW)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return ScaleRun(
+        pairs=len(cohort.pairs),
+        people=len(cohort.people),
+        seconds=seconds,
+        booked=plan.booked,
+        traced_peak=peak,
+        max_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
+    )
+
+
+def run_scale(sizes: Sequence[int], seed: int) -> None:
+    print("== Scale: program 2027-03-01..2027-04-30 (America/New_York), default rules ==")
+    print(f"{len(ZONES)} zones: {', '.join(ZONES)}")
+    header = (
+        f"{'pairs':>7} {'people':>7} {'busy ivals':>10} {'plan s':>8} {'pairs/s':>8} {'booked':>14}"
+        f" {'traced peak':>12} {'max RSS':>9} {'t ratio':>8} {'n ratio':>8} {'nlogn r':>8}"
+    )
+    print(header)
+    previous: ScaleRun | None = None
+    for size in sizes:
+        cohort, busy = scale_cohort(random.Random(f"{seed}-scale-{size}"), size)
+        intervals = sum(len(v) for v in busy.values())
+        run = measure_scale(cohort, busy)
+        del cohort, busy
+        ratios = "" if previous is None else (
+            f" {run.seconds / previous.seconds:8.2f} {run.pairs / previous.pairs:8.2f}"
+            f" {run.pairs * math.log(run.pairs) / (previous.pairs * math.log(previous.pairs)):8.2f}"
+        )
+        print(
+            f"{run.pairs:>7} {run.people:>7} {intervals:>10} {run.seconds:8.2f}"
+            f" {run.pairs / run.seconds:8.0f} {run.booked:>6} ({run.booked / run.pairs:5.1%})"
+            f" {run.traced_peak / 2**20:9.1f} MB {run.max_rss / 2**20:6.0f} MB{ratios}"
+        )
+        previous = run
+    print(
+        "plan s: wall time of plan_sessions (perf_counter); traced peak: tracemalloc peak during"
+        " a second, identical planning run; max RSS: the whole process so far (getrusage)."
+    )
+    print(
+        "t ratio: time over the previous size's; n ratio and nlogn r: what linear and n log n"
+        " growth would give."
+    )
+
+
+# --- Part 2: quality ------------------------------------------------------------------
+
+SMALL_START, SMALL_END = date(2027, 3, 1), date(2027, 4, 4)  # five weeks
+SMALL_RULES = SessionRules(first_within=timedelta(weeks=2), min_gap=timedelta(weeks=2))
+MAX_COMBINATIONS = 600  # larger draws are set aside, so the integer program stays quick
+SHARED_MENTEE_SHARE = 0.4  # of two-mentor instances, those where one mentee has both
+
+
+def narrow_pattern(rng: random.Random, zone: str, centre: float, days: frozenset[int]) -> WorkingPattern:
+    """One window of 1.5 to 3.5 hours around `centre` (local hour), on the given days."""
+    length = 30 * rng.randint(3, 7)
+    start = 30 * round((centre * 60 - length / 2) / 30) + 30 * rng.randint(-2, 2)
+    start = min(max(start, 6 * 60), 21 * 60 - length)
+    end = start + length
+    hours = TimeRange(start=time(start // 60, start % 60), end=time(end // 60, end % 60))
+    blackout = {SMALL_START + timedelta(days=rng.randrange(35))} if rng.random() < 0.15 else set()
+    return WorkingPattern(
+        timezone=zone, hours=(hours,), days=days, blackout_dates=HOLIDAYS.get(zone, frozenset()) | blackout
+    )
+
+
+def some_days(rng: random.Random, like: frozenset[int] | None = None) -> frozenset[int]:
+    """One to three weekdays; usually sharing a day with `like`."""
+    days = set(rng.sample(range(5), rng.randint(1, 3)))
+    if like and rng.random() < 0.8:
+        days.add(rng.choice(sorted(like)))
+    return frozenset(days)
+
+
+def small_cohort(rng: random.Random, number: int) -> tuple[Cohort, dict[str, list]]:
+    """One or two mentors with 3-5 mentees each, all free only a few hours a week."""
+    weeks = mondays(SMALL_START - DAY, SMALL_END + DAY)
+    busy: dict[str, list] = {}
+    pairs: list[Pair] = []
+
+    def person(role: str, zone: str, centre: float, days: frozenset[int]) -> Person:
+        email = f"{role}{len(busy)}@example.org"
+        pattern = narrow_pattern(rng, zone, centre, days)
+        busy[email] = busy_calendar(rng, pattern, weeks, SPARSE_CALENDAR)
+        return Person(name=f"{role.title()} {len(busy)}", email=email, availability=pattern)
+
+    mentors = []
+    for _ in range(rng.choice((1, 2))):
+        zone = rng.choice(ZONES)
+        mentor = person("mentor", zone, rng.uniform(9, 16), some_days(rng))
+        mentors.append(mentor)
+        mentor_centre = _local_hours(mentor.availability)
+        for _ in range(rng.randint(3, 5)):
+            mentee_zone = rng.choice(NEAR_ZONES[zone]) if rng.random() < 0.85 else rng.choice(ZONES)
+            centre = (mentor_centre + utc_offset_hours(mentee_zone) - utc_offset_hours(zone)) % 24
+            mentee = person("mentee", mentee_zone, centre, some_days(rng, mentor.availability.days))
+            pairs.append(Pair(id=f"i{number}-p{len(pairs) + 1}", mentor=mentor, mentee=mentee))
+    if len(mentors) == 2 and rng.random() < SHARED_MENTEE_SHARE:
+        shared = rng.choice([p.mentee for p in pairs if p.mentor is mentors[0]])
+        pairs.append(Pair(id=f"i{number}-p{len(pairs) + 1}", mentor=mentors[1], mentee=shared))
+    return make_cohort(f"Hard {number}", SMALL_START, SMALL_END, SMALL_RULES, pairs), busy
+
+
+def _local_hours(pattern: WorkingPattern) -> float:
+    """The middle of someone's working window, in local hours."""
+    hours = pattern.hours[0]
+    return (hours.start.hour + hours.end.hour + (hours.start.minute + hours.end.minute) / 60) / 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The session rules and program edges, in UTC minutes, derived from the cohort."""
+
+    earliest: int
+    first_deadline: int
+    program_end: int
+    length: int
+    gap: int
+    buffer: int
+    step: int
+
+    @classmethod
+    def of(cls, cohort: Cohort, now: datetime) -> Limits:
+        zone, rules = ZoneInfo(cohort.timezone), cohort.rules
+        start = to_minutes(datetime.combine(cohort.start, time(0), tzinfo=zone))
+        end = to_minutes(datetime.combine(cohort.end + DAY, time(0), tzinfo=zone))
+        step = _minutes(rules.step)
+        return cls(
+            earliest=max(start, -(-to_minutes(now) // step) * step),
+            first_deadline=min(start + _minutes(rules.first_within), end),
+            program_end=end,
+            length=_minutes(rules.length),
+            gap=_minutes(rules.min_gap),
+            buffer=_minutes(rules.buffer),
+            step=step,
+        )
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def free_starts(cohort: Cohort, person: Person, busy: dict[str, list], limits: Limits) -> set[int]:
+    """Every start on the step grid where a whole session fits in the person's free time."""
+    free = subtract(
+        working_spans(person.availability, cohort.start - DAY, cohort.end + DAY),
+        merge((to_minutes(s), to_minutes(e)) for s, e in busy.get(person.email, ())),
+    )
+    starts = set()
+    for span in free:
+        lo, hi = max(span.start, limits.earliest), min(span.end, limits.program_end)
+        t = -(-lo // limits.step) * limits.step
+        while t + limits.length <= hi:
+            starts.add(t)
+            t += limits.step
+    return starts
+
+
+Combination = tuple[int, int, int]  # pair index, start of session 1, start of session 2
+
+
+def combinations(cohort: Cohort, busy: dict[str, list], limits: Limits) -> list[Combination]:
+    """Every allowed (session 1, session 2) of every pair, ignoring the other pairs."""
+    free = {email: free_starts(cohort, p, busy, limits) for email, p in cohort.people.items()}
+    found = []
+    for i, pair in enumerate(cohort.pairs):
+        both = sorted(free[pair.mentor.email] & free[pair.mentee.email])
+        for s1 in both:
+            if s1 + limits.length > limits.first_deadline:
+                break
+            found.extend((i, s1, s2) for s2 in both[bisect.bisect_left(both, s1 + limits.gap):])
+    return found
+
+
+def conflicts(cohort: Cohort, combos: Sequence[Combination], limits: Limits) -> set[tuple[int, int]]:
+    """Combinations of different pairs that give one person sessions too close together.
+
+    Two sessions of a person clash when one starts less than length + buffer after the
+    other: the planner keeps [start - buffer, end + buffer) of each session for it alone.
+    """
+    reach = limits.length + limits.buffer
+    sessions: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for v, (i, s1, s2) in enumerate(combos):
+        for someone in cohort.pairs[i].people:
+            sessions[someone.email] += [(s1, v, i), (s2, v, i)]
+    found = set()
+    for events in sessions.values():
+        events.sort()
+        for k, (t, v, i) in enumerate(events):
+            for u, w, j in events[k + 1 :]:
+                if u - t >= reach:
+                    break
+                if i != j:
+                    found.add((min(v, w), max(v, w)))
+    return found
+
+
+def exact_maximum(cohort: Cohort, combos: Sequence[Combination], limits: Limits) -> dict[int, Combination]:
+    """The largest set of pairs that can all have both sessions, by pair index."""
+    if not combos:
+        return {}
+    per_pair: dict[int, list[int]] = defaultdict(list)
+    for v, combo in enumerate(combos):
+        per_pair[combo[0]].append(v)
+    # Each row: at most one of these combinations (one pair's, or two that clash).
+    at_most_one = [*per_pair.values(), *conflicts(cohort, combos, limits)]
+    rows = [row for row, variables in enumerate(at_most_one) for _ in variables]
+    cols = [v for variables in at_most_one for v in variables]
+    matrix = coo_array((np.ones(len(rows)), (rows, cols)), shape=(len(at_most_one), len(combos)))
+    result = milp(
+        c=-np.ones(len(combos)),
+        constraints=LinearConstraint(matrix, -np.inf, 1),
+        integrality=np.ones(len(combos)),
+        bounds=Bounds(0, 1),
+    )
+    if result.status != 0:
+        raise RuntimeError(f"milp failed on {cohort.name}: {result.message}")
+    return {combos[v][0]: combos[v] for v in np.flatnonzero(result.x > 0.5)}
+
+
+def groups(cohort: Cohort) -> list[list[Pair]]:
+    """Pairs linked by a shared person; they compete for time only with each other."""
+    owner: dict[str, int] = {}
+    members: dict[int, list[Pair]] = {}
+    for pair in cohort.pairs:
+        found = {owner[p.email] for p in pair.people if p.email in owner}
+        target = min(found) if found else len(members)
+        merged = [pair] + [q for g in sorted(found) for q in members.pop(g)]
+        members[target] = merged
+        for q in merged:
+            for someone in q.people:
+                owner[someone.email] = target
+    return list(members.values())
+
+
+def first_descent_booked(cohort: Cohort, busy: dict[str, list]) -> int:
+    """Pairs booked by the search's first descent alone.
+
+    The budget counts search nodes per group, one per pair on the way down plus the leaf,
+    so a budget of group size + 1 stops each group right after its first descent.
+    """
+    by_size: dict[int, set[str]] = defaultdict(set)
+    for group in groups(cohort):
+        by_size[len(group)].update(p.id for p in group)
+    booked = 0
+    for size, ids in by_size.items():
+        plan = plan_sessions(cohort, busy, now=NOW, node_budget=size + 1)
+        booked += sum(1 for p in plan.pairs if p.sessions and p.pair.id in ids)
+    return booked
+
+
+@dataclass(frozen=True)
+class Instance:
+    cohort: Cohort
+    busy: dict[str, list]
+    limits: Limits
+    combos: list[Combination]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    instance: Instance
+    plan: Plan
+    exact: dict[int, Combination]
+    first_descent: int
+    budget_one: int
+    outside_model: int  # planner sessions not among the enumerated combinations
+
+
+def draw_instances(seed: int, count: int) -> tuple[list[Instance], int]:
+    """`count` instances whose combinations fit the cap, and how many draws were set aside."""
+    rng = random.Random(f"{seed}-quality")
+    instances, set_aside = [], 0
+    while len(instances) < count:
+        cohort, busy = small_cohort(rng, len(instances) + set_aside + 1)
+        limits = Limits.of(cohort, NOW)
+        combos = combinations(cohort, busy, limits)
+        if len(combos) > MAX_COMBINATIONS:
+            set_aside += 1
+            continue
+        instances.append(Instance(cohort, busy, limits, combos))
+    return instances, set_aside
+
+
+def evaluate(instance: Instance) -> tuple[Outcome, float, float]:
+    """The outcome, with the seconds taken by the planner and by the integer program."""
+    cohort, busy = instance.cohort, instance.busy
+    began = perf_counter()
+    plan = plan_sessions(cohort, busy, now=NOW)
+    planner_seconds = perf_counter() - began
+    began = perf_counter()
+    exact = exact_maximum(cohort, instance.combos, instance.limits)
+    exact_seconds = perf_counter() - began
+    allowed = set(instance.combos)
+    index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
+    outside = sum(
+        1
+        for p in plan.pairs
+        if p.sessions
+        and (index[p.pair.id], *(to_minutes(s.start) for s in p.sessions)) not in allowed
+    )
+    outcome = Outcome(
+        instance=instance,
+        plan=plan,
+        exact=exact,
+        first_descent=first_descent_booked(cohort, busy),
+        budget_one=plan_sessions(cohort, busy, now=NOW, node_budget=1).booked,
+        outside_model=outside,
+    )
+    return outcome, planner_seconds, exact_seconds
+
+
+def compare(label: str, booked: Sequence[int], exact: Sequence[int]) -> None:
+    same = sum(1 for b, e in zip(booked, exact) if b == e)
+    short = [(e - b) for b, e in zip(booked, exact) if b < e]
+    over = sum(1 for b, e in zip(booked, exact) if b > e)
+    print(
+        f"  {label:<30} booked {sum(booked):>4}  = exact in {same:>3}"
+        f"  < exact in {len(short):>3} (pairs lost {sum(short):>3})"
+        + (f"  > exact in {over} (model mismatch!)" if over else "")
+    )
+
+
+def run_quality(seed: int, count: int) -> None:
+    print()
+    print(
+        f"== Quality: {count} tiny hard cohorts, program {SMALL_START}..{SMALL_END}"
+        f" ({PROGRAM_ZONE}), session 1 within 2 weeks, session 2 at least 2 weeks later =="
+    )
+    instances, set_aside = draw_instances(seed, count)
+    outcomes, planner_time, exact_time = [], 0.0, 0.0
+    for instance in instances:
+        outcome, planner_seconds, exact_seconds = evaluate(instance)
+        outcomes.append(outcome)
+        planner_time += planner_seconds
+        exact_time += exact_seconds
+
+    exact = [len(o.exact) for o in outcomes]
+    pairs = [len(o.instance.cohort.pairs) for o in outcomes]
+    combos = [len(o.instance.combos) for o in outcomes]
+    print(
+        f"instances {len(outcomes)} (draws set aside for more than {MAX_COMBINATIONS} combinations:"
+        f" {set_aside}); two mentors in {sum(1 for o in outcomes if _mentors(o) == 2)},"
+        f" a mentee with two mentors in {sum(1 for o in outcomes if _shared_mentee(o))}"
+    )
+    print(
+        f"pairs per instance {np.mean(pairs):.2f}, exact maximum per instance {np.mean(exact):.2f};"
+        f" instances where not every pair fits: {sum(1 for p, e in zip(pairs, exact) if e < p)}"
+    )
+    print(
+        f"combinations per instance: mean {np.mean(combos):.0f}, max {max(combos)};"
+        f" integer programs solved in {exact_time:.2f} s"
+    )
+    print(f"planner time for all instances (default node budget): {planner_time:.2f} s")
+    compare("planner, default node budget", [o.plan.booked for o in outcomes], exact)
+    compare("first descent only", [o.first_descent for o in outcomes], exact)
+    compare("node_budget=1", [o.budget_one for o in outcomes], exact)
+    print(
+        "  (node_budget=1: the root node uses the whole budget, so the search stops before"
+        " booking anything; 'first descent only' uses group size + 1 per group instead)"
+    )
+    outside = sum(o.outside_model for o in outcomes)
+    print(f"planner sessions outside the enumerated combinations: {outside}")
+
+    missed = [o for o in outcomes if o.plan.booked < len(o.exact)]
+    if missed:
+        describe(min(missed, key=lambda o: (len(o.instance.combos), len(o.instance.cohort.pairs))))
+
+
+def _mentors(outcome: Outcome) -> int:
+    return len({p.mentor.email for p in outcome.instance.cohort.pairs})
+
+
+def _shared_mentee(outcome: Outcome) -> bool:
+    mentees = [p.mentee.email for p in outcome.instance.cohort.pairs]
+    return len(set(mentees)) < len(mentees)
+
+
+def describe(outcome: Outcome) -> None:
+    """Print one instance the planner got wrong: people, free starts, both answers."""
+    instance = outcome.instance
+    cohort, limits = instance.cohort, instance.limits
+    print()
+    print(f"-- A miss: {cohort.name}: planner {outcome.plan.booked}, exact {len(outcome.exact)} --")
+    for someone in cohort.people.values():
+        a = someone.availability
+        blackout = ", ".join(f"{d:%a %d %b}" for d in sorted(a.blackout_dates)) or "none"
+        print(
+            f"  {someone.name:<10} {a.timezone:<20} {a.describe_days():<12} {a.describe_hours()}"
+            f"  blackout: {blackout}"
+        )
+    options: dict[int, list[Combination]] = defaultdict(list)
+    for combo in instance.combos:
+        options[combo[0]].append(combo)
+    planned = {p.pair.id: p for p in outcome.plan.pairs}
+    for i, pair in enumerate(cohort.pairs):
+        combos = options[i]
+        firsts = sorted({c[1] for c in combos})
+        seconds = sorted({c[2] for c in combos})
+        print(f"  {pair.id} {pair.mentor.name} + {pair.mentee.name}: {len(combos)} combinations")
+        print(f"    session 1 starts: {_times(firsts)}")
+        print(f"    session 2 starts: {_times(seconds)}")
+        sessions = planned[pair.id].sessions
+        mine = _times([to_minutes(s.start) for s in sessions]) if sessions else "none"
+        best = _times(outcome.exact[i][1:]) if i in outcome.exact else "none"
+        print(f"    planner: {mine}   exact: {best}")
+    print(f"  (times in UTC; sessions last {limits.length} min, buffer {limits.buffer} min)")
+
+
+def _times(minutes: Sequence[int]) -> str:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return ", ".join(f"{epoch + timedelta(minutes=m):%a %d %b %H:%M}" for m in minutes) or "none"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,10000", help="pairs per scale cohort, comma separated")
+    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--instances", type=int, default=200, help="tiny cohorts for the quality check")
+    args = parser.parse_args()
+    run_scale([int(s) for s in args.sizes.split(",")], args.seed)
+    run_quality(args.seed, args.instances)
+
+
+if __name__ == "__main__":
+    main()
