@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import gc
 import math
 import random
 import resource
 import tracemalloc
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
 from typing import Sequence
@@ -48,7 +48,7 @@ from service.domain.model import (
     TimeRange,
     WorkingPattern,
 )
-from service.domain.planning import Plan, plan_sessions
+from service.domain.planning import DEFAULT_NODE_BUDGET, Plan, plan_sessions
 
 NOW = datetime(2027, 2, 1, tzinfo=UTC)
 PROGRAM_ZONE = "America/New_York"
@@ -103,7 +103,7 @@ SCHEDULES = (
 MEETING_MINUTES = (30, 30, 45, 60, 60, 90, 120)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CalendarProfile:
     """How busy a generated person is."""
 
@@ -113,7 +113,7 @@ class CalendarProfile:
 
 
 OFFICE_CALENDAR = CalendarProfile(recurring=(2, 6), one_offs=(0, 5), vacation=0.15)
-SPARSE_CALENDAR = CalendarProfile(recurring=(0, 2), one_offs=(0, 2), vacation=0.10)
+SPARSE_CALENDAR = CalendarProfile(recurring=(0, 1), one_offs=(0, 1), vacation=0.05)
 
 
 def utc_offset_hours(zone: str) -> float:
@@ -219,7 +219,7 @@ def scale_cohort(rng: random.Random, size: int) -> tuple[Cohort, dict[str, list]
     return make_cohort("Scale", SCALE_START, SCALE_END, SessionRules(), pairs), busy
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ScaleRun:
     pairs: int
     people: int
@@ -291,12 +291,13 @@ def run_scale(sizes: Sequence[int], seed: int) -> None:
 SMALL_START, SMALL_END = date(2027, 3, 1), date(2027, 4, 4)  # five weeks
 SMALL_RULES = SessionRules(first_within=timedelta(weeks=2), min_gap=timedelta(weeks=2))
 MAX_COMBINATIONS = 600  # larger draws are set aside, so the integer program stays quick
+LARGE_BUDGET = 10 * DEFAULT_NODE_BUDGET  # to tell a budget shortfall from a blind spot
 SHARED_MENTEE_SHARE = 0.4  # of two-mentor instances, those where one mentee has both
 
 
 def narrow_pattern(rng: random.Random, zone: str, centre: float, days: frozenset[int]) -> WorkingPattern:
-    """One window of 1.5 to 3.5 hours around `centre` (local hour), on the given days."""
-    length = 30 * rng.randint(3, 7)
+    """One window of 2 to 4 hours around `centre` (local hour), on the given days."""
+    length = 30 * rng.randint(4, 8)
     start = 30 * round((centre * 60 - length / 2) / 30) + 30 * rng.randint(-2, 2)
     start = min(max(start, 6 * 60), 21 * 60 - length)
     end = start + length
@@ -310,7 +311,7 @@ def narrow_pattern(rng: random.Random, zone: str, centre: float, days: frozenset
 def some_days(rng: random.Random, like: frozenset[int] | None = None) -> frozenset[int]:
     """One to three weekdays; usually sharing a day with `like`."""
     days = set(rng.sample(range(5), rng.randint(1, 3)))
-    if like and rng.random() < 0.8:
+    if like and rng.random() < 0.9:
         days.add(rng.choice(sorted(like)))
     return frozenset(days)
 
@@ -350,7 +351,7 @@ def _local_hours(pattern: WorkingPattern) -> float:
     return (hours.start.hour + hours.end.hour + (hours.start.minute + hours.end.minute) / 60) / 2
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Limits:
     """The session rules and program edges, in UTC minutes, derived from the cohort."""
 
@@ -492,7 +493,7 @@ def first_descent_booked(cohort: Cohort, busy: dict[str, list]) -> int:
     return booked
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Instance:
     cohort: Cohort
     busy: dict[str, list]
@@ -500,7 +501,7 @@ class Instance:
     combos: list[Combination]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     instance: Instance
     plan: Plan
@@ -606,6 +607,13 @@ def run_quality(seed: int, count: int) -> None:
     print(f"planner sessions outside the enumerated combinations: {outside}")
 
     missed = [o for o in outcomes if o.plan.booked < len(o.exact)]
+    recovered = sum(
+        1
+        for o in missed
+        if plan_sessions(o.instance.cohort, o.instance.busy, now=NOW, node_budget=LARGE_BUDGET).booked
+        == len(o.exact)
+    )
+    print(f"misses that node_budget={LARGE_BUDGET} turns into exact answers: {recovered} of {len(missed)}")
     if missed:
         describe(min(missed, key=lambda o: (len(o.instance.combos), len(o.instance.cohort.pairs))))
 
@@ -620,9 +628,10 @@ def _shared_mentee(outcome: Outcome) -> bool:
 
 
 def describe(outcome: Outcome) -> None:
-    """Print one instance the planner got wrong: people, free starts, both answers."""
+    """Print one instance the planner got wrong: people, free starts, both answers, and
+    what the planner books with a larger node budget or without the pairs that cannot meet."""
     instance = outcome.instance
-    cohort, limits = instance.cohort, instance.limits
+    cohort, busy, limits = instance.cohort, instance.busy, instance.limits
     print()
     print(f"-- A miss: {cohort.name}: planner {outcome.plan.booked}, exact {len(outcome.exact)} --")
     for someone in cohort.people.values():
@@ -638,16 +647,27 @@ def describe(outcome: Outcome) -> None:
     planned = {p.pair.id: p for p in outcome.plan.pairs}
     for i, pair in enumerate(cohort.pairs):
         combos = options[i]
-        firsts = sorted({c[1] for c in combos})
-        seconds = sorted({c[2] for c in combos})
         print(f"  {pair.id} {pair.mentor.name} + {pair.mentee.name}: {len(combos)} combinations")
-        print(f"    session 1 starts: {_times(firsts)}")
-        print(f"    session 2 starts: {_times(seconds)}")
+        if not combos:
+            continue
+        print(f"    session 1 starts: {_times(sorted({c[1] for c in combos}))}")
+        print(f"    session 2 starts: {_times(sorted({c[2] for c in combos}))}")
         sessions = planned[pair.id].sessions
         mine = _times([to_minutes(s.start) for s in sessions]) if sessions else "none"
         best = _times(outcome.exact[i][1:]) if i in outcome.exact else "none"
         print(f"    planner: {mine}   exact: {best}")
     print(f"  (times in UTC; sessions last {limits.length} min, buffer {limits.buffer} min)")
+    hopeless = [p for i, p in enumerate(cohort.pairs) if not options[i]]
+    able = dataclasses.replace(cohort, pairs=tuple(p for i, p in enumerate(cohort.pairs) if options[i]))
+    print(
+        f"  the planner's groups: {[len(g) for g in groups(cohort)]};"
+        f" pairs that can never meet: {', '.join(p.id for p in hopeless) or 'none'}"
+    )
+    print(
+        f"  planner without those pairs (groups {[len(g) for g in groups(able)]}):"
+        f" {plan_sessions(able, busy, now=NOW).booked};"
+        f" planner with node_budget={LARGE_BUDGET}: {plan_sessions(cohort, busy, now=NOW, node_budget=LARGE_BUDGET).booked}"
+    )
 
 
 def _times(minutes: Sequence[int]) -> str:

@@ -11,6 +11,7 @@ from . import bootstrap, views
 from .adapters.clock import SystemClock
 from .config import ConfigError
 from .domain.planning import plan_sessions
+from .preview import write_preview
 
 EXIT_OK, EXIT_CONFIG = 0, 2
 
@@ -31,17 +32,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    cohort, busy = bootstrap.load_inputs(args.config, args.pairings)
-    print(views.cohort_summary(cohort, busy_files=len(busy)))
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    print(views.cohort_summary(inputs.cohort, busy_files=len(inputs.busy)))
     return EXIT_OK
 
 
 def _plan(args: argparse.Namespace) -> int:
-    cohort, busy = bootstrap.load_inputs(args.config, args.pairings)
-    plan = plan_sessions(cohort, busy, now=args.now or SystemClock().now())
-    print(views.plan_json(plan) if args.format == "json" else views.plan_table(plan), end="")
-    if args.format == "json":
-        print()
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
+    print(views.plan_json(plan) if args.format == "json" else views.plan_table(plan))
+    return EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    if args.pair and args.pair not in {p.id for p in inputs.cohort.pairs}:
+        print(f"no pair with id {args.pair!r}; see `mentorship plan` for the ids", file=sys.stderr)
+        return EXIT_CONFIG
+    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
+    count = write_preview(plan, inputs.templates, args.out, pair_id=args.pair)
+    print(f"{count} emails written to {args.out}/; open {args.out / 'index.html'} in a browser to read them.")
     return EXIT_OK
 
 
@@ -65,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("validate", _validate, "check the configuration and summarise it")
-    plan = command("plan", _plan, "show when every pair would meet")
+    plan = command("plan", _plan, "show when every pair would meet and when each email goes out")
     plan.add_argument("--format", choices=("table", "json"), default="table")
-    plan.add_argument("--now", type=_moment, help="plan as if it were this moment (default: now)")
+    preview = command("preview", _preview, "write every email of the program to a folder, to read in a browser")
+    preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
+    preview.add_argument("--pair", help="only this pair's emails")
+    for sub in (plan, preview):
+        sub.add_argument("--now", type=_moment, help="plan as if it were this moment (default: now)")
     return parser

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from .domain.model import Cohort, Person
 from .domain.planning import Plan
+from .domain.timeline import email_timeline
+from .timefmt import zone_label
 
 
 def cohort_summary(cohort: Cohort, busy_files: int) -> str:
@@ -48,7 +50,7 @@ def plan_table(plan: Plan) -> str:
         for problem in item.problems:
             lines.append(f"  NOT PLANNED: {problem}")
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(lines).rstrip()
 
 
 def plan_json(plan: Plan) -> str:
@@ -74,6 +76,11 @@ def plan_json(plan: Plan) -> str:
                 }
                 for item in plan.pairs
             ],
+            "emails": [
+                {"pair": m.pair_id, "stage": m.stage, "to": [m.recipient], "due": m.due.isoformat()}
+                for item in plan.pairs
+                for m in email_timeline(plan.cohort, item.pair, item.sessions)
+            ],
         },
         ensure_ascii=False,
         indent=2,
@@ -92,11 +99,3 @@ def _local(moment: datetime, person: Person) -> str:
 def _minutes(delta) -> int:
     return int(delta.total_seconds() // 60)
 
-
-def zone_label(local: datetime) -> str:
-    """'CET', or 'UTC+10:30' where the zone has no letters abbreviation."""
-    name = local.strftime("%Z")
-    if name[:1] in "+-":
-        offset = local.strftime("%z")
-        return f"UTC{offset[:3]}:{offset[3:]}" if offset[3:] != "00" else f"UTC{offset[:3]}"
-    return name

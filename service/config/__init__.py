@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from ..domain.model import Cohort, Contact, SessionRules, WorkingPattern
+from ..domain.model import Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
+from ..domain.timeline import DEFAULT_TIMINGS
 from .cohortfile import CohortFile, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
 from .problems import ConfigError, Problem, display
@@ -41,17 +42,26 @@ def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
             days=settings.working_hours.days,
         ) if settings else WorkingHoursFallback
         pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
+    if settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("emails", "templates")),
+                message=f"emails.templates '{settings.emails.templates}' is not a folder",
+            )
+        )
     if problems or settings is None:
         raise ConfigError(problems)
-    return _cohort(settings, pairs)
+    return _cohort(settings, pairs, config.parent)
 
 
 # Defaults that let the pairings be checked while the cohort file itself is broken.
 WorkingHoursFallback = WorkingPattern(timezone="UTC", hours=WorkingHours().hours, days=WorkingHours().days)
 
 
-def _cohort(settings: CohortFile, pairs) -> Cohort:
+def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
     s = settings.sessions
+    emails = settings.emails
     return Cohort(
         name=settings.name,
         coordinator=Contact(name=settings.coordinator.name, email=settings.coordinator.email),
@@ -65,5 +75,14 @@ def _cohort(settings: CohortFile, pairs) -> Cohort:
             buffer=timedelta(minutes=s.buffer_minutes),
             step=timedelta(minutes=s.step_minutes),
         ),
+        emails=EmailSettings(
+            timings=tuple(
+                (stage, Timing(anchor=t.anchor, offset=t.offset) if (t := emails.schedule.get(stage)) else default)
+                for stage, default in DEFAULT_TIMINGS.items()
+            ),
+            sender=Contact(name=emails.sender.name, email=emails.sender.email) if emails.sender else None,
+            template_dir=str(folder / emails.templates) if emails.templates else None,
+        ),
+        video_link=s.video_link,
         pairs=tuple(pairs),
     )

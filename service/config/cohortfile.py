@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
 from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
-from ..domain.model import TimeRange
+from ..domain.model import Anchor, TimeRange
+from ..domain.timeline import DEFAULT_TIMINGS
 from . import fields
 from .problems import Problem
 from .yamlfile import YamlDocument
@@ -42,6 +43,8 @@ Hours = Annotated[tuple[TimeRange, ...], _text(fields.hours)]
 Days = Annotated[frozenset[int], _text(fields.days)]
 Day = Annotated[date, PlainValidator(_date)]
 Path = Annotated[str, _text(lambda v: v.strip() or _raise("is empty"))]
+Link = Annotated[str, _text(fields.url)]
+Offset = Annotated[timedelta, _text(fields.offset)]
 
 
 def _raise(message: str):
@@ -69,6 +72,7 @@ class Sessions(_Section):
     min_weeks_between: int = Field(3, strict=True, ge=0, le=52)
     buffer_minutes: int = Field(15, strict=True, ge=0, le=240)
     step_minutes: int = Field(30, strict=True, ge=5, le=120)
+    video_link: Link | None = None  # the cohort's meeting room; a mentor's own link wins
 
 
 class WorkingHours(_Section):
@@ -79,6 +83,22 @@ class WorkingHours(_Section):
     timezone: TimeZone | None = None  # None: the program's time zone
 
 
+class Sender(_Section):
+    name: Name
+    email: Email
+
+
+class StageTiming(_Section):
+    anchor: Anchor
+    offset: Offset = timedelta(0)
+
+
+class Emails(_Section):
+    sender: Sender | None = None  # None: the coordinator
+    templates: Path | None = None  # a folder whose files override the default templates
+    schedule: dict[str, StageTiming] = {}  # per stage; the rest keep their default times
+
+
 class CohortFile(_Section):
     name: Name
     coordinator: Coordinator
@@ -86,6 +106,7 @@ class CohortFile(_Section):
     pairings: Path
     sessions: Sessions = Sessions()
     working_hours: WorkingHours = WorkingHours()
+    emails: Emails = Emails()
 
 
 
@@ -117,6 +138,16 @@ def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile 
             )
         )
         return None
+    for stage in settings.emails.schedule:
+        if stage not in DEFAULT_TIMINGS:
+            problems.append(
+                Problem(
+                    file=doc.file,
+                    line=doc.line_of(("emails", "schedule", stage)),
+                    message=f"unknown email stage '{stage}'" + _suggest(stage, list(DEFAULT_TIMINGS)),
+                )
+            )
+            return None
     return settings
 
 
@@ -153,6 +184,9 @@ def _did_you_mean(location: tuple) -> str:
         model = model.model_fields[part].annotation if part in getattr(model, "model_fields", {}) else None
         if model is None:
             return ""
-    known = list(getattr(model, "model_fields", {}))
-    match = get_close_matches(str(location[-1]), known, n=1)
+    return _suggest(str(location[-1]), list(getattr(model, "model_fields", {})))
+
+
+def _suggest(word: str, known: list[str]) -> str:
+    match = get_close_matches(word, known, n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""

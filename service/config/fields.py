@@ -27,6 +27,8 @@ def name(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("is empty")
+    if "=?" in value:
+        raise ValueError(f"{value!r} contains '=?', which mail programs would decode as hidden text")
     if len(value) > 200:
         raise ValueError("is longer than 200 characters")
     return value
@@ -142,6 +144,21 @@ def dates(value: str) -> frozenset[date]:
             raise ValueError(f"{part!r} ends before it starts")
         result.update(a + timedelta(days=i) for i in range((b - a).days + 1))
     return frozenset(result)
+
+
+_OFFSET = re.compile(r"^([+-]?)\s*(\d+)\s*(minute|hour|day|week)s?$", re.IGNORECASE)
+
+
+def offset(value: str) -> timedelta:
+    """'-3 days', '2 hours', '+90 days', '1 week', '0'."""
+    text = value.strip()
+    if text in ("0", ""):
+        return timedelta(0)
+    match = _OFFSET.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an offset like '-3 days' or '2 hours'")
+    sign = -1 if match[1] == "-" else 1
+    return sign * timedelta(**{f"{match[3].lower()}s": int(match[2])})
 
 
 def _codepoint(char: str) -> str:

@@ -19,7 +19,7 @@ from .yamlfile import load_yaml
 
 REQUIRED = ("mentor_name", "mentor_email", "mentee_name", "mentee_email")
 PERSONAL = ("timezone", "hours", "days", "blackout", "busy_ics", "linkedin")
-OPTIONAL = ("pair_id", "notes", "mentee_resume") + tuple(
+OPTIONAL = ("pair_id", "notes", "mentee_resume", "mentor_video_link") + tuple(
     f"{role}_{item}" for role in ("mentor", "mentee") for item in PERSONAL
 )
 COLUMNS = REQUIRED + OPTIONAL
@@ -234,6 +234,7 @@ class _Builder:
         blackout = self._field(row, f"{role}_blackout", fields.dates) or frozenset()
         linkedin = self._field(row, f"{role}_linkedin", fields.url)
         busy_ics = self._field(row, f"{role}_busy_ics", self._ics_path)
+        video_link = self._field(row, "mentor_video_link", fields.url) if role == "mentor" else None
         if len(self.problems) > before or not (name and email):
             return None
         person = Person(
@@ -242,6 +243,7 @@ class _Builder:
             availability=WorkingPattern(timezone=timezone, hours=hours, days=days, blackout_dates=blackout),
             linkedin=linkedin,
             busy_calendar=busy_ics,
+            video_link=video_link,
         )
         return self._same_as_before(row, role, person)
 
@@ -260,6 +262,7 @@ class _Builder:
             ("blackout", person.availability.blackout_dates, first.availability.blackout_dates),
             ("linkedin", person.linkedin, first.linkedin),
             ("busy_ics", person.busy_calendar, first.busy_calendar),
+            ("video_link", person.video_link, first.video_link),
         ]
         ok = True
         for item, mine, theirs in checks:

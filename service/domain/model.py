@@ -66,6 +66,7 @@ class Person:
     availability: WorkingPattern
     linkedin: str | None = None
     busy_calendar: str | None = None  # path of an .ics file whose events are busy time
+    video_link: str | None = None  # a mentor's own meeting room
 
     @property
     def timezone(self) -> str:
@@ -105,6 +106,31 @@ class SessionRules:
     step: timedelta = timedelta(minutes=30)  # sessions start on multiples of this (UTC)
 
 
+class Anchor(str, Enum):
+    """What an email's send time is measured from."""
+
+    PROGRAM_START = "program_start"  # 09:00 in the reader's zone on the first day
+    PROGRAM_END = "program_end"  # 09:00 in the reader's zone on the last day
+    SESSION1_START = "session1_start"
+    SESSION1_END = "session1_end"
+    SESSION2_START = "session2_start"
+    SESSION2_END = "session2_end"
+    BETWEEN_SESSIONS = "between_sessions"  # 09:00 reader's time, halfway between the sessions
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timing:
+    anchor: Anchor
+    offset: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailSettings:
+    timings: tuple[tuple[str, Timing], ...]  # (stage, when), in the order a pair lives them
+    sender: Contact | None = None  # None: the coordinator
+    template_dir: str | None = None  # files here override the default templates
+
+
 @dataclass(frozen=True, kw_only=True)
 class Cohort:
     name: str
@@ -113,11 +139,16 @@ class Cohort:
     end: date  # inclusive
     timezone: str  # the program's own zone: its dates begin and end at midnight there
     rules: SessionRules = field(default_factory=SessionRules)
+    emails: EmailSettings | None = None  # None: the default schedule (see timeline.py)
+    video_link: str | None = None  # the cohort's meeting room, unless the mentor has one
     pairs: tuple[Pair, ...] = ()
 
     def __post_init__(self) -> None:
         if self.end < self.start:
             raise ValueError("the program ends before it starts")
+
+    def link_for(self, pair: Pair) -> str | None:
+        return pair.mentor.video_link or self.video_link
 
     @property
     def people(self) -> dict[str, Person]:

@@ -151,7 +151,8 @@ class _Frame:
         return cls(
             cohort=cohort,
             earliest=max(program_start, _ceil(to_minutes(now), step)),
-            first_deadline=min(program_start + _minutes(rules.first_within), program_end),
+            # Whole days in the program's zone: "the first 3 weeks" ends at a midnight there.
+            first_deadline=min(midnight(cohort.start + rules.first_within, cohort.timezone), program_end),
             program_end=program_end,
             length=_minutes(rules.length),
             gap=_minutes(rules.min_gap),

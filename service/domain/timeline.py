@@ -1,0 +1,92 @@
+"""When each email is due, derived from the session times: a pure function of the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+from .availability import local_moment
+from .model import Anchor, Cohort, Pair, Role, Session, Timing, WorkingPattern
+
+# The program's emails in the order a pair lives them, with their default send times.
+DEFAULT_TIMINGS: Mapping[str, Timing] = {
+    "welcome": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
+    "session1_invitation": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
+    "session2_invitation": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
+    "session1_prep": Timing(anchor=Anchor.SESSION1_START, offset=timedelta(days=-3)),
+    "session1_followup": Timing(anchor=Anchor.SESSION1_END, offset=timedelta(hours=2)),
+    "homework_checkin": Timing(anchor=Anchor.BETWEEN_SESSIONS),
+    "session2_prep": Timing(anchor=Anchor.SESSION2_START, offset=timedelta(days=-3)),
+    "program_wrapup": Timing(anchor=Anchor.SESSION2_END, offset=timedelta(days=1)),
+    "follow_up": Timing(anchor=Anchor.PROGRAM_END, offset=timedelta(days=90)),
+}
+# Stages whose email carries a calendar invitation for one session.
+INVITATIONS: Mapping[str, int] = {"session1_invitation": 1, "session2_invitation": 2}
+MORNING = time(9)
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class PlannedMessage:
+    """One email to one person. (pair_id, stage, recipient) is its identity."""
+
+    due: datetime
+    pair_id: str
+    stage: str
+    role: Role
+    recipient: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.pair_id, self.stage, self.recipient)
+
+
+def timings(cohort: Cohort) -> Mapping[str, Timing]:
+    return dict(cohort.emails.timings) if cohort.emails else DEFAULT_TIMINGS
+
+
+def email_timeline(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) -> list[PlannedMessage]:
+    """Every program email for a pair whose two sessions are planned, in due order."""
+    if len(sessions) != 2:
+        return []
+    messages = []
+    for stage in timings(cohort):
+        for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
+            due = due_time(cohort, stage, sessions, person.availability)
+            messages.append(PlannedMessage(due=due, pair_id=pair.id, stage=stage, role=role, recipient=person.email))
+    return sorted(messages)
+
+
+def due_time(cohort: Cohort, stage: str, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
+    """When one stage's email is due for a reader (in UTC)."""
+    timing = timings(cohort)[stage]
+    first, second = sessions
+    anchor = timing.anchor
+    if anchor is Anchor.BETWEEN_SESSIONS:
+        halfway = first.end + (second.start - first.end) / 2
+        return _morning(halfway.astimezone(ZoneInfo(reader.timezone)).date(), timing.offset, reader)
+    if anchor is Anchor.PROGRAM_START:
+        return _morning(cohort.start, timing.offset, reader)
+    if anchor is Anchor.PROGRAM_END:
+        return _morning(cohort.end, timing.offset, reader)
+    moment = {
+        Anchor.SESSION1_START: first.start,
+        Anchor.SESSION1_END: first.end,
+        Anchor.SESSION2_START: second.start,
+        Anchor.SESSION2_END: second.end,
+    }[anchor]
+    return (moment + timing.offset).astimezone(UTC)
+
+
+def _morning(day: date, offset: timedelta, reader: WorkingPattern) -> datetime:
+    """09:00 local on `day` moved by `offset`, on the reader's next working day.
+
+    Whole days move the date, so the email still arrives at 09:00 across a DST change.
+    """
+    day += timedelta(days=offset.days)
+    for _ in range(14):  # a reader with no working days at all still gets the email
+        if day.weekday() in reader.days and day not in reader.blackout_dates:
+            break
+        day += timedelta(days=1)
+    return local_moment(day, MORNING, reader.timezone) + (offset - timedelta(days=offset.days))

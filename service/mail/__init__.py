@@ -1,0 +1,1 @@
+"""Emails: template contexts, rendering, MIME messages and calendar invitations."""

@@ -1,0 +1,111 @@
+"""What a template sees: plain values already formatted for the reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..domain.model import Cohort, Pair, Person, Role, Session
+from ..domain.timeline import due_time, timings
+from ..timefmt import clock, local, long_date, short_date, span, zone_label
+
+
+@dataclass(frozen=True)
+class PersonView:
+    name: str
+    first_name: str
+    email: str
+    role: str
+    place: str
+    timezone: str
+    linkedin: str | None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    number: int
+    when: str  # 'Tuesday 2 March 2027, 10:00–11:00 EST'
+    partner_when: str  # '09:00 CST for Zoë in Mexico City'
+    date: str  # 'Tuesday 2 March'
+    link: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A session that moved: for the session_moved email."""
+
+    session: SessionView
+    old_when: str | None
+    reason: str
+
+
+def person_view(person: Person, role: Role) -> PersonView:
+    return PersonView(
+        name=person.name,
+        first_name=person.name.split()[0],
+        email=person.email,
+        role=role.value,
+        place=person.place,
+        timezone=person.timezone,
+        linkedin=person.linkedin,
+    )
+
+
+def session_view(session: Session, reader: Person, partner: Person, link: str | None) -> SessionView:
+    mine, theirs = local(session.start, reader.timezone), local(session.start, partner.timezone)
+    on_day = f" on {short_date(theirs.date())}" if theirs.date() != mine.date() else ""
+    return SessionView(
+        number=session.number,
+        when=span(session.start, session.end, reader.timezone),
+        partner_when=f"{clock(theirs)} {zone_label(theirs)}{on_day} for {partner.name.split()[0]} in {partner.place}",
+        date=short_date(mine.date()),
+        link=link,
+    )
+
+
+def pair_context(
+    cohort: Cohort,
+    pair: Pair,
+    sessions: tuple[Session, ...],
+    role: Role,
+    *,
+    stage: str,
+) -> dict[str, Any]:
+    """Everything a pair's email template may use, for the person in `role`."""
+    reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
+    partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
+    link = cohort.link_for(pair)
+    first, second = (session_view(s, reader, partner, link) for s in sessions)
+    views = {role: person_view(reader, role), partner_role: person_view(partner, partner_role)}
+    context = _common(cohort, stage, reader, sessions)
+    context.update(
+        reader=views[role],
+        partner=views[partner_role],
+        mentor=views[Role.MENTOR],
+        mentee=views[Role.MENTEE],
+        pair={"id": pair.id, "notes": pair.notes, "mentee_resume": pair.mentee_resume},
+        session1=first,
+        session2=second,
+        session=first if stage.startswith("session1") else second,
+    )
+    return context
+
+
+def digest_context(cohort: Cohort, attention: list[dict[str, str]]) -> dict[str, Any]:
+    """For the coordinator's digest: `attention` items have pair_id and summary."""
+    context = _common(cohort, "coordinator_digest", None, None)
+    context["attention"] = attention
+    return context
+
+
+def _common(cohort: Cohort, stage: str, reader: Person | None, sessions: tuple[Session, ...] | None) -> dict[str, Any]:
+    follow_up = None
+    if reader and sessions and "follow_up" in timings(cohort):
+        due = due_time(cohort, "follow_up", sessions, reader.availability)
+        follow_up = long_date(local(due, reader.timezone).date())
+    return {
+        "stage": stage,
+        "cohort": {"name": cohort.name},
+        "coordinator": {"name": cohort.coordinator.name, "email": cohort.coordinator.email},
+        "program": {"start": long_date(cohort.start), "end": long_date(cohort.end), "follow_up": follow_up},
+    }

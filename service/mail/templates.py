@@ -1,0 +1,88 @@
+"""Email templates: one folder per stage, subject/text/HTML per role, overridable per cohort."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Mapping
+
+import jinja2
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "templates" / "emails"
+# Stages that share one folder of templates.
+FOLDERS = {"session1_invitation": "invitation", "session2_invitation": "invitation"}
+PARTS = ("subject", "txt", "html")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be rendered: where, and why, in plain words."""
+
+    def __init__(self, file: str, line: int, message: str):
+        self.file, self.line, self.message = file, line, message
+        super().__init__(f"{file}:{line}: {message}")
+
+
+class Templates:
+    def __init__(self, override: str | Path | None = None, default: Path = DEFAULT_DIR):
+        folders = [Path(override)] if override else []
+        self.folders = folders + [default]
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(f) for f in self.folders]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, stage: str, role: str, context: Mapping[str, Any]) -> Rendered:
+        """Subject, text and HTML of one email; TemplateProblem if a template is broken."""
+        folder = FOLDERS.get(stage, stage)
+        subject = " ".join(self._render(f"{folder}/{role}.subject", context).split())
+        text = self._render(f"{folder}/{role}.txt", context)
+        html = self._render(f"{folder}/{role}.html", {**context, "subject": subject})
+        return Rendered(subject=subject, text=_tidy(text), html=html)
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as exc:
+            missing = exc.name or name
+            raise TemplateProblem(str(self.folders[-1] / missing), 0, "template file is missing") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateProblem(exc.filename or name, exc.lineno, f"template error: {exc.message}") from None
+        except Exception as exc:  # undefined names, bad filters, errors inside expressions
+            file, line = _template_frame(exc.__traceback__, self.folders) or (name, 0)
+            raise TemplateProblem(file, line, f"template error: {_plain(exc)}") from None
+
+
+def _template_frame(tb: TracebackType | None, folders: list[Path]) -> tuple[str, int] | None:
+    """The innermost traceback frame inside one of our template files."""
+    roots = tuple(str(f) for f in folders)
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(roots):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _plain(exc: Exception) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"{exc.message} (a name the template uses is not available)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _tidy(text: str) -> str:
+    """At most one blank line in a row, one newline at the end."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
