@@ -79,7 +79,10 @@ def _template_frame(tb: TracebackType | None, folders: list[Path]) -> tuple[str,
 
 def _plain(exc: Exception) -> str:
     if isinstance(exc, jinja2.UndefinedError):
-        return f"{exc.message} (a name the template uses is not available)"
+        # Jinja says "'x' is undefined" or "'... object' has no attribute 'x'".
+        names = re.findall(r"'([^']*)'", exc.message or "")
+        name = names[-1] if names else "?"
+        return f"'{name}' is not available to this template (misspelt, or not one of its variables)"
     return f"{type(exc).__name__}: {exc}"
 
 
