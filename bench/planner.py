@@ -365,13 +365,17 @@ class Limits:
 
     @classmethod
     def of(cls, cohort: Cohort, now: datetime) -> Limits:
-        zone, rules = ZoneInfo(cohort.timezone), cohort.rules
-        start = to_minutes(datetime.combine(cohort.start, time(0), tzinfo=zone))
-        end = to_minutes(datetime.combine(cohort.end + DAY, time(0), tzinfo=zone))
+        rules = cohort.rules
+
+        def midnight(day: date) -> int:
+            return to_minutes(datetime.combine(day, time(0), tzinfo=ZoneInfo(cohort.timezone)))
+
+        start, end = midnight(cohort.start), midnight(cohort.end + DAY)
         step = _minutes(rules.step)
         return cls(
             earliest=max(start, -(-to_minutes(now) // step) * step),
-            first_deadline=min(start + _minutes(rules.first_within), end),
+            # "Within the first weeks" counts whole days: it ends at a midnight in the program zone.
+            first_deadline=min(midnight(cohort.start + rules.first_within), end),
             program_end=end,
             length=_minutes(rules.length),
             gap=_minutes(rules.min_gap),

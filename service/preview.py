@@ -30,7 +30,9 @@ def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str |
         if item.sessions:
             pairs.add(item.pair.id)
         for planned in email_timeline(cohort, item.pair, item.sessions):
-            message = compose(cohort, item.pair, item.sessions, planned, templates, stamp=planned.due)
+            message = compose(
+                cohort, item.pair, item.sessions, stage=planned.stage, role=planned.role, templates=templates, stamp=planned.due
+            )
             name = f"{planned.due:%Y%m%dT%H%M}-{planned.pair_id}-{planned.stage}-{planned.role.value}"
             (messages_dir / f"{name}.eml").write_bytes(message.as_bytes(policy=policy.SMTP))
             html = message.get_body(preferencelist=("html",)).get_content()

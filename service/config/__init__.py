@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from ..domain.model import Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
 from ..domain.timeline import DEFAULT_TIMINGS
-from .cohortfile import CohortFile, WorkingHours, parse_cohort_file
+from .cohortfile import CohortFile, Mail, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
 from .problems import ConfigError, Problem, display
 from .yamlfile import load_yaml
 
-__all__ = ["ConfigError", "Problem", "load_cohort"]
+__all__ = ["ConfigError", "Configuration", "Problem", "load_cohort", "load_configuration"]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The cohort, and how this installation delivers mail and watches for edits."""
+
+    cohort: Cohort
+    mail: Mail
+    poll: timedelta
+    folder: Path  # the cohort file's folder: relative paths start here
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
+    return load_configuration(config, pairings).cohort
+
+
+def load_configuration(config: Path, pairings: Path | None = None) -> Configuration:
     """Read and check the cohort file and its pairings; raise ConfigError listing every
     problem found. `pairings` overrides the path given in the cohort file."""
     problems: list[Problem] = []
@@ -52,7 +67,12 @@ def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
         )
     if problems or settings is None:
         raise ConfigError(problems)
-    return _cohort(settings, pairs, config.parent)
+    return Configuration(
+        cohort=_cohort(settings, pairs, config.parent),
+        mail=settings.mail,
+        poll=timedelta(minutes=settings.daemon.poll_minutes),
+        folder=config.parent,
+    )
 
 
 # Defaults that let the pairings be checked while the cohort file itself is broken.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
@@ -99,6 +99,25 @@ class Emails(_Section):
     schedule: dict[str, StageTiming] = {}  # per stage; the rest keep their default times
 
 
+class Smtp(_Section):
+    host: Annotated[str, _text(lambda v: v.strip() or _raise("is empty"))]
+    port: int = Field(587, strict=True, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username_env: str | None = None  # names of environment variables holding the login
+    password_env: str | None = None
+    timeout_seconds: int = Field(30, strict=True, ge=1, le=600)
+
+
+class Mail(_Section):
+    transport: Literal["file", "smtp"] = "file"
+    folder: Path | None = None  # file transport; default: "outbox" beside the state file
+    smtp: Smtp | None = None
+
+
+class Daemon(_Section):
+    poll_minutes: int = Field(5, strict=True, ge=1, le=1440)  # how often to look for edits
+
+
 class CohortFile(_Section):
     name: Name
     coordinator: Coordinator
@@ -107,6 +126,8 @@ class CohortFile(_Section):
     sessions: Sessions = Sessions()
     working_hours: WorkingHours = WorkingHours()
     emails: Emails = Emails()
+    mail: Mail = Mail()
+    daemon: Daemon = Daemon()
 
 
 
@@ -136,6 +157,11 @@ def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile 
                 message=f"the sessions cannot fit: session 2 must come at least {gap} weeks after"
                 f" session 1, but the program runs only {days} days ({start} to {end})",
             )
+        )
+        return None
+    if settings.mail.transport == "smtp" and settings.mail.smtp is None:
+        problems.append(
+            Problem(file=doc.file, line=doc.line_of(("mail", "transport")), message="mail.transport is smtp but there is no mail.smtp section with its host")
         )
         return None
     for stage in settings.emails.schedule:

@@ -23,7 +23,7 @@ Span = tuple[int, int]  # [start, end) in UTC minutes
 def to_minutes(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"{moment} has no time zone")
-    return int((moment - EPOCH).total_seconds() // 60)
+    return int(moment.timestamp()) // 60
 
 
 def from_minutes(minutes: int) -> datetime:
@@ -92,19 +92,22 @@ def subtract(free: Sequence[DaySpan], busy: Sequence[Span]) -> list[DaySpan]:
     if not busy:
         return list(free)
     out: list[DaySpan] = []
-    i = 0
+    i, count = 0, len(busy)
     for span in free:
-        start = span.start
-        while i < len(busy) and busy[i][1] <= start:
+        start, end = span.start, span.end
+        while i < count and busy[i][1] <= start:
             i += 1
+        if i == count or busy[i][0] >= end:
+            out.append(span)  # untouched: no need for a new object
+            continue
         j = i
-        while j < len(busy) and busy[j][0] < span.end:
+        while j < count and busy[j][0] < end:
             if busy[j][0] > start:
                 out.append(DaySpan(start, busy[j][0], span.day_start, span.day_end, span.day))
             start = max(start, busy[j][1])
             j += 1
-        if start < span.end:
-            out.append(DaySpan(start, span.end, span.day_start, span.day_end, span.day))
+        if start < end:
+            out.append(DaySpan(start, end, span.day_start, span.day_end, span.day))
     return out
 
 
@@ -124,21 +127,17 @@ def intersect(a: Sequence[DaySpan], b: Sequence[DaySpan]) -> list[SharedSpan]:
     """Where both sorted, disjoint span lists are free at once."""
     out: list[SharedSpan] = []
     i = j = 0
-    while i < len(a) and j < len(b):
+    na, nb = len(a), len(b)
+    while i < na and j < nb:
         x, y = a[i], b[j]
-        start, end = max(x.start, y.start), min(x.end, y.end)
+        x_end, y_end = x.end, y.end
+        start = x.start if x.start > y.start else y.start
+        end = x_end if x_end < y_end else y_end
         if start < end:
-            out.append(
-                SharedSpan(
-                    start,
-                    end,
-                    max(x.day_start, y.day_start),
-                    min(x.day_end, y.day_end),
-                    x.day,
-                    y.day,
-                )
-            )
-        if x.end <= y.end:
+            day_start = x.day_start if x.day_start > y.day_start else y.day_start
+            day_end = x.day_end if x.day_end < y.day_end else y.day_end
+            out.append(SharedSpan(start, end, day_start, day_end, x.day, y.day))
+        if x_end <= y_end:
             i += 1
         else:
             j += 1

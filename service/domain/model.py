@@ -12,6 +12,7 @@ WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class Role(str, Enum):
     MENTOR = "mentor"
     MENTEE = "mentee"
+    COORDINATOR = "coordinator"  # reads the digest of what needs a human
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

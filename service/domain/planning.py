@@ -10,10 +10,11 @@ pairs, so small hard groups are solved exactly.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Mapping, NamedTuple, Sequence
+from typing import Iterator, Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from .availability import (
@@ -68,62 +69,63 @@ def plan_sessions(
     busy: Busy,
     *,
     now: datetime,
+    booked: Mapping[str, tuple[Session, ...]] | None = None,
     node_budget: int = DEFAULT_NODE_BUDGET,
 ) -> Plan:
     """Both sessions for as many pairs as possible; a reason for every pair left out.
 
-    `busy` maps an email to that person's busy intervals (aware datetimes). Nothing is
-    planned before `now`.
+    `busy` maps an email to that person's busy intervals (aware datetimes). Pairs in
+    `booked` keep the sessions they have, and those sessions are busy time for their
+    people. Nothing new is planned before `now`.
     """
+    booked = {pid: s for pid, s in (booked or {}).items() if len(s) == 2}
     frame = _Frame.of(cohort, now)
-    free = {
-        email: frame.clip(
-            subtract(
-                working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY),
-                merge((to_minutes(s), to_minutes(e)) for s, e in busy.get(email, ())),
-            )
-        )
-        for email, person in cohort.people.items()
-    }
-    shared = {
-        pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email])
-        for pair in cohort.pairs
-    }
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
-
-    chosen: dict[str, tuple[int, int]] = {}
+    outcome: dict[str, PairPlan] = {}
+    # Groups share nobody, so each one's free time is worked out, used and dropped in
+    # turn: memory stays proportional to the largest group, not to the cohort.
     for group in _groups(cohort.pairs):
-        search = _Search(frame, group, shared, index, node_budget)
-        chosen.update(search.run())
+        people = {p.email: p for pair in group for p in pair.people}
+        free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
+        shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email]) for pair in group}
+        # A pair with no possible sessions of its own only slows the search down.
+        hopeful = [p for p in group if p.id in booked or _could_meet(frame, shared[p.id])]
+        chosen = _Search(frame, hopeful, shared, index, node_budget, booked).run()
+        sessions_of: dict[str, list[Pair]] = defaultdict(list)
+        for pair in group:
+            if pair.id in chosen or pair.id in booked:
+                for person in pair.people:
+                    sessions_of[person.email].append(pair)
+        for pair in group:
+            if pair.id in booked:
+                outcome[pair.id] = PairPlan(pair=pair, sessions=tuple(booked[pair.id]), problems=())
+            elif pair.id in chosen:
+                outcome[pair.id] = PairPlan(pair=pair, sessions=frame.sessions(pair.id, chosen[pair.id]), problems=())
+            else:
+                reason = _explain(frame, pair, shared[pair.id], sessions_of)
+                outcome[pair.id] = PairPlan(pair=pair, sessions=(), problems=(reason,))
+    return Plan(cohort=cohort, pairs=tuple(outcome[pair.id] for pair in cohort.pairs))
 
-    sessions_of: dict[str, list[Pair]] = defaultdict(list)
-    for pair in cohort.pairs:
-        if pair.id in chosen:
-            for person in pair.people:
-                sessions_of[person.email].append(pair)
 
-    plans = []
-    for pair in cohort.pairs:
-        if pair.id in chosen:
-            plans.append(
-                PairPlan(
-                    pair=pair,
-                    sessions=tuple(
-                        Session(
-                            pair_id=pair.id,
-                            number=n,
-                            start=from_minutes(t),
-                            end=from_minutes(t + frame.length),
-                        )
-                        for n, t in enumerate(chosen[pair.id], start=1)
-                    ),
-                    problems=(),
-                )
-            )
-        else:
-            reason = _explain(frame, pair, shared[pair.id], sessions_of)
-            plans.append(PairPlan(pair=pair, sessions=(), problems=(reason,)))
-    return Plan(cohort=cohort, pairs=tuple(plans))
+def _free(frame: _Frame, person: Person, busy: Sequence[tuple[datetime, datetime]]) -> list[DaySpan]:
+    cohort = frame.cohort
+    working = working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY)
+    return frame.clip(subtract(working, merge(map(_span, busy))))
+
+
+def _span(interval: tuple[datetime, datetime]) -> Span:
+    start, end = interval
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError(f"busy time {start}..{end} has no time zone")
+    return int(start.timestamp()) // 60, int(end.timestamp()) // 60
+
+
+def _could_meet(frame: _Frame, shared: Sequence[SharedSpan]) -> bool:
+    """Whether some session 1 leaves room for a session 2, ignoring other pairs."""
+    firsts = _starts(shared, frame.earliest, frame.first_deadline, frame)
+    first = next(firsts, None)
+    return first is not None and _fits(shared, first + frame.gap, frame.program_end, frame)
+
 
 
 _DAY = timedelta(days=1)
@@ -161,11 +163,23 @@ class _Frame:
         )
 
     def clip(self, spans: Sequence[DaySpan]) -> list[DaySpan]:
-        return [
-            DaySpan(max(s.start, self.earliest), min(s.end, self.program_end), s.day_start, s.day_end, s.day)
-            for s in spans
-            if s.end > self.earliest and s.start < self.program_end
-        ]
+        """The spans inside [earliest, program_end); only the two edges are cut."""
+        lo = bisect_right([s.end for s in spans], self.earliest)
+        hi = bisect_left([s.start for s in spans], self.program_end)
+        kept = list(spans[lo:hi])
+        if kept and kept[0].start < self.earliest:
+            s = kept[0]
+            kept[0] = DaySpan(self.earliest, s.end, s.day_start, s.day_end, s.day)
+        if kept and kept[-1].end > self.program_end:
+            s = kept[-1]
+            kept[-1] = DaySpan(s.start, self.program_end, s.day_start, s.day_end, s.day)
+        return kept
+
+    def sessions(self, pair_id: str, starts: tuple[int, int]) -> tuple[Session, ...]:
+        return tuple(
+            Session(pair_id=pair_id, number=n, start=from_minutes(t), end=from_minutes(t + self.length))
+            for n, t in enumerate(starts, start=1)
+        )
 
     def local_date(self, minutes: int) -> date:
         return from_minutes(minutes).astimezone(ZoneInfo(self.cohort.timezone)).date()
@@ -205,39 +219,51 @@ def _groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
 class _Search:
     """Depth-first search for the arrangement of one group that books the most pairs."""
 
-    def __init__(self, frame: _Frame, group: list[Pair], shared, index, node_budget: int):
+    def __init__(self, frame: _Frame, group: list[Pair], shared, index, node_budget: int, fixed):
         self.frame = frame
         self.shared = shared
         self.index = index
         self.budget = node_budget
         # Most constrained first: fewest possible times for session 1.
-        self.order = sorted(group, key=lambda p: (_choices(shared[p.id], frame), index[p.id]))
+        self.order = sorted(
+            (p for p in group if p.id not in fixed),
+            key=lambda p: (_choices(shared[p.id], frame), index[p.id]),
+        )
         self.booked: dict[str, list[Span]] = defaultdict(list)
         self.days: dict[str, Counter[int]] = defaultdict(Counter)
+        for pair in group:
+            for session in fixed.get(pair.id, ()):
+                start = to_minutes(session.start)
+                self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
         self.current: dict[str, tuple[int, int]] = {}
         self.best: dict[str, tuple[int, int]] = {}
         self.nodes = 0
+        self.thorough = False  # the first descent only tries the best time of each free span
 
     def run(self) -> dict[str, tuple[int, int]]:
         self._visit(0)
         return self.best
 
     def _finished(self) -> bool:
-        return len(self.best) == len(self.order) or self.nodes >= self.budget
+        # The budget only limits backtracking: the first descent always completes.
+        return len(self.best) == len(self.order) or (self.thorough and self.nodes >= self.budget)
 
     def _visit(self, k: int) -> None:
         self.nodes += 1
         if len(self.current) > len(self.best):
             self.best = dict(self.current)
-        if k == len(self.order) or self._finished():
+        if k == len(self.order):
+            self.thorough = True  # from now on: alternatives, edges of free spans included
+            return
+        if self._finished():
             return
         if len(self.current) + len(self.order) - k <= len(self.best):
             return  # cannot beat what is already found
         pair = self.order[k]
         frame = self.frame
-        for first in self._options(pair, 1, frame.earliest, frame.first_deadline):
+        for first in self._each_option(pair, 1, frame.earliest, frame.first_deadline):
             self._book(pair, first)
-            for second in self._options(pair, 2, first.start + frame.gap, frame.program_end):
+            for second in self._each_option(pair, 2, first.start + frame.gap, frame.program_end):
                 self._book(pair, second)
                 self.current[pair.id] = (first.start, second.start)
                 self._visit(k + 1)
@@ -263,6 +289,22 @@ class _Search:
     def _unbook(self, pair: Pair, option: _Option) -> None:
         self._book(pair, option, sign=-1)
 
+    def _each_option(self, pair: Pair, number: int, lo: int, hi: int) -> Iterator[_Option]:
+        """The options for a session, recomputed (untried ones only) once the search
+        turns thorough, so alternatives reach the pairs decided during the first descent."""
+        tried: set[int] = set()
+        while True:
+            thorough = self.thorough
+            for option in self._options(pair, number, lo, hi):
+                if option.start in tried:
+                    continue
+                tried.add(option.start)
+                yield option
+                if self.thorough != thorough:
+                    break
+            else:
+                return
+
     def _options(self, pair: Pair, number: int, lo: int, hi: int) -> list[_Option]:
         """The best few start times for one session in [lo, hi), best first."""
         frame = self.frame
@@ -271,27 +313,35 @@ class _Search:
         spread = (self.index[pair.id] * GOLDEN + (number - 1) * 0.5) % 1.0
         preferred = lo + int((hi - lo) * spread)
         mentor_days, mentee_days = self.days[pair.mentor.email], self.days[pair.mentee.email]
-        scored: dict[_Option, float] = {}
-        for span in self.shared[pair.id]:
-            if span.end <= lo:
-                continue
+        scored: list[tuple[float, int, int, int]] = []  # (-score, start, mentor day, mentee day)
+        spans = self.shared[pair.id]
+        for i in range(bisect_right(spans, lo, key=_end), len(spans)):
+            span = spans[i]
             if span.start >= hi:
                 break
-            for start, end in _pieces(max(span.start, lo), min(span.end, hi), taken):
-                first, last = _ceil(start, step), _floor(end - length, step)
+            day_start, day_end = span.day_start, span.day_end
+            crowding = SAME_DAY_COST * (mentor_days[span.mentor_day] + mentee_days[span.mentee_day])
+            start, end = max(span.start, lo), min(span.end, hi)
+            for start, end in _pieces(start, end, taken) if taken else ((start, end),):
+                first, last = -(-start // step) * step, (end - length) // step * step
                 if first > last:
                     continue
-                centre = _floor((span.day_start + span.day_end - length) // 2 + step // 2, step)
-                for t in {min(max(centre, first), last), first, last}:
-                    comfort = min(t - span.day_start, span.day_end - t - length, COMFORT_CAP)
-                    crowding = SAME_DAY_COST * (
-                        mentor_days[span.mentor_day] + mentee_days[span.mentee_day]
-                    )
+                centre = (day_start + day_end - length + step) // 2 // step * step
+                centre = min(max(centre, first), last)
+                for t in {centre, first, last} if self.thorough else (centre,):
+                    comfort = min(t - day_start, day_end - t - length, COMFORT_CAP)
                     distance = DAY_COST * abs(t - preferred) / 1440
-                    option = _Option(t, span.mentor_day, span.mentee_day)
-                    scored[option] = comfort - crowding - distance
-        ranked = sorted(scored, key=lambda o: (-scored[o], o.start))
-        return ranked[:OPTIONS_PER_SESSION]
+                    scored.append((crowding + distance - comfort, t, span.mentor_day, span.mentee_day))
+        scored.sort()
+        return [_Option(t, a, b) for _, t, a, b in scored[:OPTIONS_PER_SESSION]]
+
+
+def _end(span: SharedSpan) -> int:
+    return span.end
+
+
+def _local_day(person: Person, minutes: int) -> int:
+    return from_minutes(minutes).astimezone(ZoneInfo(person.timezone)).date().toordinal()
 
 
 class _Option(NamedTuple):
@@ -316,7 +366,15 @@ def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
 
 def _choices(spans: Sequence[SharedSpan], frame: _Frame) -> int:
     """How many start times session 1 could take, ignoring other pairs."""
-    return sum(1 for _ in _starts(spans, frame.earliest, frame.first_deadline, frame))
+    count = 0
+    for span in spans:
+        if span.start >= frame.first_deadline:
+            break
+        first = _ceil(max(span.start, frame.earliest), frame.step)
+        last = _floor(min(span.end, frame.first_deadline) - frame.length, frame.step)
+        if last >= first:
+            count += (last - first) // frame.step + 1
+    return count
 
 
 def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_of) -> str:

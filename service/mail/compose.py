@@ -7,7 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 
 from ..domain.model import Cohort, Contact, Pair, Role, Session
-from ..domain.timeline import INVITATIONS, PlannedMessage, timings
+from ..domain.outbox import CANCELLATIONS
+from ..domain.timeline import INVITATIONS, timings
 from .context import Change, digest_context, pair_context
 from .invitation import invitation
 from .mime import build_message, message_id
@@ -22,28 +23,66 @@ def compose(
     cohort: Cohort,
     pair: Pair,
     sessions: tuple[Session, ...],
-    planned: PlannedMessage,
-    templates: Templates,
     *,
+    stage: str,
+    role: Role,
+    templates: Templates,
     stamp: datetime,
+    revision: int = 0,
+    change: Change | None = None,
 ) -> EmailMessage:
-    """The full message for one planned email; TemplateProblem if a template is broken."""
-    context = pair_context(cohort, pair, sessions, planned.role, stage=planned.stage)
-    rendered = templates.render(planned.stage, planned.role.value, context)
-    calendar = None
-    if planned.stage in INVITATIONS:
-        session = sessions[INVITATIONS[planned.stage] - 1]
-        calendar = invitation(cohort, pair, session, stamp=stamp, description=rendered.text)
-    reader = pair.mentor if planned.role is Role.MENTOR else pair.mentee
+    """The full message for one email of a pair; TemplateProblem if a template is broken.
+
+    An invitation with a revision above 0 is the update of a moved session: it uses the
+    session_moved wording and carries the request with that sequence number.
+    """
+    template_stage = "session_moved" if stage in INVITATIONS and revision else stage
+    context = pair_context(cohort, pair, sessions, role, stage=stage)
+    if change is not None:
+        context["change"] = change
+    rendered = templates.render(template_stage, role.value, context)
+    calendar = method = None
+    number = INVITATIONS.get(stage) or CANCELLATIONS.get(stage)
+    if number:
+        method = "CANCEL" if stage in CANCELLATIONS else "REQUEST"
+        calendar = invitation(
+            cohort, pair, sessions[number - 1], stamp=stamp, sequence=revision, description=rendered.text, method=method
+        )
+    reader = pair.mentor if role is Role.MENTOR else pair.mentee
+    return _message(
+        cohort,
+        rendered,
+        to=Contact(name=reader.name, email=reader.email),
+        key=(cohort.name, pair.id, stage, reader.email, str(revision)),
+        stamp=stamp,
+        calendar=calendar,
+        method=method,
+    )
+
+
+def compose_digest(cohort: Cohort, attention: list[dict[str, str]], templates: Templates, *, stamp: datetime, day: int) -> EmailMessage:
+    """The coordinator's digest of what needs a human; one a day at most (`day` is its date ordinal)."""
+    rendered = templates.render("coordinator_digest", "coordinator", digest_context(cohort, attention))
+    return _message(
+        cohort,
+        rendered,
+        to=cohort.coordinator,
+        key=(cohort.name, "", "coordinator_digest", cohort.coordinator.email, str(day)),
+        stamp=stamp,
+    )
+
+
+def _message(cohort, rendered, *, to: Contact, key: tuple[str, ...], stamp: datetime, calendar=None, method=None) -> EmailMessage:
     sender = sender_of(cohort)
     return build_message(
         rendered,
         sender=sender,
         reply_to=cohort.coordinator,
-        to=Contact(name=reader.name, email=reader.email),
-        message_id=message_id((cohort.name, *planned.key), sender.email.rpartition("@")[2]),
+        to=to,
+        message_id=message_id(key, sender.email.rpartition("@")[2]),
         date=stamp,
         calendar=calendar,
+        calendar_method=method or "REQUEST",
     )
 
 
@@ -75,10 +114,13 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
 
     for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare)):
         for stage in timings(cohort):
-            for role in Role:
+            for role in (Role.MENTOR, Role.MENTEE):
                 context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
                 attempt(lambda: templates.render(stage, role.value, context))
-        for role in Role:
+        for role in (Role.MENTOR, Role.MENTEE):
+            for stage in CANCELLATIONS:
+                context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
+                attempt(lambda: templates.render(stage, role.value, context))
             base = pair_context(sample_cohort, pair, sessions, role, stage="session_moved")
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")

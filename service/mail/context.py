@@ -86,7 +86,7 @@ def pair_context(
         pair={"id": pair.id, "notes": pair.notes, "mentee_resume": pair.mentee_resume},
         session1=first,
         session2=second,
-        session=first if stage.startswith("session1") else second,
+        session=first if stage.startswith("session1") else second,  # for per-session stages
     )
     return context
 

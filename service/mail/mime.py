@@ -49,6 +49,7 @@ def build_message(
     message_id: str,
     date: datetime,
     calendar: bytes | None = None,
+    calendar_method: str = "REQUEST",
 ) -> EmailMessage:
     """One message to one recipient: multipart/alternative of text and HTML, plus the
     calendar request (inline for mail programs that show invitations, and attached)."""
@@ -58,7 +59,7 @@ def build_message(
     if calendar is None:
         message = body
     else:
-        body.add_alternative(calendar, maintype="text", subtype="calendar", params={"method": "REQUEST", "charset": "utf-8"}, cte="base64")
+        body.add_alternative(calendar, maintype="text", subtype="calendar", params={"method": calendar_method, "charset": "utf-8"}, cte="base64")
         message = EmailMessage()
         message.make_mixed()
         message.attach(body)

@@ -12,7 +12,12 @@ import jinja2
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "templates" / "emails"
 # Stages that share one folder of templates.
-FOLDERS = {"session1_invitation": "invitation", "session2_invitation": "invitation"}
+FOLDERS = {
+    "session1_invitation": "invitation",
+    "session2_invitation": "invitation",
+    "session1_cancellation": "cancellation",
+    "session2_cancellation": "cancellation",
+}
 PARTS = ("subject", "txt", "html")
 
 

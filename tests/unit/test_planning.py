@@ -205,3 +205,15 @@ def test_any_plan_obeys_every_rule(case):
         return
     plan = plan_sessions(c, busy, now=NOW)
     assert violations(c, plan, busy, now=NOW) == []
+
+
+def test_booked_sessions_are_kept_and_others_plan_around_them():
+    maya = person("Maya", "UTC", "09:00-11:00", days=frozenset({0}))
+    a, b = person("A", "UTC"), person("B", "UTC")
+    c = cohort(pair(maya, a, "a"), pair(maya, b, "b"), timezone="UTC")
+    first = plan_sessions(c, {}, now=NOW)
+    kept = {"a": next(p.sessions for p in first.pairs if p.pair.id == "a")}
+    again = plan_sessions(c, {}, now=NOW, booked=kept)
+    assert next(p.sessions for p in again.pairs if p.pair.id == "a") == kept["a"]
+    assert again.booked == 2
+    assert violations(c, again) == []

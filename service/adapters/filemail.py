@@ -1,0 +1,57 @@
+"""Mail as files: each message an .eml file in a folder, for trying things out."""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from email import policy
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Iterator
+
+
+class FileMailer:
+    """Writes each message atomically (temporary file, fsync, rename), so a file either
+    exists whole or not at all and `was_sent` can always tell."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @contextmanager
+    def connect(self) -> Iterator[FileMailer]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        yield self
+
+    def send(self, message: EmailMessage) -> None:
+        token = _token(message["Message-ID"])
+        date = parsedate_to_datetime(message["Date"])
+        recipient = message["To"].addresses[0].addr_spec
+        final = self.folder / f"{date:%Y%m%dT%H%M}-{_safe(recipient)}-{token}.eml"
+        temporary = self.folder / f".{token}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(message.as_bytes(policy=policy.SMTP))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        _fsync_folder(self.folder)
+
+    def was_sent(self, message_id: str) -> bool:
+        return any(self.folder.glob(f"*-{_token(message_id)}.eml"))
+
+
+def _token(message_id: str) -> str:
+    return _safe(message_id.strip("<>").split("@")[0])
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

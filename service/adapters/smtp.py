@@ -1,0 +1,128 @@
+"""Mail over SMTP: one connection per batch, each failure classified by what it means
+for delivery."""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from typing import Iterator
+
+from ..domain.ports import MailError
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username_env: str | None = None  # names of environment variables, never the secrets
+    password_env: str | None = None
+    timeout: float = 30.0
+
+
+class SmtpMailer:
+    def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None):
+        self.settings = settings
+        self.ssl_context = ssl_context
+
+    @contextmanager
+    def connect(self) -> Iterator[SmtpConnection]:
+        connection = SmtpConnection(self)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def was_sent(self, message_id: str) -> None:
+        return None  # SMTP cannot be asked what it delivered
+
+    def open(self) -> smtplib.SMTP:
+        s = self.settings
+        context = self.ssl_context or ssl.create_default_context()
+        if s.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        client.ehlo()
+        if s.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if s.username_env:
+            client.login(os.environ.get(s.username_env, ""), os.environ.get(s.password_env or "", ""))
+        return client
+
+
+class SmtpConnection:
+    """Sends messages over one SMTP session, reconnecting after a failure."""
+
+    def __init__(self, mailer: SmtpMailer):
+        self.mailer = mailer
+        self.client: smtplib.SMTP | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        sender = message["From"].addresses[0].addr_spec
+        recipient = message["To"].addresses[0].addr_spec
+        data = message.as_bytes(policy=policy.SMTP)
+        phase = "connect"
+        try:
+            if self.client is None:
+                self.client = self.mailer.open()
+            options = ["SMTPUTF8"] if not (sender + recipient).isascii() else []
+            phase = "envelope"
+            _expect(self.client.mail(sender, options), 250)
+            _expect(self.client.rcpt(recipient), 250, 251)
+            _expect(self.client.docmd("DATA"), 354)
+            # From here on the server may have the message: a lost reply means we
+            # cannot know whether it will be delivered.
+            phase = "data"
+            self.client.send(_dot_stuffed(data))
+            _expect(self.client.getreply(), 250)
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            kind = MailError.PERMANENT if 500 <= exc.smtp_code < 600 else MailError.TRANSIENT
+            raise MailError(kind, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
+            self._drop()
+            kind = MailError.UNKNOWN if phase == "data" else MailError.TRANSIENT
+            raise MailError(kind, f"connection lost during {phase}: {exc or type(exc).__name__}") from None
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except OSError:
+                pass
+        self.client = None
+
+
+def _expect(reply: tuple[int, bytes], *codes: int) -> None:
+    code, text = reply
+    if code not in codes:
+        raise smtplib.SMTPResponseException(code, text)
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: lines starting with '.' doubled, ended by CRLF.CRLF."""
+    data = re.sub(rb"(?m)^\.", b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+

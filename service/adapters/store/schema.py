@@ -1,0 +1,117 @@
+"""Tables and migrations. Times are stored as naive UTC and handed out as aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    inspect,
+    select,
+)
+
+
+class UTCDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} cannot be stored")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("pair_id", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # booked | cancelled
+    Column("sequence", Integer, nullable=False),  # bumped on every change
+    Column("previous_start", UTCDateTime),
+    Column("change_reason", Text),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("pair_id", String(64), primary_key=True),
+    Column("stage", String(64), primary_key=True),
+    Column("recipient", String(320), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("due", UTCDateTime, nullable=False),
+    Column("expires", UTCDateTime),
+    Column("wake_at", UTCDateTime, nullable=False),  # the later of due and the next retry
+    Column("state", String(16), nullable=False),
+    Column("message_id", String(255)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("messages_wake", "state", "wake_at"),
+)
+
+pairs = Table(
+    "pairs",
+    metadata,
+    Column("pair_id", String(64), primary_key=True),
+    Column("data", Text, nullable=False),  # who they are, to write to them after removal
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("pair_id", String(64)),
+    Column("detail", Text, nullable=False),
+)
+
+
+def _create_v1(connection: Connection) -> None:
+    metadata.create_all(connection)
+
+
+# Each step moves the schema one version up; a released step never changes.
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+
+
+def migrate(connection: Connection) -> int:
+    """Bring the schema to the newest version inside the caller's transaction."""
+    version = 0
+    if inspect(connection).has_table("meta"):
+        row = connection.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"the state was written by a newer version (schema {version})")
+    for step in MIGRATIONS[version:]:
+        step(connection)
+    if version < len(MIGRATIONS):
+        connection.execute(meta.delete().where(meta.c.key == "schema_version"))
+        connection.execute(meta.insert().values(key="schema_version", value=str(len(MIGRATIONS))))
+    return len(MIGRATIONS)

@@ -1,0 +1,333 @@
+"""The store on SQLAlchemy Core. Every public method is one transaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, and_, create_engine, event, func, select, update
+
+from ...domain.model import Pair, Person, Session, TimeRange, WorkingPattern
+from ...domain.outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from . import schema
+from .schema import audit, messages, pairs, sessions
+
+
+def open_store(url_or_path: str | Path) -> SqlStore:
+    """A store at a SQLite path (created with its folder) or a database URL."""
+    text = str(url_or_path)
+    if "://" in text:
+        engine = create_engine(text, future=True)
+    else:
+        path = Path(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = _sqlite_engine(path)
+    store = SqlStore(engine)
+    store.migrate()
+    return store
+
+
+def _sqlite_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", future=True)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy's "begin" below issue BEGIN itself, instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        # Take the write lock up front: no deadlock-prone upgrade from a read lock.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def migrate(self) -> int:
+        with self.engine.begin() as connection:
+            return schema.migrate(connection)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Sessions
+
+    def sessions(self) -> list[SessionRecord]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(sessions)).all()
+        return [_session_record(r) for r in rows]
+
+    def book(self, booked: Sequence[Session], now: datetime) -> None:
+        """Record sessions as booked; a cancelled session booked again gets a new sequence."""
+        with self.engine.begin() as connection:
+            for session in booked:
+                old = connection.execute(
+                    select(sessions.c.sequence).where(
+                        sessions.c.pair_id == session.pair_id, sessions.c.number == session.number
+                    )
+                ).first()
+                values = dict(start=session.start, end=session.end, status="booked", changed_at=now)
+                if old is None:
+                    connection.execute(
+                        sessions.insert().values(pair_id=session.pair_id, number=session.number, sequence=0, **values)
+                    )
+                else:
+                    connection.execute(
+                        update(sessions)
+                        .where(sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
+                        .values(sequence=old.sequence + 1, previous_start=None, change_reason=None, **values)
+                    )
+                _audit(connection, now, "session_booked", session.pair_id, number=session.number, start=session.start.isoformat())
+
+    def move(self, session: Session, now: datetime, reason: str) -> None:
+        with self.engine.begin() as connection:
+            key = (sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
+            old = connection.execute(select(sessions).where(*key)).one()
+            connection.execute(
+                update(sessions)
+                .where(*key)
+                .values(
+                    start=session.start,
+                    end=session.end,
+                    sequence=old.sequence + 1,
+                    previous_start=old.start,
+                    change_reason=reason,
+                    changed_at=now,
+                )
+            )
+            _audit(connection, now, "session_moved", session.pair_id, number=session.number, start=session.start.isoformat(), reason=reason)
+
+    def cancel_pair(self, pair_id: str, now: datetime, reason: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sessions)
+                .where(sessions.c.pair_id == pair_id, sessions.c.status == "booked")
+                .values(status="cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
+            )
+            _audit(connection, now, "sessions_cancelled", pair_id, reason=reason)
+
+    # Pairs: who they are, kept so a removed pair can still be told of a cancellation
+
+    def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
+        with self.engine.begin() as connection:
+            stored = dict(connection.execute(select(pairs.c.pair_id, pairs.c.data)).all())
+            for pair in known:
+                data = json.dumps(_pair_data(pair), ensure_ascii=False, sort_keys=True)
+                if pair.id not in stored:
+                    connection.execute(pairs.insert().values(pair_id=pair.id, data=data, updated_at=now))
+                elif stored[pair.id] != data:
+                    connection.execute(update(pairs).where(pairs.c.pair_id == pair.id).values(data=data, updated_at=now))
+
+    def known_pairs(self) -> dict[str, Pair]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(pairs.c.pair_id, pairs.c.data)).all()
+        return {pair_id: _pair_from(pair_id, json.loads(data)) for pair_id, data in rows}
+
+    # Messages
+
+    def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
+        query = select(messages)
+        if pair_ids is not None:
+            query = query.where(messages.c.pair_id.in_(list(pair_ids)))
+        with self.engine.begin() as connection:
+            return [_message_row(r) for r in connection.execute(query)]
+
+    def apply(self, changes: Changes, now: datetime) -> None:
+        if not len(changes):
+            return
+        with self.engine.begin() as connection:
+            if changes.insert:
+                connection.execute(
+                    messages.insert(),
+                    [dict(_wanted_values(w), state=State.PLANNED.value, attempts=0, updated_at=now) for w in changes.insert],
+                )
+            for item in changes.retime + changes.revive:
+                connection.execute(
+                    update(messages)
+                    .where(_key(item.key))
+                    .where(messages.c.state.in_([State.PLANNED.value, State.CANCELLED.value]))
+                    .values(due=item.due, expires=item.expires, wake_at=item.due, state=State.PLANNED.value, updated_at=now)
+                )
+            for key in changes.cancel:
+                connection.execute(
+                    update(messages)
+                    .where(_key(key), messages.c.state == State.PLANNED.value)
+                    .values(state=State.CANCELLED.value, updated_at=now)
+                )
+            _audit(
+                connection,
+                now,
+                "messages_planned",
+                None,
+                added=len(changes.insert),
+                retimed=len(changes.retime),
+                revived=len(changes.revive),
+                cancelled=len(changes.cancel),
+            )
+
+    def due(self, now: datetime, limit: int) -> list[MessageRow]:
+        query = (
+            select(messages)
+            .where(messages.c.state == State.PLANNED.value, messages.c.wake_at <= now)
+            .order_by(messages.c.wake_at, messages.c.pair_id, messages.c.stage, messages.c.recipient)
+            .limit(limit)
+        )
+        with self.engine.begin() as connection:
+            return [_message_row(r) for r in connection.execute(query)]
+
+    def next_due(self) -> datetime | None:
+        query = select(func.min(messages.c.wake_at)).where(messages.c.state == State.PLANNED.value)
+        with self.engine.begin() as connection:
+            return connection.execute(query).scalar()
+
+    def in_flight(self) -> list[MessageRow]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(messages).where(messages.c.state == State.SENDING.value))
+            return [_message_row(r) for r in rows]
+
+    def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, "sending", state=State.SENDING.value, message_id=message_id, attempts=messages.c.attempts + 1)
+
+    def mark_sent(self, row: MessageRow, now: datetime) -> None:
+        self._transition(row, State.SENDING, now, "sent", state=State.SENT.value, sent_at=now, last_error=None)
+
+    def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        self._transition(row, State.SENDING, now, "retry", state=State.PLANNED.value, wake_at=at, last_error=error)
+
+    def messages_needing_a_human(self) -> list[MessageRow]:
+        query = select(messages).where(messages.c.state.in_([State.FAILED.value, State.UNCERTAIN.value]))
+        with self.engine.begin() as connection:
+            return [_message_row(r) for r in connection.execute(query.order_by(messages.c.updated_at))]
+
+    # The coordinator's digest: its message and what it says are written together.
+
+    def digest_state(self, day: int) -> tuple[str | None, bool]:
+        with self.engine.begin() as connection:
+            return _meta(connection, "digest:last"), _meta(connection, f"digest:{day}") is not None
+
+    def add_digest(self, wanted: Wanted, attention: list[dict], fingerprint: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                messages.insert().values(**_wanted_values(wanted), state=State.PLANNED.value, attempts=0, updated_at=now)
+            )
+            for key, value in ((f"digest:{wanted.revision}", json.dumps(attention)), ("digest:last", fingerprint)):
+                connection.execute(schema.meta.delete().where(schema.meta.c.key == key))
+                connection.execute(schema.meta.insert().values(key=key, value=value))
+
+    def digest_content(self, day: int) -> list[dict]:
+        with self.engine.begin() as connection:
+            return json.loads(_meta(connection, f"digest:{day}") or "[]")
+
+    def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, "failed", state=State.FAILED.value, last_error=error)
+
+    def mark_uncertain(self, row: MessageRow, error: str, now: datetime) -> None:
+        self._transition(row, State.SENDING, now, "uncertain", state=State.UNCERTAIN.value, last_error=error)
+
+    def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, "skipped", state=State.SKIPPED.value, last_error=reason)
+
+    def _transition(self, row: MessageRow, expected: State, now: datetime, event_name: str, **values) -> None:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(messages)
+                .where(_key(row.key), messages.c.state == expected.value)
+                .values(updated_at=now, **values)
+            )
+            if result.rowcount != 1:
+                raise RuntimeError(f"message {row.key} was not {expected.value}; another process may be running")
+            detail = {k: v for k, v in values.items() if k in ("message_id", "last_error", "wake_at")}
+            _audit(connection, now, f"message_{event_name}", row.pair_id, stage=row.stage, recipient=row.recipient, revision=row.revision, **{k: str(v) for k, v in detail.items()})
+
+    def audit_log(self) -> list[dict]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(audit).order_by(audit.c.id)).all()
+        return [dict(at=r.at, event=r.event, pair_id=r.pair_id, **json.loads(r.detail)) for r in rows]
+
+
+def _meta(connection, key: str) -> str | None:
+    return connection.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+
+
+def _key(key: tuple[str, str, str, int]):
+    pair_id, stage, recipient, revision = key
+    return and_(
+        messages.c.pair_id == pair_id,
+        messages.c.stage == stage,
+        messages.c.recipient == recipient,
+        messages.c.revision == revision,
+    )
+
+
+def _wanted_values(w: Wanted) -> dict:
+    return dict(
+        pair_id=w.pair_id,
+        stage=w.stage,
+        recipient=w.recipient,
+        revision=w.revision,
+        role=w.role.value,
+        due=w.due,
+        expires=w.expires,
+        wake_at=w.due,
+    )
+
+
+def _audit(connection, now: datetime, event_name: str, pair_id: str | None, **detail) -> None:
+    connection.execute(audit.insert().values(at=now, event=event_name, pair_id=pair_id, detail=json.dumps(detail, default=str)))
+
+
+def _pair_data(pair: Pair) -> dict:
+    def person(p: Person) -> dict:
+        return {"name": p.name, "email": p.email, "timezone": p.timezone, "linkedin": p.linkedin, "video_link": p.video_link}
+
+    return {"mentor": person(pair.mentor), "mentee": person(pair.mentee), "notes": pair.notes, "mentee_resume": pair.mentee_resume}
+
+
+def _pair_from(pair_id: str, data: dict) -> Pair:
+    """Enough of a pair to write to its people (working hours are not kept)."""
+
+    def person(d: dict) -> Person:
+        pattern = WorkingPattern(timezone=d["timezone"], hours=(TimeRange(start=time(9), end=time(17)),), days=frozenset(range(7)))
+        return Person(name=d["name"], email=d["email"], availability=pattern, linkedin=d["linkedin"], video_link=d["video_link"])
+
+    return Pair(id=pair_id, mentor=person(data["mentor"]), mentee=person(data["mentee"]), notes=data["notes"], mentee_resume=data["mentee_resume"])
+
+
+def _session_record(r) -> SessionRecord:
+    return SessionRecord(
+        session=Session(pair_id=r.pair_id, number=r.number, start=r.start, end=r.end),
+        cancelled=r.status == "cancelled",
+        sequence=r.sequence,
+        changed_at=r.changed_at,
+        previous_start=r.previous_start,
+        change_reason=r.change_reason,
+    )
+
+
+def _message_row(r) -> MessageRow:
+    return MessageRow(
+        pair_id=r.pair_id,
+        stage=r.stage,
+        recipient=r.recipient,
+        revision=r.revision,
+        role=r.role,
+        due=r.due,
+        expires=r.expires,
+        state=State(r.state),
+        message_id=r.message_id,
+        attempts=r.attempts,
+        last_error=r.last_error,
+        sent_at=r.sent_at,
+    )

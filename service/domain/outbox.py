@@ -1,0 +1,194 @@
+"""Which messages should exist, and what to change so the stored ones match: pure.
+
+A message's identity is (pair, stage, recipient, revision). Revision 0 is the program's
+own email; a calendar invitation gets a new revision every time its session changes, so
+an update is a new message while the old one stays as sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Iterable, Mapping, Sequence
+
+from .model import Cohort, Pair, Role, Session
+from .timeline import INVITATIONS, email_timeline
+
+CANCELLATIONS = {"session1_cancellation": 1, "session2_cancellation": 2}
+
+
+class State(str, Enum):
+    PLANNED = "planned"  # waiting for its time (or for a retry)
+    SENDING = "sending"  # committed just before the transport was called
+    SENT = "sent"
+    FAILED = "failed"  # the transport refused it for good: a human must look
+    UNCERTAIN = "uncertain"  # may or may not have gone out: a human must look
+    CANCELLED = "cancelled"  # no longer wanted (pair removed, session moved)
+    SKIPPED = "skipped"  # its moment passed before it could be sent
+
+
+HANDED_OVER = {State.SENDING, State.SENT, State.UNCERTAIN}
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class Wanted:
+    due: datetime
+    pair_id: str
+    stage: str
+    recipient: str
+    revision: int
+    role: Role
+    expires: datetime | None = None  # not worth sending after this
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.pair_id, self.stage, self.recipient, self.revision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRow:
+    pair_id: str
+    stage: str
+    recipient: str
+    revision: int
+    role: str
+    due: datetime
+    expires: datetime | None
+    state: State
+    message_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.pair_id, self.stage, self.recipient, self.revision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRecord:
+    """A stored session as the outbox needs it."""
+
+    session: Session
+    cancelled: bool
+    sequence: int
+    changed_at: datetime
+    previous_start: datetime | None = None  # where a moved session was before
+    change_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    insert: tuple[Wanted, ...] = ()
+    retime: tuple[Wanted, ...] = ()  # planned rows whose due or expiry moved
+    revive: tuple[Wanted, ...] = ()  # cancelled rows wanted again
+    cancel: tuple[tuple[str, str, str, int], ...] = ()  # planned rows no longer wanted
+
+    def __len__(self) -> int:
+        return len(self.insert) + len(self.retime) + len(self.revive) + len(self.cancel)
+
+
+def wanted_for_pair(
+    cohort: Cohort,
+    pair: Pair,
+    records: Sequence[SessionRecord],
+    handed_over: set[tuple[str, str, str]],
+) -> list[Wanted]:
+    """Every message a pair should get, given its stored sessions (`records`, sorted by
+    number) and the (pair, stage, recipient) already handed to a transport."""
+    if len(records) != 2:
+        return []
+    sessions = tuple(r.session for r in records)
+    if any(r.cancelled for r in records):
+        return _cancellations(pair, records, handed_over)
+    wanted = []
+    for planned in email_timeline(cohort, pair, sessions):
+        revision = 0
+        due = planned.due
+        if planned.stage in INVITATIONS:
+            record = records[INVITATIONS[planned.stage] - 1]
+            revision = record.sequence
+            if revision:
+                due = max(due, record.changed_at)  # an update goes out when it happens
+        wanted.append(
+            Wanted(
+                due=due,
+                pair_id=pair.id,
+                stage=planned.stage,
+                recipient=planned.recipient,
+                revision=revision,
+                role=planned.role,
+                expires=expires(planned.stage, sessions),
+            )
+        )
+    return wanted
+
+
+def _cancellations(pair: Pair, records, handed_over) -> list[Wanted]:
+    """A cancellation for each session whose invitation someone received."""
+    wanted = []
+    for stage, number in CANCELLATIONS.items():
+        record = records[number - 1]
+        invitation = next(s for s, n in INVITATIONS.items() if n == number)
+        for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
+            if (pair.id, invitation, person.email) in handed_over:
+                wanted.append(
+                    Wanted(
+                        due=record.changed_at,
+                        pair_id=pair.id,
+                        stage=stage,
+                        recipient=person.email,
+                        revision=record.sequence,
+                        role=role,
+                        expires=record.session.start,
+                    )
+                )
+    return wanted
+
+
+def expires(stage: str, sessions: tuple[Session, ...]) -> datetime | None:
+    """After this moment a stage's email has lost its point."""
+    first, second = sessions
+    return {
+        "welcome": first.start,
+        "session1_invitation": first.start,
+        "session1_prep": first.start,
+        "session2_invitation": second.start,
+        "session1_followup": second.start,
+        "homework_checkin": second.start,
+        "session2_prep": second.start,
+    }.get(stage)
+
+
+def changes(wanted: Iterable[Wanted], stored: Iterable[MessageRow]) -> Changes:
+    """What to do to the stored rows (of the same pairs) so they match `wanted`.
+
+    Only planned and cancelled rows ever change: what was handed to a transport, or
+    given up on, is history.
+    """
+    by_key = {row.key: row for row in stored}
+    wanted_keys = set()
+    insert, retime, revive = [], [], []
+    for item in wanted:
+        wanted_keys.add(item.key)
+        row = by_key.get(item.key)
+        if row is None:
+            insert.append(item)
+        elif row.state is State.PLANNED and (row.due != item.due or row.expires != item.expires):
+            retime.append(item)
+        elif row.state is State.CANCELLED:
+            revive.append(item)
+    cancel = [row.key for row in by_key.values() if row.state is State.PLANNED and row.key not in wanted_keys]
+    return Changes(tuple(insert), tuple(retime), tuple(revive), tuple(cancel))
+
+
+def handed_over(rows: Iterable[MessageRow]) -> set[tuple[str, str, str]]:
+    return {(r.pair_id, r.stage, r.recipient) for r in rows if r.state in HANDED_OVER}
+
+
+def by_pair(records: Iterable[SessionRecord]) -> Mapping[str, list[SessionRecord]]:
+    grouped: dict[str, list[SessionRecord]] = {}
+    for record in sorted(records, key=lambda r: (r.session.pair_id, r.session.number)):
+        grouped.setdefault(record.session.pair_id, []).append(record)
+    return grouped
