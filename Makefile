@@ -12,10 +12,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+DEMO := out/demo
+
 demo: $(STAMP)
 	$(BIN)/mentorship validate --config config/cohort.example.yaml
 	@echo
-	$(BIN)/mentorship plan --config config/cohort.example.yaml --now 2027-02-15T00:00:00+00:00
+	$(BIN)/mentorship plan --config config/cohort.example.yaml --now 2027-02-01T00:00:00+00:00
+	@echo
+	rm -rf $(DEMO)
+	$(BIN)/mentorship run --config config/cohort.example.yaml --simulate --now 2027-02-01T00:00:00+00:00 \
+		--state $(DEMO)/state.sqlite --outbox $(DEMO)/outbox
+	$(BIN)/mentorship preview --config config/cohort.example.yaml --now 2027-02-01T00:00:00+00:00 --out $(DEMO)/preview
+	@echo
+	@echo "Done. The whole program ran on a simulated clock:"
+	@echo "  $(DEMO)/outbox/         every email sent, as .eml files (invitations carry .ics requests)"
+	@echo "  $(DEMO)/preview/index.html  the same emails to read in a browser"
+	@echo "  $(BIN)/mentorship status --config config/cohort.example.yaml --state $(DEMO)/state.sqlite"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

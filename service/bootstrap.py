@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fcntl
+import os
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Callable
 
 from .adapters import icsfile
-from .config import ConfigError, Problem, load_cohort
+from .adapters.filemail import FileMailer
+from .adapters.smtp import SmtpMailer, SmtpSettings
+from .adapters.store import SqlStore, open_store
+from .config import ConfigError, Configuration, Problem, load_configuration
 from .config.problems import display
 from .domain.model import Cohort
 from .domain.planning import Busy
+from .domain.ports import Mailer
+from .jobs import Inputs
 from .mail.compose import check_templates
 from .mail.templates import Templates
 
 
-@dataclass(frozen=True)
-class Inputs:
-    cohort: Cohort
-    busy: Busy
-    templates: Templates
-
-
-def load_inputs(config: Path, pairings: Path | None = None) -> Inputs:
-    """The cohort, everyone's known busy time and the email templates, all checked;
-    ConfigError listing every problem otherwise."""
-    cohort = load_cohort(config, pairings)
+def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inputs]:
+    """The configuration, everyone's known busy time and the email templates, all
+    checked; ConfigError listing every problem otherwise."""
+    configuration = load_configuration(config, pairings)
+    cohort = configuration.cohort
     problems: list[Problem] = []
     busy = read_busy_files(cohort, problems)
     templates = Templates(cohort.emails.template_dir if cohort.emails else None)
@@ -33,7 +34,11 @@ def load_inputs(config: Path, pairings: Path | None = None) -> Inputs:
         problems.append(Problem(file=display(Path(problem.file)), line=problem.line, message=problem.message))
     if problems:
         raise ConfigError(problems)
-    return Inputs(cohort=cohort, busy=busy, templates=templates)
+    return configuration, Inputs(cohort=cohort, busy=busy, templates=templates)
+
+
+def load_inputs(config: Path, pairings: Path | None = None) -> Inputs:
+    return load(config, pairings)[1]
 
 
 def read_busy_files(cohort: Cohort, problems: list[Problem]) -> Busy:
@@ -50,3 +55,100 @@ def read_busy_files(cohort: Cohort, problems: list[Problem]) -> Busy:
             except ValueError as exc:
                 problems.append(Problem(file=display(path), line=0, message=str(exc)))
     return busy
+
+
+def default_state(config: Path) -> Path:
+    return Path("state") / f"{config.stem}.sqlite"
+
+
+def make_mailer(configuration: Configuration, state: Path, outbox: Path | None = None) -> Mailer:
+    mail = configuration.mail
+    if mail.transport == "smtp" and outbox is None:
+        s = mail.smtp
+        return SmtpMailer(
+            SmtpSettings(
+                host=s.host,
+                port=s.port,
+                security=s.security,
+                username_env=s.username_env,
+                password_env=s.password_env,
+                timeout=float(s.timeout_seconds),
+            )
+        )
+    if outbox is None:
+        outbox = configuration.folder / mail.folder if mail.folder else state.parent / "outbox"
+    return FileMailer(outbox)
+
+
+def open_state(state: Path) -> SqlStore:
+    return open_store(state)
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def lock_state(state: Path) -> int:
+    """Hold an exclusive lock beside the state for the life of the process, so a second
+    daemon on the same state refuses to start."""
+    state.parent.mkdir(parents=True, exist_ok=True)
+    path = state.with_name(state.name + ".lock")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 32).decode(errors="replace").strip() or "another process"
+        os.close(descriptor)
+        raise AlreadyRunning(f"another daemon (pid {holder}) is already running on {state}") from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(os.getpid()).encode())
+    return descriptor
+
+
+class ConfigWatcher:
+    """The configuration in force. Files are re-read when they change; an invalid edit
+    is reported and ignored, and the last valid configuration stays in force."""
+
+    def __init__(self, config: Path, pairings: Path | None, log: Callable[[str], None] = lambda line: None):
+        self.config, self.pairings, self.log = config, pairings, log
+        self.problems: list[str] = []
+        self.configuration: Configuration | None = None
+        self._inputs: Inputs | None = None
+        self._seen: tuple | None = None
+        self._files: list[Path] = [config]
+
+    def current(self) -> tuple[Inputs, bool]:
+        seen = self._fingerprint()
+        if seen == self._seen and self._inputs is not None:
+            return self._inputs, False
+        self._seen = seen
+        try:
+            configuration, inputs = load(self.config, self.pairings)
+        except ConfigError as error:
+            if self._inputs is None:
+                raise
+            self.problems = [str(p) for p in error.problems]
+            self.log(f"configuration edit ignored ({len(self.problems)} problem(s)); the previous one stays in force")
+            return self._inputs, False
+        self._inputs, self.configuration, self.problems = inputs, configuration, []
+        self._files = self._watched(configuration, inputs)
+        self._seen = self._fingerprint()
+        return inputs, True
+
+    def _watched(self, configuration: Configuration, inputs: Inputs) -> list[Path]:
+        cohort = inputs.cohort
+        files = [self.config, configuration.pairings]
+        files += [Path(p.busy_calendar) for p in cohort.people.values() if p.busy_calendar]
+        if cohort.emails and cohort.emails.template_dir:
+            files += sorted(p for p in Path(cohort.emails.template_dir).rglob("*") if p.is_file())
+        return files
+
+    def _fingerprint(self) -> tuple:
+        marks = []
+        for path in self._files:
+            try:
+                stat = path.stat()
+                marks.append((str(path), stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                marks.append((str(path), None, None))
+        return tuple(marks)

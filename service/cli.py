@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import bootstrap, views
-from .adapters.clock import SystemClock
+from .adapters.clock import SimulatedClock, SystemClock
+from .adapters.filemail import FileMailer
 from .config import ConfigError
 from .domain.planning import plan_sessions
+from .jobs import Controller, Deps
 from .preview import write_preview
+from .runner import run_forever, run_simulated
+from .status import status_report
 
-EXIT_OK, EXIT_CONFIG = 0, 2
+EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +60,54 @@ def _preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run(args: argparse.Namespace) -> int:
+    state = args.state or bootstrap.default_state(args.config)
+    try:
+        lock = bootstrap.lock_state(state)
+    except bootstrap.AlreadyRunning as exc:
+        print(f"not starting: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    clock = SimulatedClock(args.now or SystemClock().now()) if args.simulate else SystemClock()
+    watcher = bootstrap.ConfigWatcher(args.config, args.pairings, log=lambda line: _print_line(clock.now(), line))
+    watcher.current()  # the first configuration must be valid: ConfigError ends here
+    configuration = watcher.configuration
+    store = bootstrap.open_state(state)
+    mailer = bootstrap.make_mailer(configuration, state, args.outbox)
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, log=_print_line))
+    try:
+        if args.simulate:
+            run_simulated(controller, clock, args.until)
+            print(views.totals_line(store.messages()))
+            if isinstance(mailer, FileMailer):
+                print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
+        else:
+            print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
+            run_forever(controller, clock, configuration.poll)
+    finally:
+        store.close()
+        os.close(lock)
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    state = args.state or bootstrap.default_state(args.config)
+    if not state.exists():
+        print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
+        return EXIT_CONFIG
+    store = bootstrap.open_state(state)
+    try:
+        report = status_report(inputs, store, now=args.now or SystemClock().now())
+    finally:
+        store.close()
+    print(views.status_json(report) if args.format == "json" else views.status_table(report))
+    return EXIT_OK
+
+
+def _print_line(now: datetime, line: str) -> None:
+    print(f"{now:%Y-%m-%d %H:%M} UTC  {line}", flush=True)
+
+
 def _moment(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -80,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     preview = command("preview", _preview, "write every email of the program to a folder, to read in a browser")
     preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
     preview.add_argument("--pair", help="only this pair's emails")
-    for sub in (plan, preview):
-        sub.add_argument("--now", type=_moment, help="plan as if it were this moment (default: now)")
+    run = command("run", _run, "run the daemon: book, send and watch until stopped")
+    run.add_argument("--state", type=Path, help="state database (default: state/<cohort file name>.sqlite)")
+    run.add_argument("--simulate", action="store_true", help="on a simulated clock that jumps from one due time to the next")
+    run.add_argument("--until", type=_moment, help="with --simulate: stop before this moment")
+    run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
+    status = command("status", _status, "show each pair's sessions and emails, and what needs attention")
+    status.add_argument("--state", type=Path, help="state database (default: state/<cohort file name>.sqlite)")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    for sub in (plan, preview, run, status):
+        sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")
     return parser

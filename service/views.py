@@ -99,3 +99,36 @@ def _local(moment: datetime, person: Person) -> str:
 def _minutes(delta) -> int:
     return int(delta.total_seconds() // 60)
 
+
+
+def totals_line(rows) -> str:
+    counts = Counter(row.state.value for row in rows)
+    return "messages: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none")
+
+
+def status_table(report: dict) -> str:
+    lines = [f"{report['cohort']}", ""]
+    for pair in report["pairs"]:
+        who = f"{pair['mentor']} and {pair['mentee']}" if pair["in_pairings"] else "(removed from the pairings)"
+        lines.append(f"{pair['id']}  {who}")
+        for s in pair["sessions"]:
+            lines.append(f"  session {s['number']}  {s['start'][:16].replace('T', ' ')} UTC  {s['status']}")
+        for problem in pair["problems"]:
+            lines.append(f"  NOT SCHEDULED: {problem}")
+        for m in pair["messages"]:
+            extra = f"  ({m['error']})" if m["error"] and m["state"] in ("failed", "uncertain", "planned") else ""
+            lines.append(f"    {m['due'][:16].replace('T', ' ')}  {m['state']:<9}  {m['stage']} -> {m['to']}{extra}")
+        lines.append("")
+    totals = ", ".join(f"{n} {state}" for state, n in report["totals"].items()) or "no messages yet"
+    lines.append(f"totals: {totals}")
+    if report["attention"]:
+        lines.append("")
+        lines.append("needs attention:")
+        lines += [f"  - {item['pair_id'] + ': ' if item['pair_id'] else ''}{item['summary']}" for item in report["attention"]]
+    else:
+        lines.append("nothing needs attention")
+    return "\n".join(lines)
+
+
+def status_json(report: dict) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)

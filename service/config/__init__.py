@@ -24,6 +24,7 @@ class Configuration:
     mail: Mail
     poll: timedelta
     folder: Path  # the cohort file's folder: relative paths start here
+    pairings: Path  # the pairings file in use
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
@@ -72,6 +73,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         mail=settings.mail,
         poll=timedelta(minutes=settings.daemon.poll_minutes),
         folder=config.parent,
+        pairings=pairings,
     )
 
 

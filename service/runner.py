@@ -1,0 +1,54 @@
+"""When ticks happen: the only module that knows APScheduler.
+
+The scheduler holds no job that matters: after each tick the next one is set for when
+the next message falls due, or the poll interval, whichever is first. Everything else
+lives in the store.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from .adapters.clock import SimulatedClock
+from .domain.ports import Clock
+from .jobs import Controller
+
+
+def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
+    """Tick until SIGTERM or SIGINT; the effect in progress finishes first."""
+    stop = controller.deps.stop
+    scheduler = BlockingScheduler(timezone=UTC, executors={"default": {"type": "threadpool", "max_workers": 1}})
+
+    def tick() -> None:
+        now = clock.now()
+        next_due = controller.tick(now)
+        if stop.is_set():
+            return
+        wake = now + poll if next_due is None else min(max(next_due, clock.now()), now + poll)
+        scheduler.add_job(tick, "date", run_date=wake, id="tick", replace_existing=True, misfire_grace_time=None)
+
+    def request_stop(signum, frame) -> None:
+        stop.set()
+        # Shutting down waits for the running tick, so not from inside the handler.
+        threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    scheduler.add_job(tick, "date", run_date=clock.now(), id="tick", misfire_grace_time=None)
+    scheduler.start()
+
+
+def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime | None) -> None:
+    """The same ticks on a clock that jumps straight to the next due time, until nothing
+    is left to do (or `until`)."""
+    stop = controller.deps.stop
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    while not stop.is_set():
+        next_due = controller.tick(clock.now())
+        if next_due is None or (until is not None and next_due > until):
+            return
+        clock.advance_to(next_due)
