@@ -84,7 +84,8 @@ class Controller:
             self.unplanned = reconcile(self.deps, inputs, now)
             self.reconciled = True
         send_due(self.deps, inputs, now)
-        plan_digest(self.deps, inputs.cohort, self.attention(), now)
+        if plan_digest(self.deps, inputs.cohort, self.attention(), now):
+            send_due(self.deps, inputs, now)
         return self.deps.store.next_due()
 
     def attention(self) -> list[dict[str, str]]:
@@ -253,17 +254,18 @@ def attention_items(unplanned: dict[str, str], rows: list[MessageRow], config_pr
     return items
 
 
-def plan_digest(deps: Deps, cohort: Cohort, attention: list[dict[str, str]], now: datetime) -> None:
-    """At most one digest a day, and only when there is something new to say."""
+def plan_digest(deps: Deps, cohort: Cohort, attention: list[dict[str, str]], now: datetime) -> bool:
+    """At most one digest a day, and only when there is something new to say. Returns
+    whether one was planned."""
     if not attention:
-        return
+        return False
     store = deps.store
     fingerprint = json.dumps(sorted(item["summary"] for item in attention))
     today = local(now, cohort.timezone).date()
     day = today.toordinal()
     last, planned_today = store.digest_state(day)
     if last == fingerprint or planned_today:
-        return  # nothing new, or today's digest exists and tomorrow's will carry the news
+        return False  # nothing new, or today's digest exists and tomorrow's will carry the news
     morning = local_moment(today, MORNING, cohort.timezone)
     wanted = Wanted(
         due=max(now, morning),
@@ -275,4 +277,5 @@ def plan_digest(deps: Deps, cohort: Cohort, attention: list[dict[str, str]], now
     )
     store.add_digest(wanted, attention, fingerprint, now)
     deps.log(now, f"digest for {cohort.coordinator.email}: {len(attention)} item(s) need attention")
+    return True
 
