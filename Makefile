@@ -30,6 +30,7 @@ demo: $(STAMP)
 	@echo "  $(BIN)/mentorship status --config config/cohort.example.yaml --state $(DEMO)/state.sqlite"
 
 test: $(STAMP)
+	@if [ -z "$$MENTORSHIP_TEST_POSTGRES" ]; then scripts/ensure-postgres; fi
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -61,7 +61,7 @@ def default_state(config: Path) -> Path:
     return Path("state") / f"{config.stem}.sqlite"
 
 
-def make_mailer(configuration: Configuration, state: Path, outbox: Path | None = None) -> Mailer:
+def make_mailer(configuration: Configuration, state_dir: Path, outbox: Path | None = None) -> Mailer:
     mail = configuration.mail
     if mail.transport == "smtp" and outbox is None:
         s = mail.smtp
@@ -76,16 +76,40 @@ def make_mailer(configuration: Configuration, state: Path, outbox: Path | None =
             )
         )
     if outbox is None:
-        outbox = configuration.folder / mail.folder if mail.folder else state.parent / "outbox"
+        outbox = configuration.folder / mail.folder if mail.folder else state_dir / "outbox"
     return FileMailer(outbox)
 
 
-def open_state(state: Path) -> SqlStore:
+def open_state(state: str | Path) -> SqlStore:
+    """A SQLite file, or a database URL such as postgresql+psycopg://host/db."""
     return open_store(state)
+
+
+def state_folder(state: str | Path) -> Path:
+    """Where files that belong with the state go (the default outbox)."""
+    return Path("state") if "://" in str(state) else Path(state).parent
 
 
 class AlreadyRunning(Exception):
     pass
+
+
+def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
+    """The store, locked for this process, and the function that releases both."""
+    if "://" in str(state):
+        store = open_store(state)
+        if not store.try_lock():
+            store.close()
+            raise AlreadyRunning(f"another daemon is already working on {state}")
+        return store, store.close
+    descriptor = lock_state(Path(state))
+    store = open_store(state)
+
+    def release() -> None:
+        store.close()
+        os.close(descriptor)
+
+    return store, release
 
 
 def lock_state(state: Path) -> int:

@@ -61,18 +61,16 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    state = args.state or bootstrap.default_state(args.config)
-    try:
-        lock = bootstrap.lock_state(state)
-    except bootstrap.AlreadyRunning as exc:
-        print(f"not starting: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+    state = args.state or str(bootstrap.default_state(args.config))
     clock = SimulatedClock(args.now or SystemClock().now()) if args.simulate else SystemClock()
     watcher = bootstrap.ConfigWatcher(args.config, args.pairings, log=lambda line: _print_line(clock.now(), line))
     watcher.current()  # the first configuration must be valid: ConfigError ends here
-    configuration = watcher.configuration
-    store = bootstrap.open_state(state)
-    mailer = bootstrap.make_mailer(configuration, state, args.outbox)
+    try:
+        store, release = bootstrap.open_locked_state(state)
+    except bootstrap.AlreadyRunning as exc:
+        print(f"not starting: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    mailer = bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
     controller = Controller(Deps(store=store, mailer=mailer, source=watcher, log=_print_line))
     try:
         if args.simulate:
@@ -82,17 +80,16 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
         else:
             print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
-            run_forever(controller, clock, configuration.poll)
+            run_forever(controller, clock, watcher.configuration.poll)
     finally:
-        store.close()
-        os.close(lock)
+        release()
     return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
     inputs = bootstrap.load_inputs(args.config, args.pairings)
-    state = args.state or bootstrap.default_state(args.config)
-    if not state.exists():
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
         print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
         return EXIT_CONFIG
     store = bootstrap.open_state(state)
@@ -134,12 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
     preview.add_argument("--pair", help="only this pair's emails")
     run = command("run", _run, "run the daemon: book, send and watch until stopped")
-    run.add_argument("--state", type=Path, help="state database (default: state/<cohort file name>.sqlite)")
+    run.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     run.add_argument("--simulate", action="store_true", help="on a simulated clock that jumps from one due time to the next")
     run.add_argument("--until", type=_moment, help="with --simulate: stop before this moment")
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
     status = command("status", _status, "show each pair's sessions and emails, and what needs attention")
-    status.add_argument("--state", type=Path, help="state database (default: state/<cohort file name>.sqlite)")
+    status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     for sub in (plan, preview, run, status):
         sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")

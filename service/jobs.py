@@ -122,7 +122,8 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
 def sync_messages(deps: Deps, cohort: Cohort, now: datetime) -> None:
     store = deps.store
     records = by_pair(store.sessions())
-    pairs = {**store.known_pairs(), **{p.id: p for p in cohort.pairs}}
+    current = {p.id: p for p in cohort.pairs}
+    pairs = {**store.known_pairs(set(records) - current.keys()), **current}
     pair_ids = sorted(records)
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
@@ -153,15 +154,16 @@ def recover_in_flight(deps: Deps, now: datetime) -> None:
 def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
     """Send every message whose time has come. Returns how many went out."""
     store, cohort = deps.store, inputs.cohort
+    current = {p.id: p for p in cohort.pairs}
     sent = 0
-    pairs = records = None
     while not deps.stop.is_set():
         rows = store.due(now, deps.batch)
         if not rows:
             break
-        if pairs is None:
-            pairs = {**store.known_pairs(), **{p.id: p for p in cohort.pairs}}
-            records = by_pair(store.sessions())
+        # Only what this batch needs: pairs removed from the pairings come from the store.
+        needed = {row.pair_id for row in rows if row.pair_id}
+        pairs = {**store.known_pairs(needed - current.keys()), **current}
+        records = by_pair(store.sessions(needed))
         with deps.mailer.connect() as connection:
             for row in rows:
                 if deps.stop.is_set():

@@ -48,8 +48,8 @@ class Store(Protocol):
     completely or not at all, whatever crashes. Message state changes are guarded by
     the state they leave, so a second writer fails loudly instead of sending twice."""
 
-    def sessions(self) -> list[SessionRecord]:
-        """Every session ever booked, cancelled ones included."""
+    def sessions(self, pair_ids: Iterable[str] | None = None) -> list[SessionRecord]:
+        """Every session ever booked (of these pairs), cancelled ones included."""
 
     def book(self, booked: Sequence[Session], now: datetime) -> None:
         """Record sessions as booked: sequence 0, or one more than a cancelled predecessor."""
@@ -63,7 +63,7 @@ class Store(Protocol):
     def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
         """Keep who each pair is, so a pair removed later can still be written to."""
 
-    def known_pairs(self) -> dict[str, Pair]: ...
+    def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]: ...
 
     def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
         """Every message (of these pairs)."""

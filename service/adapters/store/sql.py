@@ -51,22 +51,43 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
+ADVISORY_LOCK = 0x6D656E746F72  # any fixed number: the daemon's lock in this database
+
+
 class SqlStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._lock = None
 
     def migrate(self) -> int:
         with self.engine.begin() as connection:
             return schema.migrate(connection)
 
     def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
         self.engine.dispose()
+
+    def try_lock(self) -> bool:
+        """PostgreSQL: hold a session advisory lock for the life of this store, so only
+        one daemon works on a database at a time."""
+        if self._lock is None:
+            connection = self.engine.connect()
+            if not connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({ADVISORY_LOCK})").scalar():
+                connection.close()
+                return False
+            self._lock = connection
+        return True
 
     # Sessions
 
-    def sessions(self) -> list[SessionRecord]:
+    def sessions(self, pair_ids: Iterable[str] | None = None) -> list[SessionRecord]:
+        query = select(sessions)
+        if pair_ids is not None:
+            query = query.where(sessions.c.pair_id.in_(list(pair_ids)))
         with self.engine.begin() as connection:
-            rows = connection.execute(select(sessions)).all()
+            rows = connection.execute(query).all()
         return [_session_record(r) for r in rows]
 
     def book(self, booked: Sequence[Session], now: datetime) -> None:
@@ -130,9 +151,12 @@ class SqlStore:
                 elif stored[pair.id] != data:
                     connection.execute(update(pairs).where(pairs.c.pair_id == pair.id).values(data=data, updated_at=now))
 
-    def known_pairs(self) -> dict[str, Pair]:
+    def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
+        query = select(pairs.c.pair_id, pairs.c.data)
+        if pair_ids is not None:
+            query = query.where(pairs.c.pair_id.in_(list(pair_ids)))
         with self.engine.begin() as connection:
-            rows = connection.execute(select(pairs.c.pair_id, pairs.c.data)).all()
+            rows = connection.execute(query).all()
         return {pair_id: _pair_from(pair_id, json.loads(data)) for pair_id, data in rows}
 
     # Messages
