@@ -65,6 +65,7 @@ class SqlStore:
 
     def close(self) -> None:
         if self._lock is not None:
+            self._lock.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK})")
             self._lock.close()
             self._lock = None
         self.engine.dispose()
