@@ -49,12 +49,16 @@ class SmtpMailer:
             client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
             client = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-        client.ehlo()
-        if s.security == "starttls":
-            client.starttls(context=context)
+        try:
             client.ehlo()
-        if s.username_env:
-            client.login(os.environ.get(s.username_env, ""), os.environ.get(s.password_env or "", ""))
+            if s.security == "starttls":
+                client.starttls(context=context)
+                client.ehlo()
+            if s.username_env:
+                client.login(_secret(s.username_env), _secret(s.password_env or ""))
+        except BaseException:
+            client.close()  # a half-open session must not leak its socket
+            raise
         return client
 
 
@@ -68,12 +72,14 @@ class SmtpConnection:
     def send(self, message: EmailMessage) -> None:
         sender = message["From"].addresses[0].addr_spec
         recipient = message["To"].addresses[0].addr_spec
-        data = message.as_bytes(policy=policy.SMTP)
+        international = not (sender + recipient).isascii()
+        # With SMTPUTF8 the addresses go out as UTF-8 (RFC 6532), never as encoded words.
+        data = message.as_bytes(policy=policy.SMTPUTF8 if international else policy.SMTP)
         phase = "connect"
         try:
             if self.client is None:
                 self.client = self.mailer.open()
-            options = ["SMTPUTF8"] if not (sender + recipient).isascii() else []
+            options = ["SMTPUTF8"] if international else []
             phase = "envelope"
             _expect(self.client.mail(sender, options), 250)
             _expect(self.client.rcpt(recipient), 250, 251)
@@ -83,14 +89,27 @@ class SmtpConnection:
             phase = "data"
             self.client.send(_dot_stuffed(data))
             _expect(self.client.getreply(), 250)
+        except smtplib.SMTPAuthenticationError as exc:
+            # The login, not this message, is wrong: keep retrying while someone fixes it.
+            self._drop()
+            raise MailError(MailError.TRANSIENT, f"login refused (SMTP {exc.smtp_code}): {_text(exc.smtp_error)}") from None
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            kind = MailError.PERMANENT if 500 <= exc.smtp_code < 600 else MailError.TRANSIENT
+            if exc.smtp_code < 0 and phase == "data":
+                kind = MailError.UNKNOWN  # a garbled reply to the message itself
+            else:
+                kind = MailError.PERMANENT if 500 <= exc.smtp_code < 600 else MailError.TRANSIENT
             raise MailError(kind, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            self._drop()
+            raise MailError(MailError.PERMANENT, f"the server cannot take this message: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
             self._drop()
             kind = MailError.UNKNOWN if phase == "data" else MailError.TRANSIENT
             raise MailError(kind, f"connection lost during {phase}: {exc or type(exc).__name__}") from None
+        except (ValueError, MissingSecret) as exc:  # e.g. a password smtplib cannot encode
+            self._drop()
+            raise MailError(MailError.TRANSIENT, f"cannot log in: {exc}") from None
 
     def close(self) -> None:
         if self.client is not None:
@@ -107,6 +126,17 @@ class SmtpConnection:
             except OSError:
                 pass
         self.client = None
+
+
+class MissingSecret(Exception):
+    pass
+
+
+def _secret(variable: str) -> str:
+    value = os.environ.get(variable)
+    if value is None:
+        raise MissingSecret(f"the environment variable {variable} is not set")
+    return value
 
 
 def _expect(reply: tuple[int, bytes], *codes: int) -> None:

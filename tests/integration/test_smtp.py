@@ -373,7 +373,7 @@ def test_auth_with_credentials_from_the_environment(auth_server, client_tls, mon
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_a_wrong_password_is_a_permanent_failure(auth_server, client_tls, monkeypatch, mechanism):
+def test_a_wrong_password_is_retried_while_someone_fixes_it(auth_server, client_tls, monkeypatch, mechanism):
     recorder, controller = auth_server(mechanism)
     monkeypatch.setenv(USER_ENV, USER)
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
@@ -381,8 +381,9 @@ def test_a_wrong_password_is_a_permanent_failure(auth_server, client_tls, monkey
     with mailer(controller, "starttls", context=client_tls, auth=True).connect() as connection:
         with pytest.raises(MailError) as caught:
             connection.send(make_message(1))
-    assert caught.value.kind == MailError.PERMANENT
-    assert "535" in caught.value.reason
+    # The login is wrong, not the message: failing every message for good would be worse.
+    assert caught.value.kind == MailError.TRANSIENT
+    assert "535" in caught.value.reason and "login refused" in caught.value.reason
     assert recorder.logins_tried == [(mechanism, USER.encode(), b"wrong")]
     assert recorder.received == []
 
@@ -405,7 +406,7 @@ def test_a_non_ascii_password_fails_as_a_mail_error(starttls_server, client_tls,
     monkeypatch.setenv(PASSWORD_ENV, "pässwort")
     with mailer(controller, "starttls", context=client_tls, auth=True).connect() as connection:
         result = outcome(connection, make_message(1))
-    assert result == MailError.PERMANENT  # the test server knows only PASSWORD
+    assert result == MailError.TRANSIENT  # a login problem: retried, reported, never a crash
 
 
 def test_a_failed_login_leaves_no_socket_behind(starttls_server, client_tls, monkeypatch):
@@ -417,7 +418,7 @@ def test_a_failed_login_leaves_no_socket_behind(starttls_server, client_tls, mon
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         with mailer(controller, "starttls", context=client_tls, auth=True).connect() as connection:
-            assert outcome(connection, make_message(1)) == MailError.PERMANENT
+            assert outcome(connection, make_message(1)) == MailError.TRANSIENT
         gc.collect()
     client_side = f"raddr=('{HOST}', {controller.port})"  # not the server's own objects
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning) and client_side in str(w.message)]
