@@ -363,3 +363,108 @@ def idle_ticks(daemon: Daemon, repeat: int) -> list[float]:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+def _serve_smtp(ports, received, connections, stop) -> None:
+    """The SMTP server process: aiosmtpd on the loopback, counting and dropping mail."""
+    from aiosmtpd.controller import Controller as SmtpController
+
+    class Counting:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname  # the 5-argument hook must set it itself
+            with connections.get_lock():
+                connections.value += 1
+            return responses
+
+        async def handle_DATA(self, server, session, envelope):
+            with received.get_lock():
+                received.value += 1
+            return "250 2.0.0 Queued"
+
+    class Loopback(SmtpController):
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = Loopback(Counting(), hostname=HOST, port=0, ready_timeout=10)
+    controller.start()
+    ports.put(controller.port)
+    stop.wait()
+    controller.stop()
+
+
+class SmtpServer:
+    """aiosmtpd in its own process, so the server does not share the client's
+    interpreter lock. `received` counts messages, `connections` counts EHLOs."""
+
+    def __enter__(self) -> SmtpServer:
+        context = multiprocessing.get_context("spawn")
+        self.received = context.Value("q", 0)
+        self.connections = context.Value("q", 0)
+        self._stop = context.Event()
+        ports = context.Queue()
+        self._process = context.Process(
+            target=_serve_smtp, args=(ports, self.received, self.connections, self._stop), daemon=True
+        )
+        self._process.start()
+        self.port = ports.get(timeout=60)
+        return self
+
+    def counts(self) -> tuple[int, int]:
+        return self.received.value, self.connections.value
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def smtp_messages(count: int, seed: int) -> list[EmailMessage]:
+    """Program-like messages: text + HTML, a few hundred words, some with non-ASCII names."""
+    rng = random.Random(f"{seed}-smtp")
+    sender = Contact(name="Spring Mentoring", email="coordinator@example.org")
+    paragraph = (
+        "Your first session is on Monday 1 March at 10:00 (your time). Bring one question you"
+        " would like to work on, and a small example from your own work. "
+    )
+    built = []
+    for number in range(count):
+        to = Contact(name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}", email=f"mentee{number}@example.net")
+        text = f"Hello {to.name},\n\n" + "\n\n".join(paragraph * rng.randint(1, 3) for _ in range(6)) + "\n\nRenata\n"
+        html = "".join(f"<p>{part}</p>\n" for part in text.split("\n\n"))
+        built.append(
+            build_message(
+                Rendered(subject=f"Your first session with Maya ({number})", text=text, html=html),
+                sender=sender,
+                reply_to=sender,
+                to=to,
+                message_id=message_id(("bench", str(seed), str(number)), "example.org"),
+                date=datetime(2027, 3, 1, 9, tzinfo=UTC),
+            )
+        )
+    return built
+
+
+def smtp_mailer(port: int) -> SmtpMailer:
+    return SmtpMailer(SmtpSettings(host=HOST, port=port, security="none", timeout=30.0))
+
+
+def send_per_message(mailer: SmtpMailer, batch: list[EmailMessage]) -> float:
+    began = perf_counter()
+    for message in batch:
+        with mailer.connect() as connection:
+            connection.send(message)
+    return perf_counter() - began
+
+
+def send_reused(mailer: SmtpMailer, batch: list[EmailMessage]) -> float:
+    began = perf_counter()
+    with mailer.connect() as connection:
+        for message in batch:
+            connection.send(message)
+    return perf_counter() - began

@@ -176,3 +176,39 @@ class ConfigWatcher:
             except OSError:
                 marks.append((str(path), None, None))
         return tuple(marks)
+
+
+class GoogleSetupError(Exception):
+    pass
+
+
+def google_adapters(configuration: Configuration) -> tuple[object | None, object | None, object | None]:
+    """(calendar, free/busy, mailer) for what the cohort asks of Google; Nones otherwise.
+    Credentials are read here, when the daemon starts."""
+    from .adapters.google import api, auth
+    from .adapters.google.calendar import GoogleCalendar
+    from .adapters.google.freebusy import GoogleFreeBusy
+    from .adapters.google.gmail import GmailMailer
+    from .domain.calendar import cohort_tag
+
+    cohort, google = configuration.cohort, configuration.google
+    use_calendar = cohort.calendar == "google"
+    use_gmail = configuration.mail.transport == "gmail"
+    use_free_busy = use_calendar and google.free_busy
+    if not (use_calendar or use_gmail):
+        return None, None, None
+    path = auth.key_file(configuration.folder / google.credentials if google.credentials else None)
+    if path is None:
+        raise GoogleSetupError("Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS")
+    scopes = auth.scopes(calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail)
+    credentials = auth.load_credentials(path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint())
+    calendar = free_busy = mailer = None
+    if use_calendar:
+        calendar = GoogleCalendar(
+            lambda: api.build("calendar", "v3", credentials), calendar_id=configuration.calendar_id, cohort_tag=cohort_tag(cohort.name)
+        )
+    if use_free_busy:
+        free_busy = GoogleFreeBusy(lambda: api.build("calendar", "v3", credentials))
+    if use_gmail:
+        mailer = GmailMailer(lambda: api.build("gmail", "v1", credentials), can_read_sent=google.read_sent_mail)
+    return calendar, free_busy, mailer

@@ -70,8 +70,16 @@ def _run(args: argparse.Namespace) -> int:
     except bootstrap.AlreadyRunning as exc:
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_BUSY
-    mailer = bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, log=_print_line))
+    try:
+        calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
+    except bootstrap.GoogleSetupError as exc:
+        release()
+        print(f"not starting: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    mailer = gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
+    controller = Controller(
+        Deps(store=store, mailer=mailer, source=watcher, log=_print_line, calendar=calendar, free_busy=free_busy)
+    )
     try:
         if args.simulate:
             run_simulated(controller, clock, args.until)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
-from .domain.model import Cohort, Pair, Role
+from .domain.calendar import CalendarError, Declined, Deleted, EventRequest, Moved, event_id, observe
+from .domain.model import Cohort, Contact, Pair, Role, Session
 from .domain.outbox import (
+    UPDATES,
     MessageRow,
     SessionRecord,
     State,
@@ -24,13 +26,13 @@ from .domain.outbox import (
     handed_over,
     wanted_for_pair,
 )
-from .domain.planning import Busy, plan_sessions
-from .domain.ports import Mailer, MailError, Store
+from .domain.planning import Busy, plan_sessions, replan_session
+from .domain.ports import Calendar, FreeBusy, Mailer, MailError, Store
 from .domain.retry import GiveUp, retry_decision
 from .domain.timeline import INVITATIONS, MORNING
 from .domain.availability import local_moment
 from .mail.compose import compose, compose_digest
-from .mail.context import Change, session_view
+from .mail.context import Change, pair_context, session_view
 from .mail.templates import TemplateProblem, Templates
 from .timefmt import local, span
 
@@ -62,6 +64,8 @@ class Deps:
     log: Callable[[datetime, str], None] = lambda now, line: None
     stop: threading.Event = field(default_factory=threading.Event)
     batch: int = 200
+    calendar: Calendar | None = None  # None: invitations go by email (iMIP)
+    free_busy: FreeBusy | None = None  # None: declared hours and .ics files only
 
 
 class Controller:
@@ -74,22 +78,27 @@ class Controller:
         self.recovered = False
 
     def tick(self, now: datetime) -> datetime | None:
-        """One pass: recover after a crash, apply configuration changes, send what is due.
-        Returns when the next message falls due."""
+        """One pass: recover after a crash, read what changed in the calendar, apply
+        configuration changes, bring the calendar up to date, send what is due. Returns
+        when the next message falls due."""
         inputs, changed = self.deps.source.current()
         if not self.recovered:
             recover_in_flight(self.deps, now)
             self.recovered = True
-        if changed or not self.reconciled:
+        observed = pull_calendar(self.deps, inputs, now) if self.deps.calendar else False
+        if changed or observed or not self.reconciled:
             self.unplanned = reconcile(self.deps, inputs, now)
             self.reconciled = True
+        if self.deps.calendar:
+            push_calendar(self.deps, inputs, now)
         send_due(self.deps, inputs, now)
         if plan_digest(self.deps, inputs.cohort, self.attention(), now):
             send_due(self.deps, inputs, now)
         return self.deps.store.next_due()
 
     def attention(self) -> list[dict[str, str]]:
-        return attention_items(self.unplanned, self.deps.store.messages_needing_a_human(), self.deps.source.problems)
+        store = self.deps.store
+        return attention_items(self.unplanned, store.messages_needing_a_human(), self.deps.source.problems, store.alerts())
 
 
 def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
@@ -109,7 +118,7 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
         for pair_id, pair_records in records.items()
         if pair_id in active and len(pair_records) == 2 and not any(r.cancelled for r in pair_records)
     }
-    plan = plan_sessions(cohort, inputs.busy, now=now, booked=booked)
+    plan = plan_sessions(cohort, busy_now(deps, inputs, now), now=now, booked=booked)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in booked]
     if new:
         store.book([s for item in new for s in item.sessions], now)
@@ -117,6 +126,139 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
             deps.log(now, f"booked {item.pair.id}: " + "; ".join(f"session {s.number} {s.start:%Y-%m-%d %H:%M} UTC" for s in item.sessions))
     sync_messages(deps, cohort, now)
     return {item.pair.id: item.problems[0] for item in plan.pairs if item.problems}
+
+
+def busy_now(deps: Deps, inputs: Inputs, now: datetime) -> Busy:
+    """Declared busy time (.ics files), plus Google free/busy where it can be read."""
+    if deps.free_busy is None:
+        return inputs.busy
+    cohort = inputs.cohort
+    end = local_moment(cohort.end + timedelta(days=1), MORNING, cohort.timezone)
+    try:
+        seen, unreadable = deps.free_busy.busy(sorted(cohort.people), min(now, end), end)
+    except Exception as error:  # the plan can still be made from declared hours
+        deps.log(now, f"free/busy unavailable ({error}); planning with declared hours")
+        return inputs.busy
+    busy = {email: list(inputs.busy.get(email, ())) + seen.get(email, []) for email in cohort.people}
+    if unreadable:
+        deps.log(now, f"free/busy unreadable for {len(unreadable)} people: their declared hours are used")
+    return busy
+
+
+def push_calendar(deps: Deps, inputs: Inputs, now: datetime) -> None:
+    """Create, move or cancel the events of sessions the calendar does not show yet."""
+    store, cohort, calendar = deps.store, inputs.cohort, deps.calendar
+    behind = store.sessions_out_of_calendar()
+    if not behind:
+        return
+    current = {p.id: p for p in cohort.pairs}
+    pairs = {**store.known_pairs({r.session.pair_id for r in behind} - current.keys()), **current}
+    live = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if not r.cancelled}
+    gone = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if r.cancelled}
+    requests = [_event_request(cohort, inputs.templates, pairs[r.session.pair_id], r, key) for key, r in live.items()]
+    for key, outcome in calendar.put(requests).items():
+        record = live[key]
+        where = f"session {record.session.number} of {record.session.pair_id}"
+        if isinstance(outcome, CalendarError):
+            deps.log(now, f"calendar: could not write {where} ({outcome.reason}); trying again later")
+            continue
+        store.event_written(record.session.pair_id, record.session.number, record.sequence, outcome, now)
+        deps.log(now, f"calendar: {where} at {record.session.start:%Y-%m-%d %H:%M} UTC" + (" with Meet" if outcome.meet_link else ""))
+    existing = [key for key, r in gone.items() if r.event_sequence >= 0]
+    removed = calendar.remove(existing) if existing else {}
+    for key, record in gone.items():
+        error = removed.get(key)
+        if error is not None:
+            deps.log(now, f"calendar: could not cancel session {record.session.number} of {record.session.pair_id} ({error.reason})")
+            continue
+        store.event_written(record.session.pair_id, record.session.number, record.sequence, None, now)
+
+
+def pull_calendar(deps: Deps, inputs: Inputs, now: datetime) -> bool:
+    """Read what people changed in the calendar since last time; returns whether any
+    session moved or went away (the plan and the emails then follow)."""
+    store, cohort = deps.store, inputs.cohort
+    try:
+        events, token = deps.calendar.changes(store.calendar_token())
+    except CalendarError as error:
+        deps.log(now, f"calendar: cannot read changes ({error.reason}); trying again later")
+        return False
+    records = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in store.sessions()}
+    current = {p.id: p for p in cohort.pairs}
+    changed = False
+    for event in events:
+        record = records.get(event.event_id)
+        if record is None:
+            continue
+        session = record.session
+        store.event_seen(session.pair_id, session.number, event)
+        pair = current.get(session.pair_id)
+        if pair is None or not record.in_calendar:
+            continue  # a removed pair, or our own change is still on its way
+        what = observe(pair, start=session.start, end=session.end, we_cancelled=record.cancelled, event=event)
+        if isinstance(what, Moved):
+            moved = Session(pair_id=session.pair_id, number=session.number, start=what.start, end=what.end)
+            store.move(moved, now, "the event was moved in Google Calendar", seen_in_calendar=True)
+            deps.log(now, f"calendar: session {session.number} of {session.pair_id} was moved to {what.start:%Y-%m-%d %H:%M} UTC")
+            changed = True
+        elif isinstance(what, Declined):
+            refused = next(p.email for p in pair.people if p.name == what.who)
+            changed |= rebook(deps, inputs, record, now, reason=f"{what.who} declined the first time", refused_by=refused)
+        elif isinstance(what, Deleted):
+            if cohort.rebook_deleted:
+                changed |= rebook(deps, inputs, record, now, reason="the event was deleted in Google Calendar")
+            else:
+                store.set_alert(f"{session.pair_id}/{session.number}", f"Session {session.number} was deleted in Google Calendar; it was not booked again.")
+                store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", seen_in_calendar=True)
+                changed = True
+    store.set_calendar_token(token)
+    return changed
+
+
+MAX_REBOOKS = 2  # after this many declines of one session, a human decides
+
+
+def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, reason: str, refused_by: str | None = None) -> bool:
+    """Another time for a session, around everything else booked; a human is asked
+    when there is none or the session keeps being declined."""
+    store, cohort = deps.store, inputs.cohort
+    session = record.session
+    alert_key = f"{session.pair_id}/{session.number}"
+    if record.rebooks >= MAX_REBOOKS:
+        store.set_alert(alert_key, f"Session {session.number} was declined {record.rebooks + 1} times; please agree a time with them.")
+        return False
+    booked = {
+        pair_id: tuple(r.session for r in records if not r.cancelled and r.session != session)
+        for pair_id, records in by_pair(store.sessions()).items()
+    }
+    busy = dict(busy_now(deps, inputs, now))
+    if refused_by:
+        busy[refused_by] = list(busy.get(refused_by, ())) + [(session.start, session.end)]
+    new = replan_session(cohort, busy, pair_id=session.pair_id, number=session.number, booked=booked, now=now)
+    if new is None:
+        store.set_alert(alert_key, f"Session {session.number}: {reason}, and no other time fits both; please agree a time with them.")
+        return False
+    store.move(new, now, reason, rebook=True)
+    store.set_alert(alert_key, None)
+    deps.log(now, f"rebooked session {session.number} of {session.pair_id} at {new.start:%Y-%m-%d %H:%M} UTC: {reason}")
+    return True
+
+
+def _event_request(cohort: Cohort, templates: Templates, pair: Pair, record: SessionRecord, key: str) -> EventRequest:
+    session = record.session
+    context = pair_context(cohort, pair, (session, session), Role.MENTOR, stage=f"session{session.number}_invitation")
+    context["session"] = context["session1"]
+    return EventRequest(
+        event_id=key,
+        pair_id=pair.id,
+        number=session.number,
+        start=session.start,
+        end=session.end,
+        summary=f"Mentorship session {session.number}: {pair.mentor.name} and {pair.mentee.name}",
+        description=templates.render_one("event/description.txt", context),
+        attendees=tuple(Contact(name=p.name, email=p.email) for p in pair.people),
+        tags={"pair": pair.id, "session": str(session.number)},
+    )
 
 
 def sync_messages(deps: Deps, cohort: Cohort, now: datetime) -> None:
@@ -219,8 +361,9 @@ def _compose(inputs: Inputs, pairs: dict[str, Pair], records: dict[str, list[Ses
     pair_records = records[row.pair_id]
     change = None
     role = Role(row.role)
-    if row.stage in INVITATIONS and row.revision:
-        record = pair_records[INVITATIONS[row.stage] - 1]
+    moved = INVITATIONS.get(row.stage) if row.revision else UPDATES.get(row.stage)
+    if moved:
+        record = pair_records[moved - 1]
         reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
         change = Change(
             session=session_view(record.session, reader, partner, cohort.link_for(pair)),
@@ -239,12 +382,16 @@ def _compose(inputs: Inputs, pairs: dict[str, Pair], records: dict[str, list[Ses
         stamp=now,
         revision=row.revision,
         change=change,
+        links=tuple(r.meet_link for r in pair_records),
     )
 
 
-def attention_items(unplanned: dict[str, str], rows: list[MessageRow], config_problems: list[str]) -> list[dict[str, str]]:
+def attention_items(
+    unplanned: dict[str, str], rows: list[MessageRow], config_problems: list[str], alerts: dict[str, str]
+) -> list[dict[str, str]]:
     """What needs a human, as sentences: for `status` and the coordinator's digest."""
     items = [{"pair_id": "", "summary": f"The last edit of the configuration was not applied: {p}"} for p in config_problems]
+    items += [{"pair_id": key.split("/")[0], "summary": text} for key, text in sorted(alerts.items())]
     items += [{"pair_id": pair_id, "summary": f"Not scheduled: {reason}."} for pair_id, reason in sorted(unplanned.items())]
     for row in rows:
         what = f"The {row.stage.replace('_', ' ')} email to {row.recipient}"

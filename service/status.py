@@ -64,5 +64,5 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
         "cohort": cohort.name,
         "pairs": pairs,
         "totals": dict(sorted(Counter(m.state.value for m in rows).items())),
-        "attention": attention_items(unplanned, store.messages_needing_a_human(), []),
+        "attention": attention_items(unplanned, store.messages_needing_a_human(), [], store.alerts()),
     }

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from ..domain.model import Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
-from ..domain.timeline import DEFAULT_TIMINGS
-from .cohortfile import CohortFile, Mail, WorkingHours, parse_cohort_file
+from ..domain.timeline import DEFAULT_TIMINGS, INVITATIONS
+from .cohortfile import CohortFile, Google, Mail, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
 from .problems import ConfigError, Problem, display
 from .yamlfile import load_yaml
@@ -22,6 +22,8 @@ class Configuration:
 
     cohort: Cohort
     mail: Mail
+    google: Google
+    calendar_id: str
     poll: timedelta
     folder: Path  # the cohort file's folder: relative paths start here
     pairings: Path  # the pairings file in use
@@ -58,6 +60,14 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
             days=settings.working_hours.days,
         ) if settings else WorkingHoursFallback
         pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
+    if settings and settings.google.credentials and not (config.parent / settings.google.credentials).is_file():
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("google", "credentials")),
+                message=f"google.credentials '{settings.google.credentials}' is not a file",
+            )
+        )
     if settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
         problems.append(
             Problem(
@@ -71,6 +81,8 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
     return Configuration(
         cohort=_cohort(settings, pairs, config.parent),
         mail=settings.mail,
+        google=settings.google,
+        calendar_id=settings.calendar.calendar_id,
         poll=timedelta(minutes=settings.daemon.poll_minutes),
         folder=config.parent,
         pairings=pairings,
@@ -84,6 +96,7 @@ WorkingHoursFallback = WorkingPattern(timezone="UTC", hours=WorkingHours().hours
 def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
     s = settings.sessions
     emails = settings.emails
+    google = settings.calendar.backend == "google"
     return Cohort(
         name=settings.name,
         coordinator=Contact(name=settings.coordinator.name, email=settings.coordinator.email),
@@ -101,10 +114,14 @@ def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
             timings=tuple(
                 (stage, Timing(anchor=t.anchor, offset=t.offset) if (t := emails.schedule.get(stage)) else default)
                 for stage, default in DEFAULT_TIMINGS.items()
+                # Google Calendar sends its own invitations.
+                if not (google and stage in INVITATIONS)
             ),
             sender=Contact(name=emails.sender.name, email=emails.sender.email) if emails.sender else None,
             template_dir=str(folder / emails.templates) if emails.templates else None,
         ),
         video_link=s.video_link,
+        calendar=settings.calendar.backend,
+        rebook_deleted=settings.calendar.rebook_deleted,
         pairs=tuple(pairs),
     )

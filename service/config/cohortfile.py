@@ -109,9 +109,22 @@ class Smtp(_Section):
 
 
 class Mail(_Section):
-    transport: Literal["file", "smtp"] = "file"
+    transport: Literal["file", "smtp", "gmail"] = "file"
     folder: Path | None = None  # file transport; default: "outbox" beside the state file
     smtp: Smtp | None = None
+
+
+class Calendar(_Section):
+    backend: Literal["imip", "google"] = "imip"  # imip: invitations by email
+    calendar_id: str = "primary"  # google: the organiser's calendar, or a dedicated one
+    rebook_deleted: bool = False  # google: book a session again if its event is deleted
+
+
+class Google(_Section):
+    credentials: Path | None = None  # key or token file; default: GOOGLE_APPLICATION_CREDENTIALS
+    organizer: Email | None = None  # whom a service account acts as; default: the coordinator
+    read_sent_mail: bool = False  # adds gmail.readonly to check sends cut off by a crash
+    free_busy: bool = True  # read people's busy time where the organiser may
 
 
 class Daemon(_Section):
@@ -127,6 +140,8 @@ class CohortFile(_Section):
     working_hours: WorkingHours = WorkingHours()
     emails: Emails = Emails()
     mail: Mail = Mail()
+    calendar: Calendar = Calendar()
+    google: Google = Google()
     daemon: Daemon = Daemon()
 
 

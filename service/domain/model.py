@@ -142,6 +142,8 @@ class Cohort:
     rules: SessionRules = field(default_factory=SessionRules)
     emails: EmailSettings | None = None  # None: the default schedule (see timeline.py)
     video_link: str | None = None  # the cohort's meeting room, unless the mentor has one
+    calendar: str = "imip"  # imip: invitations by email; google: Google Calendar events
+    rebook_deleted: bool = False  # google: book a session again when its event is deleted by hand
     pairs: tuple[Pair, ...] = ()
 
     def __post_init__(self) -> None:

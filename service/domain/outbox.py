@@ -7,7 +7,7 @@ an update is a new message while the old one stays as sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Iterable, Mapping, Sequence
@@ -16,6 +16,9 @@ from .model import Cohort, Pair, Role, Session
 from .timeline import INVITATIONS, email_timeline
 
 CANCELLATIONS = {"session1_cancellation": 1, "session2_cancellation": 2}
+# With Google Calendar, Google sends invitations and their updates; these tell both
+# people why a session moved.
+UPDATES = {"session1_update": 1, "session2_update": 2}
 
 
 class State(str, Enum):
@@ -76,6 +79,16 @@ class SessionRecord:
     changed_at: datetime
     previous_start: datetime | None = None  # where a moved session was before
     change_reason: str | None = None
+    event_sequence: int = -1  # the sequence the calendar shows (-1: no event yet)
+    meet_link: str | None = None
+    conference: str | None = None
+    responses: Mapping[str, str] = field(default_factory=dict)
+    rebooks: int = 0  # times it was moved because someone declined
+
+    @property
+    def in_calendar(self) -> bool:
+        """Whether the calendar shows what we store."""
+        return self.event_sequence == self.sequence
 
 
 @dataclass(frozen=True)
@@ -101,8 +114,11 @@ def wanted_for_pair(
         return []
     sessions = tuple(r.session for r in records)
     if any(r.cancelled for r in records):
-        return _cancellations(pair, records, handed_over)
+        # Google tells attendees of a cancelled event itself.
+        return _cancellations(pair, records, handed_over) if cohort.calendar == "imip" else []
     wanted = []
+    if cohort.calendar == "google":
+        wanted += _updates(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
         revision = 0
         due = planned.due
@@ -122,6 +138,28 @@ def wanted_for_pair(
                 expires=expires(planned.stage, sessions),
             )
         )
+    return wanted
+
+
+def _updates(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
+    """Word of a moved session, to both people, when it moves."""
+    wanted = []
+    for stage, number in UPDATES.items():
+        record = records[number - 1]
+        if record.previous_start is None:
+            continue
+        for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
+            wanted.append(
+                Wanted(
+                    due=record.changed_at,
+                    pair_id=pair.id,
+                    stage=stage,
+                    recipient=person.email,
+                    revision=record.sequence,
+                    role=role,
+                    expires=record.session.start,
+                )
+            )
     return wanted
 
 

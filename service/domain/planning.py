@@ -107,6 +107,48 @@ def plan_sessions(
     return Plan(cohort=cohort, pairs=tuple(outcome[pair.id] for pair in cohort.pairs))
 
 
+def replan_session(
+    cohort: Cohort,
+    busy: Busy,
+    *,
+    pair_id: str,
+    number: int,
+    booked: Mapping[str, tuple[Session, ...]],
+    now: datetime,
+) -> Session | None:
+    """Another time for one session of a pair (after a decline, say), around every
+    session in `booked`, which holds the pair's other session but not this one. Add the
+    refused time to the decliner's `busy` so it is not offered again."""
+    frame = _Frame.of(cohort, now)
+    group = next(g for g in _groups(cohort.pairs) if any(p.id == pair_id for p in g))
+    pair = next(p for p in group if p.id == pair_id)
+    people = {p.email: p for member in group for p in member.people}
+    free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
+    shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email])}
+    search = _Search(frame, [], shared, {pair.id: 0}, 0, booked)
+    for member in group:  # _Search books fixed sessions of the pairs it is given
+        if member.id != pair.id:
+            for session in booked.get(member.id, ()):
+                search.book_fixed(member, session)
+    other = next((s for s in booked.get(pair.id, ()) if s.number != number), None)
+    if other is not None:
+        search.book_fixed(pair, other)
+    if number == 1:
+        lo, hi = frame.earliest, frame.first_deadline
+        if other is not None:  # session 2 must still come at least the gap later
+            hi = min(hi, to_minutes(other.start) - frame.gap + frame.length)
+    else:
+        lo, hi = frame.earliest, frame.program_end
+        if other is not None:
+            lo = max(lo, to_minutes(other.start) + frame.gap)
+    search.thorough = True
+    options = search.options(pair, number, lo, hi)
+    if not options:
+        return None
+    start = options[0].start
+    return Session(pair_id=pair.id, number=number, start=from_minutes(start), end=from_minutes(start + frame.length))
+
+
 def _free(frame: _Frame, person: Person, busy: Sequence[tuple[datetime, datetime]]) -> list[DaySpan]:
     cohort = frame.cohort
     working = working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY)
@@ -233,8 +275,7 @@ class _Search:
         self.days: dict[str, Counter[int]] = defaultdict(Counter)
         for pair in group:
             for session in fixed.get(pair.id, ()):
-                start = to_minutes(session.start)
-                self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
+                self.book_fixed(pair, session)
         self.current: dict[str, tuple[int, int]] = {}
         self.best: dict[str, tuple[int, int]] = {}
         self.nodes = 0
@@ -289,13 +330,18 @@ class _Search:
     def _unbook(self, pair: Pair, option: _Option) -> None:
         self._book(pair, option, sign=-1)
 
+    def book_fixed(self, pair: Pair, session: Session) -> None:
+        """A session that exists already: its time is taken for both its people."""
+        start = to_minutes(session.start)
+        self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
+
     def _each_option(self, pair: Pair, number: int, lo: int, hi: int) -> Iterator[_Option]:
         """The options for a session, recomputed (untried ones only) once the search
         turns thorough, so alternatives reach the pairs decided during the first descent."""
         tried: set[int] = set()
         while True:
             thorough = self.thorough
-            for option in self._options(pair, number, lo, hi):
+            for option in self.options(pair, number, lo, hi):
                 if option.start in tried:
                     continue
                 tried.add(option.start)
@@ -305,7 +351,7 @@ class _Search:
             else:
                 return
 
-    def _options(self, pair: Pair, number: int, lo: int, hi: int) -> list[_Option]:
+    def options(self, pair: Pair, number: int, lo: int, hi: int) -> list[_Option]:
         """The best few start times for one session in [lo, hi), best first."""
         frame = self.frame
         length, step = frame.length, frame.step

@@ -7,6 +7,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import ContextManager, Iterable, Protocol, Sequence
 
+from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
 
@@ -41,6 +42,26 @@ class Mailer(Protocol):
     def was_sent(self, message_id: str) -> bool | None:
         """Whether a message with this Message-ID was handed over before: True or False
         when the transport can tell for sure, None when it cannot."""
+
+
+class Calendar(Protocol):
+    """Where sessions live as events people see (Google Calendar)."""
+
+    def put(self, requests: Sequence[EventRequest]) -> dict[str, CalendarEvent | CalendarError]:
+        """Create each event, or bring an existing one (same id) to the requested state,
+        telling the attendees. Keyed by event id; a failure is given per event."""
+
+    def remove(self, event_ids: Sequence[str]) -> dict[str, CalendarError | None]:
+        """Cancel these events, telling the attendees; already gone counts as done."""
+
+    def changes(self, token: str | None) -> tuple[list[CalendarEvent], str]:
+        """Events changed since `token` (every event when None or expired) and the token
+        for next time. Raises CalendarError."""
+
+
+class FreeBusy(Protocol):
+    def busy(self, emails: Sequence[str], start: datetime, end: datetime) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str]]:
+        """Busy intervals by email, and the emails whose calendars cannot be read."""
 
 
 class Store(Protocol):

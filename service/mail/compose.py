@@ -30,6 +30,7 @@ def compose(
     stamp: datetime,
     revision: int = 0,
     change: Change | None = None,
+    links: tuple[str | None, ...] = (),
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -37,7 +38,7 @@ def compose(
     session_moved wording and carries the request with that sequence number.
     """
     template_stage = "session_moved" if stage in INVITATIONS and revision else stage
-    context = pair_context(cohort, pair, sessions, role, stage=stage)
+    context = pair_context(cohort, pair, sessions, role, stage=stage, links=links)
     if change is not None:
         context["change"] = change
     rendered = templates.render(template_stage, role.value, context)
@@ -125,6 +126,8 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")
                 attempt(lambda: templates.render("session_moved", role.value, {**base, "change": change}))
+        context = pair_context(sample_cohort, pair, sessions, Role.MENTOR, stage="session1_invitation")
+        attempt(lambda: templates.render_one("event/description.txt", {**context, "session": context["session1"]}))
     for attention in ([], [{"pair_id": full.id, "summary": "The mentee declined session 1 twice."}]):
         attempt(lambda: templates.render("coordinator_digest", "coordinator", digest_context(cohort, attention)))
     return list(found.values())

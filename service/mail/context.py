@@ -70,12 +70,15 @@ def pair_context(
     role: Role,
     *,
     stage: str,
+    links: tuple[str | None, ...] = (),
 ) -> dict[str, Any]:
-    """Everything a pair's email template may use, for the person in `role`."""
+    """Everything a pair's email template may use, for the person in `role`. `links` are
+    the sessions' own meeting links (Meet) where known; else the cohort's or mentor's."""
     reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
     partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
-    link = cohort.link_for(pair)
-    first, second = (session_view(s, reader, partner, link) for s in sessions)
+    fallback = cohort.link_for(pair)
+    links = tuple(links) + (None,) * (len(sessions) - len(links))
+    first, second = (session_view(s, reader, partner, link or fallback) for s, link in zip(sessions, links))
     views = {role: person_view(reader, role), partner_role: person_view(partner, partner_role)}
     context = _common(cohort, stage, reader, sessions)
     context.update(

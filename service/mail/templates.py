@@ -17,6 +17,8 @@ FOLDERS = {
     "session2_invitation": "invitation",
     "session1_cancellation": "cancellation",
     "session2_cancellation": "cancellation",
+    "session1_update": "session_moved",
+    "session2_update": "session_moved",
 }
 PARTS = ("subject", "txt", "html")
 
@@ -56,6 +58,10 @@ class Templates:
         text = self._render(f"{folder}/{role}.txt", context)
         html = self._render(f"{folder}/{role}.html", {**context, "subject": subject})
         return Rendered(subject=subject, text=_tidy(text), html=html)
+
+    def render_one(self, name: str, context: Mapping[str, Any]) -> str:
+        """One template file (a calendar event's description, say), as text."""
+        return _tidy(self._render(name, context))
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:

@@ -165,3 +165,28 @@ def test_only_one_daemon_works_on_a_postgresql_database():
         finally:
             first.close()
             second.close()
+
+
+def test_a_schema_1_database_is_migrated_in_place(tmp_path):
+    """A state written before calendar events existed keeps its rows and gains the columns."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            """
+            CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            CREATE TABLE sessions (pair_id VARCHAR(64), number INTEGER, start DATETIME NOT NULL, "end" DATETIME NOT NULL,
+                status VARCHAR(16) NOT NULL, sequence INTEGER NOT NULL, previous_start DATETIME, change_reason TEXT,
+                changed_at DATETIME NOT NULL, PRIMARY KEY (pair_id, number));
+            INSERT INTO sessions VALUES ('p1', 1, '2027-03-01 09:00:00.000000', '2027-03-01 10:00:00.000000', 'booked', 0, NULL, NULL, '2027-02-01 00:00:00.000000');
+            """
+        )
+    store = open_store(path)
+    try:
+        (record,) = store.sessions()
+        assert record.session == session()
+        assert (record.event_sequence, record.responses, record.rebooks) == (-1, {}, 0)
+    finally:
+        store.close()

@@ -217,3 +217,21 @@ def test_booked_sessions_are_kept_and_others_plan_around_them():
     assert next(p.sessions for p in again.pairs if p.pair.id == "a") == kept["a"]
     assert again.booked == 2
     assert violations(c, again) == []
+
+
+def test_a_declined_session_gets_another_time_around_everything_else():
+    from service.domain.planning import replan_session
+
+    maya = person("Maya", "UTC", "09:00-12:00")
+    a, b = person("A", "UTC"), person("B", "UTC")
+    c = cohort(pair(maya, a, "a"), pair(maya, b, "b"), timezone="UTC")
+    plan = plan_sessions(c, {}, now=NOW)
+    booked = {p.pair.id: p.sessions for p in plan.pairs}
+    refused = booked["a"][0]
+    others = {"a": (booked["a"][1],), "b": booked["b"]}
+    busy = {a.email: [(refused.start, refused.end)]}
+    new = replan_session(c, busy, pair_id="a", number=1, booked=others, now=NOW)
+    assert new is not None and new.number == 1 and new.start != refused.start
+    booked["a"] = (new, booked["a"][1])
+    again = plan_sessions(c, busy, now=NOW, booked=booked)
+    assert violations(c, again, busy) == []

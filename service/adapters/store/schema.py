@@ -52,6 +52,12 @@ sessions = Table(
     Column("previous_start", UTCDateTime),
     Column("change_reason", Text),
     Column("changed_at", UTCDateTime, nullable=False),
+    # Since schema 2: the calendar's copy. event_sequence is the sequence it shows (-1: none).
+    Column("event_sequence", Integer, nullable=False, server_default="-1"),
+    Column("meet_link", Text),
+    Column("conference", String(16)),
+    Column("responses", Text, nullable=False, server_default="{}"),
+    Column("rebooks", Integer, nullable=False, server_default="0"),
 )
 
 messages = Table(
@@ -94,11 +100,26 @@ audit = Table(
 
 
 def _create_v1(connection: Connection) -> None:
+    """A new database gets the newest tables at once; later steps find nothing to do."""
     metadata.create_all(connection)
 
 
+def _calendar_events_v2(connection: Connection) -> None:
+    """Sessions learn about the calendar events that show them."""
+    have = {column["name"] for column in inspect(connection).get_columns("sessions")}
+    for name, ddl in (
+        ("event_sequence", "INTEGER NOT NULL DEFAULT -1"),
+        ("meet_link", "TEXT"),
+        ("conference", "VARCHAR(16)"),
+        ("responses", "TEXT NOT NULL DEFAULT '{}'"),
+        ("rebooks", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if name not in have:
+            connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
+
+
 # Each step moves the schema one version up; a released step never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2]
 
 
 def migrate(connection: Connection) -> int:

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, and_, create_engine, event, func, select, update
 
+from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageRow, SessionRecord, State, Wanted
 from . import schema
@@ -113,30 +114,80 @@ class SqlStore:
                     )
                 _audit(connection, now, "session_booked", session.pair_id, number=session.number, start=session.start.isoformat())
 
-    def move(self, session: Session, now: datetime, reason: str) -> None:
+    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
+        """A new time for a booked session. `seen_in_calendar`: the calendar already shows
+        it (someone moved the event); `rebook`: we chose it because someone declined."""
         with self.engine.begin() as connection:
             key = (sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
             old = connection.execute(select(sessions).where(*key)).one()
-            connection.execute(
-                update(sessions)
-                .where(*key)
-                .values(
-                    start=session.start,
-                    end=session.end,
-                    sequence=old.sequence + 1,
-                    previous_start=old.start,
-                    change_reason=reason,
-                    changed_at=now,
-                )
+            values = dict(
+                start=session.start,
+                end=session.end,
+                sequence=old.sequence + 1,
+                previous_start=old.start,
+                change_reason=reason,
+                changed_at=now,
+                rebooks=old.rebooks + (1 if rebook else 0),
             )
+            if seen_in_calendar:
+                values["event_sequence"] = old.sequence + 1
+            connection.execute(update(sessions).where(*key).values(**values))
             _audit(connection, now, "session_moved", session.pair_id, number=session.number, start=session.start.isoformat(), reason=reason)
 
-    def cancel_pair(self, pair_id: str, now: datetime, reason: str) -> None:
+    def sessions_out_of_calendar(self) -> list[SessionRecord]:
+        """Sessions whose calendar event is missing or behind."""
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(sessions).where(sessions.c.event_sequence != sessions.c.sequence)).all()
+        return [_session_record(r) for r in rows]
+
+    def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
+        """The calendar now shows `sequence` of this session (None: the event was removed)."""
+        with self.engine.begin() as connection:
+            values: dict = {"event_sequence": sequence}
+            if event is not None:
+                values.update(_event_values(event))
+            connection.execute(
+                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**values)
+            )
+            _audit(connection, now, "event_written", pair_id, number=number, sequence=sequence)
+
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
+        """Replies and the Meet link as the calendar last showed them."""
         with self.engine.begin() as connection:
             connection.execute(
-                update(sessions)
-                .where(sessions.c.pair_id == pair_id, sessions.c.status == "booked")
-                .values(status="cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
+                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**_event_values(event))
+            )
+
+    def alerts(self) -> dict[str, str]:
+        """Standing notes for the coordinator (a session deleted by hand, say)."""
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(schema.meta.c.key, schema.meta.c.value).where(schema.meta.c.key.like("alert:%"))).all()
+        return {key.removeprefix("alert:"): value for key, value in rows}
+
+    def set_alert(self, key: str, text: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(schema.meta.delete().where(schema.meta.c.key == f"alert:{key}"))
+            if text:
+                connection.execute(schema.meta.insert().values(key=f"alert:{key}", value=text))
+
+    def calendar_token(self) -> str | None:
+        with self.engine.begin() as connection:
+            return _meta(connection, "calendar:sync_token")
+
+    def set_calendar_token(self, token: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(schema.meta.delete().where(schema.meta.c.key == "calendar:sync_token"))
+            if token:
+                connection.execute(schema.meta.insert().values(key="calendar:sync_token", value=token))
+
+    def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, seen_in_calendar: bool = False) -> None:
+        """Cancel a pair's booked sessions. `seen_in_calendar`: the calendar shows it already."""
+        with self.engine.begin() as connection:
+            values = dict(status="cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
+            if seen_in_calendar:
+                values["event_sequence"] = sessions.c.sequence + 1
+            connection.execute(
+                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked").values(**values)
             )
             _audit(connection, now, "sessions_cancelled", pair_id, reason=reason)
 
@@ -282,6 +333,13 @@ class SqlStore:
         return [dict(at=r.at, event=r.event, pair_id=r.pair_id, **json.loads(r.detail)) for r in rows]
 
 
+def _event_values(event: CalendarEvent) -> dict:
+    values = {"responses": json.dumps(dict(event.responses), sort_keys=True), "conference": event.conference}
+    if event.meet_link:
+        values["meet_link"] = event.meet_link
+    return values
+
+
 def _meta(connection, key: str) -> str | None:
     return connection.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
 
@@ -338,6 +396,11 @@ def _session_record(r) -> SessionRecord:
         changed_at=r.changed_at,
         previous_start=r.previous_start,
         change_reason=r.change_reason,
+        event_sequence=r.event_sequence,
+        meet_link=r.meet_link,
+        conference=r.conference,
+        responses=json.loads(r.responses),
+        rebooks=r.rebooks,
     )
 
 

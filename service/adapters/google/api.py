@@ -1,0 +1,134 @@
+"""Talking to Google: where the APIs are, and what to do when a call fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import google_auth_httplib2
+import httplib2
+from googleapiclient import discovery
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest
+
+ENDPOINT_VARIABLE = "MENTORSHIP_GOOGLE_ENDPOINT"  # e.g. http://127.0.0.1:8765 for an emulator
+GOOGLE = "https://www.googleapis.com"
+TIMEOUT = 30  # seconds per HTTP request
+
+# httplib2 silently sends a request again when the connection drops before the answer,
+# POST included: that could deliver an email twice. Our own retry policy decides instead.
+httplib2.RETRIES = 1
+
+RATE_LIMITS = {"rateLimitExceeded", "userRateLimitExceeded"}
+
+
+def endpoint() -> str | None:
+    return os.environ.get(ENDPOINT_VARIABLE) or None
+
+
+def build(api: str, version: str, credentials) -> Any:
+    """A client for one API, pointed at the emulator when the variable is set. Each
+    thread needs its own: httplib2 is not thread-safe."""
+    root = endpoint()
+    options = None
+    if root:
+        path = "calendar/v3/" if api == "calendar" else ""  # Gmail's paths carry their version
+        options = {"api_endpoint": f"{root.rstrip('/')}/{path}"}
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=TIMEOUT))
+    return discovery.build(api, version, http=http, client_options=options, static_discovery=True, cache_discovery=False)
+
+
+def batch(api: str, callback: Callable) -> BatchHttpRequest:
+    """A batch aimed at the right host: the client's own batches ignore the endpoint."""
+    root = (endpoint() or GOOGLE).rstrip("/")
+    path = "/batch/calendar/v3" if api == "calendar" else "/batch/gmail/v1"
+    return BatchHttpRequest(callback=callback, batch_uri=f"{root}{path}")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed call, classified."""
+
+    reason: str
+    retry: bool  # nothing happened and trying again may work
+    maybe_done: bool = False  # the request may have taken effect before the line dropped
+    wait: float | None = None  # what the server asked for (Retry-After), in seconds
+    code: str = ""  # Google's own reason, e.g. quotaExceeded
+
+
+def classify(error: BaseException) -> Failure:
+    if isinstance(error, HttpError):
+        status = error.resp.status
+        reason = _reason(error)
+        wait = _retry_after(error)
+        if status == 429 or (status == 403 and reason in RATE_LIMITS):
+            return Failure(f"rate limited ({status} {reason})", retry=True, wait=wait, code=reason)
+        if status >= 500:
+            return Failure(f"Google error {status} {reason}", retry=True, wait=wait, code=reason)
+        if status == 401:
+            return Failure("not authorised (401): the credentials were refused", retry=False, code=reason)
+        return Failure(f"{status} {reason}: {_message(error)}", retry=False, code=reason)
+    if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
+        return Failure(f"cannot reach Google: {error}", retry=True)
+    if isinstance(error, (OSError, httplib2.HttpLib2Error)):
+        # Timeouts and dropped connections: the request may have arrived.
+        return Failure(f"connection lost: {error or type(error).__name__}", retry=True, maybe_done=True)
+    raise error
+
+
+@dataclass
+class Backoff:
+    """Bounded exponential backoff with jitter that honours Retry-After."""
+
+    attempts: int = 5
+    first: float = 0.5
+    cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int, failure: Failure) -> float:
+        if failure.wait is not None:
+            return min(failure.wait, self.cap)
+        return min(self.cap, self.first * 2**attempt) * (0.5 + self.rng.random() / 2)
+
+
+def call(request, backoff: Backoff, *, idempotent: bool = True) -> Any:
+    """Execute one request, retrying what is safe to retry."""
+    for attempt in range(backoff.attempts):
+        try:
+            return request.execute(num_retries=0)
+        except Exception as error:  # classified below; anything else is re-raised
+            failure = classify(error)
+            if not failure.retry or (failure.maybe_done and not idempotent) or attempt == backoff.attempts - 1:
+                raise
+            backoff.sleep(backoff.delay(attempt, failure))
+    raise AssertionError("unreachable")
+
+
+def _reason(error: HttpError) -> str:
+    try:
+        body = json.loads(error.content.decode("utf-8"))
+        return body["error"]["errors"][0]["reason"]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
+def _message(error: HttpError) -> str:
+    try:
+        return json.loads(error.content.decode("utf-8"))["error"]["message"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return str(error)
+
+
+def _retry_after(error: HttpError) -> float | None:
+    value = error.resp.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,53 @@
+"""Credentials: a service account acting as the organiser (domain-wide delegation), or
+an installed-app user token made by `mentorship auth login`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
+
+CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+FREE_BUSY = "https://www.googleapis.com/auth/calendar.freebusy"
+GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"  # optional: checks uncertain sends
+
+
+def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool) -> list[str]:
+    """The least the configuration needs."""
+    wanted = [(calendar, CALENDAR_EVENTS), (free_busy, FREE_BUSY), (gmail, GMAIL_SEND), (gmail and read_sent, GMAIL_READ)]
+    return [scope for needed, scope in wanted if needed]
+
+
+def key_file(configured: Path | None) -> Path | None:
+    """The credentials file: the cohort's setting, else GOOGLE_APPLICATION_CREDENTIALS."""
+    if configured:
+        return configured
+    from_env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    return Path(from_env) if from_env else None
+
+
+def load_credentials(path: Path, *, scopes: list[str], subject: str, endpoint: str | None):
+    """Credentials from a service-account key (acting as `subject`) or a user token file.
+
+    The key is read here, when the daemon starts, and never logged.
+    """
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("type") == "service_account":
+        return service_account.Credentials.from_service_account_info(info, scopes=scopes).with_subject(subject)
+    creds = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
+    # from_authorized_user_info always points at Google's token URL.
+    token_uri = info.get("token_uri") or (f"{endpoint.rstrip('/')}/token" if endpoint else None)
+    return creds.with_token_uri(token_uri) if token_uri else creds
+
+
+def save_user_token(path: Path, credentials) -> None:
+    """Write a user's refresh token readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(credentials.to_json())
+    os.chmod(path, 0o600)

@@ -1,0 +1,59 @@
+"""Mail through Gmail: users.messages.send with the raw message as JSON."""
+
+from __future__ import annotations
+
+import base64
+from contextlib import contextmanager
+from email import policy
+from email.message import EmailMessage
+from typing import Any, Callable, Iterator
+
+from googleapiclient.errors import HttpError
+
+from ...domain.ports import MailError
+from .api import Backoff, call, classify
+
+DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"}
+
+
+class GmailMailer:
+    def __init__(self, service: Callable[[], Any], *, can_read_sent: bool):
+        self._service_factory = service
+        self.can_read_sent = can_read_sent
+        self._reader = None
+
+    @contextmanager
+    def connect(self) -> Iterator[GmailConnection]:
+        yield GmailConnection(self._service_factory())
+
+    def was_sent(self, message_id: str) -> bool | None:
+        """True when Gmail's Sent mail holds the Message-ID. Not finding it proves
+        nothing (search lags behind sending), so that answer is None, never False."""
+        if not self.can_read_sent:
+            return None
+        if self._reader is None:
+            self._reader = self._service_factory()
+        try:
+            answer = call(self._reader.users().messages().list(userId="me", q=f"rfc822msgid:{message_id.strip('<>')}"), Backoff(attempts=3))
+        except Exception:
+            return None
+        return True if answer.get("messages") else None
+
+
+class GmailConnection:
+    def __init__(self, service: Any):
+        self.service = service
+
+    def send(self, message: EmailMessage) -> None:
+        raw = base64.urlsafe_b64encode(message.as_bytes(policy=policy.SMTP)).decode("ascii")
+        request = self.service.users().messages().send(userId="me", body={"raw": raw})
+        try:
+            # One attempt: the outbox schedules retries, minutes or hours apart.
+            call(request, Backoff(attempts=1), idempotent=False)
+        except Exception as error:
+            failure = classify(error)
+            if failure.maybe_done:
+                raise MailError(MailError.UNKNOWN, failure.reason) from None
+            # Quota and credentials problems pass with time or with a fix: not the message's fault.
+            temporary = failure.retry or failure.code in DAILY_LIMITS or (isinstance(error, HttpError) and error.resp.status == 401)
+            raise MailError(MailError.TRANSIENT if temporary else MailError.PERMANENT, failure.reason) from None
