@@ -41,9 +41,10 @@ import os
 import random
 import resource
 import shutil
+import ssl
 import statistics
+import sys
 import tempfile
-import time as clock_time
 import tracemalloc
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -53,12 +54,13 @@ from time import perf_counter
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
+
 from service import bootstrap, jobs
 from service.adapters.clock import SimulatedClock
-from service.adapters.filemail import FileMailer
 from service.adapters.smtp import SmtpMailer, SmtpSettings
+from service.adapters.store.schema import messages, sessions
 from service.domain.model import Contact
-from service.domain.outbox import State
 from service.jobs import Controller, Deps
 from service.mail.mime import build_message, message_id
 from service.mail.templates import Rendered
@@ -232,6 +234,9 @@ class Daemon:
         self.lines: list[str] = []
         self.controller = Controller(Deps(store=self.store, mailer=self.mailer, source=self.watcher, log=self._log))
         self.counters = Counters()
+        self._label: str | None = None  # set while run() prints progress
+        self._began = self._last = 0.0
+        self._last_sent = 0
         # Counted on the instances, so run_simulated drives the real objects unchanged.
         tick, mark_sent = self.controller.tick, self.store.mark_sent
 
@@ -242,6 +247,8 @@ class Daemon:
         def counted_mark_sent(row, now):
             mark_sent(row, now)
             self.counters.sent += 1
+            if self._label is not None and self.counters.sent % 100 == 0:
+                self._progress(now)
 
         self.controller.tick = counted_tick
         self.store.mark_sent = counted_mark_sent
@@ -250,42 +257,34 @@ class Daemon:
         if len(self.lines) < 1000:  # a sample: the full log of 180k messages is not the point
             self.lines.append(line)
 
+    def _progress(self, now: datetime) -> None:
+        moment = perf_counter()
+        if moment - self._last < self.every:
+            return
+        rate = (self.counters.sent - self._last_sent) / (moment - self._last)
+        print(
+            f"    [{self._label}] {moment - self._began:5.0f} s  simulated {now:%Y-%m-%d %H:%M} UTC"
+            f"  sent {self.counters.sent:>7}  ticks {self.counters.ticks:>5}  ({rate:.0f} msg/s lately)",
+            flush=True,
+        )
+        self._last, self._last_sent = moment, self.counters.sent
+
     def tick(self) -> datetime | None:
         return self.controller.tick(self.clock.now())
 
     def run(self, until: datetime | None, label: str, every: float = 30.0) -> float:
-        """run_simulated, printing a progress line every `every` seconds. Returns seconds."""
-        began = perf_counter()
-        with progress(self, label, began, every):
+        """run_simulated, with a progress line every `every` seconds. Returns seconds."""
+        self._label, self.every = label, every
+        self._began = self._last = perf_counter()
+        self._last_sent = self.counters.sent
+        try:
             run_simulated(self.controller, self.clock, until)
-        return perf_counter() - began
+        finally:
+            self._label = None
+        return perf_counter() - self._began
 
     def close(self) -> None:
         self.store.close()
-
-
-@contextlib.contextmanager
-def progress(daemon: Daemon, label: str, began: float, every: float) -> Iterator[None]:
-    tick = daemon.controller.tick
-    last = [began, daemon.counters.sent]
-
-    def tick_with_progress(now: datetime):
-        moment = perf_counter()
-        if moment - last[0] >= every:
-            rate = (daemon.counters.sent - last[1]) / (moment - last[0])
-            print(
-                f"    [{label}] {moment - began:6.0f} s  simulated {now:%Y-%m-%d %H:%M} UTC"
-                f"  sent {daemon.counters.sent:>7}  ticks {daemon.counters.ticks:>6}  ({rate:.0f} msg/s lately)",
-                flush=True,
-            )
-            last[:] = [moment, daemon.counters.sent]
-        return tick(now)
-
-    daemon.controller.tick = tick_with_progress
-    try:
-        yield
-    finally:
-        daemon.controller.tick = tick
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -294,56 +293,90 @@ def timed(action: Callable[[], object]) -> float:
     return perf_counter() - began
 
 
+# The parts of a tick that step_times measures, as (depth, label, owner, attribute):
+# owner "jobs" is the module (a function the tick calls by name), "store" the store.
+STEPS = (
+    (0, "reconcile", "jobs", "reconcile"),
+    (1, "store.remember_pairs (pair details)", "store", "remember_pairs"),
+    (1, "plan_sessions (the planner)", "jobs", "plan_sessions"),
+    (1, "store.book (write the sessions)", "store", "book"),
+    (1, "sync_messages", "jobs", "sync_messages"),
+    (2, "wanted_for_pair (email timelines)", "jobs", "wanted_for_pair"),
+    (2, "changes (wanted vs stored)", "jobs", "changes"),
+    (2, "store.apply (insert the messages)", "store", "apply"),
+    (0, "send_due", "jobs", "send_due"),
+    (0, "plan_digest", "jobs", "plan_digest"),
+)
+
+
 @contextlib.contextmanager
 def step_times(daemon: Daemon) -> Iterator[dict[str, float]]:
-    """Seconds spent in the parts of the first tick, by wrapping them for its duration."""
+    """Seconds spent in the parts of a tick, by wrapping them while it runs."""
     spent: dict[str, float] = {}
     patches: list[tuple[object, str, object]] = []
-
-    def wrap(owner: object, name: str, label: str) -> None:
+    for _, label, where, name in STEPS:
+        owner = jobs if where == "jobs" else daemon.store
         original = getattr(owner, name)
 
-        def wrapper(*args, **kwargs):
+        def wrapper(*args, _original=original, _label=label, **kwargs):
             began = perf_counter()
             try:
-                return original(*args, **kwargs)
+                return _original(*args, **kwargs)
             finally:
-                spent[label] = spent.get(label, 0.0) + perf_counter() - began
+                spent[_label] = spent.get(_label, 0.0) + perf_counter() - began
 
         patches.append((owner, name, original))
         setattr(owner, name, wrapper)
-
-    store = daemon.store
-    wrap(store, "remember_pairs", "store.remember_pairs (pair details)")
-    wrap(store, "sessions", "store.sessions (read sessions)")
-    wrap(jobs, "plan_sessions", "plan_sessions (planner)")
-    wrap(store, "book", "store.book (write sessions)")
-    wrap(store, "messages", "store.messages (read messages)")
-    wrap(jobs, "wanted_for_pair", "wanted_for_pair (email timeline)")
-    wrap(jobs, "changes", "changes (diff)")
-    wrap(store, "apply", "store.apply (insert messages)")
-    wrap(jobs, "send_due", "send_due")
-    wrap(jobs, "plan_digest", "plan_digest (attention digest)")
-    wrap(store, "next_due", "store.next_due")
     try:
         yield spent
     finally:
         for owner, name, original in reversed(patches):
-            if owner is store:
-                delattr(owner, name)
-            else:
+            if owner is jobs:
                 setattr(owner, name, original)
+            else:
+                delattr(owner, name)  # back to the class's method
+
+
+def print_steps(spent: dict[str, float], total: float) -> None:
+    """The measured parts as a tree, each level with what its parts leave unexplained."""
+    rows = [(depth, label, spent.get(label, 0.0)) for depth, label, _, _ in STEPS]
+
+    def line(depth: int, label: str, seconds: float) -> None:
+        print(f"    {'  ' * depth}{label:<{44 - 2 * depth}} {seconds:7.2f} s  {seconds / total:6.1%}")
+
+    def level(start: int, depth: int, parent: float) -> int:
+        children = 0.0
+        index = start
+        while index < len(rows) and rows[index][0] == depth:
+            _, label, seconds = rows[index]
+            line(depth, label, seconds)
+            children += seconds
+            index = level(index + 1, depth + 1, seconds) if index + 1 < len(rows) and rows[index + 1][0] > depth else index + 1
+        line(depth, "(other)", parent - children)
+        return index
+
+    level(0, 0, total)
 
 
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def message_counts(store) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in store.messages():
-        counts[row.state.value] = counts.get(row.state.value, 0) + 1
-    return counts
+def state_counts(store) -> dict[str, int]:
+    """Messages by state, counted in SQL (loading 180k rows would itself cost memory)."""
+    with store.engine.begin() as connection:
+        rows = connection.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
+    return {state: count for state, count in sorted(rows)}
+
+
+def booked_pairs(store) -> int:
+    with store.engine.begin() as connection:
+        query = select(func.count(func.distinct(sessions.c.pair_id))).where(sessions.c.status == "booked")
+        return connection.execute(query).scalar() or 0
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{state} {count}" for state, count in counts.items()) or "none"
 
 
 def idle_ticks(daemon: Daemon, repeat: int) -> list[float]:
@@ -468,3 +501,340 @@ def send_reused(mailer: SmtpMailer, batch: list[EmailMessage]) -> float:
         for message in batch:
             connection.send(message)
     return perf_counter() - began
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _traced_first_tick(config: str, state: str, results) -> None:
+    """In a fresh process: the first tick on a fresh state under tracemalloc."""
+    gc.collect()
+    baseline = max_rss_mb()
+    tracemalloc.start()
+    began = perf_counter()
+    daemon = Daemon(Path(config), Path(state), SimulatedClock(START), Path(state).parent / "outbox")
+    daemon.tick()
+    seconds = perf_counter() - began
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    daemon.close()
+    results.put((seconds, peak, baseline, max_rss_mb()))
+
+
+def traced_first_tick(config: Path, state: Path) -> tuple[float, int, float, float]:
+    """(seconds under tracemalloc, traced peak in bytes, the child's RSS before, its max RSS)."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_traced_first_tick, args=(str(config), str(state), results))
+    process.start()
+    outcome = results.get()
+    process.join()
+    return outcome
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Summary:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def add(self, figure: str, value: str, target: str = "", met: bool | None = None) -> None:
+        verdict = "" if met is None else ("met" if met else "MISSED")
+        self.rows.append((figure, value, target, verdict))
+
+    def print(self) -> None:
+        widths = [max(len(row[i]) for row in self.rows + [HEADER]) for i in range(4)]
+        for row in [HEADER, tuple("-" * w for w in widths), *self.rows]:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+HEADER = ("figure", "value", "target", "")
+
+
+def heading(text: str) -> None:
+    print(f"\n== {text} ==", flush=True)
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def folder_size_mb(folder: Path) -> tuple[int, float]:
+    count = size = 0
+    if folder.exists():
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file():
+                    count += entry.name.endswith(".eml")
+                    size += entry.stat().st_size
+    return count, size / 2**20
+
+
+def moment(text: str) -> datetime | None:
+    if text.lower() in ("none", "end", "all"):
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10_000, help="pairs in the main cohort")
+    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--smtp-messages", type=int, default=2000, help="messages for the connection comparison (4b)")
+    parser.add_argument("--smtp-pairs", type=int, default=500, help="pairs in the cohort run over SMTP (4a)")
+    parser.add_argument("--idle-ticks", type=int, default=50, help="idle ticks timed in each idle measurement")
+    parser.add_argument(
+        "--until",
+        type=moment,
+        default=moment("2027-02-22T12:00+00:00"),
+        help="stop the file-transport run before this simulated moment (UTC unless an offset is given);"
+        " 'none' runs the whole program and the follow-up (about 25 min for 10,000 pairs)",
+    )
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the traced first tick (about 5x the first tick)")
+    args = parser.parse_args()
+
+    began = perf_counter()
+    temporary = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    summary = Summary()
+    rss: list[tuple[str, float]] = []
+    try:
+        run_phases(args, temporary, summary, rss)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    heading("Summary")
+    summary.print()
+    print(f"\nwhole benchmark: {perf_counter() - began:.0f} s; temporary files removed ({temporary})")
+
+
+def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss: list[tuple[str, float]]) -> None:
+    print(
+        f"Python {'.'.join(map(str, sys.version_info[:3]))}, {os.cpu_count()} CPUs; temporary folder {temporary}"
+        f" ({_filesystem(temporary)}); SQLite state in WAL mode with synchronous=FULL, as the daemon opens it",
+        flush=True,
+    )
+    rss.append(("after imports", max_rss_mb()))
+
+    # 1. Set-up and the first tick ---------------------------------------------------------
+    heading(f"1. Set-up and first tick: {args.pairs} pairs, simulated clock at {START:%Y-%m-%d %H:%M} UTC")
+    generated_in = perf_counter()
+    cohort = write_cohort(temporary / "cohort", args.pairs, args.seed)
+    generated_in = perf_counter() - generated_in
+    print(
+        f"generated {cohort.pairs} pairs, {cohort.people} people in {cohort.zones} time zones in {generated_in:.1f} s;"
+        f" pairings.csv {cohort.pairings.stat().st_size / 2**20:.1f} MB; program {PROGRAM_START}..{PROGRAM_END}"
+        f" ({PROGRAM_ZONE}), default rules and hours (09:00-17:00 Mon-Fri in each person's zone)",
+        flush=True,
+    )
+    clock = SimulatedClock(START)
+    outbox = temporary / "outbox"
+    daemon = Daemon(cohort.config, temporary / "state.sqlite", clock, outbox)
+    gc.collect()
+    with step_times(daemon) as spent:
+        tick_seconds = timed(daemon.tick)
+    first_tick = daemon.load_seconds + tick_seconds
+    counts = state_counts(daemon.store)
+    booked = booked_pairs(daemon.store)
+    planned = sum(counts.values())
+    print(f"load and validate (ConfigWatcher.current, as `mentorship run` does first): {daemon.load_seconds:7.2f} s")
+    print(f"controller.tick (reconcile: plan, book, plan the emails; send what is due): {tick_seconds:7.2f} s")
+    print(f"first tick in all:                                                         {first_tick:7.2f} s")
+    print_steps(spent, tick_seconds)
+    print(
+        f"booked {booked} of {cohort.pairs} pairs ({len(daemon.controller.unplanned)} could not be planned);"
+        f" {planned} messages in the state: {describe_counts(counts)}"
+        f" (the digest about the unplanned pairs is due at once)"
+    )
+    rss.append(("after first tick", max_rss_mb()))
+    print(f"max RSS so far {rss[-1][1]:.0f} MB", flush=True)
+    summary.add("first tick (load + tick)", f"{first_tick:.1f} s", "")
+    summary.add("  messages planned by it", f"{planned}", "~180k for 10k pairs")
+
+    # 2. Idle ticks ------------------------------------------------------------------------
+    heading(f"2. Idle tick: controller.tick(now) x {args.idle_ticks}, nothing due, at {clock.now():%Y-%m-%d %H:%M} UTC")
+    idle = idle_ticks(daemon, args.idle_ticks)
+    idle_median, idle_p95 = statistics.median(idle), percentile(idle, 0.95)
+    print(f"median {idle_median:.2f} ms, p95 {idle_p95:.2f} ms, min {min(idle):.2f} ms, max {max(idle):.2f} ms")
+    rss.append(("after idle ticks", max_rss_mb()))
+    summary.add("idle tick after first tick, median", f"{idle_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_median < IDLE_TICK_TARGET_MS)
+    summary.add("idle tick after first tick, p95", f"{idle_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_p95 < IDLE_TICK_TARGET_MS)
+
+    # 3. The program with the file transport -----------------------------------------------
+    whole = args.until is None
+    scope = "the whole program and the follow-up" if whole else f"a PREFIX: everything due before {args.until:%Y-%m-%d %H:%M} UTC"
+    heading(f"3. File transport (FileMailer, fsync'd .eml files): run_simulated over {scope}")
+    if not whole:
+        print(
+            "    (not the whole program: all ~180k messages at the rate below would take far longer than this"
+            " benchmark's time budget; pass --until none for the full run. The prefix is the invitation"
+            " burst a week before the program, the heaviest messages: text, HTML and an .ics request)",
+            flush=True,
+        )
+    sent_before, ticks_before = daemon.counters.sent, daemon.counters.ticks
+    gc.collect()
+    file_seconds = daemon.run(args.until, "file")
+    file_sent = daemon.counters.sent - sent_before
+    file_ticks = daemon.counters.ticks - ticks_before
+    file_rate = rate(file_sent, file_seconds)
+    counts = state_counts(daemon.store)
+    files, outbox_mb = folder_size_mb(outbox)
+    state_mb = sum(p.stat().st_size for p in temporary.glob("state.sqlite*")) / 2**20
+    print(
+        f"{'whole program' if whole else 'prefix'}: {file_seconds:.1f} s, {file_sent} messages sent, {file_rate:.1f} messages/s,"
+        f" {file_ticks} ticks; simulated clock stopped at {clock.now():%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"state now: {describe_counts(counts)}")
+    print(
+        f"outbox: {files} .eml files, {outbox_mb:.0f} MB; state files {state_mb:.0f} MB;"
+        f" {'every sent message has its file' if files == counts.get('sent', 0) else 'MISMATCH between sent rows and .eml files'}"
+    )
+    left = counts.get("planned", 0)
+    if left:
+        print(f"at this rate the {left} messages still planned would take about {left / file_rate / 60:.0f} min more")
+    rss.append(("after file-transport run", max_rss_mb()))
+    print(f"max RSS so far {rss[-1][1]:.0f} MB", flush=True)
+    summary.add(
+        "file transport " + ("(whole program)" if whole else f"(prefix to {args.until:%m-%d %H:%M} UTC)"),
+        f"{file_rate:.0f} msg/s",
+        f"{file_sent} msgs in {file_seconds:.0f} s, {file_ticks} ticks",
+    )
+    if left:
+        summary.add("  whole program at that rate (estimate)", f"~{(planned - counts.get('sent', 0) + file_sent) / file_rate / 60:.0f} min", f"{planned} messages")
+
+    heading(f"2b. Idle tick again, state full ({describe_counts(counts)}), at {clock.now():%Y-%m-%d %H:%M} UTC")
+    idle = idle_ticks(daemon, args.idle_ticks)
+    late_median, late_p95 = statistics.median(idle), percentile(idle, 0.95)
+    print(f"median {late_median:.2f} ms, p95 {late_p95:.2f} ms, min {min(idle):.2f} ms, max {max(idle):.2f} ms", flush=True)
+    summary.add("idle tick after the file run, median", f"{late_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", late_median < IDLE_TICK_TARGET_MS)
+    summary.add("idle tick after the file run, p95", f"{late_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", late_p95 < IDLE_TICK_TARGET_MS)
+    daemon.close()
+    del daemon
+    shutil.rmtree(outbox, ignore_errors=True)  # the disk space is not needed any more
+    gc.collect()
+
+    # 4. SMTP ------------------------------------------------------------------------------
+    with SmtpServer() as server:
+        heading(
+            f"4a. SMTP, the daemon's way: {args.smtp_pairs} pairs, whole program, aiosmtpd on {HOST}:{server.port}"
+            f" (another process), batches of {Deps.batch} messages per connection"
+        )
+        print(
+            f"    (a smaller cohort than phase 3: {args.pairs} pairs over SMTP would take as long as the file run;"
+            " the rate per message is what is compared)",
+            flush=True,
+        )
+        small = write_cohort(temporary / "smtp-cohort", args.smtp_pairs, args.seed, smtp_port=server.port)
+        smtp_daemon = Daemon(small.config, temporary / "smtp-state.sqlite", SimulatedClock(START))
+        if not isinstance(smtp_daemon.mailer, SmtpMailer):
+            raise RuntimeError("the SMTP cohort did not get an SMTP mailer")
+        first = smtp_daemon.load_seconds + timed(smtp_daemon.tick)
+        sent_before, ticks_before = smtp_daemon.counters.sent, smtp_daemon.counters.ticks
+        received_before, connections_before = server.counts()
+        smtp_seconds = smtp_daemon.run(None, "smtp", every=15.0)
+        smtp_sent = smtp_daemon.counters.sent - sent_before
+        received, connections = server.counts()
+        counts = state_counts(smtp_daemon.store)
+        smtp_rate = rate(smtp_sent, smtp_seconds)
+        print(
+            f"first tick {first:.1f} s (not in the rate); then {smtp_seconds:.1f} s, {smtp_sent} messages sent,"
+            f" {smtp_rate:.1f} messages/s, {smtp_daemon.counters.ticks - ticks_before} ticks,"
+            f" {connections - connections_before} SMTP connections"
+        )
+        print(
+            f"server received {received} messages in all (sent by the daemon: {smtp_daemon.counters.sent});"
+            f" state: {describe_counts(counts)}"
+            + ("" if received == smtp_daemon.counters.sent == counts.get("sent", 0) else "  MISMATCH")
+        )
+        smtp_daemon.close()
+        rss.append(("after SMTP program", max_rss_mb()))
+        summary.add(
+            f"SMTP, daemon ({args.smtp_pairs} pairs, whole program)",
+            f"{smtp_rate:.0f} msg/s",
+            f"{smtp_sent} msgs, {connections - connections_before} connections",
+        )
+
+        heading(f"4b. SmtpMailer alone: {args.smtp_messages} messages (build_message), one connection each vs one for all")
+        batch = smtp_messages(args.smtp_messages, args.seed)
+        size = sum(len(m.as_bytes()) for m in batch[:100]) / min(100, len(batch)) / 1024
+        print(f"messages of about {size:.1f} KiB (text + HTML); warming up with 20 of them", flush=True)
+        mailer = smtp_mailer(server.port)
+        send_reused(mailer, batch[:20])
+        received_before, connections_before = server.counts()
+        reused_seconds = send_reused(mailer, batch)
+        received, connections = server.counts()
+        print(
+            f"one connect() for all:       {reused_seconds:7.2f} s, {rate(len(batch), reused_seconds):7.1f} messages/s"
+            f"  ({received - received_before} received over {connections - connections_before} connection)",
+            flush=True,
+        )
+        received_before, connections_before = server.counts()
+        single_seconds = send_per_message(mailer, batch)
+        received, connections = server.counts()
+        print(
+            f"one connect() per message:   {single_seconds:7.2f} s, {rate(len(batch), single_seconds):7.1f} messages/s"
+            f"  ({received - received_before} received over {connections - connections_before} connections)",
+            flush=True,
+        )
+        # The same with the TLS context made once and handed in (SmtpMailer's ssl_context
+        # argument): what a connection costs without SmtpMailer.open() building a context.
+        prepared = SmtpMailer(mailer.settings, ssl_context=ssl.create_default_context())
+        received_before, connections_before = server.counts()
+        prepared_seconds = send_per_message(prepared, batch)
+        received, connections = server.counts()
+        print(
+            f"  the same, context prepared: {prepared_seconds:7.2f} s, {rate(len(batch), prepared_seconds):7.1f} messages/s"
+            f"  ({received - received_before} received over {connections - connections_before} connections)"
+        )
+        ratio = single_seconds / reused_seconds
+        prepared_ratio = prepared_seconds / reused_seconds
+        print(f"reused / per-message: {ratio:.1f}x (with the context prepared once: {prepared_ratio:.1f}x)", flush=True)
+        summary.add("SMTP one connection for all", f"{rate(len(batch), reused_seconds):.0f} msg/s", f"{len(batch)} msgs")
+        summary.add("SMTP one connection per message", f"{rate(len(batch), single_seconds):.0f} msg/s", f"{len(batch)} msgs")
+        summary.add("  reused / per-message", f"{ratio:.1f}x", f">= {SMTP_REUSE_TARGET:.0f}x", ratio >= SMTP_REUSE_TARGET)
+        summary.add("  per message, TLS context made once", f"{rate(len(batch), prepared_seconds):.0f} msg/s", f"reused / this {prepared_ratio:.1f}x")
+        rss.append(("after SMTP comparison", max_rss_mb()))
+
+    # 5. Memory ----------------------------------------------------------------------------
+    heading("5. Memory")
+    for label, value in rss:
+        print(f"max RSS {label:<26} {value:6.0f} MB")
+    peak_rss = max(value for _, value in rss)
+    first_rss = next(value for label, value in rss if label == "after first tick")
+    summary.add("max RSS after first tick", f"{first_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", first_rss < RSS_TARGET_MB)
+    summary.add("max RSS, whole benchmark process", f"{peak_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", peak_rss < RSS_TARGET_MB)
+    if args.no_tracemalloc:
+        print("tracemalloc: skipped (--no-tracemalloc)")
+        return
+    print(
+        f"tracemalloc: a separate first tick of the same {args.pairs}-pair cohort on a fresh state, in a fresh"
+        " process (tracemalloc slows Python down several times, and its own bookkeeping inflates RSS)...",
+        flush=True,
+    )
+    (temporary / "traced").mkdir()
+    seconds, peak, baseline, child_rss = traced_first_tick(cohort.config, temporary / "traced" / "state.sqlite")
+    print(
+        f"traced first tick {seconds:.1f} s; tracemalloc peak {peak / 2**20:.1f} MB (Python allocations made by"
+        f" the load and the tick); that process: RSS {baseline:.0f} MB after imports, max {child_rss:.0f} MB"
+    )
+    summary.add("tracemalloc peak of the first tick", f"{peak / 2**20:.0f} MB", "(separate, traced run)")
+
+
+def _filesystem(path: Path) -> str:
+    try:
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            best = ("", "unknown")
+            for line in mounts:
+                device, point, kind = line.split()[:3]
+                if str(path).startswith(point) and len(point) > len(best[0]):
+                    best = (point, kind)
+        return f"{best[1]} at {best[0]}"
+    except OSError:
+        return "file system unknown"
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,23 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _auth(args: argparse.Namespace) -> int:
+    from . import googleauth
+    from .config import load_configuration
+
+    configuration = load_configuration(args.config, args.pairings)
+    if args.action == "login":
+        if not args.client_secrets:
+            print("auth login needs --client-secrets FILE (an OAuth client of type Desktop app)", file=sys.stderr)
+            return EXIT_CONFIG
+        print(googleauth.login(args.client_secrets, args.token, configuration))
+        return EXIT_OK
+    results = googleauth.check(configuration)
+    for what, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}: {detail}")
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_BUSY
+
+
 def _print_line(now: datetime, line: str) -> None:
     print(f"{now:%Y-%m-%d %H:%M} UTC  {line}", flush=True)
 
@@ -146,6 +163,10 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", _status, "show each pair's sessions and emails, and what needs attention")
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
+    auth = command("auth", _auth, "get Google credentials (login) or test them (check)")
+    auth.add_argument("action", choices=("login", "check"))
+    auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")
+    auth.add_argument("--token", type=Path, default=Path("secrets/google-token.json"), help="login: where to keep the token")
     for sub in (plan, preview, run, status):
         sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")
     return parser

@@ -7,6 +7,7 @@ lives in the store.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,11 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
 
     def tick() -> None:
         now = clock.now()
-        next_due = controller.tick(now)
+        try:
+            next_due = controller.tick(now)
+        except Exception:  # a bug or an outage must not end the daemon: log, try again later
+            logging.getLogger("mentorship").exception("tick failed; trying again in %s", poll)
+            next_due = None
         if stop.is_set():
             return
         wake = now + poll if next_due is None else min(max(next_due, clock.now()), now + poll)

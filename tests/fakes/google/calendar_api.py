@@ -28,6 +28,13 @@ MAX_PROPERTY_VALUE = 1024
 SEND_UPDATES = ("all", "externalOnly", "none")
 READ_ONLY = ("kind", "etag", "created", "updated", "creator", "htmlLink", "iCalUID", "hangoutLink",
              "organizer", "recurringEventId", "privateCopy", "locked", "attendeesOmitted")
+FIELD_ORDER = {name: rank for rank, name in enumerate((
+    "kind", "etag", "id", "status", "htmlLink", "created", "updated", "summary", "description", "location",
+    "colorId", "creator", "organizer", "start", "end", "endTimeUnspecified", "recurrence", "recurringEventId",
+    "originalStartTime", "transparency", "visibility", "iCalUID", "sequence", "attendees", "attendeesOmitted",
+    "extendedProperties", "hangoutLink", "conferenceData", "anyoneCanAddSelf", "guestsCanInviteOthers",
+    "guestsCanModify", "guestsCanSeeOtherGuests", "privateCopy", "locked", "reminders", "source", "attachments",
+    "eventType"))}
 MEET_ICON = "https://fonts.gstatic.com/s/i/productlogos/meet_2020q4/v6/web-512dp/logo_meet_2020q4_color_2x_web_512dp.png"
 
 
@@ -475,7 +482,7 @@ class CalendarBackend:
         if max_attendees is not None and len(data.get("attendees", [])) > max_attendees:
             data["attendees"] = [a for a in data["attendees"] if a.get("self")]
             data["attendeesOmitted"] = True
-        return data
+        return {key: data[key] for key in sorted(data, key=lambda k: FIELD_ORDER.get(k, len(FIELD_ORDER)))}
 
     # ------------------------------------------------------------------ events.insert
 
