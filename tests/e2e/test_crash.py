@@ -367,11 +367,11 @@ def summary(title: str, crashes: Crashes, outcome: Outcome | None = None) -> str
     return "\n".join(lines)
 
 
-def assert_crash_run(crashes: Crashes, text: str, kills_wanted: int) -> None:
+def assert_crash_run(crashes: Crashes, text: str, min_kills: int) -> None:
     assert not crashes.exits, text
     assert not [s for s in crashes.stderr if "Traceback" in s], text
     assert crashes.finished, f"no run finished by itself\n{text}\nlast output: {crashes.last_stdout[-2000:]}"
-    assert crashes.kills_during_work >= kills_wanted, text
+    assert crashes.kills_during_work >= min_kills, f"only {crashes.kills_during_work} kills hit a running daemon\n{text}"
     assert not crashes.sent_went_down, text
 
 
@@ -393,22 +393,25 @@ def message_id_of(data: bytes) -> str:
 
 
 def test_killed_at_random_moments_the_file_transport_sends_every_email_once(tmp_path):
-    pairs, kills_wanted = 200, 20
+    pairs, min_kills = 200, 20
     cohort = write_cohort(tmp_path / "config", pairs)
     inputs = check_configuration(cohort, pairs)
     state, outbox = tmp_path / "state.sqlite", tmp_path / "outbox"
     command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW, "--state", str(state), "--outbox", str(outbox)]
 
-    crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=26, kill_window=35.0, wall_cap=150.0)
+    crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=24, kill_window=30.0, wall_cap=150.0)
     text = summary("file transport", crashes)
     print("\n" + text)
-    assert_crash_run(crashes, text, kills_wanted)
+    assert_crash_run(crashes, text, min_kills)
 
     deliveries: Counter = Counter()
+    dates: dict[str, datetime] = {}
     misnamed = []
     for path in outbox.glob("*.eml"):
-        message_id = message_id_of(path.read_bytes())
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(path.read_bytes())
+        message_id = str(headers["Message-ID"]).strip()
         deliveries[message_id] += 1
+        dates[message_id] = headers["Date"].datetime
         if not path.stem.endswith("-" + message_id.strip("<>").split("@")[0]):
             misnamed.append(path.name)
     leftovers = sorted(p.name for p in outbox.iterdir() if p.suffix != ".eml")
@@ -417,9 +420,14 @@ def test_killed_at_random_moments_the_file_transport_sends_every_email_once(tmp_
         outcome = check_deliveries(store, deliveries)
         wanted, stored = expected_keys(inputs, store)
         session_problems = check_sessions(inputs, store)
+        # A simulation restarted at the same --now sends what it recovers at that moment.
+        early = sum(1 for row in store.messages() if row.message_id in dates and dates[row.message_id] < row.due)
     finally:
         store.close()
-    text = summary("file transport", crashes, outcome) + f"\n  .eml files {sum(deliveries.values())}, other files in the outbox {len(leftovers)}"
+    text = (
+        summary("file transport", crashes, outcome)
+        + f"\n  .eml files {sum(deliveries.values())}, other files in the outbox {len(leftovers)}, dated before their due time {early}"
+    )
     print(text.splitlines()[-2] + "\n" + text.splitlines()[-1])
 
     assert_outcome(outcome, text)
@@ -468,7 +476,7 @@ def free_port() -> int:
 
 
 def test_killed_at_random_moments_smtp_never_delivers_twice_and_flags_what_it_cannot_know(tmp_path):
-    pairs, kills_wanted = 40, 12
+    pairs, min_kills = 40, 10
     recorder = Recorder()
     port = free_port()
     server = SmtpController(recorder, hostname="127.0.0.1", port=port)
@@ -479,12 +487,12 @@ def test_killed_at_random_moments_smtp_never_delivers_twice_and_flags_what_it_ca
         inputs = check_configuration(cohort, pairs)
         state = tmp_path / "state.sqlite"
         command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW, "--state", str(state)]
-        crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270302, kills_wanted=15, kill_window=15.0, wall_cap=90.0)
+        crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270302, kills_wanted=12, kill_window=12.0, wall_cap=90.0)
     finally:
         server.stop()
     text = summary("smtp transport", crashes)
     print("\n" + text)
-    assert_crash_run(crashes, text, kills_wanted)
+    assert_crash_run(crashes, text, min_kills)
     assert not (tmp_path / "outbox").exists(), "mail went to files instead of SMTP"
 
     store = open_store(state)

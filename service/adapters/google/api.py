@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import google_auth_httplib2
 import httplib2
+import requests
+from google.auth.transport.requests import AuthorizedSession
 from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
@@ -21,9 +22,6 @@ ENDPOINT_VARIABLE = "MENTORSHIP_GOOGLE_ENDPOINT"  # e.g. http://127.0.0.1:8765 f
 GOOGLE = "https://www.googleapis.com"
 TIMEOUT = 30  # seconds per HTTP request
 
-# httplib2 silently sends a request again when the connection drops before the answer,
-# POST included: that could deliver an email twice. Our own retry policy decides instead.
-httplib2.RETRIES = 1
 
 RATE_LIMITS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
@@ -40,8 +38,39 @@ def build(api: str, version: str, credentials) -> Any:
     if root:
         path = "calendar/v3/" if api == "calendar" else ""  # Gmail's paths carry their version
         options = {"api_endpoint": f"{root.rstrip('/')}/{path}"}
-    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=TIMEOUT))
-    return discovery.build(api, version, http=http, client_options=options, static_discovery=True, cache_discovery=False)
+    return discovery.build(
+        api, version, http=RequestsHttp(credentials), client_options=options, static_discovery=True, cache_discovery=False
+    )
+
+
+class RequestsHttp:
+    """The transport googleapiclient expects (httplib2's shape), built on requests.
+
+    httplib2 sends a request again, POST included, when a connection drops before the
+    answer, even with RETRIES = 1 (its stale-connection rule): an email Google accepted
+    would go out twice. requests never resends on its own; our retry policy decides.
+    """
+
+    def __init__(self, credentials, timeout: float = TIMEOUT):
+        self.credentials = credentials  # googleapiclient signs batch parts with these
+        self.session = AuthorizedSession(credentials)  # fetches and refreshes tokens
+        self.timeout = timeout
+
+    def request(self, uri, method="GET", body=None, headers=None, redirections=5, connection_type=None):
+        try:
+            answer = self.session.request(method, uri, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
+        except requests.exceptions.ConnectionError as error:
+            if _never_connected(error):
+                raise ConnectionRefusedError(str(error)) from None
+            raise
+        response = httplib2.Response({"status": str(answer.status_code), **{k.lower(): v for k, v in answer.headers.items()}})
+        return response, answer.content
+
+
+def _never_connected(error: Exception) -> bool:
+    """Whether the request surely never reached the server (so retrying cannot duplicate)."""
+    text = repr(error)
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text
 
 
 def batch(api: str, callback: Callable) -> BatchHttpRequest:
@@ -76,7 +105,7 @@ def classify(error: BaseException) -> Failure:
         return Failure(f"{status} {reason}: {_message(error)}", retry=False, code=reason)
     if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
         return Failure(f"cannot reach Google: {error}", retry=True)
-    if isinstance(error, (OSError, httplib2.HttpLib2Error)):
+    if isinstance(error, (OSError, httplib2.HttpLib2Error, requests.exceptions.RequestException)):
         # Timeouts and dropped connections: the request may have arrived.
         return Failure(f"connection lost: {error or type(error).__name__}", retry=True, maybe_done=True)
     raise error

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Ctrl-C to stop.", flush=True)
 
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job inherits it ignored
+        signal.signal(signum, lambda *_: done.set())
     try:
         while not done.wait(0.5):
             pass

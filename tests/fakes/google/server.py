@@ -828,7 +828,8 @@ class FakeGoogle:
         answers: list[tuple[str, Outcome]] = []
         drop: str | None = None
         for part, parsed in zip(parts, inner):
-            content_id = (part.get("Content-ID") or "").strip()  # type: ignore[union-attr]
+            # A long Content-ID arrives folded over two lines: unfold it as RFC 5322 says.
+            content_id = " ".join(str(part.get("Content-ID") or "").split())  # type: ignore[union-attr]
             if parsed is None:
                 outcome = _error_outcome(ApiError(400, "badRequest", "Could not parse a batch part."))
             else:
