@@ -278,19 +278,19 @@ def sync_messages(deps: Deps, cohort: Cohort, now: datetime) -> None:
 
 
 def recover_in_flight(deps: Deps, now: datetime) -> None:
-    """Messages left `sending` by a stopped process: never resent blindly. The transport
-    is asked; if it cannot tell, the message is held as uncertain for the coordinator."""
+    """Messages left `sending` by a stopped process are never resent blindly: they wait
+    to be checked with the transport, or, if it cannot tell, are held as uncertain."""
     for row in deps.store.in_flight():
-        verdict = deps.mailer.was_sent(row.message_id or "")
-        if verdict is True:
-            deps.store.mark_sent(row, now)
-            deps.log(now, f"confirmed {row.stage} to {row.recipient} was sent before the restart")
-        elif verdict is False:
-            deps.store.mark_retry(row, now, "the process stopped before handing it over", now)
-            deps.log(now, f"will send {row.stage} to {row.recipient}: it never left before the restart")
-        else:
-            deps.store.mark_uncertain(row, "the process stopped while sending; it may or may not have gone out", now)
-            deps.log(now, f"UNCERTAIN {row.stage} to {row.recipient}: stopped mid-send, left for the coordinator")
+        _maybe_sent(deps, row, "the process stopped while sending it", now)
+
+
+def _maybe_sent(deps: Deps, row: MessageRow, why: str, now: datetime) -> None:
+    if deps.mailer.verify_after is None:
+        deps.store.mark_uncertain(row, f"{why}; it may or may not have gone out", now)
+        deps.log(now, f"UNCERTAIN {row.stage} to {row.recipient}: {why}; left for the coordinator")
+    else:
+        deps.store.mark_verify(row, now + deps.mailer.verify_after, why, now)
+        deps.log(now, f"will check whether {row.stage} to {row.recipient} went out: {why}")
 
 
 def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
@@ -320,6 +320,17 @@ def _send_one(deps: Deps, inputs: Inputs, pairs, records, row: MessageRow, conne
         store.mark_skipped(row, "its session had already started", now)
         deps.log(now, f"skipped {row.stage} to {row.recipient}: too late to be useful")
         return 0
+    if row.verify:
+        verdict = deps.mailer.was_sent(row.message_id or "")
+        if verdict is True:
+            store.mark_sent(row, now, was=State.PLANNED)
+            deps.log(now, f"confirmed {row.stage} to {row.recipient} went out before")
+            return 0
+        if verdict is None:
+            store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
+            deps.log(now, f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator")
+            return 0
+        # It surely never left: send it now.
     try:
         message = _compose(inputs, pairs, records, row, now, store)
     except TemplateProblem as problem:
@@ -340,8 +351,7 @@ def _send_one(deps: Deps, inputs: Inputs, pairs, records, row: MessageRow, conne
 def _after_failure(deps: Deps, row: MessageRow, error: MailError, now: datetime) -> None:
     store = deps.store
     if error.kind == MailError.UNKNOWN:
-        store.mark_uncertain(row, error.reason, now)
-        deps.log(now, f"UNCERTAIN {row.stage} to {row.recipient}: {error.reason}")
+        _maybe_sent(deps, row, error.reason, now)
         return
     decision = retry_decision(attempts=row.attempts + 1, now=now, key="/".join(map(str, row.key)))
     if error.kind == MailError.PERMANENT or isinstance(decision, GiveUp):

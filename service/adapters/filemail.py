@@ -7,6 +7,7 @@ import re
 from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +16,8 @@ from typing import Iterator
 class FileMailer:
     """Writes each message atomically (temporary file, fsync, rename), so a file either
     exists whole or not at all and `was_sent` can always tell."""
+
+    verify_after = timedelta(0)  # a file is there or not, at once
 
     def __init__(self, folder: Path):
         self.folder = folder

@@ -27,6 +27,8 @@ class SmtpSettings:
 
 
 class SmtpMailer:
+    verify_after = None  # SMTP cannot be asked what it delivered
+
     def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None):
         self.settings = settings
         self.ssl_context = ssl_context
@@ -40,7 +42,7 @@ class SmtpMailer:
             connection.close()
 
     def was_sent(self, message_id: str) -> None:
-        return None  # SMTP cannot be asked what it delivered
+        return None
 
     def open(self) -> smtplib.SMTP:
         s = self.settings

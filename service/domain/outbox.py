@@ -60,6 +60,7 @@ class MessageRow:
     expires: datetime | None
     state: State
     message_id: str | None = None
+    verify: bool = False  # it may have gone out: ask the transport before sending again
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None

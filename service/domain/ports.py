@@ -3,7 +3,7 @@ contract suite against every implementation."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import ContextManager, Iterable, Protocol, Sequence
 
@@ -36,12 +36,16 @@ class MailConnection(Protocol):
 
 
 class Mailer(Protocol):
+    # How long after a send cut short the transport can tell whether it went out (a
+    # search index may lag); None when it can never tell.
+    verify_after: timedelta | None
+
     def connect(self) -> ContextManager[MailConnection]:
         """A connection for a batch of messages (one SMTP session, say)."""
 
     def was_sent(self, message_id: str) -> bool | None:
         """Whether a message with this Message-ID was handed over before: True or False
-        when the transport can tell for sure, None when it cannot."""
+        when the transport can tell (`verify_after` after the attempt), None when not."""
 
 
 class Calendar(Protocol):

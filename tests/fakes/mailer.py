@@ -10,7 +10,8 @@ from service.domain.ports import MailError
 
 
 class RecordingMailer:
-    def __init__(self) -> None:
+    def __init__(self, verify_after=None) -> None:
+        self.verify_after = verify_after  # None: like SMTP, it cannot tell what it delivered
         self.sent: list[EmailMessage] = []
         self.connections = 0
         # Called before each delivery; return a MailError to make that attempt fail.

@@ -249,6 +249,7 @@ def test_a_message_left_sending_by_a_crash_is_checked_not_resent_blindly(cohort_
     first.store.mark_sending(row, "<crashed@example.org>", clock.now())  # then the process died
 
     mailer.knows = lambda message_id: verdict
+    mailer.verify_after = None if verdict is None else timedelta(0)
     second = start(cohort_dir, tmp_path, mailer, clock)
     second.tick()
     (after,) = [r for r in second.rows() if r.key == row.key]

@@ -181,6 +181,12 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
                 status VARCHAR(16) NOT NULL, sequence INTEGER NOT NULL, previous_start DATETIME, change_reason TEXT,
                 changed_at DATETIME NOT NULL, PRIMARY KEY (pair_id, number));
             INSERT INTO sessions VALUES ('p1', 1, '2027-03-01 09:00:00.000000', '2027-03-01 10:00:00.000000', 'booked', 0, NULL, NULL, '2027-02-01 00:00:00.000000');
+            CREATE TABLE messages (pair_id VARCHAR(64), stage VARCHAR(64), recipient VARCHAR(320), revision INTEGER,
+                role VARCHAR(16) NOT NULL, due DATETIME NOT NULL, expires DATETIME, wake_at DATETIME NOT NULL,
+                state VARCHAR(16) NOT NULL, message_id VARCHAR(255), attempts INTEGER NOT NULL, last_error TEXT,
+                sent_at DATETIME, updated_at DATETIME NOT NULL, PRIMARY KEY (pair_id, stage, recipient, revision));
+            INSERT INTO messages VALUES ('p1', 'welcome', 'a@example.org', 0, 'mentor', '2027-03-01 09:00:00.000000', NULL,
+                '2027-03-01 09:00:00.000000', 'planned', NULL, 0, NULL, NULL, '2027-02-01 00:00:00.000000');
             """
         )
     store = open_store(path)
@@ -188,5 +194,7 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
         (record,) = store.sessions()
         assert record.session == session()
         assert (record.event_sequence, record.responses, record.rebooks) == (-1, {}, 0)
+        (message,) = store.messages()
+        assert (message.stage, message.state, message.verify) == ("welcome", State.PLANNED, False)
     finally:
         store.close()

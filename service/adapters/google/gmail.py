@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from contextlib import contextmanager
+from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from typing import Any, Callable, Iterator
@@ -13,6 +14,7 @@ from googleapiclient.errors import HttpError
 from ...domain.ports import MailError
 from .api import Backoff, call, classify
 
+VERIFY_AFTER = timedelta(minutes=10)
 DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"}
 
 
@@ -21,14 +23,16 @@ class GmailMailer:
         self._service_factory = service
         self.can_read_sent = can_read_sent
         self._reader = None
+        # Sent mail is searchable within moments; ask only after a margin.
+        self.verify_after = VERIFY_AFTER if can_read_sent else None
 
     @contextmanager
     def connect(self) -> Iterator[GmailConnection]:
         yield GmailConnection(self._service_factory())
 
     def was_sent(self, message_id: str) -> bool | None:
-        """True when Gmail's Sent mail holds the Message-ID. Not finding it proves
-        nothing (search lags behind sending), so that answer is None, never False."""
+        """Whether Gmail's Sent mail holds the Message-ID (asked `verify_after` after the
+        attempt, when the search has caught up); None without the read scope."""
         if not self.can_read_sent:
             return None
         if self._reader is None:
@@ -37,7 +41,7 @@ class GmailMailer:
             answer = call(self._reader.users().messages().list(userId="me", q=f"rfc822msgid:{message_id.strip('<>')}"), Backoff(attempts=3))
         except Exception:
             return None
-        return True if answer.get("messages") else None
+        return bool(answer.get("messages"))
 
 
 class GmailConnection:

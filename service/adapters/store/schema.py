@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Callable
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     inspect,
     select,
 )
@@ -72,6 +74,7 @@ messages = Table(
     Column("expires", UTCDateTime),
     Column("wake_at", UTCDateTime, nullable=False),  # the later of due and the next retry
     Column("state", String(16), nullable=False),
+    Column("verify", Boolean, nullable=False, server_default=false()),  # ask the transport before sending
     Column("message_id", String(255)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
@@ -105,7 +108,10 @@ def _create_v1(connection: Connection) -> None:
 
 
 def _calendar_events_v2(connection: Connection) -> None:
-    """Sessions learn about the calendar events that show them."""
+    """Sessions learn about the calendar events that show them; a message can wait to
+    be checked with its transport before it is sent again."""
+    if "verify" not in {column["name"] for column in inspect(connection).get_columns("messages")}:
+        connection.exec_driver_sql("ALTER TABLE messages ADD COLUMN verify BOOLEAN NOT NULL DEFAULT FALSE")
     have = {column["name"] for column in inspect(connection).get_columns("sessions")}
     for name, ddl in (
         ("event_sequence", "INTEGER NOT NULL DEFAULT -1"),

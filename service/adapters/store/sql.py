@@ -274,10 +274,16 @@ class SqlStore:
             return [_message_row(r) for r in rows]
 
     def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
-        self._transition(row, State.PLANNED, now, "sending", state=State.SENDING.value, message_id=message_id, attempts=messages.c.attempts + 1)
+        self._transition(
+            row, State.PLANNED, now, "sending", state=State.SENDING.value, message_id=message_id, verify=False, attempts=messages.c.attempts + 1
+        )
 
-    def mark_sent(self, row: MessageRow, now: datetime) -> None:
-        self._transition(row, State.SENDING, now, "sent", state=State.SENT.value, sent_at=now, last_error=None)
+    def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, "sent", state=State.SENT.value, sent_at=now, last_error=None, verify=False)
+
+    def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        """It may have gone out: at `at`, ask the transport before anything else."""
+        self._transition(row, State.SENDING, now, "verify", state=State.PLANNED.value, verify=True, wake_at=at, last_error=error)
 
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, "retry", state=State.PLANNED.value, wake_at=at, last_error=error)
@@ -309,8 +315,8 @@ class SqlStore:
     def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         self._transition(row, was, now, "failed", state=State.FAILED.value, last_error=error)
 
-    def mark_uncertain(self, row: MessageRow, error: str, now: datetime) -> None:
-        self._transition(row, State.SENDING, now, "uncertain", state=State.UNCERTAIN.value, last_error=error)
+    def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, "uncertain", state=State.UNCERTAIN.value, last_error=error, verify=False)
 
     def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
         self._transition(row, State.PLANNED, now, "skipped", state=State.SKIPPED.value, last_error=reason)
@@ -415,6 +421,7 @@ def _message_row(r) -> MessageRow:
         expires=r.expires,
         state=State(r.state),
         message_id=r.message_id,
+        verify=r.verify,
         attempts=r.attempts,
         last_error=r.last_error,
         sent_at=r.sent_at,
