@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
@@ -118,13 +118,16 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
         for pair_id, pair_records in records.items()
         if pair_id in active and len(pair_records) == 2 and not any(r.cancelled for r in pair_records)
     }
+    held = {pair_id for pair_id, pair_records in records.items() if any(r.held for r in pair_records)}
+    if held:  # waiting for the coordinator: not booked again behind their back
+        cohort = replace(cohort, pairs=tuple(p for p in cohort.pairs if p.id not in held))
     plan = plan_sessions(cohort, busy_now(deps, inputs, now), now=now, booked=booked)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in booked]
     if new:
         store.book([s for item in new for s in item.sessions], now)
         for item in new:
             deps.log(now, f"booked {item.pair.id}: " + "; ".join(f"session {s.number} {s.start:%Y-%m-%d %H:%M} UTC" for s in item.sessions))
-    sync_messages(deps, cohort, now)
+    sync_messages(deps, inputs.cohort, now)
     return {item.pair.id: item.problems[0] for item in plan.pairs if item.problems}
 
 
@@ -209,7 +212,7 @@ def pull_calendar(deps: Deps, inputs: Inputs, now: datetime) -> bool:
                 changed |= rebook(deps, inputs, record, now, reason="the event was deleted in Google Calendar")
             else:
                 store.set_alert(f"{session.pair_id}/{session.number}", f"Session {session.number} was deleted in Google Calendar; it was not booked again.")
-                store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", seen_in_calendar=True)
+                store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", held=True)
                 changed = True
     store.set_calendar_token(token)
     return changed
@@ -371,7 +374,7 @@ def _compose(inputs: Inputs, pairs: dict[str, Pair], records: dict[str, list[Ses
     pair_records = records[row.pair_id]
     change = None
     role = Role(row.role)
-    moved = INVITATIONS.get(row.stage) if row.revision else UPDATES.get(row.stage)
+    moved = UPDATES.get(row.stage) or (INVITATIONS.get(row.stage) if row.revision else None)
     if moved:
         record = pair_records[moved - 1]
         reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)

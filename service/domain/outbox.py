@@ -85,6 +85,7 @@ class SessionRecord:
     conference: str | None = None
     responses: Mapping[str, str] = field(default_factory=dict)
     rebooks: int = 0  # times it was moved because someone declined
+    held: bool = False  # cancelled because its event was deleted by hand: not booked again
 
     @property
     def in_calendar(self) -> bool:

@@ -19,9 +19,10 @@ DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "use
 
 
 class GmailMailer:
-    def __init__(self, service: Callable[[], Any], *, can_read_sent: bool):
+    def __init__(self, service: Callable[[], Any], *, can_read_sent: bool, backoff: Backoff | None = None):
         self._service_factory = service
         self.can_read_sent = can_read_sent
+        self.backoff = backoff or Backoff(attempts=6)
         self._reader = None
         # Sent mail is searchable within moments; ask only after a margin.
         self.verify_after = VERIFY_AFTER if can_read_sent else None
@@ -38,7 +39,7 @@ class GmailMailer:
         if self._reader is None:
             self._reader = self._service_factory()
         try:
-            answer = call(self._reader.users().messages().list(userId="me", q=f"rfc822msgid:{message_id.strip('<>')}"), Backoff(attempts=3))
+            answer = call(self._reader.users().messages().list(userId="me", q=f"rfc822msgid:{message_id.strip('<>')}"), self.backoff)
         except Exception:
             return None
         return bool(answer.get("messages"))

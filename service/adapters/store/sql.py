@@ -180,11 +180,12 @@ class SqlStore:
             if token:
                 connection.execute(schema.meta.insert().values(key="calendar:sync_token", value=token))
 
-    def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, seen_in_calendar: bool = False) -> None:
-        """Cancel a pair's booked sessions. `seen_in_calendar`: the calendar shows it already."""
+    def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
+        """Cancel a pair's booked sessions. `held`: a session was deleted in the calendar
+        by hand (which shows it already); the pair waits for the coordinator."""
         with self.engine.begin() as connection:
-            values = dict(status="cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
-            if seen_in_calendar:
+            values = dict(status="held" if held else "cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
+            if held:
                 values["event_sequence"] = sessions.c.sequence + 1
             connection.execute(
                 update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked").values(**values)
@@ -397,7 +398,8 @@ def _pair_from(pair_id: str, data: dict) -> Pair:
 def _session_record(r) -> SessionRecord:
     return SessionRecord(
         session=Session(pair_id=r.pair_id, number=r.number, start=r.start, end=r.end),
-        cancelled=r.status == "cancelled",
+        cancelled=r.status in ("cancelled", "held"),
+        held=r.status == "held",
         sequence=r.sequence,
         changed_at=r.changed_at,
         previous_start=r.previous_start,

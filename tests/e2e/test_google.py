@@ -1,0 +1,167 @@
+"""The daemon on Google Workspace: the real googleapiclient and google-auth over HTTP to
+the loopback fake of Google, on a simulated clock."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from service import bootstrap
+from service.adapters.clock import SimulatedClock
+from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
+from service.adapters.store import open_store
+from service.domain.calendar import event_id
+from service.domain.outbox import State
+from service.jobs import Controller, Deps
+from service.runner import run_simulated
+from tests.fakes.google import FakeGoogle
+
+ROOT = Path(__file__).parents[2]
+START = datetime(2027, 2, 1, tzinfo=UTC)
+ORGANIZER = "renata.alves@example.org"
+PAIRS = 14
+
+
+@pytest.fixture
+def google(monkeypatch):
+    with FakeGoogle() as fake:
+        monkeypatch.setenv(ENDPOINT_VARIABLE, fake.url)
+        yield fake
+
+
+class World:
+    """The example cohort on Google, with one daemon process over one state."""
+
+    def __init__(self, google: FakeGoogle, folder: Path, *, rebook_deleted: bool = False):
+        self.google = google
+        shutil.copytree(ROOT / "config", folder)
+        google.service_account_file(folder / "key.json")
+        config = (folder / "cohort.google.example.yaml").read_text()
+        config = config.replace("  # credentials: secrets/mentorship-key.json", "  credentials: key.json")
+        config = config.replace("read_sent_mail: false", "read_sent_mail: true")
+        config = config.replace("rebook_deleted: false", f"rebook_deleted: {str(rebook_deleted).lower()}")
+        (folder / "cohort.yaml").write_text(config)
+        self.watcher = bootstrap.ConfigWatcher(folder / "cohort.yaml", None)
+        self.watcher.current()
+        calendar, free_busy, mailer = bootstrap.google_adapters(self.watcher.configuration)
+        quick = Backoff(attempts=6, sleep=lambda seconds: None)  # no real waiting in tests
+        calendar.backoff = free_busy.backoff = mailer.backoff = quick
+        self.cohort = self.watcher.configuration.cohort
+        self.store = open_store(folder / "state.sqlite")
+        self.clock = SimulatedClock(START)
+        self.lines: list[str] = []
+        self.controller = Controller(
+            Deps(
+                store=self.store,
+                mailer=mailer,
+                source=self.watcher,
+                calendar=calendar,
+                free_busy=free_busy,
+                log=lambda now, line: self.lines.append(line),
+            )
+        )
+
+    def tick(self):
+        return self.controller.tick(self.clock.now())
+
+    def run(self, until: datetime | None = None) -> None:
+        run_simulated(self.controller, self.clock, until)
+
+    def event(self, pair_id: str, number: int) -> dict:
+        return self.google.event(ORGANIZER, event_id(self.cohort.name, pair_id, number))
+
+    def session(self, pair_id: str, number: int):
+        return next(r for r in self.store.sessions() if r.session.pair_id == pair_id and r.session.number == number)
+
+    def delivered(self) -> Counter:
+        return Counter(m["Message-ID"] for m in self.google.sent_mail())
+
+
+def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    world.run()
+    events = [e for e in google.events(ORGANIZER) if e.get("status") != "cancelled"]
+    assert len(events) == 2 * PAIRS
+    assert all(e.get("hangoutLink", "").startswith("https://meet.google.com/") for e in events)
+    for event in events:
+        invited = {email for email, kind in google.invitations(event["id"]) if kind == "invite"}
+        assert invited == {a["email"] for a in event["attendees"]}
+    rows = world.store.messages()
+    assert {r.state for r in rows} == {State.SENT}
+    assert len(rows) == PAIRS * 7 * 2  # no invitation emails: Google sends those
+    delivered = world.delivered()
+    assert len(delivered) == len(rows) and max(delivered.values()) == 1
+    welcome = next(m for m in google.sent_mail() if m["To"].addresses[0].addr_spec == "zoe.nunez@example.net")
+    assert world.event("maya-zoe", 1)["hangoutLink"] in welcome.get_body(("plain",)).get_content()
+
+
+def test_a_declined_session_is_rebooked_and_both_are_told(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    world.tick()  # books everything a month ahead
+    before = world.session("grace-mateo", 2)
+    google.respond(ORGANIZER, event_id(world.cohort.name, "grace-mateo", 2), "mateo.garcia@example.co", "declined")
+    world.clock.advance_to(START + timedelta(hours=1))
+    world.tick()
+    after = world.session("grace-mateo", 2)
+    assert after.session.start != before.session.start and after.rebooks == 1 and after.in_calendar
+    event = world.event("grace-mateo", 2)
+    assert event["start"]["dateTime"].startswith(after.session.start.strftime("%Y-%m-%dT%H:%M"))
+    assert {a["responseStatus"] for a in event["attendees"]} == {"needsAction"}
+    assert ("mateo.garcia@example.co", "update") in google.invitations(event["id"])
+    world.run()
+    updates = [m for m in google.sent_mail() if "Mateo García declined" in " ".join(m.get_body(("plain",)).get_content().split())]
+    assert {m["To"].addresses[0].addr_spec for m in updates} == {"grace.liu@example.ca", "mateo.garcia@example.co"}
+
+
+def test_an_event_moved_in_the_calendar_re_times_its_emails(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    world.tick()
+    old = world.session("noah-chloe", 2).session
+    new_start = old.start + timedelta(days=1)
+    google.move(ORGANIZER, event_id(world.cohort.name, "noah-chloe", 2), new_start, new_start + timedelta(hours=1))
+    world.clock.advance_to(START + timedelta(hours=1))
+    world.tick()
+    moved = world.session("noah-chloe", 2)
+    assert moved.session.start == new_start and moved.in_calendar  # nothing written back
+    prep = [r for r in world.store.messages() if r.pair_id == "noah-chloe" and r.stage == "session2_prep"]
+    assert prep and all(r.due == new_start - timedelta(days=3) for r in prep)
+
+
+def test_an_event_deleted_by_hand_is_reported_and_not_rebooked(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    world.tick()
+    google.delete_by_user(ORGANIZER, event_id(world.cohort.name, "lucas-amara", 1))
+    world.clock.advance_to(START + timedelta(hours=1))
+    world.tick()
+    assert world.session("lucas-amara", 1).cancelled
+    assert any("deleted in Google Calendar" in item["summary"] for item in world.controller.attention())
+    assert {r.state for r in world.store.messages() if r.pair_id == "lucas-amara"} == {State.CANCELLED}
+
+
+def test_with_one_call_in_five_failing_the_outcome_is_the_same(google, tmp_path):
+    calm = World(google, tmp_path / "calm")
+    calm.run()
+    expected_sessions = sorted((r.session.pair_id, r.session.number, r.session.start) for r in calm.store.sessions())
+    expected_mail = sorted(m["Message-ID"] for m in google.sent_mail())
+
+    with FakeGoogle() as stormy:
+        import os
+
+        os.environ[ENDPOINT_VARIABLE] = stormy.url
+        world = World(stormy, tmp_path / "storm")
+        chaos = stormy.chaos(rate=0.2, seed=7, kinds=("429", "500", "drop_before", "drop_after"))
+        world.run()
+        assert len(chaos.injected) > 50  # the storm really happened
+        sessions = sorted((r.session.pair_id, r.session.number, r.session.start) for r in world.store.sessions())
+        assert sessions == expected_sessions
+        assert all(r.in_calendar for r in world.store.sessions())
+        live = [e for e in stormy.events(ORGANIZER) if e.get("status") != "cancelled"]
+        assert len(live) == 2 * PAIRS and all(e.get("hangoutLink") for e in live)
+        assert {r.state for r in world.store.messages()} == {State.SENT}
+        delivered = world.delivered()
+        assert max(delivered.values()) == 1  # nothing twice
+        assert sorted(delivered) == expected_mail  # nothing lost, the same emails
