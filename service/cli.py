@@ -76,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         release()
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.simulate:  # a rehearsal resumed on the same state carries on from where it stopped
+        clock.advance_to(store.latest_activity() or clock.now())
     mailer = gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
     controller = Controller(
         Deps(store=store, mailer=mailer, source=watcher, log=_print_line, calendar=calendar, free_busy=free_busy)

@@ -319,11 +319,7 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
 
 def _send_one(deps: Deps, inputs: Inputs, pairs, records, row: MessageRow, connection, now: datetime) -> int:
     store = deps.store
-    if row.expires is not None and now >= row.expires:
-        store.mark_skipped(row, "its session had already started", now)
-        deps.log(now, f"skipped {row.stage} to {row.recipient}: too late to be useful")
-        return 0
-    if row.verify:
+    if row.verify:  # first settle whether an earlier attempt went out, late or not
         verdict = deps.mailer.was_sent(row.message_id or "")
         if verdict is True:
             store.mark_sent(row, now, was=State.PLANNED)
@@ -333,7 +329,11 @@ def _send_one(deps: Deps, inputs: Inputs, pairs, records, row: MessageRow, conne
             store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
             deps.log(now, f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator")
             return 0
-        # It surely never left: send it now.
+        # It surely never left: treat it as any planned message.
+    if row.expires is not None and now >= row.expires:
+        store.mark_skipped(row, "its session had already started", now)
+        deps.log(now, f"skipped {row.stage} to {row.recipient}: too late to be useful")
+        return 0
     try:
         message = _compose(inputs, pairs, records, row, now, store)
     except TemplateProblem as problem:

@@ -46,7 +46,7 @@ class SmtpMailer:
 
     def open(self) -> smtplib.SMTP:
         s = self.settings
-        context = self.ssl_context or ssl.create_default_context()
+        context = None if s.security == "none" else self.ssl_context or ssl.create_default_context()
         if s.security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
         else:

@@ -215,16 +215,22 @@ def changes(wanted: Iterable[Wanted], stored: Iterable[MessageRow]) -> Changes:
         row = by_key.get(item.key)
         if row is None:
             insert.append(item)
-        elif row.state is State.PLANNED and (row.due != item.due or row.expires != item.expires):
+        elif _open(row) and (row.due != item.due or row.expires != item.expires):
             retime.append(item)
         elif row.state is State.CANCELLED:
             revive.append(item)
-    cancel = [row.key for row in by_key.values() if row.state is State.PLANNED and row.key not in wanted_keys]
+    cancel = [row.key for row in by_key.values() if _open(row) and row.key not in wanted_keys]
     return Changes(tuple(insert), tuple(retime), tuple(revive), tuple(cancel))
 
 
+def _open(row: MessageRow) -> bool:
+    """Planned and never handed over: free to re-time or cancel. A row waiting to be
+    verified may already be in someone's inbox."""
+    return row.state is State.PLANNED and not row.verify
+
+
 def handed_over(rows: Iterable[MessageRow]) -> set[tuple[str, str, str]]:
-    return {(r.pair_id, r.stage, r.recipient) for r in rows if r.state in HANDED_OVER}
+    return {(r.pair_id, r.stage, r.recipient) for r in rows if r.state in HANDED_OVER or r.verify}
 
 
 def by_pair(records: Iterable[SessionRecord]) -> Mapping[str, list[SessionRecord]]:

@@ -462,14 +462,11 @@ class Recorder:
     def __init__(self):
         self.lock = threading.Lock()
         self.by_message_id: Counter = Counter()
-        self.recipients: Counter = Counter()
 
     async def handle_DATA(self, server, session, envelope):
         message_id = message_id_of(envelope.content)
         with self.lock:
             self.by_message_id[message_id] += 1
-            for recipient in envelope.rcpt_tos:
-                self.recipients[recipient] += 1
         return "250 OK: queued"
 
 

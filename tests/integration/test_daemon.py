@@ -280,3 +280,41 @@ def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path):
     finally:
         os.close(held)
     os.close(bootstrap.lock_state(state))  # free again once the first one stops
+
+
+def test_a_send_cut_short_is_settled_before_its_moment_passes(cohort_dir, tmp_path):
+    # Cut off while sending the welcome; back only after session 1 began: it went out.
+    clock = SimulatedClock(datetime(2027, 2, 22, 20, tzinfo=UTC))
+    mailer = RecordingMailer(verify_after=timedelta(0))
+    first = start(cohort_dir, tmp_path, mailer, clock)
+    inputs, _ = first.watcher.current()
+    reconcile(first.controller.deps, inputs, clock.now())
+    row = next(r for r in first.store.due(clock.now(), 500) if r.stage == "welcome" and r.pair_id == "maya-zoe")
+    first.store.mark_sending(row, "<cut@example.org>", clock.now())
+    mailer.knows = lambda message_id: message_id == "<cut@example.org>"
+    clock.advance_to(datetime(2027, 3, 2, tzinfo=UTC))
+    second = start(cohort_dir, tmp_path, mailer, clock)
+    second.tick()
+    (after,) = [r for r in second.rows() if r.key == row.key]
+    assert after.state is State.SENT  # not "skipped": it did go out
+
+
+def test_a_message_waiting_to_be_verified_counts_as_received_when_its_pair_goes(cohort_dir, tmp_path):
+    clock = SimulatedClock(datetime(2027, 2, 22, 20, tzinfo=UTC))
+    mailer = RecordingMailer(verify_after=timedelta(hours=1))
+    daemon = start(cohort_dir, tmp_path, mailer, clock)
+    daemon.tick()  # invitations and welcomes for the Americas go out
+    with daemon.store.engine.begin() as connection:  # as a kill right after the send leaves it
+        connection.exec_driver_sql(
+            "UPDATE messages SET state='sending', message_id='<cut@example.org>' WHERE pair_id='noah-chloe' "
+            "AND stage='session1_invitation' AND recipient='chloe.martin@example.fr'"
+        )
+    pairings = cohort_dir / "pairings.example.csv"
+    lines = pairings.read_text(encoding="utf-8").splitlines(keepends=True)
+    pairings.write_text("".join(l for l in lines if not l.startswith("noah-chloe,")), encoding="utf-8")
+    mailer.knows = lambda message_id: True
+    restarted = start(cohort_dir, tmp_path, mailer, clock)
+    restarted.run()
+    rows = {(r.stage, r.recipient): r.state for r in restarted.rows() if r.pair_id == "noah-chloe"}
+    assert rows[("session1_invitation", "chloe.martin@example.fr")] is State.SENT
+    assert rows[("session1_cancellation", "chloe.martin@example.fr")] is State.SENT

@@ -334,6 +334,11 @@ class SqlStore:
             detail = {k: v for k, v in values.items() if k in ("message_id", "last_error", "wake_at")}
             _audit(connection, now, f"message_{event_name}", row.pair_id, stage=row.stage, recipient=row.recipient, revision=row.revision, **{k: str(v) for k, v in detail.items()})
 
+    def latest_activity(self) -> datetime | None:
+        """When the last effect was recorded (a simulated clock resumes from there)."""
+        with self.engine.begin() as connection:
+            return connection.execute(select(func.max(audit.c.at))).scalar()
+
     def audit_log(self) -> list[dict]:
         with self.engine.begin() as connection:
             rows = connection.execute(select(audit).order_by(audit.c.id)).all()
