@@ -145,46 +145,40 @@ def wanted_for_pair(
 
 def _updates(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
     """Word of a moved session, to both people, when it moves."""
-    wanted = []
-    for stage, number in UPDATES.items():
-        record = records[number - 1]
-        if record.previous_start is None:
-            continue
-        for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
-            wanted.append(
-                Wanted(
-                    due=record.changed_at,
-                    pair_id=pair.id,
-                    stage=stage,
-                    recipient=person.email,
-                    revision=record.sequence,
-                    role=role,
-                    expires=record.session.start,
-                )
-            )
-    return wanted
+    return [
+        _notice(pair, stage, records[number - 1], role, person)
+        for stage, number in UPDATES.items()
+        if records[number - 1].previous_start is not None
+        for role, person in _people(pair)
+    ]
 
 
 def _cancellations(pair: Pair, records, handed_over) -> list[Wanted]:
     """A cancellation for each session whose invitation someone received."""
-    wanted = []
-    for stage, number in CANCELLATIONS.items():
-        record = records[number - 1]
-        invitation = next(s for s, n in INVITATIONS.items() if n == number)
-        for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
-            if (pair.id, invitation, person.email) in handed_over:
-                wanted.append(
-                    Wanted(
-                        due=record.changed_at,
-                        pair_id=pair.id,
-                        stage=stage,
-                        recipient=person.email,
-                        revision=record.sequence,
-                        role=role,
-                        expires=record.session.start,
-                    )
-                )
-    return wanted
+    invitation_of = {number: stage for stage, number in INVITATIONS.items()}
+    return [
+        _notice(pair, stage, records[number - 1], role, person)
+        for stage, number in CANCELLATIONS.items()
+        for role, person in _people(pair)
+        if (pair.id, invitation_of[number], person.email) in handed_over
+    ]
+
+
+def _notice(pair: Pair, stage: str, record: SessionRecord, role: Role, person) -> Wanted:
+    """Word of a change to one session: due when it changed, pointless once it starts."""
+    return Wanted(
+        due=record.changed_at,
+        pair_id=pair.id,
+        stage=stage,
+        recipient=person.email,
+        revision=record.sequence,
+        role=role,
+        expires=record.session.start,
+    )
+
+
+def _people(pair: Pair):
+    return ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee))
 
 
 def expires(stage: str, sessions: tuple[Session, ...]) -> datetime | None:

@@ -20,7 +20,6 @@ FOLDERS = {
     "session1_update": "session_moved",
     "session2_update": "session_moved",
 }
-PARTS = ("subject", "txt", "html")
 
 
 @dataclass(frozen=True)

@@ -140,5 +140,5 @@ def migrate(connection: Connection) -> int:
         step(connection)
     if version < len(MIGRATIONS):
         connection.execute(meta.delete().where(meta.c.key == "schema_version"))
-        connection.execute(meta.insert().values(key="schema_version", value=str(len(MIGRATIONS))))
+        connection.execute(meta.insert().values(key="schema_version", value=str(len(MIGRATIONS))))  # same transaction
     return len(MIGRATIONS)

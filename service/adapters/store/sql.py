@@ -166,9 +166,7 @@ class SqlStore:
 
     def set_alert(self, key: str, text: str | None) -> None:
         with self.engine.begin() as connection:
-            connection.execute(schema.meta.delete().where(schema.meta.c.key == f"alert:{key}"))
-            if text:
-                connection.execute(schema.meta.insert().values(key=f"alert:{key}", value=text))
+            _set_meta(connection, f"alert:{key}", text)
 
     def calendar_token(self) -> str | None:
         with self.engine.begin() as connection:
@@ -176,9 +174,7 @@ class SqlStore:
 
     def set_calendar_token(self, token: str | None) -> None:
         with self.engine.begin() as connection:
-            connection.execute(schema.meta.delete().where(schema.meta.c.key == "calendar:sync_token"))
-            if token:
-                connection.execute(schema.meta.insert().values(key="calendar:sync_token", value=token))
+            _set_meta(connection, "calendar:sync_token", token)
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         """Cancel a pair's booked sessions. `held`: a session was deleted in the calendar
@@ -305,9 +301,8 @@ class SqlStore:
             connection.execute(
                 messages.insert().values(**_wanted_values(wanted), state=State.PLANNED.value, attempts=0, updated_at=now)
             )
-            for key, value in ((f"digest:{wanted.revision}", json.dumps(attention)), ("digest:last", fingerprint)):
-                connection.execute(schema.meta.delete().where(schema.meta.c.key == key))
-                connection.execute(schema.meta.insert().values(key=key, value=value))
+            _set_meta(connection, f"digest:{wanted.revision}", json.dumps(attention))
+            _set_meta(connection, "digest:last", fingerprint)
 
     def digest_content(self, day: int) -> list[dict]:
         with self.engine.begin() as connection:
@@ -354,6 +349,13 @@ def _event_values(event: CalendarEvent) -> dict:
 
 def _meta(connection, key: str) -> str | None:
     return connection.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+
+
+def _set_meta(connection, key: str, value: str | None) -> None:
+    """Write (or, with None, remove) one value of the meta table."""
+    connection.execute(schema.meta.delete().where(schema.meta.c.key == key))
+    if value:
+        connection.execute(schema.meta.insert().values(key=key, value=value))
 
 
 def _key(key: tuple[str, str, str, int]):
