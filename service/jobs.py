@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Callable, Protocol
 
 from .domain.calendar import CalendarError, Declined, Deleted, EventRequest, Moved, event_id, observe
@@ -121,7 +121,10 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
     held = {pair_id for pair_id, pair_records in records.items() if any(r.held for r in pair_records)}
     if held:  # waiting for the coordinator: not booked again behind their back
         cohort = replace(cohort, pairs=tuple(p for p in cohort.pairs if p.id not in held))
-    plan = plan_sessions(cohort, busy_now(deps, inputs, now), now=now, booked=booked)
+    waiting = [p for p in cohort.pairs if p.id not in booked]
+    # Only people who still need a time are asked about: nobody else's busy time matters.
+    busy = busy_now(deps, inputs, now, {person.email for p in waiting for person in p.people}) if waiting else inputs.busy
+    plan = plan_sessions(cohort, busy, now=now, booked=booked)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in booked]
     if new:
         store.book([s for item in new for s in item.sessions], now)
@@ -131,18 +134,24 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
     return {item.pair.id: item.problems[0] for item in plan.pairs if item.problems}
 
 
-def busy_now(deps: Deps, inputs: Inputs, now: datetime) -> Busy:
-    """Declared busy time (.ics files), plus Google free/busy where it can be read."""
-    if deps.free_busy is None:
+def busy_now(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> Busy:
+    """Declared busy time (.ics files), plus Google free/busy of `emails` where it can be
+    read, from the program's start (or now) to its end."""
+    if deps.free_busy is None or not emails:
         return inputs.busy
     cohort = inputs.cohort
-    end = local_moment(cohort.end + timedelta(days=1), MORNING, cohort.timezone)
+    start = max(now, local_moment(cohort.start, time(0), cohort.timezone))
+    end = local_moment(cohort.end + timedelta(days=1), time(0), cohort.timezone)
+    if start >= end:
+        return inputs.busy
     try:
-        seen, unreadable = deps.free_busy.busy(sorted(cohort.people), min(now, end), end)
+        seen, unreadable = deps.free_busy.busy(sorted(emails), start, end)
     except Exception as error:  # the plan can still be made from declared hours
         deps.log(now, f"free/busy unavailable ({error}); planning with declared hours")
         return inputs.busy
-    busy = {email: list(inputs.busy.get(email, ())) + seen.get(email, []) for email in cohort.people}
+    busy = dict(inputs.busy)
+    for email, intervals in seen.items():
+        busy[email] = list(busy.get(email, ())) + intervals
     if unreadable:
         deps.log(now, f"free/busy unreadable for {len(unreadable)} people: their declared hours are used")
     return busy
@@ -234,7 +243,8 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
         pair_id: tuple(r.session for r in records if not r.cancelled and r.session != session)
         for pair_id, records in by_pair(store.sessions()).items()
     }
-    busy = dict(busy_now(deps, inputs, now))
+    pair = next(p for p in cohort.pairs if p.id == session.pair_id)
+    busy = dict(busy_now(deps, inputs, now, {person.email for person in pair.people}))
     if refused_by:
         busy[refused_by] = list(busy.get(refused_by, ())) + [(session.start, session.end)]
     new = replan_session(cohort, busy, pair_id=session.pair_id, number=session.number, booked=booked, now=now)
@@ -253,6 +263,7 @@ def _event_request(cohort: Cohort, templates: Templates, pair: Pair, record: Ses
     context["session"] = context["session1"]
     return EventRequest(
         event_id=key,
+        exists=record.event_sequence >= 0,
         pair_id=pair.id,
         number=session.number,
         start=session.start,

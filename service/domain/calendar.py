@@ -29,6 +29,7 @@ class EventRequest:
     """The event a session should be, as we want the calendar to hold it."""
 
     event_id: str
+    exists: bool  # the calendar has had this event: change it rather than create it
     pair_id: str
     number: int
     start: datetime

@@ -30,16 +30,23 @@ class GoogleCalendar:
     # Writing
 
     def put(self, requests: Sequence[EventRequest]) -> dict[str, CalendarEvent | CalendarError]:
-        """Insert each event with its stable id; one that exists (409) is patched to the
-        requested state instead. Batches of 50; failed parts are retried with backoff."""
+        """Insert each new event with its stable id (one that turns out to exist, 409, is
+        adopted) and patch the ones the calendar has. Batches of 50; failed parts are
+        retried with backoff."""
         events = self.service.events()
 
-        def insert(request: EventRequest):
+        def write(request: EventRequest):
+            if request.exists:
+                body = self._body(request, new=False)
+                body.pop("id")
+                return events.patch(
+                    calendarId=self.calendar_id, eventId=request.event_id, body=body, conferenceDataVersion=1, sendUpdates="all"
+                )
             return events.insert(
                 calendarId=self.calendar_id, body=self._body(request, new=True), conferenceDataVersion=1, sendUpdates="all"
             )
 
-        results = self._batched(requests, insert)
+        results = self._batched(requests, write)
         for request in requests:
             outcome = results[request.event_id]
             if isinstance(outcome, HttpError) and outcome.resp.status == 409:

@@ -1,0 +1,656 @@
+"""How many requests the daemon makes of Google, and how much quota they use, per pair.
+
+A cohort of --pairs pairs is generated into a temporary folder as the coordinator would
+write it (a cohort file and a pairings CSV; mentors with 1 to 4 mentees, people in eleven
+time zones, every mentee within 3.5 hours of the mentor so that every pair can be booked,
+default working hours), set up for Google Workspace: calendar backend google,
+mail through Gmail, free/busy on, read_sent_mail off. The daemon is assembled as
+tests/e2e/test_google.py assembles it (ConfigWatcher, google_adapters with the real
+googleapiclient and google-auth, SQLite state in a file, Controller) against the loopback
+fake of Google (tests/fakes/google), on a simulated clock from 2027-02-01 00:00 UTC.
+About half the people get a busy calendar in the fake (FakeGoogle.set_busy), so free/busy
+answers with busy time for them and with notFound for the others.
+
+Everything is read from the fake's request log:
+
+  round trips  HTTP requests that reached the fake: a batch counts once, token requests
+               are left out;
+  API calls    what each request asked for: every part of a batch counts, batch
+               envelopes and token requests do not;
+  quota units  Calendar: 1 per API call (events.insert, freebusy.query, events.list, ...;
+               batch parts included). Gmail: 100 per users.messages.send, 5 per
+               users.messages.list, printed apart.
+
+1. Booking: the first tick, which reads free/busy and inserts every event. The booking
+   calls proper (freebusy.query and events.insert, with the batches that carry the
+   inserts) are set apart from the rest of the tick (the first full events.list, any
+   email already due).
+2. The whole program: run_simulated until nothing is left, by method id, and Gmail sends;
+   also the busiest simulated day.
+3. A naive per-pair client, written here with the real googleapiclient against a fresh
+   fake with the same busy calendars: for each pair one freebusy.query for its two people
+   and two separate events.insert (the same event bodies, no batch); one
+   users.messages.send per email the daemon sent. Side by side with the daemon, with the
+   ratio.
+4. The targets (at most 0.1 round trips per pair for booking; at most 2.1 Calendar quota
+   units per pair for the two inserts plus free/busy), with whether each is met.
+
+    python bench/google_calls.py [--pairs 500] [--seed 2027]
+
+Counts are deterministic for a given seed; times are wall-clock and only for orientation.
+It prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import math
+import csv
+import os
+import random
+import shutil
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from email import policy
+from pathlib import Path
+from time import perf_counter
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from google.oauth2 import service_account
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: tests.fakes.google
+
+
+from service import bootstrap
+from service.adapters.clock import SimulatedClock
+from service.adapters.google import auth, freebusy
+from service.adapters.google.calendar import BATCH as BATCH_PARTS
+from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
+from service.adapters.store import open_store
+from service.domain.calendar import TAG, cohort_tag, event_id
+from service.domain.availability import local_moment
+from service.domain.outbox import State
+from service.jobs import Controller, Deps
+from service.runner import run_simulated
+from tests.fakes.google import FakeGoogle, RequestRecord
+
+START = datetime(2027, 2, 1, tzinfo=UTC)  # the simulated clock: a month before the program
+PROGRAM_START, PROGRAM_END = date(2027, 3, 1), date(2027, 4, 30)
+PROGRAM_ZONE = "America/New_York"
+ORGANIZER = "renata.alves@example.org"
+
+# Targets, printed next to the figures (nothing is asserted).
+BOOKING_ROUND_TRIPS_TARGET = 0.1  # per pair: free/busy and the inserts, batched
+BOOKING_UNITS_TARGET = 2.1  # Calendar quota units per pair: two inserts plus free/busy
+
+# Quota cost of one call, by method id (Calendar: 1 per call, batch parts included).
+GMAIL_UNITS = {"gmail.users.messages.send": 100, "gmail.users.messages.list": 5, "gmail.users.messages.get": 5}
+BOOKING_METHODS = ("calendar.freebusy.query", "calendar.events.insert")
+TOKEN, BATCH = "oauth2.token", "batch"
+
+ZONES = (
+    "America/Los_Angeles",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Africa/Lagos",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",
+)
+NEAR_HOURS = 3.5  # mentees live at most this many hours from their mentor: every pair fits
+MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
+BUSY_SHARE = 0.5  # people whose calendar the fake knows (free/busy data); the rest: notFound
+MEETING_MINUTES = (30, 30, 45, 60, 60, 90)
+COLUMNS = (
+    "pair_id,mentor_name,mentor_email,mentor_timezone,mentor_hours,mentor_days,mentor_blackout,"
+    "mentor_busy_ics,mentor_linkedin,mentee_name,mentee_email,mentee_timezone,mentee_hours,"
+    "mentee_days,mentee_blackout,mentee_resume,mentee_linkedin,notes"
+).split(",")
+FIRST_NAMES = ("Maya", "Jonas", "Priya", "Sofia", "Daniel", "Grace", "Mateo", "Li", "Kai", "Noah", "Amara", "Hiroshi")
+LAST_NAMES = ("Okafor", "Weber", "Nair", "Rossi", "Kim", "Hopper", "Garcia", "Lei", "Nakamura", "Mensah", "Tanaka")
+
+
+# --------------------------------------------------------------------------- the cohort
+
+
+def utc_offset_hours(zone: str) -> float:
+    moment = datetime(2027, 3, 1, 12, tzinfo=UTC).astimezone(ZoneInfo(zone))
+    return moment.utcoffset().total_seconds() / 3600
+
+
+NEAR_ZONES = {
+    zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES
+}
+
+
+@dataclass(frozen=True)
+class Generated:
+    config: Path
+    pairs: int
+    people: dict[str, str]  # email -> time zone
+
+
+def write_cohort(folder: Path, size: int, seed: int) -> Generated:
+    """cohort.yaml (Google calendar, Gmail, free/busy, key.json) and pairings.csv in `folder`."""
+    rng = random.Random(f"{seed}-cohort-{size}")
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, str]] = []
+    people: dict[str, str] = {}
+
+    def person(role: str, zone: str) -> dict[str, str]:
+        number = len(people) + 1
+        email = f"{role}{number}@example.{'org' if role == 'mentor' else 'net'}"
+        people[email] = zone
+        return {
+            f"{role}_name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+            f"{role}_email": email,
+            f"{role}_timezone": zone,
+        }
+
+    while len(rows) < size:
+        zone = rng.choice(ZONES)
+        mentor = person("mentor", zone)
+        for k in range(min(rng.choices(*MENTEES_PER_MENTOR)[0], size - len(rows))):
+            mentee_zone = rng.choice(NEAR_ZONES[zone])
+            row = dict.fromkeys(COLUMNS, "")
+            row.update(mentor if k == 0 else {"mentor_name": mentor["mentor_name"], "mentor_email": mentor["mentor_email"]})
+            row.update(person("mentee", mentee_zone))
+            row["pair_id"] = f"p{len(rows) + 1:05d}"
+            rows.append(row)
+
+    with (folder / "pairings.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    config = folder / "cohort.yaml"
+    config.write_text(
+        f"name: Google calls {size} pairs\n"
+        f"coordinator:\n  name: Renata Alves\n  email: {ORGANIZER}\n"
+        f"program:\n  start: {PROGRAM_START}\n  end: {PROGRAM_END}\n  timezone: {PROGRAM_ZONE}\n"
+        "pairings: pairings.csv\n"
+        "calendar:\n  backend: google\n  calendar_id: primary\n  rebook_deleted: false\n"
+        "mail:\n  transport: gmail\n"
+        f"google:\n  credentials: key.json\n  organizer: {ORGANIZER}\n  read_sent_mail: false\n  free_busy: true\n",
+        encoding="utf-8",
+    )
+    return Generated(config=config, pairs=len(rows), people=people)
+
+
+def busy_calendars(people: dict[str, str], seed: int) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Busy time for about BUSY_SHARE of the people: a few weekly meetings and some
+    one-off ones in their working hours (09:00-17:00 local, Mon-Fri), February to April."""
+    rng = random.Random(f"{seed}-busy")
+    chosen = sorted(email for email in sorted(people) if rng.random() < BUSY_SHARE)
+    first_monday = date(2027, 2, 1)
+    weeks = [first_monday + timedelta(weeks=k) for k in range(13)]
+    busy: dict[str, list[tuple[datetime, datetime]]] = {}
+    for email in chosen:
+        zone = ZoneInfo(people[email])
+
+        def slot() -> tuple[int, int, int]:
+            length = rng.choice(MEETING_MINUTES)
+            return rng.randrange(5), 9 * 60 + 15 * rng.randint(0, (8 * 60 - length) // 15), length
+
+        recurring = [slot() for _ in range(rng.randint(1, 5))]
+        intervals = []
+        for monday in weeks:
+            for weekday, minute, length in recurring + [slot() for _ in range(rng.randint(0, 3))]:
+                day = monday + timedelta(days=weekday)
+                start = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
+                intervals.append((start, start + timedelta(minutes=length)))
+        busy[email] = intervals
+    return busy
+
+
+# --------------------------------------------------------------------------- counting
+
+
+@dataclass
+class Tally:
+    """What a slice of the fake's request log amounts to."""
+
+    round_trips: Counter = field(default_factory=Counter)  # label -> outer requests
+    calls: Counter = field(default_factory=Counter)  # method id -> API calls (batch parts included)
+    batched_calls: Counter = field(default_factory=Counter)  # method id -> calls that came in a batch
+    statuses: Counter = field(default_factory=Counter)  # (method id, status) for calls not 2xx
+    tokens: int = 0
+
+    @classmethod
+    def of(cls, records: Sequence[RequestRecord]) -> Tally:
+        tally = cls()
+        parts: list[RequestRecord] = []  # a batch's parts are logged before its envelope
+        for record in records:
+            if record.method_id == TOKEN:
+                tally.tokens += 1
+                continue
+            if record.in_batch:
+                parts.append(record)
+                tally.calls[record.method_id] += 1
+                tally.batched_calls[record.method_id] += 1
+            elif record.method_id == BATCH:
+                inside = "+".join(sorted({p.method_id for p in parts})) or "empty"
+                tally.round_trips[f"batch[{inside}]"] += 1
+                parts = []
+            else:
+                tally.round_trips[record.method_id] += 1
+                tally.calls[record.method_id] += 1
+            if record.method_id != BATCH and (record.status is None or not 200 <= record.status < 300):
+                tally.statuses[(record.method_id, record.status)] += 1
+        return tally
+
+    @property
+    def total_round_trips(self) -> int:
+        return sum(self.round_trips.values())
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def round_trips_for(self, methods: Iterable[str]) -> int:
+        """Round trips that carried these methods: direct requests and batches of them."""
+        wanted = set(methods)
+        total = 0
+        for label, count in self.round_trips.items():
+            inside = set(label[len("batch[") : -1].split("+")) if label.startswith("batch[") else {label}
+            if inside & wanted:
+                total += count
+        return total
+
+    def calendar_units(self, methods: Iterable[str] | None = None) -> int:
+        return sum(n for m, n in self.calls.items() if m.startswith("calendar.") and (methods is None or m in methods))
+
+    def gmail_units(self) -> int:
+        return sum(GMAIL_UNITS.get(m, 0) * n for m, n in self.calls.items() if m.startswith("gmail."))
+
+
+def per(count: float, pairs: int) -> str:
+    return f"{count / pairs:.4f}"
+
+
+def verdict(value: float, target: float) -> str:
+    return "MET" if value <= target + 1e-12 else "NOT MET"
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+@dataclass
+class DaemonRun:
+    first_tick: Tally
+    program: Tally
+    ticks: int
+    sent_per_day: Counter
+    calls_per_day: Counter
+    first_tick_seconds: float
+    program_seconds: float
+    sessions: list  # SessionRecord, for the naive client
+    pairs: dict  # pair id -> Pair
+    sent_raw: list[bytes]
+    states: Counter
+    events_live: int
+    meet_links: int
+    log_sample: list[str]
+    free_busy_asked: list[tuple[int, datetime, datetime]]  # (people, start, end) per busy() call
+    last_tick: datetime  # simulated
+    poll: timedelta  # the configured poll interval of a real run
+
+    @property
+    def booked_pairs(self) -> int:
+        return len({r.session.pair_id for r in self.sessions})
+
+
+def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
+    folder = generated.config.parent
+    watcher = bootstrap.ConfigWatcher(generated.config, None)
+    watcher.current()
+    calendar, free_busy, mailer = bootstrap.google_adapters(watcher.configuration)
+    quick = Backoff(attempts=6, sleep=lambda seconds: None, rng=random.Random(0))  # no real waiting
+    calendar.backoff = free_busy.backoff = mailer.backoff = quick
+    store = open_store(folder / "state.sqlite")
+    clock = SimulatedClock(START)
+    lines: list[str] = []
+
+    def log(now: datetime, line: str) -> None:
+        if len(lines) < 200:
+            lines.append(f"{now:%Y-%m-%d %H:%M} {line}")
+
+    controller = Controller(
+        Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, log=log)
+    )
+    asked: list[tuple[int, datetime, datetime]] = []
+    busy = free_busy.busy
+
+    def recorded_busy(emails, start, end):  # what the daemon asks free/busy for, unchanged
+        asked.append((len(emails), start, end))
+        return busy(emails, start, end)
+
+    free_busy.busy = recorded_busy
+    sent_per_day: Counter = Counter()
+    calls_per_day: Counter = Counter()
+    ticks = 0
+    last_tick = START
+    tick = controller.tick
+
+    def counted_tick(now: datetime):
+        nonlocal ticks, last_tick
+        ticks += 1
+        last_tick = now
+        before = len(google.requests)
+        try:
+            return tick(now)
+        finally:
+            tally = Tally.of(google.requests[before:])
+            day = now.date()
+            sent_per_day[day] += tally.calls["gmail.users.messages.send"]
+            calls_per_day[day] += tally.total_calls
+
+    controller.tick = counted_tick
+    google.clear_requests()
+    began = perf_counter()
+    counted_tick(clock.now())
+    first_seconds = perf_counter() - began
+    first = Tally.of(google.requests)
+    began = perf_counter()
+    # The first tick is part of the program; run_simulated starts with a tick at the same
+    # moment, which finds nothing left to book.
+    run_simulated(controller, clock, None)
+    program_seconds = perf_counter() - began + first_seconds
+    program = Tally.of(google.requests)
+
+    cohort = watcher.configuration.cohort
+    events = [e for e in google.events(ORGANIZER) if e.get("status") != "cancelled"]
+    run = DaemonRun(
+        first_tick=first,
+        program=program,
+        ticks=ticks,
+        sent_per_day=sent_per_day,
+        calls_per_day=calls_per_day,
+        first_tick_seconds=first_seconds,
+        program_seconds=program_seconds,
+        sessions=[r for r in store.sessions() if not r.cancelled],
+        pairs={p.id: p for p in cohort.pairs},
+        sent_raw=[m.as_bytes(policy=policy.SMTP) for m in google.sent_mail()],
+        states=Counter(r.state.value if isinstance(r.state, State) else str(r.state) for r in store.messages()),
+        events_live=len(events),
+        meet_links=sum(1 for e in events if e.get("hangoutLink")),
+        log_sample=lines,
+        free_busy_asked=asked,
+        last_tick=last_tick,
+        poll=watcher.configuration.poll,
+    )
+    store.close()
+    return run
+
+
+# --------------------------------------------------------------------------- the naive client
+
+
+@dataclass
+class NaiveRun:
+    booking: Tally
+    program: Tally
+    seconds: float
+
+
+def naive_client(google: FakeGoogle, folder: Path, cohort_name: str, daemon: DaemonRun) -> NaiveRun:
+    """Per pair: one freebusy.query for its two people, then each session's event inserted
+    on its own; then one users.messages.send per email. The real googleapiclient (its own
+    httplib2 transport), the same service account and scopes as the daemon."""
+    key = google.service_account_file(folder / "naive-key.json")
+    scopes = auth.scopes(calendar=True, free_busy=True, gmail=True, read_sent=False)
+    credentials = service_account.Credentials.from_service_account_file(str(key), scopes=scopes).with_subject(ORGANIZER)
+    calendar = google.build("calendar", credentials)
+    gmail = google.build("gmail", credentials)
+    tag = cohort_tag(cohort_name)
+    # The program's own span (61 days) fits one query; the daemon asks from "now".
+    time_min = datetime.combine(PROGRAM_START, time(0), tzinfo=ZoneInfo(PROGRAM_ZONE)).astimezone(UTC)
+    time_max = datetime.combine(PROGRAM_END + timedelta(days=1), time(0), tzinfo=ZoneInfo(PROGRAM_ZONE)).astimezone(UTC)
+    by_pair: dict[str, list] = defaultdict(list)
+    for record in daemon.sessions:
+        by_pair[record.session.pair_id].append(record)
+
+    google.clear_requests()
+    began = perf_counter()
+    for pair_id in sorted(by_pair):
+        pair = daemon.pairs[pair_id]
+        body = {
+            "timeMin": time_min.isoformat(),
+            "timeMax": time_max.isoformat(),
+            "timeZone": "UTC",
+            "items": [{"id": pair.mentor.email}, {"id": pair.mentee.email}],
+        }
+        calendar.freebusy().query(body=body).execute()
+        for record in sorted(by_pair[pair_id], key=lambda r: r.session.number):
+            session = record.session
+            key_id = event_id(cohort_name, pair_id, session.number)
+            event = {
+                "id": key_id,
+                "summary": f"Mentorship session {session.number}: {pair.mentor.name} and {pair.mentee.name}",
+                "start": {"dateTime": session.start.isoformat(), "timeZone": "UTC"},
+                "end": {"dateTime": session.end.isoformat(), "timeZone": "UTC"},
+                "attendees": [{"email": p.email, "displayName": p.name} for p in pair.people],
+                "extendedProperties": {"private": {TAG: tag, "pair": pair_id, "session": str(session.number)}},
+                "conferenceData": {"createRequest": {"requestId": key_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}},
+            }
+            calendar.events().insert(calendarId="primary", body=event, conferenceDataVersion=1, sendUpdates="all").execute()
+    booking = Tally.of(google.requests)
+    for raw in daemon.sent_raw:
+        encoded = base64.urlsafe_b64encode(raw).decode("ascii")
+        gmail.users().messages().send(userId="me", body={"raw": encoded}).execute()
+    seconds = perf_counter() - began
+    return NaiveRun(booking=booking, program=Tally.of(google.requests), seconds=seconds)
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def print_breakdown(title: str, tally: Tally, pairs: int) -> None:
+    print(f"  {title}")
+    print(f"    {'round trips by request':<58} {'count':>7} {'per pair':>9}")
+    for label, count in sorted(tally.round_trips.items(), key=lambda item: (-item[1], item[0])):
+        print(f"    {label:<58} {count:>7} {per(count, pairs):>9}")
+    print(f"    {'total':<58} {tally.total_round_trips:>7} {per(tally.total_round_trips, pairs):>9}")
+    print(f"    {'API calls by method id':<40} {'count':>7} {'per pair':>9} {'batched':>8} {'units':>9}")
+    for method, count in sorted(tally.calls.items(), key=lambda item: (-item[1], item[0])):
+        units = GMAIL_UNITS.get(method, 0) * count if method.startswith("gmail.") else count
+        print(
+            f"    {method:<40} {count:>7} {per(count, pairs):>9} {tally.batched_calls[method]:>8}"
+            f" {units:>9} {'Gmail' if method.startswith('gmail.') else 'Calendar'}"
+        )
+    print(f"    {'total':<40} {tally.total_calls:>7} {per(tally.total_calls, pairs):>9}")
+    failed = ", ".join(f"{m} {s}: {n}" for (m, s), n in sorted(tally.statuses.items(), key=str)) or "none"
+    print(f"    calls not answered 2xx: {failed}; token requests (not counted above): {tally.tokens}")
+
+
+def side_by_side(rows: Sequence[tuple[str, float, float]], pairs: int) -> None:
+    print(f"    {'':<44} {'daemon':>9} {'/pair':>8} {'naive':>9} {'/pair':>8} {'naive/daemon':>13}")
+    for label, ours, theirs in rows:
+        ratio = f"{theirs / ours:13.1f}" if ours else f"{'-':>13}"
+        print(f"    {label:<44} {ours:>9.0f} {ours / pairs:>8.4f} {theirs:>9.0f} {theirs / pairs:>8.4f} {ratio}")
+
+
+def report(generated: Generated, busy_people: int, daemon: DaemonRun, naive: NaiveRun) -> None:
+    pairs = generated.pairs
+    first, program = daemon.first_tick, daemon.program
+    booking_rt = first.round_trips_for(BOOKING_METHODS)
+    booking_units = first.calendar_units(BOOKING_METHODS)
+    freebusy = first.calls["calendar.freebusy.query"]
+    inserts = first.calls["calendar.events.insert"]
+
+    print(
+        f"== Google calls: {pairs} pairs, {len(generated.people)} people"
+        f" ({busy_people} with a calendar in the fake, {len(generated.people) - busy_people} notFound),"
+        f" program {PROGRAM_START}..{PROGRAM_END} ({PROGRAM_ZONE}), clock from {START:%Y-%m-%d %H:%M} UTC =="
+    )
+    print(
+        f"daemon: {daemon.booked_pairs} of {pairs} pairs booked, {daemon.ticks} ticks,"
+        f" {daemon.events_live} live events ({daemon.meet_links} with Meet),"
+        f" messages {dict(sorted(daemon.states.items()))}; first tick {daemon.first_tick_seconds:.1f} s,"
+        f" whole program {daemon.program_seconds:.1f} s"
+    )
+
+    print("\n-- 1. Booking: the first tick --")
+    print_breakdown("first tick, everything", first, pairs)
+    print("  booking proper (freebusy.query, events.insert and the batches carrying them):")
+    print(f"    round trips {booking_rt} = {per(booking_rt, pairs)} per pair"
+          f"   (target <= {BOOKING_ROUND_TRIPS_TARGET}: {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)})")
+    print(f"    Calendar units {booking_units} (events.insert {inserts} + freebusy.query {freebusy})"
+          f" = {per(booking_units, pairs)} per pair"
+          f"   (target <= {BOOKING_UNITS_TARGET}: {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)})")
+    rest_rt = first.total_round_trips - booking_rt
+    print(f"  the rest of the first tick: {rest_rt} round trips"
+          f" ({', '.join(f'{k} {v}' for k, v in sorted(first.round_trips.items()) if k not in BOOKING_METHODS and 'events.insert' not in k) or 'none'});"
+          f" whole first tick {per(first.total_round_trips, pairs)} round trips per pair")
+    print(f"  Gmail in the first tick: {first.calls['gmail.users.messages.send']} messages.send"
+          f" = {first.gmail_units()} Gmail units ({per(first.gmail_units(), pairs)} per pair)")
+    explain_free_busy(daemon, first, booking_rt, pairs)
+
+    print("\n-- 2. The whole program (run_simulated to the end) --")
+    print_breakdown("whole program", program, pairs)
+    sends = program.calls["gmail.users.messages.send"]
+    print(f"  Calendar units {program.calendar_units()} = {per(program.calendar_units(), pairs)} per pair;"
+          f" Gmail: {sends} messages.send = {program.gmail_units()} Gmail units"
+          f" ({per(program.gmail_units(), pairs)} per pair, {per(sends, pairs)} sends per pair)")
+    busiest = max(daemon.sent_per_day.items(), key=lambda item: (item[1], item[0]), default=(None, 0))
+    print(f"  busiest simulated day for Gmail: {busiest[0]} with {busiest[1]} sends ({busiest[1] * 100} Gmail units);"
+          f" days with any send: {sum(1 for v in daemon.sent_per_day.values() if v)}")
+    lists = program.calls["calendar.events.list"]
+    print(f"  calendar.events.list: {lists} calls over {daemon.ticks} ticks (changes are read at every tick;"
+          f" {lists - daemon.ticks} more are further pages)")
+    polls = (daemon.last_tick - START) // daemon.poll
+    print(f"    not measured, arithmetic: a real run also ticks every poll interval ({daemon.poll}), so from"
+          f" {START:%Y-%m-%d} to the last tick ({daemon.last_tick:%Y-%m-%d %H:%M}) at least {polls} ticks,"
+          f" hence at least {polls} events.list calls ({per(polls, pairs)} per pair)")
+
+    print("\n-- 3. Daemon against a naive per-pair client (same fake, same busy calendars) --")
+    nb, np_ = naive.booking, naive.program
+    print("  booking:")
+    side_by_side(
+        [
+            ("round trips (freebusy + inserts)", booking_rt, nb.round_trips_for(BOOKING_METHODS)),
+            ("  freebusy.query calls", freebusy, nb.calls["calendar.freebusy.query"]),
+            ("  events.insert calls", inserts, nb.calls["calendar.events.insert"]),
+            ("Calendar units (freebusy + inserts)", booking_units, nb.calendar_units(BOOKING_METHODS)),
+        ],
+        pairs,
+    )
+    print("  whole program (the naive client reads no changes back):")
+    methods = sorted(set(program.calls) | set(np_.calls))
+    side_by_side(
+        [("round trips, all", program.total_round_trips, np_.total_round_trips)]
+        + [(f"  calls {m}", program.calls[m], np_.calls[m]) for m in methods]
+        + [
+            ("API calls, all", program.total_calls, np_.total_calls),
+            ("Calendar units", program.calendar_units(), np_.calendar_units()),
+            ("Gmail units", program.gmail_units(), np_.gmail_units()),
+        ],
+        pairs,
+    )
+    print(f"  naive client wall time {naive.seconds:.1f} s; calls not 2xx:"
+          f" {', '.join(f'{m} {s}: {n}' for (m, s), n in sorted(np_.statuses.items(), key=str)) or 'none'}")
+
+    print("\n-- 4. Targets --")
+    print(f"  {'':<54} {'figure':>9} {'target':>8}  verdict")
+    print(f"  {'booking round trips per pair':<54} {booking_rt / pairs:>9.4f} {'<= 0.1':>8}"
+          f"  {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)}")
+    print(f"  {'booking Calendar units per pair (2 inserts + free/busy)':<54} {booking_units / pairs:>9.4f} {'<= 2.1':>8}"
+          f"  {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)}")
+    whole_rt, whole_units = first.total_round_trips, first.calendar_units()
+    print(f"  {'  whole first tick, round trips per pair':<54} {whole_rt / pairs:>9.4f} {'<= 0.1':>8}"
+          f"  {verdict(whole_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)} (with the first events.list)")
+    print(f"  {'  whole first tick, Calendar units per pair':<54} {whole_units / pairs:>9.4f} {'<= 2.1':>8}"
+          f"  {verdict(whole_units / pairs, BOOKING_UNITS_TARGET)} (with the first events.list)")
+    booked = daemon.booked_pairs
+    if booked and booked != pairs:
+        print(f"  {'  the same per booked pair (' + str(booked) + ')':<54} {booking_rt / booked:>9.4f} {'<= 0.1':>8}"
+              f"  {verdict(booking_rt / booked, BOOKING_ROUND_TRIPS_TARGET)}")
+        print(f"  {'  units per booked pair':<54} {booking_units / booked:>9.4f} {'<= 2.1':>8}"
+              f"  {verdict(booking_units / booked, BOOKING_UNITS_TARGET)}")
+    insert_batches = first.round_trips_for(["calendar.events.insert"])
+    fb_rt = first.round_trips_for(["calendar.freebusy.query"])
+    print(f"  where booking round trips go: {fb_rt} freebusy.query requests (never batched,"
+          f" {per(fb_rt, pairs)} per pair) + {insert_batches} insert batches ({per(insert_batches, pairs)} per pair)")
+
+
+def explain_free_busy(daemon: DaemonRun, first: Tally, booking_rt: int, pairs: int) -> None:
+    """What the daemon asked free/busy for, how it was split into queries, and what a
+    range starting where sessions may start would have cost."""
+    measured = first.calls["calendar.freebusy.query"]
+    earliest = local_moment(PROGRAM_START, time(0), PROGRAM_ZONE)  # no session starts before
+    for people, start, end in daemon.free_busy_asked[:1]:
+        groups = math.ceil(people / freebusy.ITEMS)
+        windows = math.ceil((end - start) / freebusy.WINDOW)
+        print(f"  free/busy asked (first tick): {people} people, {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+              f" = {_span(end - start)}; split by ITEMS={freebusy.ITEMS} and WINDOW={_span(freebusy.WINDOW)}"
+              f" into {groups} groups x {windows} windows = {groups * windows} queries (measured {measured})")
+        if windows > 1:
+            last = end - start - (windows - 1) * freebusy.WINDOW
+            useful = max(start, earliest)
+            one = math.ceil((end - useful) / freebusy.WINDOW)
+            print(f"    the last window of each group covers only {_span(last)}; no session can start before"
+                  f" {useful:%Y-%m-%d %H:%M} UTC (program start), and a range from there ({_span(end - useful)})"
+                  f" needs {one} window(s): {groups * one} queries, booking round trips"
+                  f" {booking_rt - measured + groups * one} = {per(booking_rt - measured + groups * one, pairs)} per pair")
+        events = first.calls["calendar.events.insert"]
+        limit = math.floor(BOOKING_ROUND_TRIPS_TARGET * pairs + 1e-9) - math.ceil(events / BATCH_PARTS)
+        room = (f"at most {limit // windows * freebusy.ITEMS} people at {windows} window(s) per group"
+                if limit >= windows else "not even one group")
+        print(f"    booking round trips = {windows} x ceil(people / {freebusy.ITEMS}) + ceil(events / {BATCH_PARTS}):"
+              f" with {events} events the target allows {limit} free/busy queries, i.e. {room}")
+    if len(daemon.free_busy_asked) > 1:
+        print(f"  free/busy asked {len(daemon.free_busy_asked)} times over the whole program")
+
+
+def _span(delta: timedelta) -> str:
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=2027)
+    args = parser.parse_args()
+    began = perf_counter()
+    saved = os.environ.get(ENDPOINT_VARIABLE)
+    root = Path(tempfile.mkdtemp(prefix="google-calls-"))
+    try:
+        generated = write_cohort(root / "cohort", args.pairs, args.seed)
+        busy = busy_calendars(generated.people, args.seed)
+        with FakeGoogle() as google:
+            os.environ[ENDPOINT_VARIABLE] = google.url
+            google.service_account_file(root / "cohort" / "key.json")
+            for email, intervals in busy.items():
+                google.set_busy(email, intervals)
+            daemon = run_daemon(google, generated)
+            internal = list(google.internal_errors)
+        with FakeGoogle() as google:
+            os.environ[ENDPOINT_VARIABLE] = google.url
+            for email, intervals in busy.items():
+                google.set_busy(email, intervals)
+            cohort_name = f"Google calls {args.pairs} pairs"
+            naive = naive_client(google, root, cohort_name, daemon)
+            internal += google.internal_errors
+        report(generated, len(busy), daemon, naive)
+        if internal:
+            print(f"\nfake internal errors: {len(internal)} (first: {internal[0].splitlines()[-1]})")
+    finally:
+        if saved is None:
+            os.environ.pop(ENDPOINT_VARIABLE, None)
+        else:
+            os.environ[ENDPOINT_VARIABLE] = saved
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\nwhole benchmark: {perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
