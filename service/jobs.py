@@ -204,6 +204,8 @@ def pull_calendar(deps: Deps, inputs: Inputs, now: datetime) -> bool:
             continue
         session = record.session
         store.event_seen(session.pair_id, session.number, event)
+        if dict(event.responses) != dict(record.responses):
+            changed = True  # an answer came in: reminders follow it
         pair = current.get(session.pair_id)
         if pair is None or not record.in_calendar:
             continue  # a removed pair, or our own change is still on its way

@@ -8,7 +8,7 @@ an update is a new message while the old one stays as sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Iterable, Mapping, Sequence
 
@@ -19,6 +19,9 @@ CANCELLATIONS = {"session1_cancellation": 1, "session2_cancellation": 2}
 # With Google Calendar, Google sends invitations and their updates; these tell both
 # people why a session moved.
 UPDATES = {"session1_update": 1, "session2_update": 2}
+# A reminder to whoever has not answered a session's invitation, two days before it.
+NUDGES = {"session1_nudge": 1, "session2_nudge": 2}
+NUDGE_BEFORE = timedelta(days=2)
 
 
 class State(str, Enum):
@@ -120,7 +123,7 @@ def wanted_for_pair(
         return _cancellations(pair, records, handed_over) if cohort.calendar == "imip" else []
     wanted = []
     if cohort.calendar == "google":
-        wanted += _updates(pair, records)
+        wanted += _updates(pair, records) + _nudges(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
         revision = 0
         due = planned.due
@@ -150,6 +153,25 @@ def _updates(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
         for stage, number in UPDATES.items()
         if records[number - 1].previous_start is not None
         for role, person in _people(pair)
+    ]
+
+
+def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
+    """For each person who has not answered the invitation (as the calendar last showed)."""
+    return [
+        Wanted(
+            due=records[number - 1].session.start - NUDGE_BEFORE,
+            pair_id=pair.id,
+            stage=stage,
+            recipient=person.email,
+            revision=records[number - 1].sequence,
+            role=role,
+            expires=records[number - 1].session.start,
+        )
+        for stage, number in NUDGES.items()
+        if records[number - 1].in_calendar
+        for role, person in _people(pair)
+        if records[number - 1].responses.get(person.email) == "needsAction"
     ]
 
 

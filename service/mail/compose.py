@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 
 from ..domain.model import Cohort, Contact, Pair, Role, Session
-from ..domain.outbox import CANCELLATIONS
+from ..domain.outbox import CANCELLATIONS, NUDGES
 from ..domain.timeline import INVITATIONS, timings
 from .context import Change, digest_context, pair_context
 from .invitation import invitation
@@ -119,7 +119,7 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
                 context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
                 attempt(lambda: templates.render(stage, role.value, context))
         for role in (Role.MENTOR, Role.MENTEE):
-            for stage in CANCELLATIONS:
+            for stage in (*CANCELLATIONS, *NUDGES):
                 context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
                 attempt(lambda: templates.render(stage, role.value, context))
             base = pair_context(sample_cohort, pair, sessions, role, stage="session_moved")

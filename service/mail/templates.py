@@ -19,6 +19,8 @@ FOLDERS = {
     "session2_cancellation": "cancellation",
     "session1_update": "session_moved",
     "session2_update": "session_moved",
+    "session1_nudge": "nudge",
+    "session2_nudge": "nudge",
 }
 
 

@@ -83,6 +83,10 @@ class World:
 
 def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, tmp_path):
     world = World(google, tmp_path / "cohort")
+    world.tick()
+    for number in (1, 2):  # Maya and Zoë answer; nobody else does
+        for email in ("maya.okafor@example.org", "zoe.nunez@example.net"):
+            google.respond(ORGANIZER, event_id(world.cohort.name, "maya-zoe", number), email, "accepted")
     world.run()
     events = [e for e in google.events(ORGANIZER) if e.get("status") != "cancelled"]
     assert len(events) == 2 * PAIRS
@@ -92,7 +96,11 @@ def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, t
         assert invited == {a["email"] for a in event["attendees"]}
     rows = world.store.messages()
     assert {r.state for r in rows} == {State.SENT}
-    assert len(rows) == PAIRS * 7 * 2  # no invitation emails: Google sends those
+    nudges = [r for r in rows if r.stage.endswith("_nudge")]
+    assert len(rows) - len(nudges) == PAIRS * 7 * 2  # no invitation emails: Google sends those
+    assert len(nudges) == PAIRS * 2 * 2 - 4  # a reminder to each person who never answered
+    assert not [r for r in nudges if r.pair_id == "maya-zoe"]
+    assert all(r.due == world.session(r.pair_id, int(r.stage[7])).session.start - timedelta(days=2) for r in nudges)
     delivered = world.delivered()
     assert len(delivered) == len(rows) and max(delivered.values()) == 1
     welcome = next(m for m in google.sent_mail() if m["To"].addresses[0].addr_spec == "zoe.nunez@example.net")
