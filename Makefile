@@ -31,6 +31,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@if [ -z "$$MENTORSHIP_TEST_POSTGRES" ]; then scripts/ensure-postgres; fi
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
