@@ -173,3 +173,17 @@ def test_with_one_call_in_five_failing_the_outcome_is_the_same(google, tmp_path)
         delivered = world.delivered()
         assert max(delivered.values()) == 1  # nothing twice
         assert sorted(delivered) == expected_mail  # nothing lost, the same emails
+
+
+def test_auth_check_tries_each_api_the_cohort_uses(google, tmp_path, capsys):
+    from service.cli import main
+
+    World(google, tmp_path / "cohort")  # writes the cohort and the key
+    assert main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")]) == 0
+    out = capsys.readouterr().out
+    for line in ("ok    token", "ok    calendar: works", "ok    free/busy: works", "ok    gmail read: works"):
+        assert line in out, out
+    # A key whose token server cannot be reached: the check says where it fails.
+    (tmp_path / "cohort" / "key.json").write_text((tmp_path / "cohort" / "key.json").read_text().replace(google.url, "http://127.0.0.1:9"))
+    assert main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")]) == 1
+    assert "FAIL  token" in capsys.readouterr().out
