@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from .availability import (
@@ -37,7 +37,8 @@ from .model import Cohort, Pair, Person, Session
 COMFORT_CAP = 120
 SAME_DAY_COST = 100
 DAY_COST = 4
-# Alternatives tried per session when backtracking, and search nodes per group.
+# Alternatives tried per session when searching, and search nodes per group after the
+# first descent (which always completes).
 OPTIONS_PER_SESSION = 6
 DEFAULT_NODE_BUDGET = 20_000
 # Spreads pairs' preferred days evenly over a window, without global state.
@@ -90,7 +91,9 @@ def plan_sessions(
         shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email]) for pair in group}
         # A pair with no possible sessions of its own only slows the search down.
         hopeful = [p for p in group if p.id in booked or _could_meet(frame, shared[p.id])]
-        chosen = _Search(frame, hopeful, shared, index, node_budget, booked).run()
+        chosen: dict[str, tuple[int, int]] = {}
+        for part in _groups(hopeful):  # without them a group may fall apart: smaller searches
+            chosen.update(_Search(frame, part, shared, index, node_budget, booked).run())
         sessions_of: dict[str, list[Pair]] = defaultdict(list)
         for pair in group:
             if pair.id in chosen or pair.id in booked:
@@ -280,21 +283,29 @@ class _Search:
         self.best: dict[str, tuple[int, int]] = {}
         self.nodes = 0
         self.thorough = False  # the first descent only tries the best time of each free span
+        self.descended = False
 
     def run(self) -> dict[str, tuple[int, int]]:
+        # First a single greedy descent: the best time of each free span, no going back.
         self._visit(0)
+        if len(self.best) < len(self.order):
+            # Then a real search from the top, the edges of free spans included (two
+            # sessions may share a window only if both sit at its edges), within the budget.
+            self.thorough, self.nodes = True, 0
+            self._visit(0)
         return self.best
 
     def _finished(self) -> bool:
-        # The budget only limits backtracking: the first descent always completes.
-        return len(self.best) == len(self.order) or (self.thorough and self.nodes >= self.budget)
+        if len(self.best) == len(self.order):
+            return True
+        return self.nodes >= self.budget if self.thorough else self.descended
 
     def _visit(self, k: int) -> None:
         self.nodes += 1
         if len(self.current) > len(self.best):
             self.best = dict(self.current)
         if k == len(self.order):
-            self.thorough = True  # from now on: alternatives, edges of free spans included
+            self.descended = True
             return
         if self._finished():
             return
@@ -302,9 +313,9 @@ class _Search:
             return  # cannot beat what is already found
         pair = self.order[k]
         frame = self.frame
-        for first in self._each_option(pair, 1, frame.earliest, frame.first_deadline):
+        for first in self.options(pair, 1, frame.earliest, frame.first_deadline):
             self._book(pair, first)
-            for second in self._each_option(pair, 2, first.start + frame.gap, frame.program_end):
+            for second in self.options(pair, 2, first.start + frame.gap, frame.program_end):
                 self._book(pair, second)
                 self.current[pair.id] = (first.start, second.start)
                 self._visit(k + 1)
@@ -334,22 +345,6 @@ class _Search:
         """A session that exists already: its time is taken for both its people."""
         start = to_minutes(session.start)
         self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
-
-    def _each_option(self, pair: Pair, number: int, lo: int, hi: int) -> Iterator[_Option]:
-        """The options for a session, recomputed (untried ones only) once the search
-        turns thorough, so alternatives reach the pairs decided during the first descent."""
-        tried: set[int] = set()
-        while True:
-            thorough = self.thorough
-            for option in self.options(pair, number, lo, hi):
-                if option.start in tried:
-                    continue
-                tried.add(option.start)
-                yield option
-                if self.thorough != thorough:
-                    break
-            else:
-                return
 
     def options(self, pair: Pair, number: int, lo: int, hi: int) -> list[_Option]:
         """The best few start times for one session in [lo, hi), best first."""
