@@ -37,6 +37,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/google_calls.py
+	$(BIN)/python bench/daemon.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,33 +1,42 @@
-"""How the daemon copes with a large cohort: first tick, idle ticks, a whole program, SMTP.
+"""How the daemon copes with a large cohort: first tick, idle ticks, a program's mail, SMTP.
 
-The cohort is generated into a temporary folder as the coordinator would write it: a
+The cohort is generated into a temporary folder as a coordinator would write it: a
 cohort file and a pairings CSV with --pairs pairs (mentors with 1 to 4 mentees, people in
 eleven time zones on five continents, most mentees within a few hours of their mentor,
-some blackout dates), program 2027-03-01..2027-04-30 in America/New_York, default session
-rules and default working hours. The daemon is assembled as `mentorship run --simulate`
-assembles it (ConfigWatcher, SQLite state in a file, Controller, run_simulated), on a
-simulated clock that starts at 2027-02-01 00:00 UTC.
+public holidays and the odd week away as blackout dates), program 2027-03-01..2027-04-30
+in America/New_York, default session rules and default working hours. The daemon is
+assembled as `mentorship run --simulate` assembles it (ConfigWatcher, SQLite state in a
+file, make_mailer, Controller, run_simulated), on a simulated clock that starts at
+2027-02-01 00:00 UTC, a month before the program.
 
-1. First tick: reading and validating the files, planning and booking every pair, and
-   planning every email of the program (18 per booked pair), in one `controller.tick`.
+1. First tick: reading and validating the files (ConfigWatcher.current), then one
+   `controller.tick`: planning and booking every pair and planning every email of the
+   program (18 per booked pair), with the time of each part.
 2. Idle tick: `controller.tick(now)` again and again with nothing due (median and p95),
-   just after the first tick, and again in the middle of the program (3 below), when the
-   state holds every message and a good part of them is sent.
-3. The whole program with the file transport (an .eml file per message, fsync'd), by
-   run_simulated until nothing is left, the 90-day follow-up included.
-4. SMTP against a local aiosmtpd server that only counts what arrives: (a) a simulated
-   program (a smaller cohort, --smtp-pairs) whose mail goes over SMTP, one connection per
-   batch of Deps.batch messages as the daemon does; (b) --smtp-messages messages built
-   with service.mail.mime.build_message and sent straight through SmtpMailer, once with a
-   new connection per message and once all through one connection.
+   right after the first tick, and again where phase 3 stops, with the state full.
+3. The file transport (FileMailer: an fsync'd .eml file per message) under run_simulated.
+   The whole program with 10,000 pairs is ~170k messages, 20 to 30 minutes here, so by
+   default only a prefix is run: everything due before --until (most of the
+   welcome and invitation burst a week before the program: the largest messages, with
+   calendar requests). `--until none` runs the whole program and the 90-day follow-up.
+4. SMTP against a local aiosmtpd server in another process, whose handler only counts:
+   (a) the whole program of a smaller cohort (--smtp-pairs) with its mail over SMTP, one
+   connection per batch of Deps.batch messages as the daemon does; (b) --smtp-messages
+   messages made by service.mail.mime.build_message, sent straight through SmtpMailer
+   with a new connect() per message and with one connect() for all, without TLS and with
+   STARTTLS (a self-signed certificate from the openssl tool, trusted through
+   SSL_CERT_FILE, so SmtpMailer makes its TLS context as it does in production).
 5. Memory: the process's max RSS after each phase (getrusage; it never goes down), and
-   the tracemalloc peak of the first tick, measured on a separate, identical first tick
-   on a fresh state, since tracemalloc slows Python down several times.
+   the tracemalloc peak of a first tick, measured separately on a fresh state in a fresh
+   process, because tracemalloc makes the tick about five times slower.
 
-    python bench/daemon.py [--pairs 10000] [--seed 2027] [--smtp-messages 2000] [--smtp-pairs 500]
+    python bench/daemon.py [--pairs 10000] [--seed 2027] [--smtp-messages 2000]
+                           [--smtp-pairs 500] [--until 2027-02-22T12:00+00:00 | none]
 
-Times are wall-clock (perf_counter) on whatever machine runs it, state and outbox on the
-temporary folder's file system. It prints figures and asserts nothing about time.
+Times are wall-clock (perf_counter) on whatever machine runs it, with the state and the
+outbox in the temporary folder; the fsync time printed at the start tells how much the
+disk weighs. It prints figures and asserts nothing about time. About 10 minutes on two
+cores with the defaults.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import resource
 import shutil
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import tracemalloc
@@ -69,7 +79,6 @@ from service.runner import run_simulated
 START = datetime(2027, 2, 1, tzinfo=UTC)  # the simulated clock: a month before the program
 PROGRAM_START, PROGRAM_END = date(2027, 3, 1), date(2027, 4, 30)
 PROGRAM_ZONE = "America/New_York"
-MID_PROGRAM = datetime(2027, 3, 20, tzinfo=UTC)  # where the second idle-tick measurement stops
 HOST = "127.0.0.1"
 
 # Targets, printed next to the figures (nothing is asserted).
@@ -150,7 +159,7 @@ class Generated:
     zones: int
 
 
-def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = None) -> Generated:
+def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = None, security: str = "none") -> Generated:
     """A cohort file and a pairings CSV of `size` pairs in `folder`. Hours and days are
     left blank (the defaults, 09:00-17:00 Mon-Fri in each person's own zone)."""
     rng = random.Random(f"{seed}-cohort-{size}")
@@ -165,7 +174,6 @@ def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = Non
             first = PROGRAM_START + timedelta(days=rng.randrange(0, 55))
             blackout.append(f"{first.isoformat()}..{(first + timedelta(days=4)).isoformat()}")
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        handle = name.lower().replace(" ", "-").replace("'", "")
         return {
             f"{role}_name": name,
             f"{role}_email": f"{role}{number}@example.{'org' if role == 'mentor' else 'net'}",
@@ -198,7 +206,7 @@ def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = Non
         writer.writeheader()
         writer.writerows(rows)
     mail = (
-        f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {smtp_port}\n    security: none\n"
+        f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {smtp_port}\n    security: {security}\n"
         if smtp_port
         else ""
     )
@@ -229,10 +237,13 @@ class Daemon:
         self.clock = clock
         self.watcher = bootstrap.ConfigWatcher(config, None)
         self.load_seconds = timed(self.watcher.current)  # validation: ConfigError ends here
-        self.store = bootstrap.open_state(state)
-        self.mailer = bootstrap.make_mailer(self.watcher.configuration, state, outbox)
+        self.store, self._release = bootstrap.open_locked_state(state)
+        calendar, free_busy, _ = bootstrap.google_adapters(self.watcher.configuration)  # None: no Google here
+        self.mailer = bootstrap.make_mailer(self.watcher.configuration, bootstrap.state_folder(state), outbox)
         self.lines: list[str] = []
-        self.controller = Controller(Deps(store=self.store, mailer=self.mailer, source=self.watcher, log=self._log))
+        self.controller = Controller(
+            Deps(store=self.store, mailer=self.mailer, source=self.watcher, log=self._log, calendar=calendar, free_busy=free_busy)
+        )
         self.counters = Counters()
         self._label: str | None = None  # set while run() prints progress
         self._began = self._last = 0.0
@@ -244,8 +255,8 @@ class Daemon:
             self.counters.ticks += 1
             return tick(now)
 
-        def counted_mark_sent(row, now):
-            mark_sent(row, now)
+        def counted_mark_sent(row, now, **options):
+            mark_sent(row, now, **options)
             self.counters.sent += 1
             if self._label is not None and self.counters.sent % 100 == 0:
                 self._progress(now)
@@ -284,7 +295,7 @@ class Daemon:
         return perf_counter() - self._began
 
     def close(self) -> None:
-        self.store.close()
+        self._release()
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -401,15 +412,17 @@ def percentile(values: list[float], share: float) -> float:
 # --------------------------------------------------------------------------- SMTP
 
 
-def _serve_smtp(ports, received, connections, stop) -> None:
-    """The SMTP server process: aiosmtpd on the loopback, counting and dropping mail."""
+def _serve_smtp(ports, received, connections, stop, certificate) -> None:
+    """The SMTP server process: aiosmtpd on the loopback, counting and dropping mail,
+    offering STARTTLS when given a (certificate, key) pair of paths."""
     from aiosmtpd.controller import Controller as SmtpController
 
     class Counting:
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
             session.host_name = hostname  # the 5-argument hook must set it itself
-            with connections.get_lock():
-                connections.value += 1
+            if not session.ssl:  # STARTTLS says EHLO twice on one connection
+                with connections.get_lock():
+                    connections.value += 1
             return responses
 
         async def handle_DATA(self, server, session, envelope):
@@ -422,7 +435,12 @@ def _serve_smtp(ports, received, connections, stop) -> None:
             self.port = self.server.sockets[0].getsockname()[1]
             super()._trigger_server()
 
-    controller = Loopback(Counting(), hostname=HOST, port=0, ready_timeout=10)
+    options = {}
+    if certificate:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*certificate)
+        options["tls_context"] = context
+    controller = Loopback(Counting(), hostname=HOST, port=0, ready_timeout=10, **options)
     controller.start()
     ports.put(controller.port)
     stop.wait()
@@ -431,7 +449,10 @@ def _serve_smtp(ports, received, connections, stop) -> None:
 
 class SmtpServer:
     """aiosmtpd in its own process, so the server does not share the client's
-    interpreter lock. `received` counts messages, `connections` counts EHLOs."""
+    interpreter lock. `received` counts messages, `connections` counts connections."""
+
+    def __init__(self, certificate: tuple[Path, Path] | None = None):
+        self.certificate = tuple(map(str, certificate)) if certificate else None
 
     def __enter__(self) -> SmtpServer:
         context = multiprocessing.get_context("spawn")
@@ -440,7 +461,7 @@ class SmtpServer:
         self._stop = context.Event()
         ports = context.Queue()
         self._process = context.Process(
-            target=_serve_smtp, args=(ports, self.received, self.connections, self._stop), daemon=True
+            target=_serve_smtp, args=(ports, self.received, self.connections, self._stop, self.certificate), daemon=True
         )
         self._process.start()
         self.port = ports.get(timeout=60)
@@ -457,16 +478,53 @@ class SmtpServer:
             self._process.join()
 
 
-def smtp_messages(count: int, seed: int) -> list[EmailMessage]:
-    """Program-like messages: text + HTML, a few hundred words, some with non-ASCII names."""
-    rng = random.Random(f"{seed}-smtp")
+def make_certificate(folder: Path) -> tuple[Path, Path] | None:
+    """A self-signed certificate for 127.0.0.1 (the openssl tool, as the SMTP tests make
+    theirs), or None without the tool."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return cert, key
+
+
+@contextlib.contextmanager
+def trusting(certificate: Path, folder: Path) -> Iterator[None]:
+    """Make ssl.create_default_context() trust the test certificate as well as the
+    system's authorities, the way SmtpMailer builds its context: SSL_CERT_FILE pointing at
+    the system bundle with the certificate appended. So each STARTTLS connection costs
+    what it costs in production, loading the whole bundle included."""
+    bundle = folder / "bundle.pem"
+    system = ssl.get_default_verify_paths().cafile
+    bundle.write_bytes((Path(system).read_bytes() if system and Path(system).exists() else b"") + certificate.read_bytes())
+    before = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = before
+
+
+def smtp_messages(first: int, count: int, seed: int) -> list[EmailMessage]:
+    """Messages number first..first+count-1, program-like: text and HTML, a few hundred
+    words, non-ASCII names. Each depends only on its number and the seed."""
     sender = Contact(name="Spring Mentoring", email="coordinator@example.org")
     paragraph = (
         "Your first session is on Monday 1 March at 10:00 (your time). Bring one question you"
         " would like to work on, and a small example from your own work. "
     )
     built = []
-    for number in range(count):
+    for number in range(first, first + count):
+        rng = random.Random(f"{seed}-smtp-{number}")
         to = Contact(name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}", email=f"mentee{number}@example.net")
         text = f"Hello {to.name},\n\n" + "\n\n".join(paragraph * rng.randint(1, 3) for _ in range(6)) + "\n\nRenata\n"
         html = "".join(f"<p>{part}</p>\n" for part in text.split("\n\n"))
@@ -483,33 +541,90 @@ def smtp_messages(count: int, seed: int) -> list[EmailMessage]:
     return built
 
 
-def smtp_mailer(port: int) -> SmtpMailer:
-    return SmtpMailer(SmtpSettings(host=HOST, port=port, security="none", timeout=30.0))
+def smtp_mailer(port: int, security: str = "none") -> SmtpMailer:
+    return SmtpMailer(SmtpSettings(host=HOST, port=port, security=security, timeout=30.0))
 
 
-def send_per_message(mailer: SmtpMailer, batch: list[EmailMessage]) -> float:
-    began = perf_counter()
-    for message in batch:
-        with mailer.connect() as connection:
-            connection.send(message)
-    return perf_counter() - began
+class Variant:
+    """One way of sending: one connect() per message, or a single connect() block that
+    stays open from the first message to the last (QUIT included in its time)."""
+
+    def __init__(self, name: str, mailer: SmtpMailer, reuse: bool):
+        self.name, self.mailer, self.reuse = name, mailer, reuse
+        self.seconds = 0.0
+        self.received = self.connections = 0
+        self._block: contextlib.ExitStack | None = None
+        self._connection = None
+
+    def send(self, batch: list[EmailMessage]) -> None:
+        began = perf_counter()
+        if not self.reuse:
+            for message in batch:
+                with self.mailer.connect() as connection:
+                    connection.send(message)
+        else:
+            if self._block is None:
+                self._block = contextlib.ExitStack()
+                self._connection = self._block.enter_context(self.mailer.connect())
+            for message in batch:
+                self._connection.send(message)
+        self.seconds += perf_counter() - began
+
+    def finish(self) -> None:
+        if self._block is not None:
+            began = perf_counter()
+            self._block.close()
+            self.seconds += perf_counter() - began
+            self._block = self._connection = None
 
 
-def send_reused(mailer: SmtpMailer, batch: list[EmailMessage]) -> float:
-    began = perf_counter()
-    with mailer.connect() as connection:
-        for message in batch:
-            connection.send(message)
-    return perf_counter() - began
+def compare_connections(server: SmtpServer, total: int, seed: int, tls: bool, chunk: int = 100) -> tuple[list[Variant], float]:
+    """Every variant sends all `total` messages, a chunk at a time, taking turns in a
+    rotating order so that a slow spell of the machine hits them alike. Chunks are built
+    (untimed) just before use: an EmailMessage holds ~130 KiB of header objects, so
+    thousands built up front would dominate the process's memory. Returns the variants and
+    the mean serialized size in KiB."""
+    plain = smtp_mailer(server.port, "none")
+    variants = [Variant("no TLS, one connect() for all", plain, True), Variant("no TLS, one connect() per message", plain, False)]
+    if tls:
+        secure = smtp_mailer(server.port, "starttls")
+        variants += [Variant("STARTTLS, one connect() for all", secure, True), Variant("STARTTLS, one connect() per message", secure, False)]
+    for variant in variants:  # warm-up, not counted
+        Variant("warm-up", variant.mailer, variant.reuse).send(smtp_messages(total, 5, seed))
+    size = 0.0
+    for turn, first in enumerate(range(0, total, chunk)):
+        batch = smtp_messages(first, min(chunk, total - first), seed)
+        size += sum(len(m.as_bytes()) for m in batch)
+        shift = turn % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            received, connections = server.counts()
+            variant.send(batch)
+            after = server.counts()
+            variant.received += after[0] - received
+            variant.connections += after[1] - connections
+        del batch
+    for variant in variants:
+        variant.finish()
+    return variants, size / total / 1024
 
 
 # --------------------------------------------------------------------------- memory
 
 
+def peak_rss_of_this_image_mb() -> float:
+    """VmHWM: the peak RSS since this process image started. (A spawned child's
+    getrusage max RSS starts from its parent's, as it is forked before exec.)"""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _traced_first_tick(config: str, state: str, results) -> None:
     """In a fresh process: the first tick on a fresh state under tracemalloc."""
     gc.collect()
-    baseline = max_rss_mb()
+    baseline = peak_rss_of_this_image_mb()
     tracemalloc.start()
     began = perf_counter()
     daemon = Daemon(Path(config), Path(state), SimulatedClock(START), Path(state).parent / "outbox")
@@ -518,11 +633,12 @@ def _traced_first_tick(config: str, state: str, results) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     daemon.close()
-    results.put((seconds, peak, baseline, max_rss_mb()))
+    results.put((seconds, peak, baseline, peak_rss_of_this_image_mb()))
 
 
 def traced_first_tick(config: Path, state: Path) -> tuple[float, int, float, float]:
-    """(seconds under tracemalloc, traced peak in bytes, the child's RSS before, its max RSS)."""
+    """(seconds under tracemalloc, traced peak in bytes, the child's peak RSS before the
+    tick and after it, tracemalloc's own bookkeeping included)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=_traced_first_tick, args=(str(config), str(state), results))
@@ -593,7 +709,13 @@ def main() -> None:
         type=moment,
         default=moment("2027-02-22T12:00+00:00"),
         help="stop the file-transport run before this simulated moment (UTC unless an offset is given);"
-        " 'none' runs the whole program and the follow-up (about 25 min for 10,000 pairs)",
+        " 'none' runs the whole program and the follow-up (some 20-30 min for 10,000 pairs)",
+    )
+    parser.add_argument(
+        "--smtp-security",
+        choices=("none", "starttls"),
+        default="none",
+        help="mail.smtp.security of the cohort run over SMTP (4a); 4b measures both when openssl is there",
     )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the traced first tick (about 5x the first tick)")
     args = parser.parse_args()
@@ -608,13 +730,14 @@ def main() -> None:
         shutil.rmtree(temporary, ignore_errors=True)
     heading("Summary")
     summary.print()
-    print(f"\nwhole benchmark: {perf_counter() - began:.0f} s; temporary files removed ({temporary})")
+    print(f"\nwhole benchmark: {perf_counter() - began:.0f} s; {_load()}; temporary files removed ({temporary})")
 
 
 def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss: list[tuple[str, float]]) -> None:
     print(
-        f"Python {'.'.join(map(str, sys.version_info[:3]))}, {os.cpu_count()} CPUs; temporary folder {temporary}"
-        f" ({_filesystem(temporary)}); SQLite state in WAL mode with synchronous=FULL, as the daemon opens it",
+        f"service at {_revision()}; Python {'.'.join(map(str, sys.version_info[:3]))}, {os.cpu_count()} CPUs; temporary folder {temporary}"
+        f" ({_filesystem(temporary)}); SQLite state in WAL mode with synchronous=FULL, as the daemon opens it;"
+        f" fsync of 4 KiB there: {fsync_ms(temporary):.2f} ms (median); {_load()}",
         flush=True,
     )
     rss.append(("after imports", max_rss_mb()))
@@ -669,9 +792,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     heading(f"3. File transport (FileMailer, fsync'd .eml files): run_simulated over {scope}")
     if not whole:
         print(
-            "    (not the whole program: all ~180k messages at the rate below would take far longer than this"
-            " benchmark's time budget; pass --until none for the full run. The prefix is the invitation"
-            " burst a week before the program, the heaviest messages: text, HTML and an .ics request)",
+            "    (not the whole program: all ~170k messages at the rate below would take far longer than this"
+            " benchmark's time budget; pass --until none for the full run. The prefix is most of the burst of"
+            " welcome and invitation emails a week before the program; the invitations carry .ics requests)",
             flush=True,
         )
     sent_before, ticks_before = daemon.counters.sent, daemon.counters.ticks
@@ -692,6 +815,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         f"outbox: {files} .eml files, {outbox_mb:.0f} MB; state files {state_mb:.0f} MB;"
         f" {'every sent message has its file' if files == counts.get('sent', 0) else 'MISMATCH between sent rows and .eml files'}"
     )
+    print(f"fsync of 4 KiB now: {fsync_ms(temporary):.2f} ms (median); {_load()}")
     left = counts.get("planned", 0)
     if left:
         print(f"at this rate the {left} messages still planned would take about {left / file_rate / 60:.0f} min more")
@@ -717,17 +841,21 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     gc.collect()
 
     # 4. SMTP ------------------------------------------------------------------------------
-    with SmtpServer() as server:
+    certificate = make_certificate(temporary)
+    tls = certificate is not None
+    if args.smtp_security == "starttls" and certificate is None:
+        raise SystemExit("--smtp-security starttls needs the openssl tool to make a certificate")
+    with SmtpServer(certificate) as server, trusting(certificate[0], temporary) if certificate else contextlib.nullcontext():
         heading(
             f"4a. SMTP, the daemon's way: {args.smtp_pairs} pairs, whole program, aiosmtpd on {HOST}:{server.port}"
-            f" (another process), batches of {Deps.batch} messages per connection"
+            f" (another process), security {args.smtp_security}, one connection per batch of up to {Deps.batch} messages"
         )
         print(
             f"    (a smaller cohort than phase 3: {args.pairs} pairs over SMTP would take as long as the file run;"
             " the rate per message is what is compared)",
             flush=True,
         )
-        small = write_cohort(temporary / "smtp-cohort", args.smtp_pairs, args.seed, smtp_port=server.port)
+        small = write_cohort(temporary / "smtp-cohort", args.smtp_pairs, args.seed, smtp_port=server.port, security=args.smtp_security)
         smtp_daemon = Daemon(small.config, temporary / "smtp-state.sqlite", SimulatedClock(START))
         if not isinstance(smtp_daemon.mailer, SmtpMailer):
             raise RuntimeError("the SMTP cohort did not get an SMTP mailer")
@@ -736,13 +864,14 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         received_before, connections_before = server.counts()
         smtp_seconds = smtp_daemon.run(None, "smtp", every=15.0)
         smtp_sent = smtp_daemon.counters.sent - sent_before
+        smtp_ticks = smtp_daemon.counters.ticks - ticks_before
         received, connections = server.counts()
         counts = state_counts(smtp_daemon.store)
         smtp_rate = rate(smtp_sent, smtp_seconds)
         print(
             f"first tick {first:.1f} s (not in the rate); then {smtp_seconds:.1f} s, {smtp_sent} messages sent,"
-            f" {smtp_rate:.1f} messages/s, {smtp_daemon.counters.ticks - ticks_before} ticks,"
-            f" {connections - connections_before} SMTP connections"
+            f" {smtp_rate:.1f} messages/s, {smtp_ticks} ticks, {connections - connections_before} SMTP connections"
+            f" ({smtp_sent / max(1, connections - connections_before):.1f} messages per connection)"
         )
         print(
             f"server received {received} messages in all (sent by the daemon: {smtp_daemon.counters.sent});"
@@ -752,50 +881,35 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         smtp_daemon.close()
         rss.append(("after SMTP program", max_rss_mb()))
         summary.add(
-            f"SMTP, daemon ({args.smtp_pairs} pairs, whole program)",
+            f"SMTP, daemon ({args.smtp_pairs} pairs, {args.smtp_security})",
             f"{smtp_rate:.0f} msg/s",
             f"{smtp_sent} msgs, {connections - connections_before} connections",
         )
 
         heading(f"4b. SmtpMailer alone: {args.smtp_messages} messages (build_message), one connection each vs one for all")
-        batch = smtp_messages(args.smtp_messages, args.seed)
-        size = sum(len(m.as_bytes()) for m in batch[:100]) / min(100, len(batch)) / 1024
-        print(f"messages of about {size:.1f} KiB (text + HTML); warming up with 20 of them", flush=True)
-        mailer = smtp_mailer(server.port)
-        send_reused(mailer, batch[:20])
-        received_before, connections_before = server.counts()
-        reused_seconds = send_reused(mailer, batch)
-        received, connections = server.counts()
         print(
-            f"one connect() for all:       {reused_seconds:7.2f} s, {rate(len(batch), reused_seconds):7.1f} messages/s"
-            f"  ({received - received_before} received over {connections - connections_before} connection)",
+            "    (each variant sends every message; they take turns 100 messages at a time."
+            + (
+                " STARTTLS: SmtpMailer as make_mailer builds it, so each connection makes its own TLS context"
+                " from the system's authorities plus the test certificate)"
+                if tls
+                else " No openssl tool: STARTTLS left out)"
+            ),
             flush=True,
         )
-        received_before, connections_before = server.counts()
-        single_seconds = send_per_message(mailer, batch)
-        received, connections = server.counts()
-        print(
-            f"one connect() per message:   {single_seconds:7.2f} s, {rate(len(batch), single_seconds):7.1f} messages/s"
-            f"  ({received - received_before} received over {connections - connections_before} connections)",
-            flush=True,
-        )
-        # The same with the TLS context made once and handed in (SmtpMailer's ssl_context
-        # argument): what a connection costs without SmtpMailer.open() building a context.
-        prepared = SmtpMailer(mailer.settings, ssl_context=ssl.create_default_context())
-        received_before, connections_before = server.counts()
-        prepared_seconds = send_per_message(prepared, batch)
-        received, connections = server.counts()
-        print(
-            f"  the same, context prepared: {prepared_seconds:7.2f} s, {rate(len(batch), prepared_seconds):7.1f} messages/s"
-            f"  ({received - received_before} received over {connections - connections_before} connections)"
-        )
-        ratio = single_seconds / reused_seconds
-        prepared_ratio = prepared_seconds / reused_seconds
-        print(f"reused / per-message: {ratio:.1f}x (with the context prepared once: {prepared_ratio:.1f}x)", flush=True)
-        summary.add("SMTP one connection for all", f"{rate(len(batch), reused_seconds):.0f} msg/s", f"{len(batch)} msgs")
-        summary.add("SMTP one connection per message", f"{rate(len(batch), single_seconds):.0f} msg/s", f"{len(batch)} msgs")
-        summary.add("  reused / per-message", f"{ratio:.1f}x", f">= {SMTP_REUSE_TARGET:.0f}x", ratio >= SMTP_REUSE_TARGET)
-        summary.add("  per message, TLS context made once", f"{rate(len(batch), prepared_seconds):.0f} msg/s", f"reused / this {prepared_ratio:.1f}x")
+        variants, size = compare_connections(server, args.smtp_messages, args.seed, tls)
+        print(f"messages of {size:.1f} KiB on average (text + HTML, quoted-printable)")
+        for variant in variants:
+            print(
+                f"{variant.name + ':':<37} {variant.seconds:7.2f} s, {rate(args.smtp_messages, variant.seconds):7.1f} messages/s"
+                f"  ({variant.received} received over {variant.connections} connection{'s' if variant.connections != 1 else ''})"
+            )
+        for security, (reused, single) in zip(("no TLS", "STARTTLS"), zip(variants[::2], variants[1::2])):
+            ratio = single.seconds / reused.seconds
+            print(f"{security}: one connection for all is {ratio:.1f}x as fast as one per message", flush=True)
+            summary.add(f"SMTP {security}, one connection for all", f"{rate(args.smtp_messages, reused.seconds):.0f} msg/s", f"{args.smtp_messages} msgs")
+            summary.add(f"SMTP {security}, one connection per message", f"{rate(args.smtp_messages, single.seconds):.0f} msg/s", f"{args.smtp_messages} msgs")
+            summary.add(f"  reused / per-message ({security})", f"{ratio:.1f}x", f">= {SMTP_REUSE_TARGET:.0f}x", ratio >= SMTP_REUSE_TARGET)
         rss.append(("after SMTP comparison", max_rss_mb()))
 
     # 5. Memory ----------------------------------------------------------------------------
@@ -803,9 +917,13 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     for label, value in rss:
         print(f"max RSS {label:<26} {value:6.0f} MB")
     peak_rss = max(value for _, value in rss)
-    first_rss = next(value for label, value in rss if label == "after first tick")
-    summary.add("max RSS after first tick", f"{first_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", first_rss < RSS_TARGET_MB)
-    summary.add("max RSS, whole benchmark process", f"{peak_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", peak_rss < RSS_TARGET_MB)
+    daemon_rss = next(value for label, value in rss if label == "after file-transport run")
+    print(
+        "(the first three phases are the large daemon alone; after them the same process also runs the SMTP"
+        " daemon and the SMTP comparison, on a heap the large daemon has already grown and fragmented)"
+    )
+    summary.add(f"max RSS, {args.pairs}-pair daemon (phases 1-3)", f"{daemon_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", daemon_rss < RSS_TARGET_MB)
+    summary.add("max RSS, whole process (then phase 4 too)", f"{peak_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", peak_rss < RSS_TARGET_MB)
     if args.no_tracemalloc:
         print("tracemalloc: skipped (--no-tracemalloc)")
         return
@@ -818,9 +936,50 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     seconds, peak, baseline, child_rss = traced_first_tick(cohort.config, temporary / "traced" / "state.sqlite")
     print(
         f"traced first tick {seconds:.1f} s; tracemalloc peak {peak / 2**20:.1f} MB (Python allocations made by"
-        f" the load and the tick); that process: RSS {baseline:.0f} MB after imports, max {child_rss:.0f} MB"
+        f" the load and the tick); that process's peak RSS (VmHWM, tracemalloc's bookkeeping included):"
+        f" {baseline:.0f} MB after imports, {child_rss:.0f} MB after the tick"
     )
     summary.add("tracemalloc peak of the first tick", f"{peak / 2**20:.0f} MB", "(separate, traced run)")
+
+
+def fsync_ms(folder: Path, count: int = 200) -> float:
+    """Median milliseconds to write 4 KiB and fsync it: what the disk adds to every commit
+    and every .eml file, so runs on different machines (or moments) can be compared."""
+    path = folder / "fsync-probe"
+    times = []
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for _ in range(count):
+            os.write(descriptor, b"x" * 4096)
+            began = perf_counter()
+            os.fsync(descriptor)
+            times.append((perf_counter() - began) * 1000)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+    return statistics.median(times)
+
+
+def _load() -> str:
+    """Other work on the machine skews every figure: the load averages say how much."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "load average unknown"
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _revision() -> str:
+    """The commit measured, and whether service/ differs from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown revision"
+    if commit.returncode != 0:
+        return "an unknown revision"
+    return f"commit {commit.stdout.strip()}" + (" with uncommitted changes in service/" if dirty.stdout.strip() else "")
 
 
 def _filesystem(path: Path) -> str:

@@ -185,18 +185,19 @@ class GoogleSetupError(Exception):
 def google_adapters(configuration: Configuration) -> tuple[object | None, object | None, object | None]:
     """(calendar, free/busy, mailer) for what the cohort asks of Google; Nones otherwise.
     Credentials are read here, when the daemon starts."""
-    from .adapters.google import api, auth
-    from .adapters.google.calendar import GoogleCalendar
-    from .adapters.google.freebusy import GoogleFreeBusy
-    from .adapters.google.gmail import GmailMailer
-    from .domain.calendar import cohort_tag
-
     cohort, google = configuration.cohort, configuration.google
     use_calendar = cohort.calendar == "google"
     use_gmail = configuration.mail.transport == "gmail"
     use_free_busy = use_calendar and google.free_busy
     if not (use_calendar or use_gmail):
         return None, None, None
+    # Only now: Google's libraries cost some 20 MB and 0.2 s to load.
+    from .adapters.google import api, auth
+    from .adapters.google.calendar import GoogleCalendar
+    from .adapters.google.freebusy import GoogleFreeBusy
+    from .adapters.google.gmail import GmailMailer
+    from .domain.calendar import cohort_tag
+
     path = auth.key_file(configuration.folder / google.credentials if google.credentials else None)
     if path is None:
         raise GoogleSetupError("Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS")
