@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from datetime import datetime
 from email.headerregistry import Address
@@ -24,7 +23,7 @@ def header_text(value: str) -> str:
     """One line of visible text, safe to hand to the email package."""
     cleaned = "".join(" " if unicodedata.category(c) in _UNSAFE else c for c in value)
     cleaned = " ".join(cleaned.split())
-    return re.sub(r"=\?", "= ?", cleaned)
+    return cleaned.replace("=?", "= ?")
 
 
 def address(contact: Contact) -> Address:

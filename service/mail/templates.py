@@ -55,21 +55,25 @@ class Templates:
     def render(self, stage: str, role: str, context: Mapping[str, Any]) -> Rendered:
         """Subject, text and HTML of one email; TemplateProblem if a template is broken."""
         folder = FOLDERS.get(stage, stage)
-        subject = " ".join(self._render(f"{folder}/{role}.subject", context).split())
-        text = self._render(f"{folder}/{role}.txt", context)
-        html = self._render(f"{folder}/{role}.html", {**context, "subject": subject})
+
+        def part(extension: str, values: Mapping[str, Any]) -> str:
+            # A role's own file, else one written for both roles.
+            return self._render(f"{folder}/{role}.{extension}", values, fallback=f"{folder}/both.{extension}")
+
+        subject = " ".join(part("subject", context).split())
+        text = part("txt", context)
+        html = part("html", {**context, "subject": subject})
         return Rendered(subject=subject, text=_tidy(text), html=html)
 
     def render_one(self, name: str, context: Mapping[str, Any]) -> str:
         """One template file (a calendar event's description, say), as text."""
         return _tidy(self._render(name, context))
 
-    def _render(self, name: str, context: Mapping[str, Any]) -> str:
+    def _render(self, name: str, context: Mapping[str, Any], fallback: str | None = None) -> str:
         try:
-            return self.env.get_template(name).render(context)
-        except jinja2.TemplateNotFound as exc:
-            missing = exc.name or name
-            raise TemplateProblem(str(self.folders[-1] / missing), 0, "template file is missing") from None
+            return self.env.select_template([name, fallback] if fallback else [name]).render(context)
+        except jinja2.TemplateNotFound:
+            raise TemplateProblem(str(self.folders[-1] / name), 0, "template file is missing") from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(exc.filename or name, exc.lineno, f"template error: {exc.message}") from None
         except Exception as exc:  # undefined names, bad filters, errors inside expressions
