@@ -56,12 +56,12 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from time import perf_counter
-from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -114,14 +114,67 @@ NEAR_HOURS = 3.5  # a "near" mentee lives at most this many hours from the mento
 NEAR_MENTEE_SHARE = 0.85
 MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
 FIRST_NAMES = (
-    "Maya", "Zoë", "Jonas", "Priya", "Sofia", "Daniel", "Grace", "Mateo", "Li", "Kai", "Noah",
-    "Chloé", "Amara", "Ola", "Hiroshi", "Aisha", "Lucas", "Ingrid", "Tomás", "Fatima", "Chen",
-    "Olivia", "Ravi", "Björn", "Nia", "Emeka", "Yuki", "Sipho", "Elena", "Omar",
+    "Maya",
+    "Zoë",
+    "Jonas",
+    "Priya",
+    "Sofia",
+    "Daniel",
+    "Grace",
+    "Mateo",
+    "Li",
+    "Kai",
+    "Noah",
+    "Chloé",
+    "Amara",
+    "Ola",
+    "Hiroshi",
+    "Aisha",
+    "Lucas",
+    "Ingrid",
+    "Tomás",
+    "Fatima",
+    "Chen",
+    "Olivia",
+    "Ravi",
+    "Björn",
+    "Nia",
+    "Emeka",
+    "Yuki",
+    "Sipho",
+    "Elena",
+    "Omar",
 )
 LAST_NAMES = (
-    "Okafor", "Núñez", "Weber", "Nair", "Rossi", "Kim", "Hopper", "García", "Lei", "Nakamura",
-    "Williams", "Dubois", "Mensah", "Nordmann", "Tanaka", "Khan", "Silva", "Larsen", "O'Brien",
-    "Haddad", "Wang", "Smith", "Iyer", "Lindqvist", "Adeyemi", "Eze", "Sato", "Dlamini", "Popescu",
+    "Okafor",
+    "Núñez",
+    "Weber",
+    "Nair",
+    "Rossi",
+    "Kim",
+    "Hopper",
+    "García",
+    "Lei",
+    "Nakamura",
+    "Williams",
+    "Dubois",
+    "Mensah",
+    "Nordmann",
+    "Tanaka",
+    "Khan",
+    "Silva",
+    "Larsen",
+    "O'Brien",
+    "Haddad",
+    "Wang",
+    "Smith",
+    "Iyer",
+    "Lindqvist",
+    "Adeyemi",
+    "Eze",
+    "Sato",
+    "Dlamini",
+    "Popescu",
 )
 NOTES = (
     "Moving from QA into backend engineering.",
@@ -145,9 +198,7 @@ def utc_offset_hours(zone: str) -> float:
     return moment.utcoffset().total_seconds() / 3600
 
 
-NEAR_ZONES = {
-    zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES
-}
+NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
 
 
 @dataclass(frozen=True)
@@ -205,11 +256,7 @@ def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = Non
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    mail = (
-        f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {smtp_port}\n    security: {security}\n"
-        if smtp_port
-        else ""
-    )
+    mail = f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {smtp_port}\n    security: {security}\n" if smtp_port else ""
     config = folder / "cohort.yaml"
     config.write_text(
         f"name: Benchmark {size} pairs\n"
@@ -588,7 +635,10 @@ def compare_connections(server: SmtpServer, total: int, seed: int, tls: bool, ch
     variants = [Variant("no TLS, one connect() for all", plain, True), Variant("no TLS, one connect() per message", plain, False)]
     if tls:
         secure = smtp_mailer(server.port, "starttls")
-        variants += [Variant("STARTTLS, one connect() for all", secure, True), Variant("STARTTLS, one connect() per message", secure, False)]
+        variants += [
+            Variant("STARTTLS, one connect() for all", secure, True),
+            Variant("STARTTLS, one connect() per message", secure, False),
+        ]
     for variant in variants:  # warm-up, not counted
         Variant("warm-up", variant.mailer, variant.reuse).send(smtp_messages(total, 5, seed))
     size = 0.0
@@ -783,7 +833,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     idle_median, idle_p95 = statistics.median(idle), percentile(idle, 0.95)
     print(f"median {idle_median:.2f} ms, p95 {idle_p95:.2f} ms, min {min(idle):.2f} ms, max {max(idle):.2f} ms")
     rss.append(("after idle ticks", max_rss_mb()))
-    summary.add("idle tick after first tick, median", f"{idle_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_median < IDLE_TICK_TARGET_MS)
+    summary.add(
+        "idle tick after first tick, median", f"{idle_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_median < IDLE_TICK_TARGET_MS
+    )
     summary.add("idle tick after first tick, p95", f"{idle_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_p95 < IDLE_TICK_TARGET_MS)
 
     # 3. The program with the file transport -----------------------------------------------
@@ -827,14 +879,25 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         f"{file_sent} msgs in {file_seconds:.0f} s, {file_ticks} ticks",
     )
     if left:
-        summary.add("  whole program at that rate (estimate)", f"~{(planned - counts.get('sent', 0) + file_sent) / file_rate / 60:.0f} min", f"{planned} messages")
+        summary.add(
+            "  whole program at that rate (estimate)",
+            f"~{(planned - counts.get('sent', 0) + file_sent) / file_rate / 60:.0f} min",
+            f"{planned} messages",
+        )
 
     heading(f"2b. Idle tick again, state full ({describe_counts(counts)}), at {clock.now():%Y-%m-%d %H:%M} UTC")
     idle = idle_ticks(daemon, args.idle_ticks)
     late_median, late_p95 = statistics.median(idle), percentile(idle, 0.95)
     print(f"median {late_median:.2f} ms, p95 {late_p95:.2f} ms, min {min(idle):.2f} ms, max {max(idle):.2f} ms", flush=True)
-    summary.add("idle tick after the file run, median", f"{late_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", late_median < IDLE_TICK_TARGET_MS)
-    summary.add("idle tick after the file run, p95", f"{late_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", late_p95 < IDLE_TICK_TARGET_MS)
+    summary.add(
+        "idle tick after the file run, median",
+        f"{late_median:.2f} ms",
+        f"< {IDLE_TICK_TARGET_MS:.0f} ms",
+        late_median < IDLE_TICK_TARGET_MS,
+    )
+    summary.add(
+        "idle tick after the file run, p95", f"{late_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", late_p95 < IDLE_TICK_TARGET_MS
+    )
     daemon.close()
     del daemon
     shutil.rmtree(outbox, ignore_errors=True)  # the disk space is not needed any more
@@ -875,8 +938,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         )
         print(
             f"server received {received} messages in all (sent by the daemon: {smtp_daemon.counters.sent});"
-            f" state: {describe_counts(counts)}"
-            + ("" if received == smtp_daemon.counters.sent == counts.get("sent", 0) else "  MISMATCH")
+            f" state: {describe_counts(counts)}" + ("" if received == smtp_daemon.counters.sent == counts.get("sent", 0) else "  MISMATCH")
         )
         smtp_daemon.close()
         rss.append(("after SMTP program", max_rss_mb()))
@@ -907,8 +969,16 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         for security, (reused, single) in zip(("no TLS", "STARTTLS"), zip(variants[::2], variants[1::2])):
             ratio = single.seconds / reused.seconds
             print(f"{security}: one connection for all is {ratio:.1f}x as fast as one per message", flush=True)
-            summary.add(f"SMTP {security}, one connection for all", f"{rate(args.smtp_messages, reused.seconds):.0f} msg/s", f"{args.smtp_messages} msgs")
-            summary.add(f"SMTP {security}, one connection per message", f"{rate(args.smtp_messages, single.seconds):.0f} msg/s", f"{args.smtp_messages} msgs")
+            summary.add(
+                f"SMTP {security}, one connection for all",
+                f"{rate(args.smtp_messages, reused.seconds):.0f} msg/s",
+                f"{args.smtp_messages} msgs",
+            )
+            summary.add(
+                f"SMTP {security}, one connection per message",
+                f"{rate(args.smtp_messages, single.seconds):.0f} msg/s",
+                f"{args.smtp_messages} msgs",
+            )
             summary.add(f"  reused / per-message ({security})", f"{ratio:.1f}x", f">= {SMTP_REUSE_TARGET:.0f}x", ratio >= SMTP_REUSE_TARGET)
         rss.append(("after SMTP comparison", max_rss_mb()))
 
@@ -922,7 +992,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         "(the first three phases are the large daemon alone; after them the same process also runs the SMTP"
         " daemon and the SMTP comparison, on a heap the large daemon has already grown and fragmented)"
     )
-    summary.add(f"max RSS, {args.pairs}-pair daemon (phases 1-3)", f"{daemon_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", daemon_rss < RSS_TARGET_MB)
+    summary.add(
+        f"max RSS, {args.pairs}-pair daemon (phases 1-3)", f"{daemon_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", daemon_rss < RSS_TARGET_MB
+    )
     summary.add("max RSS, whole process (then phase 4 too)", f"{peak_rss:.0f} MB", f"< {RSS_TARGET_MB:.0f} MB", peak_rss < RSS_TARGET_MB)
     if args.no_tracemalloc:
         print("tracemalloc: skipped (--no-tracemalloc)")

@@ -45,20 +45,20 @@ from __future__ import annotations
 
 import argparse
 import base64
-import math
 import csv
+import math
 import os
 import random
 import shutil
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from pathlib import Path
 from time import perf_counter
-from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from google.oauth2 import service_account
@@ -69,11 +69,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root
 from service import bootstrap
 from service.adapters.clock import SimulatedClock
 from service.adapters.google import auth, freebusy
-from service.adapters.google.calendar import BATCH as BATCH_PARTS
 from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
+from service.adapters.google.calendar import BATCH as BATCH_PARTS
 from service.adapters.store import open_store
-from service.domain.calendar import TAG, cohort_tag, event_id
 from service.domain.availability import local_moment
+from service.domain.calendar import TAG, cohort_tag, event_id
 from service.domain.outbox import State
 from service.jobs import Controller, Deps
 from service.runner import run_simulated
@@ -127,9 +127,7 @@ def utc_offset_hours(zone: str) -> float:
     return moment.utcoffset().total_seconds() / 3600
 
 
-NEAR_ZONES = {
-    zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES
-}
+NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
 
 
 @dataclass(frozen=True)
@@ -323,9 +321,7 @@ def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
         if len(lines) < 200:
             lines.append(f"{now:%Y-%m-%d %H:%M} {line}")
 
-    controller = Controller(
-        Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, log=log)
-    )
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, log=log))
     asked: list[tuple[int, datetime, datetime]] = []
     busy = free_busy.busy
 
@@ -501,35 +497,51 @@ def report(generated: Generated, busy_people: int, daemon: DaemonRun, naive: Nai
     print("\n-- 1. Booking: the first tick --")
     print_breakdown("first tick, everything", first, pairs)
     print("  booking proper (freebusy.query, events.insert and the batches carrying them):")
-    print(f"    round trips {booking_rt} = {per(booking_rt, pairs)} per pair"
-          f"   (target <= {BOOKING_ROUND_TRIPS_TARGET}: {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)})")
-    print(f"    Calendar units {booking_units} (events.insert {inserts} + freebusy.query {freebusy})"
-          f" = {per(booking_units, pairs)} per pair"
-          f"   (target <= {BOOKING_UNITS_TARGET}: {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)})")
+    print(
+        f"    round trips {booking_rt} = {per(booking_rt, pairs)} per pair"
+        f"   (target <= {BOOKING_ROUND_TRIPS_TARGET}: {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)})"
+    )
+    print(
+        f"    Calendar units {booking_units} (events.insert {inserts} + freebusy.query {freebusy})"
+        f" = {per(booking_units, pairs)} per pair"
+        f"   (target <= {BOOKING_UNITS_TARGET}: {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)})"
+    )
     rest_rt = first.total_round_trips - booking_rt
-    print(f"  the rest of the first tick: {rest_rt} round trips"
-          f" ({', '.join(f'{k} {v}' for k, v in sorted(first.round_trips.items()) if k not in BOOKING_METHODS and 'events.insert' not in k) or 'none'});"
-          f" whole first tick {per(first.total_round_trips, pairs)} round trips per pair")
-    print(f"  Gmail in the first tick: {first.calls['gmail.users.messages.send']} messages.send"
-          f" = {first.gmail_units()} Gmail units ({per(first.gmail_units(), pairs)} per pair)")
+    print(
+        f"  the rest of the first tick: {rest_rt} round trips"
+        f" ({', '.join(f'{k} {v}' for k, v in sorted(first.round_trips.items()) if k not in BOOKING_METHODS and 'events.insert' not in k) or 'none'});"
+        f" whole first tick {per(first.total_round_trips, pairs)} round trips per pair"
+    )
+    print(
+        f"  Gmail in the first tick: {first.calls['gmail.users.messages.send']} messages.send"
+        f" = {first.gmail_units()} Gmail units ({per(first.gmail_units(), pairs)} per pair)"
+    )
     explain_free_busy(daemon, first, booking_rt, pairs)
 
     print("\n-- 2. The whole program (run_simulated to the end) --")
     print_breakdown("whole program", program, pairs)
     sends = program.calls["gmail.users.messages.send"]
-    print(f"  Calendar units {program.calendar_units()} = {per(program.calendar_units(), pairs)} per pair;"
-          f" Gmail: {sends} messages.send = {program.gmail_units()} Gmail units"
-          f" ({per(program.gmail_units(), pairs)} per pair, {per(sends, pairs)} sends per pair)")
+    print(
+        f"  Calendar units {program.calendar_units()} = {per(program.calendar_units(), pairs)} per pair;"
+        f" Gmail: {sends} messages.send = {program.gmail_units()} Gmail units"
+        f" ({per(program.gmail_units(), pairs)} per pair, {per(sends, pairs)} sends per pair)"
+    )
     busiest = max(daemon.sent_per_day.items(), key=lambda item: (item[1], item[0]), default=(None, 0))
-    print(f"  busiest simulated day for Gmail: {busiest[0]} with {busiest[1]} sends ({busiest[1] * 100} Gmail units);"
-          f" days with any send: {sum(1 for v in daemon.sent_per_day.values() if v)}")
+    print(
+        f"  busiest simulated day for Gmail: {busiest[0]} with {busiest[1]} sends ({busiest[1] * 100} Gmail units);"
+        f" days with any send: {sum(1 for v in daemon.sent_per_day.values() if v)}"
+    )
     lists = program.calls["calendar.events.list"]
-    print(f"  calendar.events.list: {lists} calls over {daemon.ticks} ticks (changes are read at every tick;"
-          f" {lists - daemon.ticks} more are further pages)")
+    print(
+        f"  calendar.events.list: {lists} calls over {daemon.ticks} ticks (changes are read at every tick;"
+        f" {lists - daemon.ticks} more are further pages)"
+    )
     polls = (daemon.last_tick - START) // daemon.poll
-    print(f"    not measured, arithmetic: a real run also ticks every poll interval ({daemon.poll}), so from"
-          f" {START:%Y-%m-%d} to the last tick ({daemon.last_tick:%Y-%m-%d %H:%M}) at least {polls} ticks,"
-          f" hence at least {polls} events.list calls ({per(polls, pairs)} per pair)")
+    print(
+        f"    not measured, arithmetic: a real run also ticks every poll interval ({daemon.poll}), so from"
+        f" {START:%Y-%m-%d} to the last tick ({daemon.last_tick:%Y-%m-%d %H:%M}) at least {polls} ticks,"
+        f" hence at least {polls} events.list calls ({per(polls, pairs)} per pair)"
+    )
 
     print("\n-- 3. Daemon against a naive per-pair client (same fake, same busy calendars) --")
     nb, np_ = naive.booking, naive.program
@@ -555,30 +567,46 @@ def report(generated: Generated, busy_people: int, daemon: DaemonRun, naive: Nai
         ],
         pairs,
     )
-    print(f"  naive client wall time {naive.seconds:.1f} s; calls not 2xx:"
-          f" {', '.join(f'{m} {s}: {n}' for (m, s), n in sorted(np_.statuses.items(), key=str)) or 'none'}")
+    print(
+        f"  naive client wall time {naive.seconds:.1f} s; calls not 2xx:"
+        f" {', '.join(f'{m} {s}: {n}' for (m, s), n in sorted(np_.statuses.items(), key=str)) or 'none'}"
+    )
 
     print("\n-- 4. Targets --")
     print(f"  {'':<54} {'figure':>9} {'target':>8}  verdict")
-    print(f"  {'booking round trips per pair':<54} {booking_rt / pairs:>9.4f} {'<= 0.1':>8}"
-          f"  {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)}")
-    print(f"  {'booking Calendar units per pair (2 inserts + free/busy)':<54} {booking_units / pairs:>9.4f} {'<= 2.1':>8}"
-          f"  {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)}")
+    print(
+        f"  {'booking round trips per pair':<54} {booking_rt / pairs:>9.4f} {'<= 0.1':>8}"
+        f"  {verdict(booking_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)}"
+    )
+    print(
+        f"  {'booking Calendar units per pair (2 inserts + free/busy)':<54} {booking_units / pairs:>9.4f} {'<= 2.1':>8}"
+        f"  {verdict(booking_units / pairs, BOOKING_UNITS_TARGET)}"
+    )
     whole_rt, whole_units = first.total_round_trips, first.calendar_units()
-    print(f"  {'  whole first tick, round trips per pair':<54} {whole_rt / pairs:>9.4f} {'<= 0.1':>8}"
-          f"  {verdict(whole_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)} (with the first events.list)")
-    print(f"  {'  whole first tick, Calendar units per pair':<54} {whole_units / pairs:>9.4f} {'<= 2.1':>8}"
-          f"  {verdict(whole_units / pairs, BOOKING_UNITS_TARGET)} (with the first events.list)")
+    print(
+        f"  {'  whole first tick, round trips per pair':<54} {whole_rt / pairs:>9.4f} {'<= 0.1':>8}"
+        f"  {verdict(whole_rt / pairs, BOOKING_ROUND_TRIPS_TARGET)} (with the first events.list)"
+    )
+    print(
+        f"  {'  whole first tick, Calendar units per pair':<54} {whole_units / pairs:>9.4f} {'<= 2.1':>8}"
+        f"  {verdict(whole_units / pairs, BOOKING_UNITS_TARGET)} (with the first events.list)"
+    )
     booked = daemon.booked_pairs
     if booked and booked != pairs:
-        print(f"  {'  the same per booked pair (' + str(booked) + ')':<54} {booking_rt / booked:>9.4f} {'<= 0.1':>8}"
-              f"  {verdict(booking_rt / booked, BOOKING_ROUND_TRIPS_TARGET)}")
-        print(f"  {'  units per booked pair':<54} {booking_units / booked:>9.4f} {'<= 2.1':>8}"
-              f"  {verdict(booking_units / booked, BOOKING_UNITS_TARGET)}")
+        print(
+            f"  {'  the same per booked pair (' + str(booked) + ')':<54} {booking_rt / booked:>9.4f} {'<= 0.1':>8}"
+            f"  {verdict(booking_rt / booked, BOOKING_ROUND_TRIPS_TARGET)}"
+        )
+        print(
+            f"  {'  units per booked pair':<54} {booking_units / booked:>9.4f} {'<= 2.1':>8}"
+            f"  {verdict(booking_units / booked, BOOKING_UNITS_TARGET)}"
+        )
     insert_batches = first.round_trips_for(["calendar.events.insert"])
     fb_rt = first.round_trips_for(["calendar.freebusy.query"])
-    print(f"  where booking round trips go: {fb_rt} freebusy.query requests (never batched,"
-          f" {per(fb_rt, pairs)} per pair) + {insert_batches} insert batches ({per(insert_batches, pairs)} per pair)")
+    print(
+        f"  where booking round trips go: {fb_rt} freebusy.query requests (never batched,"
+        f" {per(fb_rt, pairs)} per pair) + {insert_batches} insert batches ({per(insert_batches, pairs)} per pair)"
+    )
 
 
 def explain_free_busy(daemon: DaemonRun, first: Tally, booking_rt: int, pairs: int) -> None:
@@ -589,23 +617,32 @@ def explain_free_busy(daemon: DaemonRun, first: Tally, booking_rt: int, pairs: i
     for people, start, end in daemon.free_busy_asked[:1]:
         groups = math.ceil(people / freebusy.ITEMS)
         windows = math.ceil((end - start) / freebusy.WINDOW)
-        print(f"  free/busy asked (first tick): {people} people, {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
-              f" = {_span(end - start)}; split by ITEMS={freebusy.ITEMS} and WINDOW={_span(freebusy.WINDOW)}"
-              f" into {groups} groups x {windows} windows = {groups * windows} queries (measured {measured})")
+        print(
+            f"  free/busy asked (first tick): {people} people, {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+            f" = {_span(end - start)}; split by ITEMS={freebusy.ITEMS} and WINDOW={_span(freebusy.WINDOW)}"
+            f" into {groups} groups x {windows} windows = {groups * windows} queries (measured {measured})"
+        )
         if windows > 1:
             last = end - start - (windows - 1) * freebusy.WINDOW
             useful = max(start, earliest)
             one = math.ceil((end - useful) / freebusy.WINDOW)
-            print(f"    the last window of each group covers only {_span(last)}; no session can start before"
-                  f" {useful:%Y-%m-%d %H:%M} UTC (program start), and a range from there ({_span(end - useful)})"
-                  f" needs {one} window(s): {groups * one} queries, booking round trips"
-                  f" {booking_rt - measured + groups * one} = {per(booking_rt - measured + groups * one, pairs)} per pair")
+            print(
+                f"    the last window of each group covers only {_span(last)}; no session can start before"
+                f" {useful:%Y-%m-%d %H:%M} UTC (program start), and a range from there ({_span(end - useful)})"
+                f" needs {one} window(s): {groups * one} queries, booking round trips"
+                f" {booking_rt - measured + groups * one} = {per(booking_rt - measured + groups * one, pairs)} per pair"
+            )
         events = first.calls["calendar.events.insert"]
         limit = math.floor(BOOKING_ROUND_TRIPS_TARGET * pairs + 1e-9) - math.ceil(events / BATCH_PARTS)
-        room = (f"at most {limit // windows * freebusy.ITEMS} people at {windows} window(s) per group"
-                if limit >= windows else "not even one group")
-        print(f"    booking round trips = {windows} x ceil(people / {freebusy.ITEMS}) + ceil(events / {BATCH_PARTS}):"
-              f" with {events} events the target allows {limit} free/busy queries, i.e. {room}")
+        room = (
+            f"at most {limit // windows * freebusy.ITEMS} people at {windows} window(s) per group"
+            if limit >= windows
+            else "not even one group"
+        )
+        print(
+            f"    booking round trips = {windows} x ceil(people / {freebusy.ITEMS}) + ceil(events / {BATCH_PARTS}):"
+            f" with {events} events the target allows {limit} free/busy queries, i.e. {room}"
+        )
     if len(daemon.free_busy_asked) > 1:
         print(f"  free/busy asked {len(daemon.free_busy_asked)} times over the whole program")
 

@@ -29,9 +29,9 @@ import random
 import resource
 import tracemalloc
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -84,10 +84,7 @@ NEAR_HOURS = 3.5  # a mentee "near" the mentor lives at most this many hours awa
 
 
 def _ranges(*texts: str) -> tuple[TimeRange, ...]:
-    return tuple(
-        TimeRange(start=time.fromisoformat(a), end=time.fromisoformat(b))
-        for a, b in (text.split("-") for text in texts)
-    )
+    return tuple(TimeRange(start=time.fromisoformat(a), end=time.fromisoformat(b)) for a, b in (text.split("-") for text in texts))
 
 
 WEEKDAYS, MON_THU = frozenset(range(5)), frozenset(range(4))
@@ -122,10 +119,7 @@ def utc_offset_hours(zone: str) -> float:
     return moment.utcoffset().total_seconds() / 3600
 
 
-NEAR_ZONES = {
-    zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS]
-    for zone in ZONES
-}
+NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
 
 
 def mondays(first: date, last: date) -> list[date]:
@@ -191,9 +185,7 @@ NEAR_MENTEE_SHARE = 0.8
 
 def office_person(rng: random.Random, email: str, zone: str) -> Person:
     _, hours, days = rng.choices(SCHEDULES, weights=[s[0] for s in SCHEDULES])[0]
-    pattern = WorkingPattern(
-        timezone=zone, hours=hours, days=days, blackout_dates=HOLIDAYS.get(zone, frozenset())
-    )
+    pattern = WorkingPattern(timezone=zone, hours=hours, days=days, blackout_dates=HOLIDAYS.get(zone, frozenset()))
     return Person(name=email.split("@")[0].title(), email=email, availability=pattern)
 
 
@@ -266,9 +258,13 @@ def run_scale(sizes: Sequence[int], seed: int) -> None:
         intervals = sum(len(v) for v in busy.values())
         run = measure_scale(cohort, busy)
         del cohort, busy
-        ratios = "" if previous is None else (
-            f" {run.seconds / previous.seconds:8.2f} {run.pairs / previous.pairs:8.2f}"
-            f" {run.pairs * math.log(run.pairs) / (previous.pairs * math.log(previous.pairs)):8.2f}"
+        ratios = (
+            ""
+            if previous is None
+            else (
+                f" {run.seconds / previous.seconds:8.2f} {run.pairs / previous.pairs:8.2f}"
+                f" {run.pairs * math.log(run.pairs) / (previous.pairs * math.log(previous.pairs)):8.2f}"
+            )
         )
         print(
             f"{run.pairs:>7} {run.people:>7} {intervals:>10} {run.seconds:8.2f}"
@@ -280,10 +276,7 @@ def run_scale(sizes: Sequence[int], seed: int) -> None:
         "plan s: wall time of plan_sessions (perf_counter); traced peak: tracemalloc peak during"
         " a second, identical planning run; max RSS: the whole process so far (getrusage)."
     )
-    print(
-        "t ratio: time over the previous size's; n ratio and nlogn r: what linear and n log n"
-        " growth would give."
-    )
+    print("t ratio: time over the previous size's; n ratio and nlogn r: what linear and n log n growth would give.")
 
 
 # --- Part 2: quality ------------------------------------------------------------------
@@ -303,9 +296,7 @@ def narrow_pattern(rng: random.Random, zone: str, centre: float, days: frozenset
     end = start + length
     hours = TimeRange(start=time(start // 60, start % 60), end=time(end // 60, end % 60))
     blackout = {SMALL_START + timedelta(days=rng.randrange(35))} if rng.random() < 0.15 else set()
-    return WorkingPattern(
-        timezone=zone, hours=(hours,), days=days, blackout_dates=HOLIDAYS.get(zone, frozenset()) | blackout
-    )
+    return WorkingPattern(timezone=zone, hours=(hours,), days=days, blackout_dates=HOLIDAYS.get(zone, frozenset()) | blackout)
 
 
 def some_days(rng: random.Random, like: frozenset[int] | None = None) -> frozenset[int]:
@@ -416,7 +407,7 @@ def combinations(cohort: Cohort, busy: dict[str, list], limits: Limits) -> list[
         for s1 in both:
             if s1 + limits.length > limits.first_deadline:
                 break
-            found.extend((i, s1, s2) for s2 in both[bisect.bisect_left(both, s1 + limits.gap):])
+            found.extend((i, s1, s2) for s2 in both[bisect.bisect_left(both, s1 + limits.gap) :])
     return found
 
 
@@ -526,12 +517,7 @@ def evaluate(instance: Instance) -> tuple[Outcome, float, float]:
     exact_seconds = perf_counter() - began
     allowed = set(instance.combos)
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
-    outside = sum(
-        1
-        for p in plan.pairs
-        if p.sessions
-        and (index[p.pair.id], *(to_minutes(s.start) for s in p.sessions)) not in allowed
-    )
+    outside = sum(1 for p in plan.pairs if p.sessions and (index[p.pair.id], *(to_minutes(s.start) for s in p.sessions)) not in allowed)
     outcome = Outcome(
         instance=instance,
         plan=plan,
@@ -549,8 +535,7 @@ def compare(label: str, booked: Sequence[int], exact: Sequence[int]) -> None:
     over = sum(1 for b, e in zip(booked, exact) if b > e)
     print(
         f"  {label:<30} booked {sum(booked):>4}  = exact in {same:>3}"
-        f"  < exact in {len(short):>3} (pairs lost {sum(short):>3})"
-        + (f"  > exact in {over} (model mismatch!)" if over else "")
+        f"  < exact in {len(short):>3} (pairs lost {sum(short):>3})" + (f"  > exact in {over} (model mismatch!)" if over else "")
     )
 
 
@@ -581,10 +566,7 @@ def run_quality(seed: int, count: int) -> None:
         f"pairs per instance {np.mean(pairs):.2f}, exact maximum per instance {np.mean(exact):.2f};"
         f" instances where not every pair fits: {sum(1 for p, e in zip(pairs, exact) if e < p)}"
     )
-    print(
-        f"combinations per instance: mean {np.mean(combos):.0f}, max {max(combos)};"
-        f" integer programs solved in {exact_time:.2f} s"
-    )
+    print(f"combinations per instance: mean {np.mean(combos):.0f}, max {max(combos)}; integer programs solved in {exact_time:.2f} s")
     print(f"planner time for all instances (default node budget): {planner_time:.2f} s")
     compare("planner, default node budget", [o.plan.booked for o in outcomes], exact)
     compare("first descent only", [o.first_descent for o in outcomes], exact)
@@ -593,10 +575,7 @@ def run_quality(seed: int, count: int) -> None:
 
     missed = [o for o in outcomes if o.plan.booked < len(o.exact)]
     recovered = sum(
-        1
-        for o in missed
-        if plan_sessions(o.instance.cohort, o.instance.busy, now=NOW, node_budget=LARGE_BUDGET).booked
-        == len(o.exact)
+        1 for o in missed if plan_sessions(o.instance.cohort, o.instance.busy, now=NOW, node_budget=LARGE_BUDGET).booked == len(o.exact)
     )
     print(f"misses that node_budget={LARGE_BUDGET} turns into exact answers: {recovered} of {len(missed)}")
     if missed:
@@ -622,10 +601,7 @@ def describe(outcome: Outcome) -> None:
     for someone in cohort.people.values():
         a = someone.availability
         blackout = ", ".join(f"{d:%a %d %b}" for d in sorted(a.blackout_dates)) or "none"
-        print(
-            f"  {someone.name:<10} {a.timezone:<20} {a.describe_days():<12} {a.describe_hours()}"
-            f"  blackout: {blackout}"
-        )
+        print(f"  {someone.name:<10} {a.timezone:<20} {a.describe_days():<12} {a.describe_hours()}  blackout: {blackout}")
     options: dict[int, list[Combination]] = defaultdict(list)
     for combo in instance.combos:
         options[combo[0]].append(combo)

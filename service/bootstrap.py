@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Callable
 
 from .adapters import icsfile
 from .adapters.filemail import FileMailer
@@ -200,7 +200,9 @@ def google_adapters(configuration: Configuration) -> tuple[object | None, object
 
     path = auth.key_file(configuration.folder / google.credentials if google.credentials else None)
     if path is None:
-        raise GoogleSetupError("Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS")
+        raise GoogleSetupError(
+            "Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS"
+        )
     scopes = auth.scopes(calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail)
     credentials = auth.load_credentials(path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint())
     calendar = free_busy = mailer = None

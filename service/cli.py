@@ -77,10 +77,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if args.simulate:  # a rehearsal resumed on the same state carries on from where it stopped
         clock.advance_to(store.latest_activity() or clock.now())
-    mailer = gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
-    controller = Controller(
-        Deps(store=store, mailer=mailer, source=watcher, log=_print_line, calendar=calendar, free_busy=free_busy)
+    mailer = (
+        gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
     )
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, log=_print_line, calendar=calendar, free_busy=free_busy))
     try:
         if args.simulate:
             run_simulated(controller, clock, args.until)

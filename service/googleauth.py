@@ -29,7 +29,9 @@ def check(configuration: Configuration) -> list[tuple[str, bool, str]]:
     scopes = _scopes(configuration)
     results = [("scopes asked for", True, ", ".join(scopes) or "none")]
     try:
-        credentials = auth.load_credentials(path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint())
+        credentials = auth.load_credentials(
+            path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint()
+        )
         from google.auth.transport.requests import Request
 
         credentials.refresh(Request())
@@ -39,7 +41,9 @@ def check(configuration: Configuration) -> list[tuple[str, bool, str]]:
     backoff = api.Backoff(attempts=1)
     if cohort.calendar == "google":
         calendar = api.build("calendar", "v3", credentials)
-        results.append(_try("calendar", lambda: api.call(calendar.events().list(calendarId=configuration.calendar_id, maxResults=1), backoff)))
+        results.append(
+            _try("calendar", lambda: api.call(calendar.events().list(calendarId=configuration.calendar_id, maxResults=1), backoff))
+        )
         if google.free_busy:
             organizer = google.organizer or cohort.coordinator.email
             body = {"timeMin": "2030-01-01T00:00:00Z", "timeMax": "2030-01-02T00:00:00Z", "items": [{"id": organizer}]}

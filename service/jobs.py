@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from typing import Callable, Protocol
+from typing import Protocol
 
+from .domain.availability import local_moment
 from .domain.calendar import CalendarError, Declined, Deleted, EventRequest, Moved, event_id, observe
 from .domain.model import Cohort, Contact, Pair, Role, Session
 from .domain.outbox import (
@@ -30,7 +32,6 @@ from .domain.planning import Busy, plan_sessions, replan_session
 from .domain.ports import Calendar, FreeBusy, Mailer, MailError, Store
 from .domain.retry import GiveUp, retry_decision
 from .domain.timeline import INVITATIONS, MORNING
-from .domain.availability import local_moment
 from .mail.compose import compose, compose_digest
 from .mail.context import Change, pair_context, session_view
 from .mail.templates import TemplateProblem, Templates
@@ -222,7 +223,10 @@ def pull_calendar(deps: Deps, inputs: Inputs, now: datetime) -> bool:
             if cohort.rebook_deleted:
                 changed |= rebook(deps, inputs, record, now, reason="the event was deleted in Google Calendar")
             else:
-                store.set_alert(f"{session.pair_id}/{session.number}", f"Session {session.number} was deleted in Google Calendar; it was not booked again.")
+                store.set_alert(
+                    f"{session.pair_id}/{session.number}",
+                    f"Session {session.number} was deleted in Google Calendar; it was not booked again.",
+                )
                 store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", held=True)
                 changed = True
     store.set_calendar_token(token)
@@ -453,4 +457,3 @@ def plan_digest(deps: Deps, cohort: Cohort, attention: list[dict[str, str]], now
     store.add_digest(wanted, attention, fingerprint, now)
     deps.log(now, f"digest for {cohort.coordinator.email}: {len(attention)} item(s) need attention")
     return True
-

@@ -23,8 +23,10 @@ def cohort_summary(cohort: Cohort, busy_files: int) -> str:
         f"{cohort.name}: configuration is valid.",
         f"  coordinator     {cohort.coordinator.name} <{cohort.coordinator.email}>",
         f"  program         {cohort.start} to {cohort.end} ({cohort.timezone})",
-        f"  sessions        {_minutes(rules.length)} min; session 1 in the first"
-        f" {rules.first_within.days // 7} weeks, session 2 at least {rules.min_gap.days // 7} weeks later",
+        (
+            f"  sessions        {_minutes(rules.length)} min; session 1 in the first"
+            f" {rules.first_within.days // 7} weeks, session 2 at least {rules.min_gap.days // 7} weeks later"
+        ),
         f"  pairs           {len(cohort.pairs)}",
         f"  people          {len(people)} in {len(zones)} time zones ({', '.join(sorted(zones))})",
         f"  busy calendars  {busy_files} .ics file(s)",
@@ -38,9 +40,7 @@ def plan_table(plan: Plan) -> str:
     lines = [f"{plan.cohort.name}: {plan.booked} of {len(plan.pairs)} pairs fully planned", ""]
     for item in plan.pairs:
         pair = item.pair
-        lines.append(
-            f"{pair.id}  {pair.mentor.name} ({pair.mentor.place}) and {pair.mentee.name} ({pair.mentee.place})"
-        )
+        lines.append(f"{pair.id}  {pair.mentor.name} ({pair.mentor.place}) and {pair.mentee.name} ({pair.mentee.place})")
         for session in item.sessions:
             lines.append(
                 f"  session {session.number}  {session.start:%a %d %b %Y %H:%M} UTC"
@@ -98,7 +98,6 @@ def _local(moment: datetime, person: Person) -> str:
 
 def _minutes(delta) -> int:
     return int(delta.total_seconds() // 60)
-
 
 
 def totals_line(rows) -> str:

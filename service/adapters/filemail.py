@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
-from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Iterator
 
 
 class FileMailer:

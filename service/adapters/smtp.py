@@ -7,11 +7,11 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from typing import Iterator
 
 from ..domain.ports import MailError
 
@@ -159,4 +159,3 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-

@@ -54,11 +54,15 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
                 pairings = None
     if pairings is not None:
         # Even when the cohort file is broken, report the pairings' own problems too.
-        pattern = WorkingPattern(
-            timezone=settings.working_hours.timezone or settings.program.timezone,
-            hours=settings.working_hours.hours,
-            days=settings.working_hours.days,
-        ) if settings else WorkingHoursFallback
+        pattern = (
+            WorkingPattern(
+                timezone=settings.working_hours.timezone or settings.program.timezone,
+                hours=settings.working_hours.hours,
+                days=settings.working_hours.days,
+            )
+            if settings
+            else WorkingHoursFallback
+        )
         pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
     if settings and settings.google.credentials and not (config.parent / settings.google.credentials).is_file():
         problems.append(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
@@ -145,10 +146,11 @@ class CohortFile(_Section):
     daemon: Daemon = Daemon()
 
 
-
 def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile | None:
     if not isinstance(doc.data, dict):
-        problems.append(Problem(file=doc.file, line=1, message="expected settings such as 'name:' and 'program:', not a list or a single value"))
+        problems.append(
+            Problem(file=doc.file, line=1, message="expected settings such as 'name:' and 'program:', not a list or a single value")
+        )
         return None
     try:
         settings = CohortFile.model_validate(doc.data)
@@ -176,7 +178,11 @@ def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile 
         return None
     if settings.mail.transport == "smtp" and settings.mail.smtp is None:
         problems.append(
-            Problem(file=doc.file, line=doc.line_of(("mail", "transport")), message="mail.transport is smtp but there is no mail.smtp section with its host")
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("mail", "transport")),
+                message="mail.transport is smtp but there is no mail.smtp section with its host",
+            )
         )
         return None
     for stage in settings.emails.schedule:

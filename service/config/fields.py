@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date, time, timedelta
+from itertools import pairwise
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -58,9 +59,7 @@ def timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ValueError, KeyError, OSError):
-        raise ValueError(
-            f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin"
-        ) from None
+        raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin") from None
     if "/" not in value and value not in ("UTC",):
         raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin")
     return value
@@ -104,7 +103,7 @@ def hours(value: str) -> tuple[TimeRange, ...]:
     if not ranges:
         raise ValueError("is empty")
     ranges.sort()
-    for a, b in zip(ranges, ranges[1:]):
+    for a, b in pairwise(ranges):
         if b.start < a.end:
             raise ValueError(f"{a} and {b} overlap")
     return tuple(ranges)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..adapters import icsfile
 from ..domain.model import Pair, Person, WorkingPattern
@@ -59,9 +60,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
     if text is None:
         return None
     if not text.strip():
-        problems.append(
-            Problem(file=file, line=1, message="file is empty: expected a header line with " + ", ".join(REQUIRED))
-        )
+        problems.append(Problem(file=file, line=1, message="file is empty: expected a header line with " + ", ".join(REQUIRED)))
         return None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[Row] = []
@@ -86,11 +85,11 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
                         file=file,
                         line=start,
                         message=f"row has {len(record)} values but the header names {len(header)} columns"
-                        " (a comma inside a value needs \"quotes\")",
+                        ' (a comma inside a value needs "quotes")',
                     )
                 )
                 continue
-            rows.append(Row(line=start, values=dict(zip(header, record)), lines={}))
+            rows.append(Row(line=start, values=dict(zip(header, record, strict=False)), lines={}))
     except csv.Error as exc:
         problems.append(Problem(file=file, line=reader.line_num, message=f"not valid CSV: {exc}"))
         return None
@@ -133,9 +132,7 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
     for i, item in enumerate(items):
         where = base + (i,)
         if not isinstance(item, dict):
-            problems.append(
-                Problem(file=doc.file, line=doc.line_of(where), message="each pair must be a group of 'key: value' lines")
-            )
+            problems.append(Problem(file=doc.file, line=doc.line_of(where), message="each pair must be a group of 'key: value' lines"))
             continue
         values, lines, ok = {}, {}, True
         for key, value in item.items():
@@ -156,9 +153,7 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
             values[column], lines[column] = text, line
         missing = [c for c in REQUIRED if c not in values]
         if missing and ok:
-            problems.append(
-                Problem(file=doc.file, line=doc.line_of(where), message="missing required key(s): " + ", ".join(missing))
-            )
+            problems.append(Problem(file=doc.file, line=doc.line_of(where), message="missing required key(s): " + ", ".join(missing)))
             ok = False
         if ok:
             rows.append(Row(line=doc.line_of(where), values=values, lines=lines))

@@ -49,7 +49,5 @@ def read_text(path: Path, problems: list[Problem]) -> str | None:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        problems.append(
-            Problem(file=name, line=line, message="is not UTF-8 text: save it as UTF-8 (CSV UTF-8 in Excel)")
-        )
+        problems.append(Problem(file=name, line=line, message="is not UTF-8 text: save it as UTF-8 (CSV UTF-8 in Excel)"))
         return None

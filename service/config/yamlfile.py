@@ -65,9 +65,7 @@ def _record_lines(node: yaml.Node, here: Location, doc: YamlDocument, problems: 
             key = key_node.value
             line = key_node.start_mark.line + 1
             if key in seen:
-                problems.append(
-                    Problem(file=doc.file, line=line, message=f"'{key}' appears twice (also on line {seen[key]})")
-                )
+                problems.append(Problem(file=doc.file, line=line, message=f"'{key}' appears twice (also on line {seen[key]})"))
                 continue
             seen[key] = line
             doc.lines[here + (key,)] = line

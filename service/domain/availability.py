@@ -7,10 +7,10 @@ here, at the edges.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from .model import WorkingPattern

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping
 
 from .model import Contact, Pair
 
@@ -20,7 +20,7 @@ def cohort_tag(cohort_name: str) -> str:
 def event_id(cohort_name: str, pair_id: str, number: int) -> str:
     """Stable for (cohort, pair, session): a retried insert is a 409 we can adopt.
     Base32hex, lower case: the characters Google allows in client-chosen ids."""
-    digest = hashlib.sha256(f"{cohort_name}\x1f{pair_id}\x1f{number}".encode("utf-8")).digest()[:20]
+    digest = hashlib.sha256(f"{cohort_name}\x1f{pair_id}\x1f{number}".encode()).digest()[:20]
     return base64.b32hexencode(digest).decode("ascii").lower().rstrip("=")
 
 

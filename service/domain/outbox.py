@@ -7,10 +7,10 @@ an update is a new message while the old one stays as sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Iterable, Mapping, Sequence
 
 from .model import Cohort, Pair, Role, Session
 from .timeline import INVITATIONS, email_timeline

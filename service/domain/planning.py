@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .availability import (
@@ -170,7 +171,6 @@ def _could_meet(frame: _Frame, shared: Sequence[SharedSpan]) -> bool:
     firsts = _starts(shared, frame.earliest, frame.first_deadline, frame)
     first = next(firsts, None)
     return first is not None and _fits(shared, first + frame.gap, frame.program_end, frame)
-
 
 
 _DAY = timedelta(days=1)
@@ -362,8 +362,8 @@ class _Search:
                 break
             day_start, day_end = span.day_start, span.day_end
             crowding = SAME_DAY_COST * (mentor_days[span.mentor_day] + mentee_days[span.mentee_day])
-            start, end = max(span.start, lo), min(span.end, hi)
-            for start, end in _pieces(start, end, taken) if taken else ((start, end),):
+            open_from, open_to = max(span.start, lo), min(span.end, hi)
+            for start, end in _pieces(open_from, open_to, taken) if taken else ((open_from, open_to),):
                 first, last = -(-start // step) * step, (end - length) // step * step
                 if first > last:
                     continue
@@ -427,10 +427,7 @@ def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_o
         frame.clip(working_spans(mentee.availability, cohort.start - _DAY, cohort.end + _DAY)),
     )
     if not any(s.end - s.start >= frame.length for s in working):
-        return (
-            f"no common working hours: {_who(mentor)} and {_who(mentee)} never overlap"
-            " for a whole session during the program"
-        )
+        return f"no common working hours: {_who(mentor)} and {_who(mentee)} never overlap for a whole session during the program"
     weeks = _weeks(cohort.rules.first_within)
     deadline = frame.local_date(frame.first_deadline - 1)
     if frame.earliest + frame.length > frame.first_deadline:
@@ -441,8 +438,7 @@ def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_o
             " session 1: busy times and blackout dates cover every common working hour"
         )
     if not any(
-        _fits(shared, t + frame.gap, frame.program_end, frame)
-        for t in _starts(shared, frame.earliest, frame.first_deadline, frame)
+        _fits(shared, t + frame.gap, frame.program_end, frame) for t in _starts(shared, frame.earliest, frame.first_deadline, frame)
     ):
         return (
             f"no hour when both are free at least {_weeks(cohort.rules.min_gap)} after"
@@ -451,13 +447,12 @@ def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_o
     busy_with = [
         f"{person.name} with {', '.join(others)}"
         for person in pair.people
-        if (others := [o.mentee.name if o.mentor == person else o.mentor.name
-                       for o in sessions_of.get(person.email, ()) if o.id != pair.id])
+        if (
+            others := [o.mentee.name if o.mentor == person else o.mentor.name for o in sessions_of.get(person.email, ()) if o.id != pair.id]
+        )
     ]
     return (
-        "every time both are free is taken by other sessions ("
-        + "; ".join(busy_with)
-        + "): free up time or move a pair to another mentor"
+        "every time both are free is taken by other sessions (" + "; ".join(busy_with) + "): free up time or move a pair to another mentor"
     )
 
 

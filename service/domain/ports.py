@@ -3,9 +3,11 @@ contract suite against every implementation."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import ContextManager, Iterable, Protocol, Sequence
+from typing import Protocol
 
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
@@ -40,7 +42,7 @@ class Mailer(Protocol):
     # search index may lag); None when it can never tell.
     verify_after: timedelta | None
 
-    def connect(self) -> ContextManager[MailConnection]:
+    def connect(self) -> AbstractContextManager[MailConnection]:
         """A connection for a batch of messages (one SMTP session, say)."""
 
     def was_sent(self, message_id: str) -> bool | None:

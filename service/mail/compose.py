@@ -12,7 +12,7 @@ from ..domain.timeline import INVITATIONS, timings
 from .context import Change, digest_context, pair_context
 from .invitation import invitation
 from .mime import build_message, message_id
-from .templates import Templates, TemplateProblem
+from .templates import TemplateProblem, Templates
 
 
 def sender_of(cohort: Cohort) -> Contact:
@@ -46,9 +46,7 @@ def compose(
     number = INVITATIONS.get(stage) or CANCELLATIONS.get(stage)
     if number:
         method = "CANCEL" if stage in CANCELLATIONS else "REQUEST"
-        calendar = invitation(
-            cohort, pair, sessions[number - 1], stamp=stamp, sequence=revision, description=rendered.text, method=method
-        )
+        calendar = invitation(cohort, pair, sessions[number - 1], stamp=stamp, sequence=revision, description=rendered.text, method=method)
     reader = pair.mentor if role is Role.MENTOR else pair.mentee
     return _message(
         cohort,
@@ -107,27 +105,25 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
     )
     found: dict[tuple[str, int, str], TemplateProblem] = {}
 
-    def attempt(render) -> None:
+    def attempt(render, *args) -> None:
         try:
-            render()
+            render(*args)
         except TemplateProblem as problem:
             found.setdefault((problem.file, problem.line, problem.message), problem)
 
     for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare)):
         for stage in timings(cohort):
             for role in (Role.MENTOR, Role.MENTEE):
-                context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
-                attempt(lambda: templates.render(stage, role.value, context))
+                attempt(templates.render, stage, role.value, pair_context(sample_cohort, pair, sessions, role, stage=stage))
         for role in (Role.MENTOR, Role.MENTEE):
             for stage in (*CANCELLATIONS, *NUDGES):
-                context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
-                attempt(lambda: templates.render(stage, role.value, context))
+                attempt(templates.render, stage, role.value, pair_context(sample_cohort, pair, sessions, role, stage=stage))
             base = pair_context(sample_cohort, pair, sessions, role, stage="session_moved")
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")
-                attempt(lambda: templates.render("session_moved", role.value, {**base, "change": change}))
+                attempt(templates.render, "session_moved", role.value, {**base, "change": change})
         context = pair_context(sample_cohort, pair, sessions, Role.MENTOR, stage="session1_invitation")
-        attempt(lambda: templates.render_one("event/description.txt", {**context, "session": context["session1"]}))
+        attempt(templates.render_one, "event/description.txt", {**context, "session": context["session1"]})
     for attention in ([], [{"pair_id": full.id, "summary": "The mentee declined session 1 twice."}]):
-        attempt(lambda: templates.render("coordinator_digest", "coordinator", digest_context(cohort, attention)))
+        attempt(templates.render, "coordinator_digest", "coordinator", digest_context(cohort, attention))
     return list(found.values())

@@ -78,7 +78,7 @@ def pair_context(
     partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
     fallback = cohort.link_for(pair)
     links = tuple(links) + (None,) * (len(sessions) - len(links))
-    first, second = (session_view(s, reader, partner, link or fallback) for s, link in zip(sessions, links))
+    first, second = (session_view(s, reader, partner, link or fallback) for s, link in zip(sessions, links, strict=False))
     views = {role: person_view(reader, role), partner_role: person_view(partner, partner_role)}
     context = _common(cohort, stage, reader, sessions)
     context.update(

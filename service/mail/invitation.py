@@ -51,9 +51,7 @@ def invitation(
     event.add("organizer", organizer)
     for person in pair.people:
         attendee = icalendar.vCalAddress(f"mailto:{person.email}")
-        attendee.params.update(
-            {"cn": person.name, "role": "REQ-PARTICIPANT", "partstat": "NEEDS-ACTION", "rsvp": "TRUE"}
-        )
+        attendee.params.update({"cn": person.name, "role": "REQ-PARTICIPANT", "partstat": "NEEDS-ACTION", "rsvp": "TRUE"})
         event.add("attendee", attendee)
     calendar.add_component(event)
     return calendar.to_ical()

@@ -58,7 +58,9 @@ def build_message(
     if calendar is None:
         message = body
     else:
-        body.add_alternative(calendar, maintype="text", subtype="calendar", params={"method": calendar_method, "charset": "utf-8"}, cte="base64")
+        body.add_alternative(
+            calendar, maintype="text", subtype="calendar", params={"method": calendar_method, "charset": "utf-8"}, cte="base64"
+        )
         message = EmailMessage()
         message.make_mixed()
         message.attach(body)

@@ -354,7 +354,11 @@ def summary(title: str, crashes: Crashes, outcome: Outcome | None = None) -> str
         f"finished {crashes.finished} in {crashes.seconds:.1f} s (last run {crashes.durations[-1] if crashes.durations else 0:.1f} s)",
         f"  kills landed in: {dict(crashes.phases)}; rows left sending per kill: {dict(crashes.in_flight_at_kill)}",
         f"  kills mid-send {crashes.kills_mid_send}; verdicts logged: {dict(crashes.recovered)}; start-up to first log line: "
-        + (f"median {sorted(crashes.startup)[len(crashes.startup) // 2]:.2f} s, max {max(crashes.startup):.2f} s" if crashes.startup else "n/a"),
+        + (
+            f"median {sorted(crashes.startup)[len(crashes.startup) // 2]:.2f} s, max {max(crashes.startup):.2f} s"
+            if crashes.startup
+            else "n/a"
+        ),
     ]
     if outcome is not None:
         lines.append(
@@ -401,7 +405,21 @@ def test_killed_at_random_moments_the_file_transport_sends_every_email_once(tmp_
     cohort = write_cohort(tmp_path / "config", pairs)
     inputs = check_configuration(cohort, pairs)
     state, outbox = tmp_path / "state.sqlite", tmp_path / "outbox"
-    command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW, "--state", str(state), "--outbox", str(outbox)]
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "run",
+        "--config",
+        str(cohort),
+        "--simulate",
+        "--now",
+        NOW,
+        "--state",
+        str(state),
+        "--outbox",
+        str(outbox),
+    ]
 
     crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=22, kill_window=45.0, wall_cap=150.0)
     text = summary("file transport", crashes)

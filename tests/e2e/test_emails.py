@@ -23,14 +23,56 @@ NOW = datetime(2027, 2, 1, tzinfo=UTC)
 GUIDE = {
     ("welcome", "mentor"): ["résumé", "LinkedIn", "scheduling", "between sessions", "email", "chat"],
     ("welcome", "mentee"): ["brainstorm", "SMART goals", "between sessions", "email", "chat"],
-    ("session1_prep", "mentor"): ["ground rules", "expectations", "coaching style", "accommodations", "Specific", "Measurable", "Achievable", "Relevant", "Time-bound", "benchmarks", "action plan", "homework"],
-    ("session1_prep", "mentee"): ["ground rules", "expectations", "coaching style", "accommodations", "Specific", "Measurable", "Achievable", "Relevant", "Time-bound", "benchmarks", "action plan", "homework"],
+    ("session1_prep", "mentor"): [
+        "ground rules",
+        "expectations",
+        "coaching style",
+        "accommodations",
+        "Specific",
+        "Measurable",
+        "Achievable",
+        "Relevant",
+        "Time-bound",
+        "benchmarks",
+        "action plan",
+        "homework",
+    ],
+    ("session1_prep", "mentee"): [
+        "ground rules",
+        "expectations",
+        "coaching style",
+        "accommodations",
+        "Specific",
+        "Measurable",
+        "Achievable",
+        "Relevant",
+        "Time-bound",
+        "benchmarks",
+        "action plan",
+        "homework",
+    ],
     ("session1_followup", "mentee"): ["homework", "action plan"],
     ("session1_followup", "mentor"): ["session 2"],
     ("homework_checkin", "mentee"): ["homework"],
     ("homework_checkin", "mentor"): ["homework"],
-    ("session2_prep", "mentor"): ["debrief", "revisit", "action plan", "after the program", "introductions", "informational interviews", "celebrate"],
-    ("session2_prep", "mentee"): ["debrief", "revisit", "action plan", "after the program", "introductions", "informational interviews", "celebrate"],
+    ("session2_prep", "mentor"): [
+        "debrief",
+        "revisit",
+        "action plan",
+        "after the program",
+        "introductions",
+        "informational interviews",
+        "celebrate",
+    ],
+    ("session2_prep", "mentee"): [
+        "debrief",
+        "revisit",
+        "action plan",
+        "after the program",
+        "introductions",
+        "informational interviews",
+        "celebrate",
+    ],
     ("program_wrapup", "mentor"): ["Congratulations", "post-program plan"],
     ("program_wrapup", "mentee"): ["Congratulations", "post-program plan"],
     ("follow_up", "mentor"): ["check in", "longer-term goals"],
@@ -161,7 +203,10 @@ def test_a_coordinator_can_override_one_template(tmp_path):
     inputs = bootstrap.load_inputs(config)
     out = tmp_path / "out"
     write_preview(plan_sessions(inputs.cohort, inputs.busy, now=NOW), inputs.templates, out, pair_id="maya-zoe")
-    subjects = {p.stem.split("maya-zoe-")[1]: message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"] for p in (out / "messages").glob("*.eml")}
+    subjects = {
+        p.stem.split("maya-zoe-")[1]: message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"]
+        for p in (out / "messages").glob("*.eml")
+    }
     assert subjects["welcome-mentee"] == "Hello Zoë, from Spring 2027 Engineering Mentorship"
     assert subjects["welcome-mentor"] != subjects["welcome-mentee"]  # the others keep the defaults
 
@@ -189,6 +234,8 @@ def test_validate_names_the_broken_template_file_and_line(tmp_path, monkeypatch,
 
 
 def test_preview_command_writes_the_folder(tmp_path, capsys):
-    assert main(["preview", "--config", str(EXAMPLE), "--out", str(tmp_path), "--pair", "hannah-kai", "--now", "2027-02-01T00:00+00:00"]) == 0
+    assert (
+        main(["preview", "--config", str(EXAMPLE), "--out", str(tmp_path), "--pair", "hannah-kai", "--now", "2027-02-01T00:00+00:00"]) == 0
+    )
     assert "18 emails written" in capsys.readouterr().out
     assert len(list((tmp_path / "messages").glob("*.eml"))) == 18

@@ -6,9 +6,7 @@ import os
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 from pathlib import Path
-
 from zoneinfo import ZoneInfo
 
 import icalendar

@@ -64,13 +64,20 @@ def delegated(key_file: Path, scopes: list[str], subject: str = COORDINATOR):
 
 
 def calendar_service(google: FakeGoogle, credentials=None, http=None):
-    return build("calendar", "v3", credentials=credentials, http=http, static_discovery=True,
-                 client_options={"api_endpoint": f"{google.url}/calendar/v3/"})
+    return build(
+        "calendar",
+        "v3",
+        credentials=credentials,
+        http=http,
+        static_discovery=True,
+        client_options={"api_endpoint": f"{google.url}/calendar/v3/"},
+    )
 
 
 def gmail_service(google: FakeGoogle, credentials=None, http=None):
-    return build("gmail", "v1", credentials=credentials, http=http, static_discovery=True,
-                 client_options={"api_endpoint": f"{google.url}/"})
+    return build(
+        "gmail", "v1", credentials=credentials, http=http, static_discovery=True, client_options={"api_endpoint": f"{google.url}/"}
+    )
 
 
 @pytest.fixture
@@ -83,8 +90,9 @@ def gmail(google, key_file):
     return gmail_service(google, delegated(key_file, GMAIL_SCOPES))
 
 
-def session(event_id: str, start: str = "2027-03-02T10:00:00-05:00", end: str = "2027-03-02T11:00:00-05:00",
-            meet: bool = False, **extra) -> dict:
+def session(
+    event_id: str, start: str = "2027-03-02T10:00:00-05:00", end: str = "2027-03-02T11:00:00-05:00", meet: bool = False, **extra
+) -> dict:
     body = {
         "id": event_id,
         "summary": "Mentoring session: Maya and Zoë",
@@ -94,9 +102,7 @@ def session(event_id: str, start: str = "2027-03-02T10:00:00-05:00", end: str = 
         "extendedProperties": {"private": {"program": "spring-2027"}},
     }
     if meet:
-        body["conferenceData"] = {
-            "createRequest": {"requestId": f"req-{event_id}", "conferenceSolutionKey": {"type": "hangoutsMeet"}}
-        }
+        body["conferenceData"] = {"createRequest": {"requestId": f"req-{event_id}", "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
     body.update(extra)
     return body
 
@@ -123,8 +129,7 @@ def raw_message(subject: str, message_id: str, to: str = MENTEE) -> dict:
 
 
 def test_meet_link_is_created_with_conference_data_version_1(google, calendar):
-    created = calendar.events().insert(calendarId="primary", body=session("sessionmeet01", meet=True),
-                                       conferenceDataVersion=1).execute()
+    created = calendar.events().insert(calendarId="primary", body=session("sessionmeet01", meet=True), conferenceDataVersion=1).execute()
     assert created["conferenceData"]["createRequest"]["status"]["statusCode"] == "pending"
     assert "hangoutLink" not in created
     assert created["organizer"]["email"] == COORDINATOR
@@ -137,11 +142,9 @@ def test_meet_link_is_created_with_conference_data_version_1(google, calendar):
     assert fetched["hangoutLink"].endswith(fetched["conferenceData"]["conferenceId"])
 
     # Each event gets its own link; a forced failure leaves the event without one.
-    calendar.events().insert(calendarId="primary", body=session("sessionmeet02", meet=True),
-                             conferenceDataVersion=1).execute()
+    calendar.events().insert(calendarId="primary", body=session("sessionmeet02", meet=True), conferenceDataVersion=1).execute()
     google.fail_meet("sessionmeet03")
-    calendar.events().insert(calendarId="primary", body=session("sessionmeet03", meet=True),
-                             conferenceDataVersion=1).execute()
+    calendar.events().insert(calendarId="primary", body=session("sessionmeet03", meet=True), conferenceDataVersion=1).execute()
     second = calendar.events().get(calendarId="primary", eventId="sessionmeet02").execute()
     failed = calendar.events().get(calendarId="primary", eventId="sessionmeet03").execute()
     assert MEET_LINK.match(second["hangoutLink"]) and second["hangoutLink"] != fetched["hangoutLink"]
@@ -155,8 +158,11 @@ def test_conference_request_is_silently_dropped_without_conference_data_version(
     fetched = calendar.events().get(calendarId="primary", eventId="sessionnomeet1").execute()
     assert "conferenceData" not in fetched and "hangoutLink" not in fetched
     # A later patch without conferenceDataVersion does not create one either.
-    patched = calendar.events().patch(calendarId="primary", eventId="sessionnomeet1",
-                                      body={"conferenceData": session("x", meet=True)["conferenceData"]}).execute()
+    patched = (
+        calendar.events()
+        .patch(calendarId="primary", eventId="sessionnomeet1", body={"conferenceData": session("x", meet=True)["conferenceData"]})
+        .execute()
+    )
     assert "conferenceData" not in patched
 
 
@@ -183,8 +189,7 @@ def test_duplicate_insert_is_409_and_the_event_can_be_read(google, calendar):
     with pytest.raises(HttpError) as info:
         calendar.events().insert(calendarId="primary", body=session("sessiondup001")).execute()
     assert info.value.status_code == 409
-    restored = calendar.events().patch(calendarId="primary", eventId="sessiondup001",
-                                       body={"status": "confirmed"}).execute()
+    restored = calendar.events().patch(calendarId="primary", eventId="sessiondup001", body={"status": "confirmed"}).execute()
     assert restored["status"] == "confirmed"
 
 
@@ -203,9 +208,9 @@ def test_delete_twice_is_410_and_get_shows_cancelled(calendar):
 
 def test_times_need_an_offset_and_a_non_empty_range(calendar):
     with pytest.raises(HttpError) as info:
-        calendar.events().insert(calendarId="primary",
-                                 body=session("sessiontime01", start="2027-03-02T10:00:00",
-                                              end="2027-03-02T11:00:00")).execute()
+        calendar.events().insert(
+            calendarId="primary", body=session("sessiontime01", start="2027-03-02T10:00:00", end="2027-03-02T11:00:00")
+        ).execute()
     assert info.value.status_code == 400
     assert "time zone" in error_of(info.value)["message"]
 
@@ -219,13 +224,15 @@ def test_times_need_an_offset_and_a_non_empty_range(calendar):
 
     # isoformat() + "Z" on an aware datetime is not RFC 3339.
     with pytest.raises(HttpError) as info:
-        calendar.events().insert(calendarId="primary", body=session(
-            "sessiontime03", start="2027-03-02T10:00:00+00:00Z", end="2027-03-02T11:00:00+00:00Z")).execute()
+        calendar.events().insert(
+            calendarId="primary", body=session("sessiontime03", start="2027-03-02T10:00:00+00:00Z", end="2027-03-02T11:00:00+00:00Z")
+        ).execute()
     assert info.value.status_code == 400
 
     with pytest.raises(HttpError) as info:
-        calendar.events().insert(calendarId="primary", body=session(
-            "sessiontime04", start="2027-03-02T11:00:00Z", end="2027-03-02T10:00:00Z")).execute()
+        calendar.events().insert(
+            calendarId="primary", body=session("sessiontime04", start="2027-03-02T11:00:00Z", end="2027-03-02T10:00:00Z")
+        ).execute()
     assert reason_of(info.value) == "timeRangeEmpty"
 
 
@@ -239,8 +246,7 @@ def test_reminders_and_extended_properties_limits(calendar):
         calendar.events().insert(calendarId="primary", body=session("sessionrem002", reminders=too_early)).execute()
 
     properties = {"private": {"k" * 45: "dropped", "program": "spring-2027", "long": "v" * 2000}}
-    created = calendar.events().insert(calendarId="primary",
-                                       body=session("sessionrem003", extendedProperties=properties)).execute()
+    created = calendar.events().insert(calendarId="primary", body=session("sessionrem003", extendedProperties=properties)).execute()
     private = created["extendedProperties"]["private"]
     assert set(private) == {"program", "long"}
     assert len(private["long"]) == 1024
@@ -252,9 +258,12 @@ def test_invitations_are_recorded_only_with_send_updates(google, calendar):
     assert google.invitations("sessioninv001") == [(MENTOR, "invite"), (MENTEE, "invite")]
     assert google.invitations("sessioninv002") == []
 
-    calendar.events().patch(calendarId="primary", eventId="sessioninv001", sendUpdates="externalOnly",
-                            body={"start": {"dateTime": "2027-03-03T10:00:00-05:00"},
-                                  "end": {"dateTime": "2027-03-03T11:00:00-05:00"}}).execute()
+    calendar.events().patch(
+        calendarId="primary",
+        eventId="sessioninv001",
+        sendUpdates="externalOnly",
+        body={"start": {"dateTime": "2027-03-03T10:00:00-05:00"}, "end": {"dateTime": "2027-03-03T11:00:00-05:00"}},
+    ).execute()
     calendar.events().delete(calendarId="primary", eventId="sessioninv001", sendUpdates="all").execute()
     assert google.invitations("sessioninv001")[2:] == [(MENTEE, "update"), (MENTOR, "cancel"), (MENTEE, "cancel")]
     assert google.event(COORDINATOR, "sessioninv001")["sequence"] == 1
@@ -266,13 +275,14 @@ def test_invitations_are_recorded_only_with_send_updates(google, calendar):
 def test_sync_token_sees_moves_declines_and_deletions(google, calendar):
     ids = ["sessionlist01", "sessionlist02", "sessionlist03"]
     for day, event_id in enumerate(ids, start=2):
-        calendar.events().insert(calendarId="primary", body=session(
-            event_id, start=f"2027-03-0{day}T10:00:00-05:00", end=f"2027-03-0{day}T11:00:00-05:00")).execute()
-    calendar.events().insert(calendarId="primary", body=session(
-        "othertag00001", extendedProperties={"private": {"program": "other"}})).execute()
+        calendar.events().insert(
+            calendarId="primary", body=session(event_id, start=f"2027-03-0{day}T10:00:00-05:00", end=f"2027-03-0{day}T11:00:00-05:00")
+        ).execute()
+    calendar.events().insert(
+        calendarId="primary", body=session("othertag00001", extendedProperties={"private": {"program": "other"}})
+    ).execute()
 
-    first = calendar.events().list(calendarId="primary", maxResults=2,
-                                   privateExtendedProperty="program=spring-2027").execute()
+    first = calendar.events().list(calendarId="primary", maxResults=2, privateExtendedProperty="program=spring-2027").execute()
     assert "nextPageToken" in first and "nextSyncToken" not in first
     second = calendar.events().list(calendarId="primary", maxResults=2, pageToken=first["nextPageToken"]).execute()
     assert "nextSyncToken" in second and "nextPageToken" not in second
@@ -295,8 +305,9 @@ def test_sync_token_sees_moves_declines_and_deletions(google, calendar):
     assert quiet["items"] == []
 
     with pytest.raises(HttpError) as info:
-        calendar.events().list(calendarId="primary", syncToken=changes["nextSyncToken"],
-                               privateExtendedProperty="program=spring-2027").execute()
+        calendar.events().list(
+            calendarId="primary", syncToken=changes["nextSyncToken"], privateExtendedProperty="program=spring-2027"
+        ).execute()
     assert info.value.status_code == 400
 
 
@@ -318,14 +329,23 @@ def test_expired_sync_token_is_410_full_sync_required(google, calendar):
 def test_freebusy_reports_known_calendars_and_not_found_for_others(google, calendar):
     google.set_busy(MENTOR, [("2027-03-01T14:00:00Z", "2027-03-01T15:00:00Z")])
     calendar.events().insert(calendarId="primary", body=session("sessionfb0001")).execute()
-    calendar.events().insert(calendarId="primary", body=session(
-        "sessionfb0002", start="2027-03-03T10:00:00-05:00", end="2027-03-03T11:00:00-05:00")).execute()
+    calendar.events().insert(
+        calendarId="primary", body=session("sessionfb0002", start="2027-03-03T10:00:00-05:00", end="2027-03-03T11:00:00-05:00")
+    ).execute()
     google.respond(COORDINATOR, "sessionfb0002", MENTOR, "declined")
 
-    answer = calendar.freebusy().query(body={
-        "timeMin": "2027-03-01T00:00:00Z", "timeMax": "2027-03-08T00:00:00Z", "timeZone": "UTC",
-        "items": [{"id": MENTOR}, {"id": "stranger@elsewhere.net"}],
-    }).execute()
+    answer = (
+        calendar.freebusy()
+        .query(
+            body={
+                "timeMin": "2027-03-01T00:00:00Z",
+                "timeMax": "2027-03-08T00:00:00Z",
+                "timeZone": "UTC",
+                "items": [{"id": MENTOR}, {"id": "stranger@elsewhere.net"}],
+            }
+        )
+        .execute()
+    )
     assert answer["calendars"][MENTOR]["busy"] == [
         {"start": "2027-03-01T14:00:00Z", "end": "2027-03-01T15:00:00Z"},
         {"start": "2027-03-02T15:00:00Z", "end": "2027-03-02T16:00:00Z"},  # invited, not declined
@@ -333,14 +353,20 @@ def test_freebusy_reports_known_calendars_and_not_found_for_others(google, calen
     assert answer["calendars"]["stranger@elsewhere.net"]["errors"] == [{"domain": "global", "reason": "notFound"}]
 
     with pytest.raises(HttpError) as info:
-        calendar.freebusy().query(body={"timeMin": "2027-03-01T00:00:00Z", "timeMax": "2027-07-01T00:00:00Z",
-                                        "items": [{"id": MENTOR}]}).execute()
+        calendar.freebusy().query(
+            body={"timeMin": "2027-03-01T00:00:00Z", "timeMax": "2027-07-01T00:00:00Z", "items": [{"id": MENTOR}]}
+        ).execute()
     assert info.value.status_code == 400
     assert error_of(info.value)["message"] == "The requested time range is too long."
 
     with pytest.raises(HttpError) as info:
-        calendar.freebusy().query(body={"timeMin": "2027-03-01T00:00:00Z", "timeMax": "2027-03-02T00:00:00Z",
-                                        "items": [{"id": f"p{i}@example.org"} for i in range(51)]}).execute()
+        calendar.freebusy().query(
+            body={
+                "timeMin": "2027-03-01T00:00:00Z",
+                "timeMax": "2027-03-02T00:00:00Z",
+                "items": [{"id": f"p{i}@example.org"} for i in range(51)],
+            }
+        ).execute()
     assert info.value.status_code == 400
 
 
@@ -350,8 +376,9 @@ def test_freebusy_reports_known_calendars_and_not_found_for_others(google, calen
 def test_batch_of_three_inserts_with_one_failing_part(google, calendar):
     calendar.events().insert(calendarId="primary", body=session("sessiontaken1")).execute()
     results: dict[str, tuple] = {}
-    batch = BatchHttpRequest(callback=lambda rid, response, error: results.__setitem__(rid, (response, error)),
-                             batch_uri=f"{google.url}/batch/calendar/v3")
+    batch = BatchHttpRequest(
+        callback=lambda rid, response, error: results.__setitem__(rid, (response, error)), batch_uri=f"{google.url}/batch/calendar/v3"
+    )
     batch.add(calendar.events().insert(calendarId="primary", body=session("sessionbatch1")), request_id="a")
     batch.add(calendar.events().insert(calendarId="primary", body=session("sessiontaken1")), request_id="b")
     batch.add(calendar.events().insert(calendarId="primary", body=session("sessionbatch2")), request_id="c")
@@ -370,8 +397,9 @@ def test_batch_of_three_inserts_with_one_failing_part(google, calendar):
 def test_faults_apply_to_batch_parts_and_gmail_batches_are_limited(google, calendar, gmail):
     google.add_fault(Fault(method="calendar.events.insert", status=503, every=2))
     results: dict[str, tuple] = {}
-    batch = BatchHttpRequest(callback=lambda rid, response, error: results.__setitem__(rid, (response, error)),
-                             batch_uri=f"{google.url}/batch/calendar/v3")
+    batch = BatchHttpRequest(
+        callback=lambda rid, response, error: results.__setitem__(rid, (response, error)), batch_uri=f"{google.url}/batch/calendar/v3"
+    )
     for n in range(4):
         batch.add(calendar.events().insert(calendarId="primary", body=session(f"sessionfault{n}")), request_id=str(n))
     batch.execute()
@@ -402,8 +430,7 @@ def test_gmail_send_raw_then_find_it_by_message_id(google, gmail):
     nothing = gmail.users().messages().list(userId="me", q="rfc822msgid:<nobody@example.org>").execute()
     assert nothing == {"resultSizeEstimate": 0}
 
-    metadata = gmail.users().messages().get(userId="me", id=sent["id"], format="metadata",
-                                            metadataHeaders=["Message-ID"]).execute()
+    metadata = gmail.users().messages().get(userId="me", id=sent["id"], format="metadata", metadataHeaders=["Message-ID"]).execute()
     assert metadata["payload"]["headers"] == [{"name": "Message-ID", "value": message_id}]
 
     [delivered] = google.sent_mail()
@@ -415,9 +442,12 @@ def test_gmail_send_raw_then_find_it_by_message_id(google, gmail):
 def test_media_upload_endpoint_is_refused(google, key_file):
     credentials = delegated(key_file, GMAIL_SCOPES)
     http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http())
-    response, content = http.request(f"{google.url}/upload/gmail/v1/users/me/messages/send?uploadType=media",
-                                     method="POST", body=b"Subject: x\r\n\r\nbody",
-                                     headers={"content-type": "message/rfc822"})
+    response, content = http.request(
+        f"{google.url}/upload/gmail/v1/users/me/messages/send?uploadType=media",
+        method="POST",
+        body=b"Subject: x\r\n\r\nbody",
+        headers={"content-type": "message/rfc822"},
+    )
     assert response.status == 400
     assert google.sent_mail() == []
 
@@ -507,8 +537,13 @@ def test_request_without_token_is_401(google):
     assert info.value.status_code == 401
     error = error_of(info.value)
     assert error["status"] == "UNAUTHENTICATED"
-    assert error["errors"][0] == {"domain": "global", "reason": "authError", "message": error["message"],
-                                  "locationType": "header", "location": "Authorization"}
+    assert error["errors"][0] == {
+        "domain": "global",
+        "reason": "authError",
+        "message": error["message"],
+        "locationType": "header",
+        "location": "Authorization",
+    }
 
 
 def test_credentials_without_the_scope_get_403(google, key_file):
@@ -538,8 +573,7 @@ def test_token_endpoint_records_the_delegated_subject_and_refresh_tokens(google,
     # A service account acting as itself cannot invite attendees.
     itself = service_account.Credentials.from_service_account_file(str(key_file), scopes=CALENDAR_SCOPES)
     with pytest.raises(HttpError) as error:
-        calendar_service(google, itself).events().insert(calendarId="primary",
-                                                         body=session("sessionsaself")).execute()
+        calendar_service(google, itself).events().insert(calendarId="primary", body=session("sessionsaself")).execute()
     assert error.value.status_code == 403 and reason_of(error.value) == "forbiddenForServiceAccounts"
 
 
@@ -556,8 +590,7 @@ def test_429_with_retry_after_reaches_the_caller(google, calendar):
 
 def test_delay_fault_times_the_client_out_but_the_write_happens(google, key_file):
     credentials = delegated(key_file, CALENDAR_SCOPES)
-    slow_client = calendar_service(
-        google, http=google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=0.2)))
+    slow_client = calendar_service(google, http=google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=0.2)))
     google.add_fault(Fault(method="calendar.events.insert", delay=0.5, times=1))
     with pytest.raises((TimeoutError, socket.timeout)):
         slow_client.events().insert(calendarId="primary", body=session("sessionlate01")).execute()
@@ -589,7 +622,10 @@ def test_command_line_serves_and_writes_the_key_file(tmp_path):
     key = tmp_path / "fake-key.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.google", "--port", "0", "--key-file", str(key)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()

@@ -191,7 +191,9 @@ def plain_server(start_server):
     return start_server()
 
 
-def mailer(controller, security: str = "none", *, context: ssl.SSLContext | None = None, timeout: float = 5.0, auth: bool = False) -> SmtpMailer:
+def mailer(
+    controller, security: str = "none", *, context: ssl.SSLContext | None = None, timeout: float = 5.0, auth: bool = False
+) -> SmtpMailer:
     settings = SmtpSettings(
         host=HOST,
         port=controller.port,

@@ -48,7 +48,7 @@ def test_defaults_fill_what_the_files_leave_out(tmp_path):
 
 
 def test_a_bom_and_windows_line_endings_are_accepted(tmp_path):
-    csv = "\ufeffmentor_name,mentor_email,mentee_name,mentee_email,notes\r\nMaya,maya@example.org,Zoë Ñúñez,zoe@example.net,\"two\r\nlines\"\r\n"
+    csv = '\ufeffmentor_name,mentor_email,mentee_name,mentee_email,notes\r\nMaya,maya@example.org,Zoë Ñúñez,zoe@example.net,"two\r\nlines"\r\n'
     cohort = load_cohort(write(tmp_path, csv))
     (pair,) = cohort.pairs
     assert pair.mentor.name == "Maya"
@@ -60,7 +60,7 @@ def test_person_details_and_header_spelling(tmp_path):
     csv = (
         "Mentor Name,Mentor Email,Mentor Timezone,Mentor Hours,Mentor Days,Mentor Blackout,"
         "Mentee Name,Mentee Email,Mentee Resume\n"
-        "Maya,maya@example.org,America/New_York,\"08:00-12:00, 13:00-16:30\",Mon-Wed,2027-03-10;2027-03-20..2027-03-22,"
+        'Maya,maya@example.org,America/New_York,"08:00-12:00, 13:00-16:30",Mon-Wed,2027-03-10;2027-03-20..2027-03-22,'
         "Zoe,zoe@example.net,https://example.net/cv.pdf\n"
         "Maya,maya@example.org,,,,,Dan,dan@example.com,\n"
     )

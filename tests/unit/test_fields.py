@@ -7,7 +7,18 @@ from service.config import fields
 
 @pytest.mark.parametrize(
     "value",
-    ["Maya\r\nBcc: x@example.org", "Maya\nOkafor", "Maya\u2028Okafor", "Maya\u2029", "Maya\x00", "Maya\u0085", "Maya\u200eOkafor", "", "=?utf-8?q?=0A?=", "Eve =?utf-8?q?X=0D=0ABcc=3A_a=40b.c?="],
+    [
+        "Maya\r\nBcc: x@example.org",
+        "Maya\nOkafor",
+        "Maya\u2028Okafor",
+        "Maya\u2029",
+        "Maya\x00",
+        "Maya\u0085",
+        "Maya\u200eOkafor",
+        "",
+        "=?utf-8?q?=0A?=",
+        "Eve =?utf-8?q?X=0D=0ABcc=3A_a=40b.c?=",
+    ],
 )
 def test_names_that_could_break_a_header_are_refused(value):
     with pytest.raises(ValueError):

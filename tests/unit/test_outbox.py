@@ -7,7 +7,9 @@ T0 = datetime(2027, 3, 1, 9, tzinfo=UTC)
 
 
 def row(stage="welcome", state=State.PLANNED, due=T0, verify=False):
-    return MessageRow(pair_id="p", stage=stage, recipient="a@example.org", revision=0, role="mentor", due=due, expires=None, state=state, verify=verify)
+    return MessageRow(
+        pair_id="p", stage=stage, recipient="a@example.org", revision=0, role="mentor", due=due, expires=None, state=state, verify=verify
+    )
 
 
 def want(stage="welcome", due=T0):

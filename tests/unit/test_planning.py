@@ -108,8 +108,7 @@ def test_no_room_for_session_two_is_explained():
     busy = {a.email: [(datetime(2027, 3, 15, tzinfo=UTC), datetime(2027, 5, 1, tzinfo=UTC))]}
     (item,) = plan_sessions(cohort(pair(a, b), timezone="UTC"), busy, now=NOW).pairs
     assert item.problems == (
-        "no hour when both are free at least 3 weeks after a possible session 1 and before"
-        " the program ends on 30 Apr 2027",
+        "no hour when both are free at least 3 weeks after a possible session 1 and before the program ends on 30 Apr 2027",
     )
 
 
@@ -143,8 +142,7 @@ def test_backtracking_finds_what_the_first_guess_misses():
     a = person("A", "UTC", "09:00-10:00", days=frozenset({0, 2}))
     b = person("B", "UTC", "09:00-10:00", days=frozenset({0, 1}))
     c_ = person("C", "UTC", "09:00-10:00", days=frozenset({0, 1}))
-    c = cohort(pair(maya, a), pair(maya, b), pair(maya, c_), timezone="UTC",
-               first_within=timedelta(days=3), min_gap=timedelta(weeks=1))
+    c = cohort(pair(maya, a), pair(maya, b), pair(maya, c_), timezone="UTC", first_within=timedelta(days=3), min_gap=timedelta(weeks=1))
     assert plan_sessions(c, {}, now=NOW, node_budget=4).booked == 2  # the first descent only
     plan = plan_sessions(c, {}, now=NOW)
     assert plan.booked == 3
@@ -157,8 +155,7 @@ def test_a_person_keeps_a_buffer_between_sessions():
     mentees = [person("A", "UTC"), person("B", "UTC")]
     tight = cohort(*(pair(maya, m) for m in mentees), timezone="UTC", first_within=timedelta(weeks=1))
     assert plan_sessions(tight, {}, now=NOW).booked == 1
-    loose = cohort(*(pair(maya, m) for m in mentees), timezone="UTC", first_within=timedelta(weeks=1),
-                   buffer=timedelta(0))
+    loose = cohort(*(pair(maya, m) for m in mentees), timezone="UTC", first_within=timedelta(weeks=1), buffer=timedelta(0))
     plan = plan_sessions(loose, {}, now=NOW)
     assert plan.booked == 2
     assert violations(loose, plan) == []
@@ -176,8 +173,12 @@ HOURS = ["09:00-17:00", "08:00-12:00", "13:00-18:00", "10:00-11:30", "07:00-10:0
 @st.composite
 def cohorts(draw):
     people = [
-        person(f"P{i}", draw(st.sampled_from(ZONES)), draw(st.sampled_from(HOURS)),
-               days=frozenset(draw(st.sets(st.integers(0, 6), min_size=1, max_size=5))))
+        person(
+            f"P{i}",
+            draw(st.sampled_from(ZONES)),
+            draw(st.sampled_from(HOURS)),
+            days=frozenset(draw(st.sets(st.integers(0, 6), min_size=1, max_size=5))),
+        )
         for i in range(draw(st.integers(2, 7)))
     ]
     links = draw(st.sets(st.tuples(st.integers(0, len(people) - 1), st.integers(0, len(people) - 1)), min_size=1, max_size=8))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from googleapiclient.errors import HttpError
 
@@ -74,9 +75,7 @@ class GoogleCalendar:
             body = self._body(request, new="hangoutLink" not in current and "conferenceData" not in current)
             body.pop("id")
             return call(
-                events.patch(
-                    calendarId=self.calendar_id, eventId=request.event_id, body=body, conferenceDataVersion=1, sendUpdates="all"
-                ),
+                events.patch(calendarId=self.calendar_id, eventId=request.event_id, body=body, conferenceDataVersion=1, sendUpdates="all"),
                 self.backoff,
             )
         except Exception as error:  # classified by _outcome
@@ -131,17 +130,14 @@ class GoogleCalendar:
             "end": {"dateTime": request.end.isoformat(), "timeZone": "UTC"},
             # Replies start afresh: after a move, an old "declined" must not stand.
             "attendees": [
-                {"email": person.email, "displayName": person.name, "responseStatus": "needsAction"}
-                for person in request.attendees
+                {"email": person.email, "displayName": person.name, "responseStatus": "needsAction"} for person in request.attendees
             ],
             "guestsCanModify": False,
             "reminders": {"useDefault": False, "overrides": [{"method": "email", "minutes": 1440}, {"method": "popup", "minutes": 10}]},
             "extendedProperties": {"private": {TAG: self.cohort_tag, **request.tags}},
         }
         if new:
-            body["conferenceData"] = {
-                "createRequest": {"requestId": request.event_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}
-            }
+            body["conferenceData"] = {"createRequest": {"requestId": request.event_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
         return body
 
     # Reading

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .api import Backoff, call
 
@@ -39,9 +40,7 @@ class GoogleFreeBusy:
                     if calendar.get("errors"):
                         unreadable.add(email.lower())
                         continue
-                    busy.setdefault(email.lower(), []).extend(
-                        (_moment(b["start"]), _moment(b["end"])) for b in calendar.get("busy", [])
-                    )
+                    busy.setdefault(email.lower(), []).extend((_moment(b["start"]), _moment(b["end"])) for b in calendar.get("busy", []))
                 window = until
         for email in unreadable:
             busy.pop(email, None)

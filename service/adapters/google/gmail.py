@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from googleapiclient.errors import HttpError
 

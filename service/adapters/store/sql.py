@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime, time
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, and_, create_engine, event, func, select, update
 
@@ -97,15 +97,11 @@ class SqlStore:
         with self.engine.begin() as connection:
             for session in booked:
                 old = connection.execute(
-                    select(sessions.c.sequence).where(
-                        sessions.c.pair_id == session.pair_id, sessions.c.number == session.number
-                    )
+                    select(sessions.c.sequence).where(sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
                 ).first()
                 values = dict(start=session.start, end=session.end, status="booked", changed_at=now)
                 if old is None:
-                    connection.execute(
-                        sessions.insert().values(pair_id=session.pair_id, number=session.number, sequence=0, **values)
-                    )
+                    connection.execute(sessions.insert().values(pair_id=session.pair_id, number=session.number, sequence=0, **values))
                 else:
                     connection.execute(
                         update(sessions)
@@ -146,9 +142,7 @@ class SqlStore:
             values: dict = {"event_sequence": sequence}
             if event is not None:
                 values.update(_event_values(event))
-            connection.execute(
-                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**values)
-            )
+            connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**values))
             _audit(connection, now, "event_written", pair_id, number=number, sequence=sequence)
 
     def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
@@ -183,9 +177,7 @@ class SqlStore:
             values = dict(status="held" if held else "cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
             if held:
                 values["event_sequence"] = sessions.c.sequence + 1
-            connection.execute(
-                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked").values(**values)
-            )
+            connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked").values(**values))
             _audit(connection, now, "sessions_cancelled", pair_id, reason=reason)
 
     # Pairs: who they are, kept so a removed pair can still be told of a cancellation
@@ -272,7 +264,14 @@ class SqlStore:
 
     def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
         self._transition(
-            row, State.PLANNED, now, "sending", state=State.SENDING.value, message_id=message_id, verify=False, attempts=messages.c.attempts + 1
+            row,
+            State.PLANNED,
+            now,
+            "sending",
+            state=State.SENDING.value,
+            message_id=message_id,
+            verify=False,
+            attempts=messages.c.attempts + 1,
         )
 
     def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
@@ -298,9 +297,7 @@ class SqlStore:
 
     def add_digest(self, wanted: Wanted, attention: list[dict], fingerprint: str, now: datetime) -> None:
         with self.engine.begin() as connection:
-            connection.execute(
-                messages.insert().values(**_wanted_values(wanted), state=State.PLANNED.value, attempts=0, updated_at=now)
-            )
+            connection.execute(messages.insert().values(**_wanted_values(wanted), state=State.PLANNED.value, attempts=0, updated_at=now))
             _set_meta(connection, f"digest:{wanted.revision}", json.dumps(attention))
             _set_meta(connection, "digest:last", fingerprint)
 
@@ -320,14 +317,21 @@ class SqlStore:
     def _transition(self, row: MessageRow, expected: State, now: datetime, event_name: str, **values) -> None:
         with self.engine.begin() as connection:
             result = connection.execute(
-                update(messages)
-                .where(_key(row.key), messages.c.state == expected.value)
-                .values(updated_at=now, **values)
+                update(messages).where(_key(row.key), messages.c.state == expected.value).values(updated_at=now, **values)
             )
             if result.rowcount != 1:
                 raise RuntimeError(f"message {row.key} was not {expected.value}; another process may be running")
             detail = {k: v for k, v in values.items() if k in ("message_id", "last_error", "wake_at")}
-            _audit(connection, now, f"message_{event_name}", row.pair_id, stage=row.stage, recipient=row.recipient, revision=row.revision, **{k: str(v) for k, v in detail.items()})
+            _audit(
+                connection,
+                now,
+                f"message_{event_name}",
+                row.pair_id,
+                stage=row.stage,
+                recipient=row.recipient,
+                revision=row.revision,
+                **{k: str(v) for k, v in detail.items()},
+            )
 
     def latest_activity(self) -> datetime | None:
         """When the last effect was recorded (a simulated clock resumes from there)."""
@@ -399,7 +403,9 @@ def _pair_from(pair_id: str, data: dict) -> Pair:
         pattern = WorkingPattern(timezone=d["timezone"], hours=(TimeRange(start=time(9), end=time(17)),), days=frozenset(range(7)))
         return Person(name=d["name"], email=d["email"], availability=pattern, linkedin=d["linkedin"], video_link=d["video_link"])
 
-    return Pair(id=pair_id, mentor=person(data["mentor"]), mentee=person(data["mentee"]), notes=data["notes"], mentee_resume=data["mentee_resume"])
+    return Pair(
+        id=pair_id, mentor=person(data["mentor"]), mentee=person(data["mentee"]), notes=data["notes"], mentee_resume=data["mentee_resume"]
+    )
 
 
 def _session_record(r) -> SessionRecord:

@@ -16,8 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--key-file", default="fake-key.json", help="where to write the service-account key")
     parser.add_argument("--client-email", default=DEFAULT_CLIENT_EMAIL)
-    parser.add_argument("--meet-delay", type=float, default=None,
-                        help="seconds before a Meet link exists (default: on the next read)")
+    parser.add_argument("--meet-delay", type=float, default=None, help="seconds before a Meet link exists (default: on the next read)")
     parser.add_argument("--chaos", type=float, default=0.0, help="rate of random faults on API calls")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")

@@ -8,9 +8,10 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .discovery import parse_rfc3339
@@ -26,15 +27,66 @@ MAX_REMINDER_MINUTES = 40320
 MAX_PROPERTY_KEY = 44
 MAX_PROPERTY_VALUE = 1024
 SEND_UPDATES = ("all", "externalOnly", "none")
-READ_ONLY = ("kind", "etag", "created", "updated", "creator", "htmlLink", "iCalUID", "hangoutLink",
-             "organizer", "recurringEventId", "privateCopy", "locked", "attendeesOmitted")
-FIELD_ORDER = {name: rank for rank, name in enumerate((
-    "kind", "etag", "id", "status", "htmlLink", "created", "updated", "summary", "description", "location",
-    "colorId", "creator", "organizer", "start", "end", "endTimeUnspecified", "recurrence", "recurringEventId",
-    "originalStartTime", "transparency", "visibility", "iCalUID", "sequence", "attendees", "attendeesOmitted",
-    "extendedProperties", "hangoutLink", "conferenceData", "anyoneCanAddSelf", "guestsCanInviteOthers",
-    "guestsCanModify", "guestsCanSeeOtherGuests", "privateCopy", "locked", "reminders", "source", "attachments",
-    "eventType"))}
+READ_ONLY = (
+    "kind",
+    "etag",
+    "created",
+    "updated",
+    "creator",
+    "htmlLink",
+    "iCalUID",
+    "hangoutLink",
+    "organizer",
+    "recurringEventId",
+    "privateCopy",
+    "locked",
+    "attendeesOmitted",
+)
+FIELD_ORDER = {
+    name: rank
+    for rank, name in enumerate(
+        (
+            "kind",
+            "etag",
+            "id",
+            "status",
+            "htmlLink",
+            "created",
+            "updated",
+            "summary",
+            "description",
+            "location",
+            "colorId",
+            "creator",
+            "organizer",
+            "start",
+            "end",
+            "endTimeUnspecified",
+            "recurrence",
+            "recurringEventId",
+            "originalStartTime",
+            "transparency",
+            "visibility",
+            "iCalUID",
+            "sequence",
+            "attendees",
+            "attendeesOmitted",
+            "extendedProperties",
+            "hangoutLink",
+            "conferenceData",
+            "anyoneCanAddSelf",
+            "guestsCanInviteOthers",
+            "guestsCanModify",
+            "guestsCanSeeOtherGuests",
+            "privateCopy",
+            "locked",
+            "reminders",
+            "source",
+            "attachments",
+            "eventType",
+        )
+    )
+}
 MEET_ICON = "https://fonts.gstatic.com/s/i/productlogos/meet_2020q4/v6/web-512dp/logo_meet_2020q4_color_2x_web_512dp.png"
 
 
@@ -273,8 +325,7 @@ class CalendarBackend:
         if start_all_day != end_all_day:
             raise invalid("Start and end times must either both be date or both be dateTime.")
         if end < start:
-            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="end",
-                           location_type="parameter")
+            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="end", location_type="parameter")
         for which, moment, all_day in (("start", start, start_all_day), ("end", end, end_all_day)):
             edge = {k: v for k, v in data[which].items() if k == "timeZone"}
             if all_day:
@@ -287,8 +338,10 @@ class CalendarBackend:
         if status not in ("confirmed", "tentative", "cancelled"):
             raise invalid("Invalid status value.", location="status")
         data["status"] = status
-        for name, allowed in (("transparency", ("opaque", "transparent")),
-                              ("visibility", ("default", "public", "private", "confidential"))):
+        for name, allowed in (
+            ("transparency", ("opaque", "transparent")),
+            ("visibility", ("default", "public", "private", "confidential")),
+        ):
             if name in data and data[name] not in allowed:
                 raise invalid(f"Invalid {name} value.", location=name)
 
@@ -296,12 +349,19 @@ class CalendarBackend:
         if reminders is not None:
             overrides = reminders.get("overrides") or []
             if reminders.get("useDefault") and overrides:
-                raise ApiError(400, "cannotUseDefaultRemindersAndSpecifyOverride",
-                               "Cannot specify both default reminders and overrides at the same time.")
+                raise ApiError(
+                    400,
+                    "cannotUseDefaultRemindersAndSpecifyOverride",
+                    "Cannot specify both default reminders and overrides at the same time.",
+                )
             if len(overrides) > MAX_REMINDERS:
-                raise ApiError(400, "invalid",
-                               f"Too many reminders: at most {MAX_REMINDERS} overrides are allowed.",
-                               location="reminders.overrides", location_type="body")
+                raise ApiError(
+                    400,
+                    "invalid",
+                    f"Too many reminders: at most {MAX_REMINDERS} overrides are allowed.",
+                    location="reminders.overrides",
+                    location_type="body",
+                )
             for reminder in overrides:
                 if reminder.get("method") not in ("email", "popup"):
                     raise invalid("Invalid reminder method value.", location="reminders.overrides.method")
@@ -332,8 +392,7 @@ class CalendarBackend:
                     raise required("Missing attendee email.", location="attendees.email")
                 if "@" not in email:
                     raise invalid(f"Invalid attendee email: {email}", location="attendees.email")
-                if attendee.get("responseStatus", "needsAction") not in ("needsAction", "declined", "tentative",
-                                                                         "accepted"):
+                if attendee.get("responseStatus", "needsAction") not in ("needsAction", "declined", "tentative", "accepted"):
                     raise invalid("Invalid attendee response status.", location="attendees.responseStatus")
                 entry = dict(attendee)
                 entry["email"] = email
@@ -346,8 +405,9 @@ class CalendarBackend:
 
     # ------------------------------------------------------------------ conference data
 
-    def _conference(self, stored: StoredEvent | None, data: dict[str, Any], body: dict[str, Any],
-                    version: int, replace: bool) -> Conference | None:
+    def _conference(
+        self, stored: StoredEvent | None, data: dict[str, Any], body: dict[str, Any], version: int, replace: bool
+    ) -> Conference | None:
         """Apply the conference part of a write; `data` is the event being built (changed in place)."""
         existing = stored.conference if stored else None
         old_data = stored.data.get("conferenceData") if stored else None
@@ -377,8 +437,9 @@ class CalendarBackend:
             if key not in ("hangoutsMeet", "eventHangout", "eventNamedHangout", "addOn"):
                 raise invalid("Invalid conference type value.", location="conferenceData.createRequest")
             if key != "hangoutsMeet":
-                raise invalid("Invalid conference type value: this calendar supports hangoutsMeet only.",
-                              location="conferenceData.createRequest")
+                raise invalid(
+                    "Invalid conference type value: this calendar supports hangoutsMeet only.", location="conferenceData.createRequest"
+                )
             if not create.get("requestId"):
                 raise required("Missing conference request id.", location="conferenceData.createRequest.requestId")
             data["conferenceData"] = {
@@ -411,8 +472,7 @@ class CalendarBackend:
         assert conference is not None
         conference.status = outcome
         data = stored.data.setdefault("conferenceData", {})
-        data.setdefault("createRequest", {"requestId": conference.request_id,
-                                          "conferenceSolutionKey": {"type": conference.solution}})
+        data.setdefault("createRequest", {"requestId": conference.request_id, "conferenceSolutionKey": {"type": conference.solution}})
         data["createRequest"]["status"] = {"statusCode": outcome}
         if outcome == "success":
             code = self._meet_code()
@@ -425,8 +485,9 @@ class CalendarBackend:
 
     # ------------------------------------------------------------------ invitations
 
-    def _send(self, calendar: CalendarState, stored: StoredEvent, mode: str | None,
-              before: list[dict[str, Any]] | None, kind_for_kept: str) -> None:
+    def _send(
+        self, calendar: CalendarState, stored: StoredEvent, mode: str | None, before: list[dict[str, Any]] | None, kind_for_kept: str
+    ) -> None:
         if mode not in ("all", "externalOnly"):
             return
         organizer = stored.data["organizer"]["email"].lower()
@@ -459,8 +520,15 @@ class CalendarBackend:
 
     # ------------------------------------------------------------------ rendering
 
-    def render(self, stored: StoredEvent, calendar: CalendarState, user: str | None,
-               tz_name: str | None = None, max_attendees: int | None = None, in_list: bool = False) -> dict[str, Any]:
+    def render(
+        self,
+        stored: StoredEvent,
+        calendar: CalendarState,
+        user: str | None,
+        tz_name: str | None = None,
+        max_attendees: int | None = None,
+        in_list: bool = False,
+    ) -> dict[str, Any]:
         if in_list and stored.cancelled and self.cancelled_detail == "minimal":
             return {"kind": "calendar#event", "etag": stored.data["etag"], "id": stored.id, "status": "cancelled"}
         data = copy.deepcopy(stored.data)
@@ -499,8 +567,9 @@ class CalendarBackend:
         else:
             event_id = self._new_id(calendar)
         if ctx.service_account_self and body.get("attendees"):
-            raise ApiError(403, "forbiddenForServiceAccounts",
-                           "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority.")
+            raise ApiError(
+                403, "forbiddenForServiceAccounts", "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority."
+            )
         now = self.clock()
         data = {key: value for key, value in body.items() if key not in READ_ONLY and key != "conferenceData"}
         data.update(
@@ -543,13 +612,12 @@ class CalendarBackend:
         body = copy.deepcopy(ctx.body or {})
         version = ctx.params.get("conferenceDataVersion", 0)
         if ctx.service_account_self and body.get("attendees"):
-            raise ApiError(403, "forbiddenForServiceAccounts",
-                           "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority.")
-        changes = {key: value for key, value in body.items()
-                   if key not in READ_ONLY and key not in ("id", "conferenceData", "sequence")}
+            raise ApiError(
+                403, "forbiddenForServiceAccounts", "Service accounts cannot invite attendees without Domain-Wide Delegation of Authority."
+            )
+        changes = {key: value for key, value in body.items() if key not in READ_ONLY and key not in ("id", "conferenceData", "sequence")}
         if replace:
-            data = {key: copy.deepcopy(stored.data[key]) for key in READ_ONLY + ("id", "sequence", "eventType")
-                    if key in stored.data}
+            data = {key: copy.deepcopy(stored.data[key]) for key in READ_ONLY + ("id", "sequence", "eventType") if key in stored.data}
             data.update(copy.deepcopy(changes))
         else:
             data = merge_patch(copy.deepcopy(stored.data), changes)
@@ -559,8 +627,7 @@ class CalendarBackend:
         conference = self._conference(stored, data, body, version, replace)
         before = copy.deepcopy(stored.data.get("attendees") or []) if not stored.cancelled else []
         was_cancelled = stored.cancelled
-        moved = (start, end) != (stored.start, stored.end) or (
-            ("date" in data["start"]) != ("date" in stored.data["start"]))
+        moved = (start, end) != (stored.start, stored.end) or (("date" in data["start"]) != ("date" in stored.data["start"]))
         if moved:
             data["sequence"] = max(data.get("sequence", 0), stored.data.get("sequence", 0)) + 1
         stored.data, stored.start, stored.end, stored.conference = data, start, end, conference
@@ -612,20 +679,27 @@ class CalendarBackend:
             if state is None or state.calendar_id != calendar.id:
                 raise invalid("Invalid page token value.", location="pageToken")
         elif "syncToken" in params:
-            for name in ("timeMin", "timeMax", "q", "privateExtendedProperty", "sharedExtendedProperty",
-                         "orderBy", "updatedMin", "iCalUID"):
+            for name in (
+                "timeMin",
+                "timeMax",
+                "q",
+                "privateExtendedProperty",
+                "sharedExtendedProperty",
+                "orderBy",
+                "updatedMin",
+                "iCalUID",
+            ):
                 if name in params:
-                    raise invalid(f"The parameter {name} cannot be used together with syncToken.",
-                                  location=name)
+                    raise invalid(f"The parameter {name} cannot be used together with syncToken.", location=name)
             point = self.sync_tokens.get(params["syncToken"])
             if point is None or point.generation != self.generation or point.calendar_id != calendar.id:
                 raise ApiError(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
-            changed = sorted((e for e in calendar.events.values() if e.changed > point.counter),
-                             key=lambda e: e.changed)
+            changed = sorted((e for e in calendar.events.values() if e.changed > point.counter), key=lambda e: e.changed)
             state = PageState(calendar.id, [e.id for e in changed], self.counter, True, True)
         else:
-            state = PageState(calendar.id, self._query(calendar, params), self.counter, False,
-                              bool(params.get("showDeleted")) or "updatedMin" in params)
+            state = PageState(
+                calendar.id, self._query(calendar, params), self.counter, False, bool(params.get("showDeleted")) or "updatedMin" in params
+            )
 
         chosen = state.ids[:page_size]
         rest = state.ids[page_size:]
@@ -661,14 +735,18 @@ class CalendarBackend:
         time_min = parse_rfc3339(params["timeMin"], offset_required=True) if "timeMin" in params else None
         time_max = parse_rfc3339(params["timeMax"], offset_required=True) if "timeMax" in params else None
         if time_min and time_max and time_min >= time_max:
-            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="timeMax",
-                           location_type="parameter")
+            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="timeMax", location_type="parameter")
         updated_min = parse_rfc3339(params["updatedMin"], offset_required=True) if "updatedMin" in params else None
         show_deleted = bool(params.get("showDeleted")) or updated_min is not None
         order = params.get("orderBy")
         if order == "startTime" and not params.get("singleEvents"):
-            raise ApiError(400, "badRequest", "The requested ordering is not available for the particular query.",
-                           location="orderBy", location_type="parameter")
+            raise ApiError(
+                400,
+                "badRequest",
+                "The requested ordering is not available for the particular query.",
+                location="orderBy",
+                location_type="parameter",
+            )
         constraints = []
         for scope, name in (("private", "privateExtendedProperty"), ("shared", "sharedExtendedProperty")):
             for constraint in params.get(name, []):
@@ -699,8 +777,12 @@ class CalendarBackend:
                 continue
             if words:
                 haystack = " ".join(
-                    [data.get("summary", ""), data.get("description", ""), data.get("location", ""),
-                     data.get("organizer", {}).get("email", "")]
+                    [
+                        data.get("summary", ""),
+                        data.get("description", ""),
+                        data.get("location", ""),
+                        data.get("organizer", {}).get("email", ""),
+                    ]
                     + [f"{a.get('email', '')} {a.get('displayName', '')}" for a in data.get("attendees", [])]
                 ).lower()
                 if not all(word in haystack for word in words):
@@ -716,9 +798,14 @@ class CalendarBackend:
 
     def calendar_get(self, ctx: Ctx) -> tuple[int, Any]:
         calendar = self._calendar(ctx, ctx.params["calendarId"])
-        return 200, {"kind": "calendar#calendar", "etag": f'"c{self.counter}"', "id": calendar.id,
-                     "summary": calendar.id, "timeZone": calendar.time_zone,
-                     "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]}}
+        return 200, {
+            "kind": "calendar#calendar",
+            "etag": f'"c{self.counter}"',
+            "id": calendar.id,
+            "summary": calendar.id,
+            "timeZone": calendar.time_zone,
+            "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
+        }
 
     # ------------------------------------------------------------------ freeBusy
 
@@ -762,19 +849,15 @@ class CalendarBackend:
         if time_max is None:
             raise invalid("Invalid timeMax value: an RFC 3339 time with an offset is needed.", location="timeMax")
         if time_min >= time_max:
-            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="timeMax",
-                           location_type="parameter")
+            raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.", location="timeMax", location_type="parameter")
         if time_max - time_min > MAX_FREEBUSY_RANGE:
-            raise ApiError(400, "timeRangeTooLong", "The requested time range is too long.", location="timeMax",
-                           location_type="parameter")
+            raise ApiError(400, "timeRangeTooLong", "The requested time range is too long.", location="timeMax", location_type="parameter")
         items = body.get("items") or []
         if len(items) > MAX_FREEBUSY_ITEMS:
-            raise ApiError(400, "tooManyCalendarsRequested", "Too many calendars requested.",
-                           location="items", location_type="parameter")
+            raise ApiError(400, "tooManyCalendarsRequested", "Too many calendars requested.", location="items", location_type="parameter")
         expansion = body.get("calendarExpansionMax")
         if expansion is not None and not 1 <= int(expansion) <= MAX_FREEBUSY_ITEMS:
-            raise invalid("Invalid calendarExpansionMax value: it must be within 1..50.",
-                          location="calendarExpansionMax")
+            raise invalid("Invalid calendarExpansionMax value: it must be within 1..50.", location="calendarExpansionMax")
         try:
             tz = zone(body.get("timeZone") or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
@@ -791,11 +874,17 @@ class CalendarBackend:
             if email in self.calendars:
                 self.settle_conferences(self.calendars[email])
             calendars[requested] = {
-                "busy": [{"start": format_instant(s, tz), "end": format_instant(e, tz)}
-                         for s, e in self.busy_intervals(email, time_min, time_max)]
+                "busy": [
+                    {"start": format_instant(s, tz), "end": format_instant(e, tz)}
+                    for s, e in self.busy_intervals(email, time_min, time_max)
+                ]
             }
-        return 200, {"kind": "calendar#freeBusy", "timeMin": format_instant(time_min, tz),
-                     "timeMax": format_instant(time_max, tz), "calendars": calendars}
+        return 200, {
+            "kind": "calendar#freeBusy",
+            "timeMin": format_instant(time_min, tz),
+            "timeMax": format_instant(time_max, tz),
+            "calendars": calendars,
+        }
 
     # ------------------------------------------------------------------ people acting on their calendars
 
@@ -817,8 +906,7 @@ class CalendarBackend:
             raise KeyError(f"{email} is not an attendee of {event_id}")
         self._touch(stored)
 
-    def move(self, calendar_id: str, event_id: str, new_start: datetime | str, new_end: datetime | str,
-             notify: bool = False) -> None:
+    def move(self, calendar_id: str, event_id: str, new_start: datetime | str, new_end: datetime | str, notify: bool = False) -> None:
         calendar, stored = self.stored(calendar_id, event_id)
         start, end = to_instant(new_start), to_instant(new_end)
         if end < start:

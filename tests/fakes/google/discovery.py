@@ -13,10 +13,11 @@ import binascii
 import json
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import ApiError, invalid, required
 
@@ -31,9 +32,7 @@ def load_document(name: str, version: str) -> dict[str, Any]:
     return json.loads((documents_dir() / f"{name}.{version}.json").read_text(encoding="utf-8"))
 
 
-RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
-)
+RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INT = re.compile(r"^[+-]?\d+$")
 
@@ -161,9 +160,7 @@ class Discovery:
                 continue
             found = spec.regex.match(relative_path)
             if found:
-                values = {
-                    name: urllib.parse.unquote(found.group(f"p{i}")) for i, name in enumerate(spec.path_params)
-                }
+                values = {name: urllib.parse.unquote(found.group(f"p{i}")) for i, name in enumerate(spec.path_params)}
                 return spec, values
         raise ApiError(404, "notFound", f"The requested URL /{self.service_path}{relative_path} was not found.")
 
@@ -273,20 +270,22 @@ class Validator:
             if proto is None:
                 proto = f"type.googleapis.com/{target.get('id', 'message')}" if kind == "object" else kind.upper()
             shown = json.dumps(value) if not isinstance(value, str) else f'"{value}"'
-            errors.append(
-                ApiError(400, "invalid", f"Invalid value at '{where}' ({proto}), {shown}", location=where,
-                         location_type="body")
-            )
+            errors.append(ApiError(400, "invalid", f"Invalid value at '{where}' ({proto}), {shown}", location=where, location_type="body"))
 
         if kind == "any":
             return
         if kind == "object":
             if not isinstance(value, dict):
                 if isinstance(value, list):
-                    errors.append(ApiError(
-                        400, "invalid",
-                        f"Invalid JSON payload received. Proto field is not repeating, cannot start list "
-                        f"at '{where}'.", location=where, location_type="body"))
+                    errors.append(
+                        ApiError(
+                            400,
+                            "invalid",
+                            f"Invalid JSON payload received. Proto field is not repeating, cannot start list at '{where}'.",
+                            location=where,
+                            location_type="body",
+                        )
+                    )
                 else:
                     wrong()
                 return
@@ -302,21 +301,31 @@ class Validator:
                     self._check(item, additional, child, method_id, errors)
                 else:
                     at = f" at '{where}'" if path else ""
-                    errors.append(ApiError(
-                        400, "invalid", f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.',
-                        location=f"{where}.{key}", location_type="body"))
+                    errors.append(
+                        ApiError(
+                            400,
+                            "invalid",
+                            f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.',
+                            location=f"{where}.{key}",
+                            location_type="body",
+                        )
+                    )
             for key, prop in (properties or {}).items():
                 if method_id in prop.get("annotations", {}).get("required", []) and value.get(key) is None:
                     child = f"{where}.{key}"
-                    errors.append(ApiError(400, "required", f"Required field not specified: {child}",
-                                           location=child, location_type="body"))
+                    errors.append(ApiError(400, "required", f"Required field not specified: {child}", location=child, location_type="body"))
             return
         if kind == "array":
             if not isinstance(value, list):
-                errors.append(ApiError(
-                    400, "invalid",
-                    f"Invalid value at '{where}': a list was expected, got {json.dumps(value)[:80]}",
-                    location=where, location_type="body"))
+                errors.append(
+                    ApiError(
+                        400,
+                        "invalid",
+                        f"Invalid value at '{where}': a list was expected, got {json.dumps(value)[:80]}",
+                        location=where,
+                        location_type="body",
+                    )
+                )
                 return
             items = target.get("items", {"type": "any"})
             for index, item in enumerate(value):
@@ -396,8 +405,7 @@ class Validator:
                 continue
             else:
                 full = f"{path}/{name}" if path else name
-                raise ApiError(400, "invalidParameter", f"Invalid field selection {full}",
-                               location="fields", location_type="parameter")
+                raise ApiError(400, "invalidParameter", f"Invalid field selection {full}", location="fields", location_type="parameter")
             if sub:
                 self._check_mask(sub, child, f"{path}/{name}" if path else name)
 
@@ -407,8 +415,7 @@ def _parse_fields(expression: str) -> dict[str, Any]:
     position = 0
 
     def fail() -> ApiError:
-        return ApiError(400, "invalidParameter", f"Invalid field selection {expression}",
-                        location="fields", location_type="parameter")
+        return ApiError(400, "invalidParameter", f"Invalid field selection {expression}", location="fields", location_type="parameter")
 
     def parse_list() -> dict[str, Any]:
         nonlocal position

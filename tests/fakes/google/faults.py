@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DEFAULT_MESSAGES, DEFAULT_REASONS
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, getaddresses, parseaddr, formataddr
-from typing import Any, Callable
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from typing import Any
 
 from .calendar_api import Ctx
 from .discovery import decode_bytes
@@ -80,8 +81,7 @@ class GmailBackend:
         body = ctx.body or {}
         raw = decode_bytes(body.get("raw") or "")
         if not raw:
-            raise ApiError(400, "invalidArgument", "'raw' RFC822 payload message string or uploading message via "
-                                                    "/upload/* URL required")
+            raise ApiError(400, "invalidArgument", "'raw' RFC822 payload message string or uploading message via /upload/* URL required")
         message = BytesParser(policy=policy.default).parsebytes(raw)
         recipients = getaddresses([str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])])
         recipients = [(n, a) for n, a in recipients if a]
@@ -114,8 +114,9 @@ class GmailBackend:
         if ctx.user in {a.lower() for _, a in recipients}:
             labels = ["UNREAD", "SENT", "INBOX"]
         self.history += 1
-        stored = StoredMessage(message_id, thread_id or message_id, ctx.user, stored_raw, labels,
-                               int(self.clock().timestamp() * 1000), self.history)
+        stored = StoredMessage(
+            message_id, thread_id or message_id, ctx.user, stored_raw, labels, int(self.clock().timestamp() * 1000), self.history
+        )
         mailbox.append(stored)
         return 200, {"id": stored.id, "threadId": stored.thread_id, "labelIds": list(labels)}
 
@@ -129,8 +130,9 @@ class GmailBackend:
         subject = normalized_subject(str(message.get("Subject", "")))
         if normalized_subject(str(thread[0].message.get("Subject", ""))) != subject:
             return None
-        referenced = {bare_id(x) for x in re.findall(r"<[^>]+>", " ".join(
-            str(message.get(name, "")) for name in ("References", "In-Reply-To")))}
+        referenced = {
+            bare_id(x) for x in re.findall(r"<[^>]+>", " ".join(str(message.get(name, "")) for name in ("References", "In-Reply-To")))
+        }
         known = {bare_id(str(m.message.get("Message-ID", ""))) for m in thread}
         return thread_id if referenced & known else None
 
@@ -142,18 +144,16 @@ class GmailBackend:
         size = min(params.get("maxResults", 100), MAX_LIST) or 100
         terms = self._terms(params.get("q") or "")
         labels = params.get("labelIds") or []
-        found = [m for m in reversed(mailbox)
-                 if all(label in m.label_ids for label in labels) and all(t(m) for t in terms)]
+        found = [m for m in reversed(mailbox) if all(label in m.label_ids for label in labels) and all(t(m) for t in terms)]
         offset = 0
         if "pageToken" in params:
             if not params["pageToken"].isdigit():
                 raise ApiError(400, "invalidArgument", "Invalid pageToken")
             offset = int(params["pageToken"])
-        page = found[offset: offset + size]
+        page = found[offset : offset + size]
         if not found:
             return 200, {"resultSizeEstimate": 0}
-        result: dict[str, Any] = {"messages": [{"id": m.id, "threadId": m.thread_id} for m in page],
-                                  "resultSizeEstimate": len(found)}
+        result: dict[str, Any] = {"messages": [{"id": m.id, "threadId": m.thread_id} for m in page], "resultSizeEstimate": len(found)}
         if offset + size < len(found):
             result["nextPageToken"] = str(offset + size)
         return 200, result
@@ -167,11 +167,11 @@ class GmailBackend:
                 wanted = bare_id(value)
                 terms.append(lambda m, w=wanted: bare_id(str(m.message.get("Message-ID", ""))) == w)
             elif operator in ("in", "label"):
-                terms.append(lambda m, v=value.upper(): v in m.label_ids)
+                label = value.upper()
+                terms.append(lambda m, v=label: v in m.label_ids)
             elif operator in ("from", "to", "cc", "bcc", "subject"):
                 header = {"from": "From", "to": "To", "cc": "Cc", "bcc": "Bcc", "subject": "Subject"}[operator]
-                terms.append(lambda m, h=header, v=value: v in " ".join(
-                    str(x) for x in m.message.get_all(h, [])).lower())
+                terms.append(lambda m, h=header, v=value: v in " ".join(str(x) for x in m.message.get_all(h, [])).lower())
             else:
                 text = f"{operator}:{value}" if operator else value
                 terms.append(lambda m, v=text: v in self._text(m).lower())
@@ -207,10 +207,8 @@ class GmailBackend:
             result["raw"] = b64url(stored.raw)
         elif fmt == "metadata":
             wanted = {h.lower() for h in ctx.params.get("metadataHeaders", [])}
-            headers = [{"name": k, "value": str(v)} for k, v in message.items()
-                       if not wanted or k.lower() in wanted]
-            result["payload"] = {"partId": "", "mimeType": message.get_content_type(), "filename": "",
-                                 "headers": headers}
+            headers = [{"name": k, "value": str(v)} for k, v in message.items() if not wanted or k.lower() in wanted]
+            result["payload"] = {"partId": "", "mimeType": message.get_content_type(), "filename": "", "headers": headers}
         elif fmt == "full":
             result["payload"] = self._part(message, "")
         return 200, result
@@ -242,5 +240,9 @@ class GmailBackend:
 
     def profile(self, ctx: Ctx) -> tuple[int, Any]:
         mailbox = self._mailbox(ctx)
-        return 200, {"emailAddress": ctx.user, "messagesTotal": len(mailbox),
-                     "threadsTotal": len({m.thread_id for m in mailbox}), "historyId": str(self.history)}
+        return 200, {
+            "emailAddress": ctx.user,
+            "messagesTotal": len(mailbox),
+            "threadsTotal": len({m.thread_id for m in mailbox}),
+            "historyId": str(self.history),
+        }

@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -22,7 +23,7 @@ from email.parser import BytesParser, HeaderParser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from .calendar_api import CalendarBackend, Ctx, Invitation, to_instant
 from .discovery import Discovery, MethodSpec, Validator, apply_mask
@@ -143,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.fake.verbose:  # type: ignore[attr-defined]
             sys.stderr.write("fake-google: " + format % args + "\n")
 
@@ -199,8 +200,7 @@ class FakeGoogle:
 
         self.calendar = CalendarBackend(self.clock, meet_delay=meet_delay, cancelled_detail=cancelled_detail)
         self.gmail = GmailBackend(self.clock, keep_message_id=keep_message_id)
-        self._handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {**self.calendar.handlers,
-                                                                      **self.gmail.handlers}
+        self._handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {**self.calendar.handlers, **self.gmail.handlers}
 
         self._accounts: dict[str, ServiceAccount] = {}
         self._tokens: dict[str, TokenInfo] = {}
@@ -224,8 +224,9 @@ class FakeGoogle:
         self._stopping.clear()
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-google:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-google:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -269,8 +270,9 @@ class FakeGoogle:
         from googleapiclient.discovery import build
 
         version = self.apis[api][0].version
-        return build(api, version, credentials=credentials, static_discovery=True,
-                     client_options={"api_endpoint": self.api_endpoint(api)}, **kwargs)
+        return build(
+            api, version, credentials=credentials, static_discovery=True, client_options={"api_endpoint": self.api_endpoint(api)}, **kwargs
+        )
 
     # ------------------------------------------------------------------ credentials
 
@@ -290,8 +292,7 @@ class FakeGoogle:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
         account = ServiceAccount(
             client_email=client_email,
             client_id=str(100000000000000000000 + secrets.randbelow(10**20)),
@@ -312,8 +313,7 @@ class FakeGoogle:
             "auth_uri": "https://accounts.google.com/o/oauth2/auth",
             "token_uri": f"{self.url}/token",
             "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-            "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/"
-            + urllib.parse.quote(client_email),
+            "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/" + urllib.parse.quote(client_email),
             "universe_domain": "googleapis.com",
         }
 
@@ -362,8 +362,7 @@ class FakeGoogle:
         with self._lock:
             self._refresh.pop(refresh_token, None)
 
-    def _issue(self, user: str, scopes: frozenset[str] | None, client: str, kind: str,
-               lifetime: int | None = None) -> dict[str, Any]:
+    def _issue(self, user: str, scopes: frozenset[str] | None, client: str, kind: str, lifetime: int | None = None) -> dict[str, Any]:
         lifetime = self.token_lifetime if lifetime is None else lifetime
         token = "ya29.fake-" + secrets.token_urlsafe(40)
         with self._lock:
@@ -414,8 +413,9 @@ class FakeGoogle:
 
     def api_calls(self, method_id: str | None = None) -> int:
         """API calls: batch parts plus direct requests (not the batch envelopes, not tokens)."""
-        return sum(1 for r in self.requests if r.method_id not in (BATCH_METHOD, TOKEN_METHOD)
-                   and (method_id is None or r.method_id == method_id))
+        return sum(
+            1 for r in self.requests if r.method_id not in (BATCH_METHOD, TOKEN_METHOD) and (method_id is None or r.method_id == method_id)
+        )
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
@@ -442,8 +442,11 @@ class FakeGoogle:
     def set_busy(self, email: str, intervals: Iterable[tuple[datetime | str, datetime | str]]) -> None:
         """Declare busy time for a person (replaces what was declared before)."""
         with self._lock:
-            calendar = self.calendar.add_calendar(email) if email.lower() not in self.calendar.calendars \
+            calendar = (
+                self.calendar.add_calendar(email)
+                if email.lower() not in self.calendar.calendars
                 else self.calendar.calendars[email.lower()]
+            )
             calendar.busy = [(to_instant(s), to_instant(e)) for s, e in intervals]
 
     def events(self, calendar_id: str, include_cancelled: bool = True) -> list[dict[str, Any]]:
@@ -451,8 +454,7 @@ class FakeGoogle:
             calendar = self.calendar.calendars.get(calendar_id.lower())
             if calendar is None:
                 return []
-            return [self.calendar.render(e, calendar, None) for e in calendar.events.values()
-                    if include_cancelled or not e.cancelled]
+            return [self.calendar.render(e, calendar, None) for e in calendar.events.values() if include_cancelled or not e.cancelled]
 
     def event(self, calendar_id: str, event_id: str) -> dict[str, Any]:
         with self._lock:
@@ -464,8 +466,7 @@ class FakeGoogle:
         with self._lock:
             self.calendar.respond(calendar_id, event_id, email, response)
 
-    def move(self, calendar_id: str, event_id: str, new_start: datetime | str, new_end: datetime | str,
-             notify: bool = False) -> None:
+    def move(self, calendar_id: str, event_id: str, new_start: datetime | str, new_end: datetime | str, notify: bool = False) -> None:
         """Someone drags the event in the Calendar UI (sequence and updated change)."""
         with self._lock:
             self.calendar.move(calendar_id, event_id, new_start, new_end, notify)
@@ -504,8 +505,11 @@ class FakeGoogle:
     def invitations(self, event_id: str, calendar_id: str | None = None) -> list[tuple[str, str]]:
         """The emails Google would have sent about one event: [(attendee email, kind)]."""
         with self._lock:
-            return [(i.email, i.kind) for i in self.calendar.invitations
-                    if i.event_id == event_id and (calendar_id is None or i.calendar_id == calendar_id.lower())]
+            return [
+                (i.email, i.kind)
+                for i in self.calendar.invitations
+                if i.event_id == event_id and (calendar_id is None or i.calendar_id == calendar_id.lower())
+            ]
 
     def all_invitations(self) -> list[Invitation]:
         with self._lock:
@@ -573,8 +577,7 @@ class FakeGoogle:
         if method == "POST" and (path == "/batch" or path.startswith("/batch/")):
             return self._batch(path, query, headers, body)
         if path.startswith(("/upload/", "/resumable/upload/")):
-            error = ApiError(400, "badRequest",
-                             "Media upload is not served here: send the message as JSON {\"raw\": ...} instead.")
+            error = ApiError(400, "badRequest", 'Media upload is not served here: send the message as JSON {"raw": ...} instead.')
             self._record(RequestRecord("upload", method, path, urllib.parse.parse_qs(query), 400, False))
             return _error_outcome(error)
         return self._api(method, path, query, headers, body, in_batch=False, outer_auth=None)
@@ -587,16 +590,25 @@ class FakeGoogle:
         if fault is not None and fault.delay:
             self._stopping.wait(fault.delay)
         if fault is not None and fault.drop_before:
-            self._record(RequestRecord(TOKEN_METHOD, method, path, call.query, None, False, None, fault.kind,
-                                       "before"))
+            self._record(RequestRecord(TOKEN_METHOD, method, path, call.query, None, False, None, fault.kind, "before"))
             return Outcome(0, drop="before")
         if fault is not None and fault.status is not None:
-            outcome = _json_outcome(fault.status, {"error": fault.resolved_reason,
-                                                   "error_description": fault.resolved_message})
+            outcome = _json_outcome(fault.status, {"error": fault.resolved_reason, "error_description": fault.resolved_message})
         else:
             outcome = self._grant(method, body)
-        self._record(RequestRecord(TOKEN_METHOD, method, path, call.query, outcome.status, False, None,
-                                   fault.kind if fault else None, "after" if fault and fault.drop_after else None))
+        self._record(
+            RequestRecord(
+                TOKEN_METHOD,
+                method,
+                path,
+                call.query,
+                outcome.status,
+                False,
+                None,
+                fault.kind if fault else None,
+                "after" if fault and fault.drop_after else None,
+            )
+        )
         if fault is not None and fault.drop_after:
             outcome.drop = "after"
         return outcome
@@ -620,24 +632,27 @@ class FakeGoogle:
             if account is None:
                 return oauth_error(400, "invalid_grant", "Invalid grant: account not found")
             now = time.time()
-            if not (claims.get("iat", 0) - 300 <= now <= claims.get("exp", 0) + 300) or \
-                    claims.get("exp", 0) - claims.get("iat", 0) > 3600:
-                return oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) "
-                                   "and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
+            if not (claims.get("iat", 0) - 300 <= now <= claims.get("exp", 0) + 300) or claims.get("exp", 0) - claims.get("iat", 0) > 3600:
+                return oauth_error(
+                    400,
+                    "invalid_grant",
+                    "Invalid JWT: Token must be a short-lived token (60 minutes) "
+                    "and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+                )
             scopes = frozenset((claims.get("scope") or "").split())
             if not scopes:
                 return oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
             subject = claims.get("sub")
             if subject:
-                if not account.delegation or (account.delegated_scopes is not None
-                                              and not scopes <= account.delegated_scopes):
-                    return oauth_error(401, "unauthorized_client",
-                                       "Client is unauthorized to retrieve access tokens using this method, or client "
-                                       "not authorized for any of the scopes requested.")
-                return _json_outcome(200, self._issue(subject.lower(), scopes, account.client_email,
-                                                      "service_account"))
-            return _json_outcome(200, self._issue(account.client_email.lower(), scopes, account.client_email,
-                                                  "service_account_self"))
+                if not account.delegation or (account.delegated_scopes is not None and not scopes <= account.delegated_scopes):
+                    return oauth_error(
+                        401,
+                        "unauthorized_client",
+                        "Client is unauthorized to retrieve access tokens using this method, or client "
+                        "not authorized for any of the scopes requested.",
+                    )
+                return _json_outcome(200, self._issue(subject.lower(), scopes, account.client_email, "service_account"))
+            return _json_outcome(200, self._issue(account.client_email.lower(), scopes, account.client_email, "service_account_self"))
         if grant == "refresh_token":
             with self._lock:
                 refresh = self._refresh.get(form.get("refresh_token", ""))
@@ -656,8 +671,7 @@ class FakeGoogle:
             return _json_outcome(200, answer)
         return oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
 
-    def _bearer(self, headers: dict[str, str], outer_auth: str | None,
-                pairs: list[tuple[str, str]]) -> tuple[TokenInfo | None, bool]:
+    def _bearer(self, headers: dict[str, str], outer_auth: str | None, pairs: list[tuple[str, str]]) -> tuple[TokenInfo | None, bool]:
         """(token info, whether any credential was presented)."""
         value = headers.get("authorization") or outer_auth or ""
         token = ""
@@ -679,8 +693,7 @@ class FakeGoogle:
                     account = self._accounts.get(claims.get("iss", ""))
                 if account is not None and claims.get("exp", 0) > time.time():
                     scopes = frozenset(claims["scope"].split()) if claims.get("scope") else None
-                    return TokenInfo(account.client_email.lower(), scopes, claims["exp"], account.client_email,
-                                     "self_signed_jwt"), True
+                    return TokenInfo(account.client_email.lower(), scopes, claims["exp"], account.client_email, "self_signed_jwt"), True
             except Exception:
                 pass
         return None, True
@@ -691,7 +704,7 @@ class FakeGoogle:
         for discovery, validator in self._mounts:
             prefix = "/" + discovery.service_path
             if path.startswith(prefix):
-                relative = path[len(prefix):]
+                relative = path[len(prefix) :]
                 try:
                     spec, values = discovery.match(method, relative)
                 except ApiError:
@@ -699,8 +712,18 @@ class FakeGoogle:
                 return discovery, validator, spec, values
         raise ApiError(404, "notFound", f"The requested URL {path} was not found on this server.")
 
-    def _api(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, *,
-             in_batch: bool, outer_auth: str | None, batch_api: str | None = None) -> Outcome:
+    def _api(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        in_batch: bool,
+        outer_auth: str | None,
+        batch_api: str | None = None,
+    ) -> Outcome:
         override = headers.get("x-http-method-override")
         if override and method == "POST":
             method = override.upper()
@@ -715,8 +738,7 @@ class FakeGoogle:
             self._record(RequestRecord("unknown", method, path, query_dict, error.code, in_batch))
             return _error_outcome(error)
         if batch_api is not None and discovery.name != batch_api:
-            error = ApiError(400, "badRequest",
-                             f"A batch sent to /batch/{batch_api} may only call the {batch_api} API.")
+            error = ApiError(400, "badRequest", f"A batch sent to /batch/{batch_api} may only call the {batch_api} API.")
             self._record(RequestRecord(spec.id, method, path, query_dict, error.code, in_batch))
             return _error_outcome(error)
 
@@ -732,48 +754,68 @@ class FakeGoogle:
         if fault is not None and fault.delay:
             self._stopping.wait(fault.delay)
         if fault is not None and fault.drop_before:
-            self._record(RequestRecord(spec.id, method, path, query_dict, None, in_batch, call.user, fault_kind,
-                                       "before"))
+            self._record(RequestRecord(spec.id, method, path, query_dict, None, in_batch, call.user, fault_kind, "before"))
             return Outcome(0, drop="before")
         if fault is not None and fault.status is not None:
             extra = {}
             if fault.retry_after is not None:
-                extra["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
-                                           else fault.retry_after)
+                extra["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
             elif fault.status == 429:
                 extra["Retry-After"] = "1"
             error = ApiError(fault.status, fault.resolved_reason, fault.resolved_message, headers=extra)
-            self._record(RequestRecord(spec.id, method, path, query_dict, error.code, in_batch, call.user,
-                                       fault_kind))
+            self._record(RequestRecord(spec.id, method, path, query_dict, error.code, in_batch, call.user, fault_kind))
             return _error_outcome(error)
 
         outcome = self._execute(discovery, validator, spec, path_values, pairs, body, token, presented)
         dropped = None
         if fault is not None and fault.drop_after:
             outcome.drop = dropped = "after"
-        self._record(RequestRecord(spec.id, method, path, query_dict, outcome.status, in_batch, call.user,
-                                   fault_kind, dropped))
+        self._record(RequestRecord(spec.id, method, path, query_dict, outcome.status, in_batch, call.user, fault_kind, dropped))
         return outcome
 
-    def _execute(self, discovery: Discovery, validator: Validator, spec: MethodSpec, path_values: dict[str, str],
-                 pairs: list[tuple[str, str]], body: bytes, token: TokenInfo | None, presented: bool) -> Outcome:
+    def _execute(
+        self,
+        discovery: Discovery,
+        validator: Validator,
+        spec: MethodSpec,
+        path_values: dict[str, str],
+        pairs: list[tuple[str, str]],
+        body: bytes,
+        token: TokenInfo | None,
+        presented: bool,
+    ) -> Outcome:
         try:
             if token is None:
-                message = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-                           "cookie or other valid authentication credential." if presented else
-                           "Request is missing required authentication credential. Expected OAuth 2 access token, "
-                           "login cookie or other valid authentication credential.")
-                raise ApiError(401, "authError", message, location="Authorization", location_type="header",
-                               headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+                message = (
+                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                    "cookie or other valid authentication credential."
+                    if presented
+                    else "Request is missing required authentication credential. Expected OAuth 2 access token, "
+                    "login cookie or other valid authentication credential."
+                )
+                raise ApiError(
+                    401,
+                    "authError",
+                    message,
+                    location="Authorization",
+                    location_type="header",
+                    headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+                )
             if token.scopes is not None and not token.scopes & set(spec.scopes):
-                raise ApiError(403, "insufficientPermissions", "Request had insufficient authentication scopes.",
-                               headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", '
-                                                            'error="insufficient_scope", scope="'
-                                                            + " ".join(spec.scopes) + '"'})
+                raise ApiError(
+                    403,
+                    "insufficientPermissions",
+                    "Request had insufficient authentication scopes.",
+                    headers={
+                        "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", '
+                        'error="insufficient_scope", scope="' + " ".join(spec.scopes) + '"'
+                    },
+                )
             params = validator.query(spec, pairs, path_values)
             if params.get("alt", "json") != "json":
-                raise ApiError(400, "invalid", f"Only alt=json is served here, not alt={params['alt']}.",
-                               location="alt", location_type="parameter")
+                raise ApiError(
+                    400, "invalid", f"Only alt=json is served here, not alt={params['alt']}.", location="alt", location_type="parameter"
+                )
             mask = validator.field_mask(spec, params.get("fields", ""))
             payload: Any = None
             if spec.request is not None:
@@ -801,7 +843,7 @@ class FakeGoogle:
 
     def _batch(self, path: str, query: str, headers: dict[str, str], body: bytes) -> Outcome:
         query_dict = urllib.parse.parse_qs(query)
-        api = path[len("/batch/"):].split("/")[0] if path.startswith("/batch/") else None
+        api = path[len("/batch/") :].split("/")[0] if path.startswith("/batch/") else None
         if api is not None and api not in self.apis:
             self._record(RequestRecord(BATCH_METHOD, "POST", path, query_dict, 404, False))
             return _error_outcome(ApiError(404, "notFound", f"The requested URL {path} was not found."))
@@ -809,19 +851,23 @@ class FakeGoogle:
         if not content_type.lower().startswith("multipart/mixed"):
             self._record(RequestRecord(BATCH_METHOD, "POST", path, query_dict, 400, False))
             return _error_outcome(ApiError(400, "badRequest", "A batch request must be multipart/mixed."))
-        envelope = BytesParser(policy=email_policy.compat32).parsebytes(
-            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        envelope = BytesParser(policy=email_policy.compat32).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
         parts = envelope.get_payload() if envelope.is_multipart() else []
         inner = [self._parse_inner(part) for part in parts]  # type: ignore[union-attr]
         if api is not None:
             limit = BATCH_LIMITS.get(api, 1000)
         else:
-            limit = min([BATCH_LIMITS["gmail"] if p[1].startswith("/gmail/") else BATCH_LIMITS["calendar"]
-                         for p in inner if p is not None] or [1000])
+            limit = min(
+                [BATCH_LIMITS["gmail"] if p[1].startswith("/gmail/") else BATCH_LIMITS["calendar"] for p in inner if p is not None]
+                or [1000]
+            )
         if not parts or len(parts) > limit:
             self._record(RequestRecord(BATCH_METHOD, "POST", path, query_dict, 400, False))
-            message = ("A batch request needs at least one part." if not parts else
-                       f"Too many requests in a batch: {len(parts)}, at most {limit} are allowed.")
+            message = (
+                "A batch request needs at least one part."
+                if not parts
+                else f"Too many requests in a batch: {len(parts)}, at most {limit} are allowed."
+            )
             return _error_outcome(ApiError(400, "badRequest", message))
 
         outer_auth = headers.get("authorization")
@@ -835,8 +881,9 @@ class FakeGoogle:
             else:
                 method, target, part_headers, part_body = parsed
                 split = urllib.parse.urlsplit(target)
-                outcome = self._api(method, split.path, split.query, part_headers, part_body, in_batch=True,
-                                    outer_auth=outer_auth, batch_api=api)
+                outcome = self._api(
+                    method, split.path, split.query, part_headers, part_body, in_batch=True, outer_auth=outer_auth, batch_api=api
+                )
             if outcome.drop == "before":
                 drop = "before"
                 break
@@ -844,8 +891,7 @@ class FakeGoogle:
                 drop = "after"
                 outcome.drop = None
             answers.append((content_id, outcome))
-        self._record(RequestRecord(BATCH_METHOD, "POST", path, query_dict, None if drop == "before" else 200, False,
-                                   None, None, drop))
+        self._record(RequestRecord(BATCH_METHOD, "POST", path, query_dict, None if drop == "before" else 200, False, None, None, drop))
         if drop:
             return Outcome(0, drop=drop)
 
@@ -854,8 +900,13 @@ class FakeGoogle:
         for content_id, outcome in answers:
             response_id = f"<response-{content_id[1:-1] if content_id.startswith('<') else content_id}>"
             phrase = _phrase(outcome.status)
-            head = [f"--{boundary}", "Content-Type: application/http", f"Content-ID: {response_id}", "",
-                    f"HTTP/1.1 {outcome.status} {phrase}"]
+            head = [
+                f"--{boundary}",
+                "Content-Type: application/http",
+                f"Content-ID: {response_id}",
+                "",
+                f"HTTP/1.1 {outcome.status} {phrase}",
+            ]
             head += [f"{name}: {value}" for name, value in outcome.headers]
             head += [f"Content-Length: {len(outcome.body)}", "", ""]
             chunks.append("\r\n".join(head).encode() + outcome.body + b"\r\n")
@@ -877,7 +928,7 @@ class FakeGoogle:
             header_text, body_text = "", rest.split("\n", 1)[1]
         else:
             match = re.search(r"\r?\n\r?\n", rest)
-            header_text, body_text = (rest[: match.start()], rest[match.end():]) if match else (rest, "")
+            header_text, body_text = (rest[: match.start()], rest[match.end() :]) if match else (rest, "")
         parsed = HeaderParser().parsestr(header_text)
         headers = {k.lower(): v for k, v in parsed.items()}
         body_bytes = body_text.encode("utf-8")
