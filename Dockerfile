@@ -1,17 +1,28 @@
 # The daemon in a container. Mount the cohort folder at /config and keep the state in /data:
 #   docker run -v $PWD/config:/config -v mentorship-state:/data IMAGE
-FROM python:3.11-slim
 
-WORKDIR /app
+# Build stage: turns the source into a wheel (the email templates ride inside it as package data).
+FROM python:3.11-slim AS build
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY templates ./templates
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# Final stage: the wheel installed like any package, no source tree. The example configuration
+# stays in /app/config to try the image without a mount.
+FROM python:3.11-slim
+WORKDIR /app
 COPY config ./config
-RUN pip install --no-cache-dir -e . \
+COPY --from=build /wheels /tmp/wheels
+RUN pip install --no-cache-dir /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels \
  && useradd --create-home --uid 10001 mentorship \
  && mkdir /data && chown mentorship /data
 
 USER mentorship
 VOLUME /data
+# Unhealthy when the daemon's last tick is older than 15 minutes.
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s CMD ["mentorship", "health", "--config", "/config/cohort.yaml", "--state", "/data/state.sqlite", "--max-age", "15m"]
 ENTRYPOINT ["mentorship"]
 CMD ["run", "--config", "/config/cohort.yaml", "--state", "/data/state.sqlite"]

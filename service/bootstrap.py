@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from .adapters import icsfile
+import icalendar
+
 from .adapters.filemail import FileMailer
 from .adapters.smtp import SmtpMailer, SmtpSettings
 from .adapters.store import SqlStore, open_store
 from .config import ConfigError, Configuration, Problem, load_configuration
+from .config.busyfiles import busy_intervals
 from .config.problems import display
 from .domain.model import Cohort
 from .domain.planning import Busy
-from .domain.ports import Mailer
-from .jobs import Inputs
+from .domain.ports import Calendar, Clock, FreeBusy, Mailer
+from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
+from .usecases import Inputs
 
 
 def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inputs]:
@@ -28,7 +32,7 @@ def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inp
     configuration = load_configuration(config, pairings)
     cohort = configuration.cohort
     problems: list[Problem] = []
-    busy = read_busy_files(cohort, problems)
+    busy = read_busy_files(cohort, configuration.busy_calendars, problems)
     templates = Templates(cohort.emails.template_dir if cohort.emails else None)
     for problem in check_templates(cohort, templates):
         problems.append(Problem(file=display(Path(problem.file)), line=problem.line, message=problem.message))
@@ -41,7 +45,7 @@ def load_inputs(config: Path, pairings: Path | None = None) -> Inputs:
     return load(config, pairings)[1]
 
 
-def read_busy_files(cohort: Cohort, problems: list[Problem]) -> Busy:
+def read_busy_files(cohort: Cohort, calendars: Mapping[str, icalendar.Calendar], problems: list[Problem]) -> Busy:
     """Busy intervals from the .ics files people gave, keyed by email."""
     # A little beyond the program on both sides: local dates straddle UTC midnight.
     start = datetime.combine(cohort.start - timedelta(days=2), time(0), tzinfo=UTC)
@@ -49,11 +53,10 @@ def read_busy_files(cohort: Cohort, problems: list[Problem]) -> Busy:
     busy = {}
     for email, person in cohort.people.items():
         if person.busy_calendar:
-            path = Path(person.busy_calendar)
             try:
-                busy[email] = icsfile.busy_intervals(path, person, start, end)
+                busy[email] = busy_intervals(calendars[person.busy_calendar], person, start, end)
             except ValueError as exc:
-                problems.append(Problem(file=display(path), line=0, message=str(exc)))
+                problems.append(Problem(file=display(Path(person.busy_calendar)), line=0, message=str(exc)))
     return busy
 
 
@@ -65,6 +68,7 @@ def make_mailer(configuration: Configuration, state_dir: Path, outbox: Path | No
     mail = configuration.mail
     if mail.transport == "smtp" and outbox is None:
         s = mail.smtp
+        assert s is not None, "validation guarantees an smtp section for the smtp transport"
         return SmtpMailer(
             SmtpSettings(
                 host=s.host,
@@ -133,30 +137,40 @@ class ConfigWatcher:
     """The configuration in force. Files are re-read when they change; an invalid edit
     is reported and ignored, and the last valid configuration stays in force."""
 
-    def __init__(self, config: Path, pairings: Path | None, log: Callable[[str], None] = lambda line: None):
-        self.config, self.pairings, self.log = config, pairings, log
+    def __init__(self, config: Path, pairings: Path | None, configuration: Configuration, inputs: Inputs, clock: Clock):
+        self.config, self.pairings, self.clock = config, pairings, clock
         self.problems: list[str] = []
-        self.configuration: Configuration | None = None
-        self._inputs: Inputs | None = None
-        self._seen: tuple | None = None
-        self._files: list[Path] = [config]
+        self.configuration, self._inputs = configuration, inputs
+        self._files = self._watched(configuration, inputs)
+        self._seen = self._fingerprint()
+
+    @classmethod
+    def start(cls, config: Path, pairings: Path | None, clock: Clock) -> ConfigWatcher:
+        """Watch from the configuration as it is now, which must be valid (ConfigError)."""
+        configuration, inputs = load(config, pairings)
+        return cls(config, pairings, configuration, inputs, clock)
 
     def current(self) -> tuple[Inputs, bool]:
         seen = self._fingerprint()
-        if seen == self._seen and self._inputs is not None:
+        if seen == self._seen:
             return self._inputs, False
         self._seen = seen
         try:
             configuration, inputs = load(self.config, self.pairings)
         except ConfigError as error:
-            if self._inputs is None:
-                raise
             self.problems = [str(p) for p in error.problems]
-            self.log(f"configuration edit ignored ({len(self.problems)} problem(s)); the previous one stays in force")
+            event(
+                self.clock.now(),
+                "config_edit_ignored",
+                f"configuration edit ignored ({len(self.problems)} problem(s)); the previous one stays in force",
+                level=logging.WARNING,
+                problems=len(self.problems),
+            )
             return self._inputs, False
         self._inputs, self.configuration, self.problems = inputs, configuration, []
         self._files = self._watched(configuration, inputs)
         self._seen = self._fingerprint()
+        event(self.clock.now(), "config_applied", "configuration edit applied")
         return inputs, True
 
     def _watched(self, configuration: Configuration, inputs: Inputs) -> list[Path]:
@@ -167,8 +181,8 @@ class ConfigWatcher:
             files += sorted(p for p in Path(cohort.emails.template_dir).rglob("*") if p.is_file())
         return files
 
-    def _fingerprint(self) -> tuple:
-        marks = []
+    def _fingerprint(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        marks: list[tuple[str, int | None, int | None]] = []
         for path in self._files:
             try:
                 stat = path.stat()
@@ -182,7 +196,7 @@ class GoogleSetupError(Exception):
     pass
 
 
-def google_adapters(configuration: Configuration) -> tuple[object | None, object | None, object | None]:
+def google_adapters(configuration: Configuration) -> tuple[Calendar | None, FreeBusy | None, Mailer | None]:
     """(calendar, free/busy, mailer) for what the cohort asks of Google; Nones otherwise.
     Credentials are read here, when the daemon starts."""
     cohort, google = configuration.cohort, configuration.google
@@ -205,7 +219,9 @@ def google_adapters(configuration: Configuration) -> tuple[object | None, object
         )
     scopes = auth.scopes(calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail)
     credentials = auth.load_credentials(path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint())
-    calendar = free_busy = mailer = None
+    calendar: Calendar | None = None
+    free_busy: FreeBusy | None = None
+    mailer: Mailer | None = None
     if use_calendar:
         calendar = GoogleCalendar(
             lambda: api.build("calendar", "v3", credentials), calendar_id=configuration.calendar_id, cohort_tag=cohort_tag(cohort.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import bootstrap, views
@@ -12,10 +12,11 @@ from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
 from .config import ConfigError
 from .domain.planning import plan_sessions
-from .jobs import Controller, Deps
+from .logs import configure as configure_logs
 from .preview import write_preview
 from .runner import run_forever, run_simulated
 from .status import status_report
+from .usecases import Controller, Deps
 
 EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
 
@@ -60,10 +61,11 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    configure_logs(args.log_format)
     state = args.state or str(bootstrap.default_state(args.config))
-    clock = SimulatedClock(args.now or SystemClock().now()) if args.simulate else SystemClock()
-    watcher = bootstrap.ConfigWatcher(args.config, args.pairings, log=lambda line: _print_line(clock.now(), line))
-    watcher.current()  # the first configuration must be valid: ConfigError ends here
+    simulated = SimulatedClock(args.now or SystemClock().now()) if args.simulate else None
+    clock = simulated or SystemClock()
+    watcher = bootstrap.ConfigWatcher.start(args.config, args.pairings, clock)  # must be valid: ConfigError ends here
     try:
         store, release = bootstrap.open_locked_state(state)
     except bootstrap.AlreadyRunning as exc:
@@ -75,15 +77,15 @@ def _run(args: argparse.Namespace) -> int:
         release()
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.simulate:  # a rehearsal resumed on the same state carries on from where it stopped
-        clock.advance_to(store.latest_activity() or clock.now())
+    if simulated:  # a rehearsal resumed on the same state carries on from where it stopped
+        simulated.advance_to(store.latest_activity() or simulated.now())
     mailer = (
         gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
     )
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, log=_print_line, calendar=calendar, free_busy=free_busy))
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
     try:
-        if args.simulate:
-            run_simulated(controller, clock, args.until)
+        if simulated:
+            run_simulated(controller, simulated, args.until)
             print(views.totals_line(store.messages()))
             if isinstance(mailer, FileMailer):
                 print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
@@ -92,6 +94,26 @@ def _run(args: argparse.Namespace) -> int:
             run_forever(controller, clock, watcher.configuration.poll)
     finally:
         release()
+    return EXIT_OK
+
+
+def _health(args: argparse.Namespace) -> int:
+    """For container health checks: fails when the daemon has not finished a tick lately."""
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
+        print(f"unhealthy: no state at {state}", file=sys.stderr)
+        return EXIT_BUSY
+    store = bootstrap.open_state(state)
+    try:
+        last = store.last_tick()
+    finally:
+        store.close()
+    now = args.now or SystemClock().now()
+    if last is None or now - last > args.max_age:
+        when = "never" if last is None else f"{(now - last).total_seconds() / 60:.0f} minutes ago"
+        print(f"unhealthy: the daemon's last tick was {when}", file=sys.stderr)
+        return EXIT_BUSY
+    print(f"healthy: last tick {last:%Y-%m-%d %H:%M:%S} UTC")
     return EXIT_OK
 
 
@@ -127,16 +149,20 @@ def _auth(args: argparse.Namespace) -> int:
     return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_BUSY
 
 
-def _print_line(now: datetime, line: str) -> None:
-    print(f"{now:%Y-%m-%d %H:%M} UTC  {line}", flush=True)
-
-
 def _moment(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date and time like 2027-02-20T09:00+00:00") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 2h or 1d")
+    return timedelta(**{units[unit]: int(number)})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,13 +187,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate", action="store_true", help="on a simulated clock that jumps from one due time to the next")
     run.add_argument("--until", type=_moment, help="with --simulate: stop before this moment")
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
+    run.add_argument("--log-format", choices=("text", "json"), default="text", help="readable lines, or one JSON object per line")
     status = command("status", _status, "show each pair's sessions and emails, and what needs attention")
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
+    health = command("health", _health, "exit 0 if the daemon finished a tick lately, 1 if not (for container health checks)")
+    health.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
+    health.add_argument("--max-age", type=_duration, default=timedelta(minutes=15), help="how old the last tick may be, e.g. 15m or 2h")
     auth = command("auth", _auth, "get Google credentials (login) or test them (check)")
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")
     auth.add_argument("--token", type=Path, default=Path("secrets/google-token.json"), help="login: where to keep the token")
-    for sub in (plan, preview, run, status):
+    for sub in (plan, preview, run, status, health):
         sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email import policy
+from importlib.resources import files
 from itertools import groupby
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from .mail.compose import compose
 from .mail.templates import Templates
 from .timefmt import local, long_date, zone_label
 
-INDEX_DIR = Path(__file__).resolve().parents[1] / "templates" / "preview"
+# The package service._templates is the repository's templates/ folder (see pyproject.toml). setuptools
+# installs package data as plain files (unpacked from a wheel, or read in place by an editable install),
+# so files() is a real directory here, which is what jinja2's FileSystemLoader needs.
+INDEX_DIR = Path(str(files("service._templates") / "preview")).resolve()
 
 
 def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str | None = None) -> int:
@@ -35,7 +39,9 @@ def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str |
             )
             name = f"{planned.due:%Y%m%dT%H%M}-{planned.pair_id}-{planned.stage}-{planned.role.value}"
             (messages_dir / f"{name}.eml").write_bytes(message.as_bytes(policy=policy.SMTP))
-            html = message.get_body(preferencelist=("html",)).get_content()
+            body = message.get_body(preferencelist=("html",))
+            assert body is not None, "every email is built with an HTML part"
+            html = body.get_content()
             (messages_dir / f"{name}.html").write_text(html, encoding="utf-8")
             when = local(planned.due, cohort.timezone)
             entries.append(

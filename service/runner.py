@@ -7,16 +7,17 @@ lives in the store.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from .adapters.clock import SimulatedClock
 from .domain.ports import Clock
-from .jobs import Controller
+from .logs import logger
+from .usecases import Controller
 
 
 def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
@@ -29,17 +30,24 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         try:
             next_due = controller.tick(now)
         except Exception:  # a bug or an outage must not end the daemon: log, try again later
-            logging.getLogger("mentorship").exception("tick failed; trying again in %s", poll)
+            logger.exception(f"tick failed; trying again in {poll}", extra={"event": "tick_failed", "at": now, "fields": {}})
             next_due = None
-        if stop.is_set():
+        if stop.is_set():  # a stop that came before the scheduler was running ends it here
+            threading.Thread(target=shut_down, daemon=True).start()
             return
         wake = now + poll if next_due is None else min(max(next_due, clock.now()), now + poll)
         scheduler.add_job(tick, "date", run_date=wake, id="tick", replace_existing=True, misfire_grace_time=None)
 
+    def shut_down() -> None:
+        try:
+            scheduler.shutdown(wait=True)
+        except SchedulerNotRunningError:  # a second signal, or one before the scheduler started
+            pass
+
     def request_stop(signum, frame) -> None:
         stop.set()
         # Shutting down waits for the running tick, so not from inside the handler.
-        threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+        threading.Thread(target=shut_down, daemon=True).start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)

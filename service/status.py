@@ -5,23 +5,18 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from .domain.outbox import by_pair
-from .domain.planning import plan_sessions
+from .domain.bookings import bookings, plan_around, unplanned
 from .domain.ports import Store
-from .jobs import Inputs, attention_items
+from .mail.wording import attention_items
+from .usecases import Inputs
 
 
 def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
     cohort = inputs.cohort
-    records = by_pair(store.sessions())
+    current = bookings(cohort, store.sessions())
+    records = current.records
     rows = store.messages()
-    booked = {
-        pair_id: tuple(r.session for r in pair_records)
-        for pair_id, pair_records in records.items()
-        if len(pair_records) == 2 and not any(r.cancelled for r in pair_records)
-    }
-    plan = plan_sessions(cohort, inputs.busy, now=now, booked=booked)
-    unplanned = {item.pair.id: item.problems[0] for item in plan.pairs if item.problems}
+    problems = unplanned(plan_around(cohort, inputs.busy, current, now=now))
     messages_of: dict[str, list] = {}
     for row in sorted(rows, key=lambda r: (r.due, r.stage, r.recipient)):
         messages_of.setdefault(row.pair_id, []).append(row)
@@ -47,7 +42,7 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
                 ],
                 "messages": [
                     {
-                        "stage": m.stage,
+                        "stage": m.stage.value,
                         "to": m.recipient,
                         "revision": m.revision,
                         "due": m.due.isoformat(),
@@ -57,12 +52,12 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
                     }
                     for m in messages_of.get(pair_id, [])
                 ],
-                "problems": [unplanned[pair_id]] if pair_id in unplanned else [],
+                "problems": [problems[pair_id]] if pair_id in problems else [],
             }
         )
     return {
         "cohort": cohort.name,
         "pairs": pairs,
         "totals": dict(sorted(Counter(m.state.value for m in rows).items())),
-        "attention": attention_items(unplanned, store.messages_needing_a_human(), [], store.alerts()),
+        "attention": attention_items(problems, store.messages_needing_a_human(), [], store.alerts()),
     }

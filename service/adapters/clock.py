@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..domain.ports import Clock
 
-class SystemClock:
+
+class SystemClock(Clock):
     def now(self) -> datetime:
         return datetime.now(UTC)
 
 
-class SimulatedClock:
+class SimulatedClock(Clock):
     """Time that stands still until told to jump: months of a program in seconds."""
 
     def __init__(self, start: datetime):

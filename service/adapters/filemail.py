@@ -12,18 +12,22 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from ..domain.ports import MailConnection, Mailer
 
-class FileMailer:
+
+class FileMailer(Mailer, MailConnection):
     """Writes each message atomically (temporary file, fsync, rename), so a file either
     exists whole or not at all and `was_sent` can always tell."""
 
-    verify_after = timedelta(0)  # a file is there or not, at once
+    @property
+    def verify_after(self) -> timedelta:
+        return timedelta(0)  # a file is there or not, at once
 
     def __init__(self, folder: Path):
         self.folder = folder
 
     @contextmanager
-    def connect(self) -> Iterator[FileMailer]:
+    def connect(self) -> Iterator[MailConnection]:
         self.folder.mkdir(parents=True, exist_ok=True)
         yield self
 

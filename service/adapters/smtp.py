@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 
-from ..domain.ports import MailError
+from ..domain.ports import MailConnection, Mailer, MailError
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,10 @@ class SmtpSettings:
     timeout: float = 30.0
 
 
-class SmtpMailer:
-    verify_after = None  # SMTP cannot be asked what it delivered
+class SmtpMailer(Mailer):
+    @property
+    def verify_after(self) -> None:
+        return None  # SMTP cannot be asked what it delivered
 
     def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None):
         self.settings = settings
@@ -66,7 +68,7 @@ class SmtpMailer:
         return client
 
 
-class SmtpConnection:
+class SmtpConnection(MailConnection):
     """Sends messages over one SMTP session, reconnecting after a failure."""
 
     def __init__(self, mailer: SmtpMailer):

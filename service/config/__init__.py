@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import icalendar
+
 from ..domain.model import Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
-from ..domain.timeline import DEFAULT_TIMINGS, INVITATIONS
+from ..domain.stages import DEFAULT_TIMINGS, Kind
 from .cohortfile import CohortFile, Google, Mail, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
 from .problems import ConfigError, Problem, display
@@ -27,6 +30,7 @@ class Configuration:
     poll: timedelta
     folder: Path  # the cohort file's folder: relative paths start here
     pairings: Path  # the pairings file in use
+    busy_calendars: Mapping[str, icalendar.Calendar]  # the .ics files people gave, by path, read once
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
@@ -37,11 +41,12 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
     """Read and check the cohort file and its pairings; raise ConfigError listing every
     problem found. `pairings` overrides the path given in the cohort file."""
     problems: list[Problem] = []
+    calendars: dict[str, icalendar.Calendar] = {}
     doc = load_yaml(config, problems)
     settings = parse_cohort_file(doc, problems) if doc else None
     if pairings is None:
         named = settings.pairings if settings else doc and isinstance(doc.data, dict) and doc.data.get("pairings")
-        if isinstance(named, str) and named.strip():
+        if doc is not None and isinstance(named, str) and named.strip():
             pairings = config.parent / named.strip()
             if not pairings.is_file():
                 problems.append(
@@ -63,8 +68,8 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
             if settings
             else WorkingHoursFallback
         )
-        pairs = load_pairs(pairings, Defaults(availability=pattern), problems)
-    if settings and settings.google.credentials and not (config.parent / settings.google.credentials).is_file():
+        pairs = load_pairs(pairings, Defaults(availability=pattern), problems, calendars)
+    if doc and settings and settings.google.credentials and not (config.parent / settings.google.credentials).is_file():
         problems.append(
             Problem(
                 file=doc.file,
@@ -72,7 +77,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
                 message=f"google.credentials '{settings.google.credentials}' is not a file",
             )
         )
-    if settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
+    if doc and settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
         problems.append(
             Problem(
                 file=doc.file,
@@ -80,7 +85,9 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
                 message=f"emails.templates '{settings.emails.templates}' is not a folder",
             )
         )
-    if problems or settings is None:
+    if settings is not None and pairings is None and not problems:
+        problems.append(Problem(file=display(config), line=1, message="no pairings file: name one in the cohort file or give --pairings"))
+    if problems or settings is None or pairings is None:
         raise ConfigError(problems)
     return Configuration(
         cohort=_cohort(settings, pairs, config.parent),
@@ -90,6 +97,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         poll=timedelta(minutes=settings.daemon.poll_minutes),
         folder=config.parent,
         pairings=pairings,
+        busy_calendars=calendars,
     )
 
 
@@ -119,7 +127,7 @@ def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
                 (stage, Timing(anchor=t.anchor, offset=t.offset) if (t := emails.schedule.get(stage)) else default)
                 for stage, default in DEFAULT_TIMINGS.items()
                 # Google Calendar sends its own invitations.
-                if not (google and stage in INVITATIONS)
+                if not (google and stage.info.kind is Kind.INVITATION)
             ),
             sender=Contact(name=emails.sender.name, email=emails.sender.email) if emails.sender else None,
             template_dir=str(folder / emails.templates) if emails.templates else None,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from pydantic_core import ErrorDetails
 
 from ..domain.model import Anchor, TimeRange
-from ..domain.timeline import DEFAULT_TIMINGS
+from ..domain.stages import DEFAULT_TIMINGS
 from . import fields
 from .problems import Problem
 from .yamlfile import YamlDocument

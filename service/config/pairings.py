@@ -12,9 +12,10 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from ..adapters import icsfile
+import icalendar
+
 from ..domain.model import Pair, Person, WorkingPattern
-from . import fields
+from . import busyfiles, fields
 from .problems import Problem, display, read_text
 from .yamlfile import load_yaml
 
@@ -41,8 +42,11 @@ class Defaults:
     availability: WorkingPattern  # blackout dates are always per person
 
 
-def load_pairs(path: Path, defaults: Defaults, problems: list[Problem]) -> list[Pair]:
-    """Every pair in the file; problems for every bad row, not just the first."""
+def load_pairs(
+    path: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar] | None = None
+) -> list[Pair]:
+    """Every pair in the file; problems for every bad row, not just the first. Busy
+    calendars named in the rows are read once, into `calendars` by path."""
     file = display(path)
     rows = _read_yaml(path, problems) if path.suffix.lower() in (".yaml", ".yml") else _read_csv(path, problems)
     if rows is None:
@@ -50,7 +54,7 @@ def load_pairs(path: Path, defaults: Defaults, problems: list[Problem]) -> list[
     if not rows:
         problems.append(Problem(file=file, line=1, message="no pairs: the file has no rows after its header"))
         return []
-    builder = _Builder(file, path.parent, defaults, problems)
+    builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars)
     return [pair for row in rows if (pair := builder.pair(row)) is not None]
 
 
@@ -122,7 +126,8 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
     doc = load_yaml(path, problems)
     if doc is None:
         return None
-    items, base = doc.data, ()
+    items = doc.data
+    base: tuple[str, ...] = ()
     if isinstance(items, dict) and "pairs" in items:
         items, base = items["pairs"], ("pairs",)
     if not isinstance(items, list):
@@ -175,8 +180,9 @@ def _scalar_text(value: Any) -> str | None:
 class _Builder:
     """Turns rows into pairs, checking each row and the rows against each other."""
 
-    def __init__(self, file: str, folder: Path, defaults: Defaults, problems: list[Problem]):
+    def __init__(self, file: str, folder: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar]):
         self.file, self.folder, self.defaults, self.problems = file, folder, defaults, problems
+        self.calendars = calendars
         self.people: dict[str, tuple[Person, Row, str]] = {}
         self.pair_lines: dict[tuple[str, str], int] = {}
         self.id_lines: dict[str, int] = {}
@@ -281,7 +287,8 @@ class _Builder:
         path = (self.folder / value).resolve()
         if not path.is_file():
             raise ValueError(f"{value!r} is not a file (looked for {display(path)})")
-        icsfile.parse(path)
+        if str(path) not in self.calendars:
+            self.calendars[str(path)] = busyfiles.parse(path)
         return str(path)
 
     def _field(self, row: Row, column: str, parse: Callable[[str], Any]) -> Any:

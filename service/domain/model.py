@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # stages.py builds on this module's Timing
+    from .stages import Stage
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     MENTOR = "mentor"
     MENTEE = "mentee"
     COORDINATOR = "coordinator"  # reads the digest of what needs a human
@@ -107,7 +111,7 @@ class SessionRules:
     step: timedelta = timedelta(minutes=30)  # sessions start on multiples of this (UTC)
 
 
-class Anchor(str, Enum):
+class Anchor(StrEnum):
     """What an email's send time is measured from."""
 
     PROGRAM_START = "program_start"  # 09:00 in the reader's zone on the first day
@@ -127,7 +131,7 @@ class Timing:
 
 @dataclass(frozen=True, kw_only=True)
 class EmailSettings:
-    timings: tuple[tuple[str, Timing], ...]  # (stage, when), in the order a pair lives them
+    timings: tuple[tuple[Stage, Timing], ...]  # (stage, when), in the order a pair lives them
     sender: Contact | None = None  # None: the coordinator
     template_dir: str | None = None  # files here override the default templates
 

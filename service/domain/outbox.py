@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import Enum
+from datetime import datetime
+from enum import StrEnum
 
-from .model import Cohort, Pair, Role, Session
-from .timeline import INVITATIONS, email_timeline
+from .model import Cohort, Pair, Person, Role, Session
+from .stages import NUDGE_BEFORE, STAGES, Kind, Stage, about_session, of_kind
+from .timeline import email_timeline
 
-CANCELLATIONS = {"session1_cancellation": 1, "session2_cancellation": 2}
-# With Google Calendar, Google sends invitations and their updates; these tell both
-# people why a session moved.
-UPDATES = {"session1_update": 1, "session2_update": 2}
-# A reminder to whoever has not answered a session's invitation, two days before it.
-NUDGES = {"session1_nudge": 1, "session2_nudge": 2}
-NUDGE_BEFORE = timedelta(days=2)
+MessageKey = tuple[str, Stage, str, int]  # (pair, stage, recipient, revision)
 
 
-class State(str, Enum):
+class State(StrEnum):
     PLANNED = "planned"  # waiting for its time (or for a retry)
     SENDING = "sending"  # committed just before the transport was called
     SENT = "sent"
@@ -41,24 +36,24 @@ HANDED_OVER = {State.SENDING, State.SENT, State.UNCERTAIN}
 class Wanted:
     due: datetime
     pair_id: str
-    stage: str
+    stage: Stage
     recipient: str
     revision: int
     role: Role
     expires: datetime | None = None  # not worth sending after this
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
+    def key(self) -> MessageKey:
         return (self.pair_id, self.stage, self.recipient, self.revision)
 
 
 @dataclass(frozen=True, kw_only=True)
 class MessageRow:
     pair_id: str
-    stage: str
+    stage: Stage
     recipient: str
     revision: int
-    role: str
+    role: Role
     due: datetime
     expires: datetime | None
     state: State
@@ -69,7 +64,7 @@ class MessageRow:
     sent_at: datetime | None = None
 
     @property
-    def key(self) -> tuple[str, str, str, int]:
+    def key(self) -> MessageKey:
         return (self.pair_id, self.stage, self.recipient, self.revision)
 
 
@@ -101,7 +96,7 @@ class Changes:
     insert: tuple[Wanted, ...] = ()
     retime: tuple[Wanted, ...] = ()  # planned rows whose due or expiry moved
     revive: tuple[Wanted, ...] = ()  # cancelled rows wanted again
-    cancel: tuple[tuple[str, str, str, int], ...] = ()  # planned rows no longer wanted
+    cancel: tuple[MessageKey, ...] = ()  # planned rows no longer wanted
 
     def __len__(self) -> int:
         return len(self.insert) + len(self.retime) + len(self.revive) + len(self.cancel)
@@ -111,7 +106,7 @@ def wanted_for_pair(
     cohort: Cohort,
     pair: Pair,
     records: Sequence[SessionRecord],
-    handed_over: set[tuple[str, str, str]],
+    handed_over: set[tuple[str, Stage, str]],
 ) -> list[Wanted]:
     """Every message a pair should get, given its stored sessions (`records`, sorted by
     number) and the (pair, stage, recipient) already handed to a transport."""
@@ -125,10 +120,11 @@ def wanted_for_pair(
     if cohort.calendar == "google":
         wanted += _updates(pair, records) + _nudges(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
+        info = STAGES[planned.stage]
         revision = 0
         due = planned.due
-        if planned.stage in INVITATIONS:
-            record = records[INVITATIONS[planned.stage] - 1]
+        if info.kind is Kind.INVITATION and info.session:
+            record = records[info.session - 1]
             revision = record.sequence
             if revision:
                 due = max(due, record.changed_at)  # an update goes out when it happens
@@ -146,12 +142,17 @@ def wanted_for_pair(
     return wanted
 
 
+def _about(kind: Kind, records: Sequence[SessionRecord]) -> list[tuple[Stage, SessionRecord]]:
+    """Each stage of this kind with the record of the session it is about."""
+    return [(stage, records[number - 1]) for stage in of_kind(kind) if (number := STAGES[stage].session)]
+
+
 def _updates(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
     """Word of a moved session, to both people, when it moves."""
     return [
-        _notice(pair, stage, records[number - 1], role, person)
-        for stage, number in UPDATES.items()
-        if records[number - 1].previous_start is not None
+        _notice(pair, stage, record, role, person)
+        for stage, record in _about(Kind.UPDATE, records)
+        if record.previous_start is not None
         for role, person in _people(pair)
     ]
 
@@ -160,33 +161,32 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
     """For each person who has not answered the invitation (as the calendar last showed)."""
     return [
         Wanted(
-            due=records[number - 1].session.start - NUDGE_BEFORE,
+            due=record.session.start - NUDGE_BEFORE,
             pair_id=pair.id,
             stage=stage,
             recipient=person.email,
-            revision=records[number - 1].sequence,
+            revision=record.sequence,
             role=role,
-            expires=records[number - 1].session.start,
+            expires=record.session.start,
         )
-        for stage, number in NUDGES.items()
-        if records[number - 1].in_calendar
+        for stage, record in _about(Kind.NUDGE, records)
+        if record.in_calendar
         for role, person in _people(pair)
-        if records[number - 1].responses.get(person.email) == "needsAction"
+        if record.responses.get(person.email) == "needsAction"
     ]
 
 
-def _cancellations(pair: Pair, records, handed_over) -> list[Wanted]:
+def _cancellations(pair: Pair, records: Sequence[SessionRecord], handed_over: set[tuple[str, Stage, str]]) -> list[Wanted]:
     """A cancellation for each session whose invitation someone received."""
-    invitation_of = {number: stage for stage, number in INVITATIONS.items()}
     return [
-        _notice(pair, stage, records[number - 1], role, person)
-        for stage, number in CANCELLATIONS.items()
+        _notice(pair, stage, record, role, person)
+        for stage, record in _about(Kind.CANCELLATION, records)
         for role, person in _people(pair)
-        if (pair.id, invitation_of[number], person.email) in handed_over
+        if (pair.id, about_session(Kind.INVITATION, record.session.number), person.email) in handed_over
     ]
 
 
-def _notice(pair: Pair, stage: str, record: SessionRecord, role: Role, person) -> Wanted:
+def _notice(pair: Pair, stage: Stage, record: SessionRecord, role: Role, person: Person) -> Wanted:
     """Word of a change to one session: due when it changed, pointless once it starts."""
     return Wanted(
         due=record.changed_at,
@@ -199,22 +199,14 @@ def _notice(pair: Pair, stage: str, record: SessionRecord, role: Role, person) -
     )
 
 
-def _people(pair: Pair):
+def _people(pair: Pair) -> tuple[tuple[Role, Person], ...]:
     return ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee))
 
 
-def expires(stage: str, sessions: tuple[Session, ...]) -> datetime | None:
+def expires(stage: Stage, sessions: tuple[Session, ...]) -> datetime | None:
     """After this moment a stage's email has lost its point."""
-    first, second = sessions
-    return {
-        "welcome": first.start,
-        "session1_invitation": first.start,
-        "session1_prep": first.start,
-        "session2_invitation": second.start,
-        "session1_followup": second.start,
-        "homework_checkin": second.start,
-        "session2_prep": second.start,
-    }.get(stage)
+    number = STAGES[stage].expires_at
+    return sessions[number - 1].start if number else None
 
 
 def changes(wanted: Iterable[Wanted], stored: Iterable[MessageRow]) -> Changes:
@@ -245,7 +237,7 @@ def _open(row: MessageRow) -> bool:
     return row.state is State.PLANNED and not row.verify
 
 
-def handed_over(rows: Iterable[MessageRow]) -> set[tuple[str, str, str]]:
+def handed_over(rows: Iterable[MessageRow]) -> set[tuple[str, Stage, str]]:
     return {(r.pair_id, r.stage, r.recipient) for r in rows if r.state in HANDED_OVER or r.verify}
 
 

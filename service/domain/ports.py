@@ -1,10 +1,12 @@
-"""The outside world as the use cases see it. Adapters implement these; tests run one
-contract suite against every implementation."""
+"""The outside world as the use cases see it: each port declares exactly what its callers
+use. Adapters subclass the port they implement, so mypy holds them to it; one contract
+test suite runs against every implementation."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
@@ -12,6 +14,7 @@ from typing import Protocol
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from .retry import Delivery
 
 
 class Clock(Protocol):
@@ -22,11 +25,9 @@ class Clock(Protocol):
 class MailError(Exception):
     """A message could not be handed over. `kind` says what may happen next."""
 
-    TRANSIENT = "transient"  # nothing was delivered; trying again later is safe
-    PERMANENT = "permanent"  # nothing was delivered; trying again will not help
-    UNKNOWN = "unknown"  # it may or may not have been delivered: never resend blindly
+    TRANSIENT, PERMANENT, UNKNOWN = Delivery.TRANSIENT, Delivery.PERMANENT, Delivery.UNKNOWN
 
-    def __init__(self, kind: str, reason: str):
+    def __init__(self, kind: Delivery, reason: str):
         super().__init__(reason)
         self.kind, self.reason = kind, reason
 
@@ -38,9 +39,10 @@ class MailConnection(Protocol):
 
 
 class Mailer(Protocol):
-    # How long after a send cut short the transport can tell whether it went out (a
-    # search index may lag); None when it can never tell.
-    verify_after: timedelta | None
+    @property
+    def verify_after(self) -> timedelta | None:
+        """How long after a send cut short the transport can tell whether it went out (a
+        search index may lag); None when it can never tell."""
 
     def connect(self) -> AbstractContextManager[MailConnection]:
         """A connection for a batch of messages (one SMTP session, say)."""
@@ -70,10 +72,21 @@ class FreeBusy(Protocol):
         """Busy intervals by email, and the emails whose calendars cannot be read."""
 
 
+@dataclass(frozen=True, kw_only=True, order=True)
+class Alert:
+    """A standing note for the coordinator about one pair (or one of its sessions)."""
+
+    pair_id: str
+    session: int  # 0: about the pair as a whole
+    text: str
+
+
 class Store(Protocol):
     """The single source of truth. Every method is one transaction: it happened
     completely or not at all, whatever crashes. Message state changes are guarded by
     the state they leave, so a second writer fails loudly instead of sending twice."""
+
+    # Sessions
 
     def sessions(self, pair_ids: Iterable[str] | None = None) -> list[SessionRecord]:
         """Every session ever booked (of these pairs), cancelled ones included."""
@@ -81,16 +94,41 @@ class Store(Protocol):
     def book(self, booked: Sequence[Session], now: datetime) -> None:
         """Record sessions as booked: sequence 0, or one more than a cancelled predecessor."""
 
-    def move(self, session: Session, now: datetime, reason: str) -> None:
-        """Give a booked session a new time; its sequence goes up by one."""
+    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
+        """Give a booked session a new time; its sequence goes up by one. `seen_in_calendar`:
+        the calendar shows it already (someone moved the event); `rebook`: chosen because
+        someone declined, which counts towards the limit of rebookings."""
 
-    def cancel_pair(self, pair_id: str, now: datetime, reason: str) -> None:
-        """Mark a pair's booked sessions cancelled; their sequences go up by one."""
+    def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
+        """Mark a pair's booked sessions cancelled; their sequences go up by one. `held`: an
+        event was deleted by hand (the calendar shows it already) and the pair waits for
+        the coordinator instead of being booked again."""
+
+    # The calendar's copy of each session
+
+    def sessions_out_of_calendar(self) -> list[SessionRecord]:
+        """Sessions whose calendar event is missing or behind what is stored."""
+
+    def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
+        """The calendar now shows `sequence` of this session (None: the event was removed)."""
+
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
+        """Answers and the Meet link as the calendar last showed them."""
+
+    def calendar_token(self) -> str | None:
+        """Where the calendar's change feed was last read up to."""
+
+    def set_calendar_token(self, token: str | None) -> None: ...
+
+    # Pairs, kept so a pair removed later can still be written to
 
     def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
-        """Keep who each pair is, so a pair removed later can still be written to."""
+        """Keep who each pair is, with everyone's hours and time zone."""
 
-    def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]: ...
+    def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
+        """The pairs as last remembered, exactly as they were given."""
+
+    # Messages
 
     def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
         """Every message (of these pairs)."""
@@ -109,18 +147,56 @@ class Store(Protocol):
         """Messages left `sending` by a process that stopped mid-send."""
 
     def messages_needing_a_human(self) -> list[MessageRow]:
-        """Failed and uncertain messages."""
+        """Failed and uncertain messages, oldest change first."""
 
-    def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None: ...
-    def mark_sent(self, row: MessageRow, now: datetime) -> None: ...
-    def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None: ...
-    def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None: ...
-    def mark_uncertain(self, row: MessageRow, error: str, now: datetime) -> None: ...
-    def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None: ...
+    def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
+        """planned -> sending, committed before the transport is called."""
+
+    def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
+        """-> sent. `was` planned: a check found an earlier attempt went out."""
+
+    def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        """sending -> planned, to be checked with the transport at `at` before anything else."""
+
+    def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        """sending -> planned, to be tried again at `at`."""
+
+    def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        """-> failed: a human must look."""
+
+    def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        """-> uncertain: it may or may not have gone out; a human must look."""
+
+    def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
+        """planned -> skipped: its moment passed."""
+
+    # What needs the coordinator
+
+    def alerts(self) -> list[Alert]:
+        """Standing notes for the coordinator, by pair and session."""
+
+    def set_alert(self, pair_id: str, session: int, text: str | None) -> None:
+        """Set (or, with None, clear) the note about this pair's session."""
 
     def digest_state(self, day: int) -> tuple[str | None, bool]:
         """The fingerprint of the last digest, and whether one exists for `day`."""
 
-    def add_digest(self, wanted: Wanted, attention: list[dict], fingerprint: str, now: datetime) -> None: ...
+    def add_digest(self, wanted: Wanted, attention: list[dict[str, str]], fingerprint: str, now: datetime) -> None:
+        """Plan the digest's message and keep what it says, together."""
 
-    def digest_content(self, day: int) -> list[dict]: ...
+    def digest_content(self, day: int) -> list[dict[str, str]]:
+        """What the digest of `day` says."""
+
+    # The daemon itself
+
+    def record_tick(self, now: datetime) -> None:
+        """The daemon finished a tick at `now` (for health checks)."""
+
+    def last_tick(self) -> datetime | None:
+        """When the daemon last finished a tick."""
+
+    def latest_activity(self) -> datetime | None:
+        """When the last effect was recorded (a simulated clock resumes from there)."""
+
+    def close(self) -> None:
+        """Release the connection and any lock."""

@@ -9,21 +9,8 @@ from zoneinfo import ZoneInfo
 
 from .availability import local_moment
 from .model import Anchor, Cohort, Pair, Role, Session, Timing, WorkingPattern
+from .stages import DEFAULT_TIMINGS, Stage
 
-# The program's emails in the order a pair lives them, with their default send times.
-DEFAULT_TIMINGS: Mapping[str, Timing] = {
-    "welcome": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
-    "session1_invitation": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
-    "session2_invitation": Timing(anchor=Anchor.PROGRAM_START, offset=timedelta(days=-7)),
-    "session1_prep": Timing(anchor=Anchor.SESSION1_START, offset=timedelta(days=-3)),
-    "session1_followup": Timing(anchor=Anchor.SESSION1_END, offset=timedelta(hours=2)),
-    "homework_checkin": Timing(anchor=Anchor.BETWEEN_SESSIONS),
-    "session2_prep": Timing(anchor=Anchor.SESSION2_START, offset=timedelta(days=-3)),
-    "program_wrapup": Timing(anchor=Anchor.SESSION2_END, offset=timedelta(days=1)),
-    "follow_up": Timing(anchor=Anchor.PROGRAM_END, offset=timedelta(days=90)),
-}
-# Stages whose email carries a calendar invitation for one session.
-INVITATIONS: Mapping[str, int] = {"session1_invitation": 1, "session2_invitation": 2}
 MORNING = time(9)
 
 
@@ -33,16 +20,16 @@ class PlannedMessage:
 
     due: datetime
     pair_id: str
-    stage: str
+    stage: Stage
     role: Role
     recipient: str
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> tuple[str, Stage, str]:
         return (self.pair_id, self.stage, self.recipient)
 
 
-def timings(cohort: Cohort) -> Mapping[str, Timing]:
+def timings(cohort: Cohort) -> Mapping[Stage, Timing]:
     return dict(cohort.emails.timings) if cohort.emails else DEFAULT_TIMINGS
 
 
@@ -58,7 +45,7 @@ def email_timeline(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) ->
     return sorted(messages)
 
 
-def due_time(cohort: Cohort, stage: str, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
+def due_time(cohort: Cohort, stage: Stage, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
     """When one stage's email is due for a reader (in UTC)."""
     timing = timings(cohort)[stage]
     first, second = sessions

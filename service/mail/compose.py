@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 
 from ..domain.model import Cohort, Contact, Pair, Role, Session
-from ..domain.outbox import CANCELLATIONS, NUDGES
-from ..domain.timeline import INVITATIONS, timings
+from ..domain.stages import MOVED_FOLDER, STAGES, Kind, Stage
+from ..domain.timeline import timings
 from .context import Change, digest_context, pair_context
 from .invitation import invitation
 from .mime import build_message, message_id
@@ -24,7 +24,7 @@ def compose(
     pair: Pair,
     sessions: tuple[Session, ...],
     *,
-    stage: str,
+    stage: Stage,
     role: Role,
     templates: Templates,
     stamp: datetime,
@@ -37,16 +37,18 @@ def compose(
     An invitation with a revision above 0 is the update of a moved session: it uses the
     session_moved wording and carries the request with that sequence number.
     """
-    template_stage = "session_moved" if stage in INVITATIONS and revision else stage
+    info = stage.info
+    folder = MOVED_FOLDER if info.kind is Kind.INVITATION and revision else info.folder
     context = pair_context(cohort, pair, sessions, role, stage=stage, links=links)
     if change is not None:
         context["change"] = change
-    rendered = templates.render(template_stage, role.value, context)
+    rendered = templates.render(folder, role, context)
     calendar = method = None
-    number = INVITATIONS.get(stage) or CANCELLATIONS.get(stage)
-    if number:
-        method = "CANCEL" if stage in CANCELLATIONS else "REQUEST"
-        calendar = invitation(cohort, pair, sessions[number - 1], stamp=stamp, sequence=revision, description=rendered.text, method=method)
+    if info.session and info.kind in (Kind.INVITATION, Kind.CANCELLATION):
+        method = "CANCEL" if info.kind is Kind.CANCELLATION else "REQUEST"
+        calendar = invitation(
+            cohort, pair, sessions[info.session - 1], stamp=stamp, sequence=revision, description=rendered.text, method=method
+        )
     reader = pair.mentor if role is Role.MENTOR else pair.mentee
     return _message(
         cohort,
@@ -61,12 +63,12 @@ def compose(
 
 def compose_digest(cohort: Cohort, attention: list[dict[str, str]], templates: Templates, *, stamp: datetime, day: int) -> EmailMessage:
     """The coordinator's digest of what needs a human; one a day at most (`day` is its date ordinal)."""
-    rendered = templates.render("coordinator_digest", "coordinator", digest_context(cohort, attention))
+    rendered = templates.render(Stage.COORDINATOR_DIGEST.info.folder, Role.COORDINATOR, digest_context(cohort, attention))
     return _message(
         cohort,
         rendered,
         to=cohort.coordinator,
-        key=(cohort.name, "", "coordinator_digest", cohort.coordinator.email, str(day)),
+        key=(cohort.name, "", Stage.COORDINATOR_DIGEST.value, cohort.coordinator.email, str(day)),
         stamp=stamp,
     )
 
@@ -111,19 +113,20 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
         except TemplateProblem as problem:
             found.setdefault((problem.file, problem.line, problem.message), problem)
 
+    # Every stage a pair can be sent; updates (and moved invitations) below, with a change.
+    notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION)]
     for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare)):
-        for stage in timings(cohort):
-            for role in (Role.MENTOR, Role.MENTEE):
-                attempt(templates.render, stage, role.value, pair_context(sample_cohort, pair, sessions, role, stage=stage))
         for role in (Role.MENTOR, Role.MENTEE):
-            for stage in (*CANCELLATIONS, *NUDGES):
-                attempt(templates.render, stage, role.value, pair_context(sample_cohort, pair, sessions, role, stage=stage))
-            base = pair_context(sample_cohort, pair, sessions, role, stage="session_moved")
+            for stage in (*timings(cohort), *notices):
+                context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
+                attempt(templates.render, stage.info.folder, role, context)
+            base = pair_context(sample_cohort, pair, sessions, role, stage=Stage.SESSION2_UPDATE)
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")
-                attempt(templates.render, "session_moved", role.value, {**base, "change": change})
-        context = pair_context(sample_cohort, pair, sessions, Role.MENTOR, stage="session1_invitation")
+                attempt(templates.render, MOVED_FOLDER, role, {**base, "change": change})
+        context = pair_context(sample_cohort, pair, sessions, Role.MENTOR, stage=Stage.SESSION1_INVITATION)
         attempt(templates.render_one, "event/description.txt", {**context, "session": context["session1"]})
+    digest = Stage.COORDINATOR_DIGEST.info.folder
     for attention in ([], [{"pair_id": full.id, "summary": "The mentee declined session 1 twice."}]):
-        attempt(templates.render, "coordinator_digest", "coordinator", digest_context(cohort, attention))
+        attempt(templates.render, digest, Role.COORDINATOR, digest_context(cohort, attention))
     return list(found.values())

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain.model import Cohort, Pair, Person, Role, Session
+from ..domain.outbox import SessionRecord
+from ..domain.stages import Stage
 from ..domain.timeline import due_time, timings
 from ..timefmt import clock, local, long_date, short_date, span, zone_label
 
@@ -69,7 +71,7 @@ def pair_context(
     sessions: tuple[Session, ...],
     role: Role,
     *,
-    stage: str,
+    stage: Stage,
     links: tuple[str | None, ...] = (),
 ) -> dict[str, Any]:
     """Everything a pair's email template may use, for the person in `role`. `links` are
@@ -89,26 +91,40 @@ def pair_context(
         pair={"id": pair.id, "notes": pair.notes, "mentee_resume": pair.mentee_resume},
         session1=first,
         session2=second,
-        session=first if stage.startswith("session1") else second,  # for per-session stages
+        session=second if stage.info.session == 2 else first,  # for per-session stages
     )
     return context
 
 
 def digest_context(cohort: Cohort, attention: list[dict[str, str]]) -> dict[str, Any]:
     """For the coordinator's digest: `attention` items have pair_id and summary."""
-    context = _common(cohort, "coordinator_digest", None, None)
+    context = _common(cohort, Stage.COORDINATOR_DIGEST, None, None)
     context["attention"] = attention
     return context
 
 
-def _common(cohort: Cohort, stage: str, reader: Person | None, sessions: tuple[Session, ...] | None) -> dict[str, Any]:
+def _common(cohort: Cohort, stage: Stage, reader: Person | None, sessions: tuple[Session, ...] | None) -> dict[str, Any]:
     follow_up = None
-    if reader and sessions and "follow_up" in timings(cohort):
-        due = due_time(cohort, "follow_up", sessions, reader.availability)
+    if reader and sessions and Stage.FOLLOW_UP in timings(cohort):
+        due = due_time(cohort, Stage.FOLLOW_UP, sessions, reader.availability)
         follow_up = long_date(local(due, reader.timezone).date())
     return {
-        "stage": stage,
+        "stage": stage.value,
         "cohort": {"name": cohort.name},
         "coordinator": {"name": cohort.coordinator.name, "email": cohort.coordinator.email},
         "program": {"start": long_date(cohort.start), "end": long_date(cohort.end), "follow_up": follow_up},
     }
+
+
+def change_view(cohort: Cohort, pair: Pair, record: SessionRecord, role: Role) -> Change:
+    """A moved session as the person in `role` reads it: the new time, the old, why."""
+    reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
+    session = record.session
+    old_when = None
+    if record.previous_start:
+        old_when = span(record.previous_start, record.previous_start + (session.end - session.start), reader.timezone)
+    return Change(
+        session=session_view(session, reader, partner, cohort.link_for(pair)),
+        old_when=old_when,
+        reason=record.change_reason or "the session was changed",
+    )

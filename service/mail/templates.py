@@ -5,24 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import jinja2
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "templates" / "emails"
-# Stages that share one folder of templates.
-FOLDERS = {
-    "session1_invitation": "invitation",
-    "session2_invitation": "invitation",
-    "session1_cancellation": "cancellation",
-    "session2_cancellation": "cancellation",
-    "session1_update": "session_moved",
-    "session2_update": "session_moved",
-    "session1_nudge": "nudge",
-    "session2_nudge": "nudge",
-}
+from ..domain.model import Role
+
+# The package service._templates is the repository's templates/ folder (see pyproject.toml). setuptools
+# installs package data as plain files (unpacked from a wheel, or read in place by an editable install),
+# so files() is a real directory here, which is what jinja2's FileSystemLoader needs.
+DEFAULT_DIR = Path(str(files("service._templates") / "emails")).resolve()
 
 
 @dataclass(frozen=True)
@@ -53,9 +48,9 @@ class Templates:
             keep_trailing_newline=True,
         )
 
-    def render(self, stage: str, role: str, context: Mapping[str, Any]) -> Rendered:
-        """Subject, text and HTML of one email; TemplateProblem if a template is broken."""
-        folder = FOLDERS.get(stage, stage)
+    def render(self, folder: str, role: Role, context: Mapping[str, Any]) -> Rendered:
+        """Subject, text and HTML of one email from its template folder (a stage's
+        `folder`); TemplateProblem if a template is broken."""
 
         def part(extension: str, values: Mapping[str, Any]) -> str:
             # A role's own file, else one written for both roles.

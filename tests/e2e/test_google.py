@@ -16,8 +16,9 @@ from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.store import open_store
 from service.domain.calendar import event_id
 from service.domain.outbox import State
-from service.jobs import Controller, Deps
+from service.usecases import Controller, Deps
 from service.runner import run_simulated
+from tests.fakes.logs import capture
 from tests.fakes.google import FakeGoogle
 
 ROOT = Path(__file__).parents[2]
@@ -45,15 +46,14 @@ class World:
         config = config.replace("read_sent_mail: false", "read_sent_mail: true")
         config = config.replace("rebook_deleted: false", f"rebook_deleted: {str(rebook_deleted).lower()}")
         (folder / "cohort.yaml").write_text(config)
-        self.watcher = bootstrap.ConfigWatcher(folder / "cohort.yaml", None)
-        self.watcher.current()
+        self.clock = SimulatedClock(START)
+        self.watcher = bootstrap.ConfigWatcher.start(folder / "cohort.yaml", None, self.clock)
         calendar, free_busy, mailer = bootstrap.google_adapters(self.watcher.configuration)
         quick = Backoff(attempts=6, sleep=lambda seconds: None)  # no real waiting in tests
         calendar.backoff = free_busy.backoff = mailer.backoff = quick
         self.cohort = self.watcher.configuration.cohort
         self.store = open_store(folder / "state.sqlite")
-        self.clock = SimulatedClock(START)
-        self.lines: list[str] = []
+        self.log = capture()
         self.controller = Controller(
             Deps(
                 store=self.store,
@@ -61,9 +61,12 @@ class World:
                 source=self.watcher,
                 calendar=calendar,
                 free_busy=free_busy,
-                log=lambda now, line: self.lines.append(line),
             )
         )
+
+    @property
+    def lines(self) -> list[str]:
+        return self.log.lines
 
     def tick(self):
         return self.controller.tick(self.clock.now())

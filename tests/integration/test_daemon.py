@@ -17,8 +17,10 @@ from service.adapters.clock import SimulatedClock
 from service.adapters.store import open_store
 from service.domain.outbox import State
 from service.domain.ports import MailError
-from service.jobs import Controller, Deps, reconcile
+from service.usecases import Controller, Deps
+from service.usecases.booking import reconcile
 from service.runner import run_simulated
+from tests.fakes.logs import capture
 from tests.fakes.mailer import RecordingMailer
 
 ROOT = Path(__file__).parents[2]
@@ -36,13 +38,15 @@ class Daemon:
     """One daemon process: a fresh controller over the same state."""
 
     def __init__(self, folder: Path, state: Path, mailer: RecordingMailer, clock: SimulatedClock):
-        self.watcher = bootstrap.ConfigWatcher(folder / "cohort.example.yaml", None)
+        self.watcher = bootstrap.ConfigWatcher.start(folder / "cohort.example.yaml", None, clock)
         self.store = open_store(state)
-        self.lines: list[str] = []
-        self.controller = Controller(
-            Deps(store=self.store, mailer=mailer, source=self.watcher, log=lambda now, line: self.lines.append(line))
-        )
+        self.log = capture()
+        self.controller = Controller(Deps(store=self.store, mailer=mailer, source=self.watcher))
         self.clock = clock
+
+    @property
+    def lines(self) -> list[str]:
+        return self.log.lines
 
     def tick(self):
         return self.controller.tick(self.clock.now())

@@ -16,6 +16,7 @@ from service.adapters.store import open_store
 from service.adapters.store.schema import MIGRATIONS
 from service.domain.model import Role, Session
 from service.domain.outbox import Changes, State, Wanted
+from service.domain.stages import Stage
 from tests.builders import pair, person
 
 POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -49,7 +50,7 @@ def session(pair_id="p1", number=1, start=T0):
 
 
 def wanted(stage="welcome", due=T0, revision=0, pair_id="p1", recipient="a@example.org", expires=None):
-    return Wanted(due=due, pair_id=pair_id, stage=stage, recipient=recipient, revision=revision, role=Role.MENTOR, expires=expires)
+    return Wanted(due=due, pair_id=pair_id, stage=Stage(stage), recipient=recipient, revision=revision, role=Role.MENTOR, expires=expires)
 
 
 def test_sessions_round_trip_as_aware_utc(store):
@@ -89,16 +90,16 @@ def test_apply_inserts_retimes_cancels_and_revives_only_planned_rows(store):
 
 
 def test_due_next_due_and_retry_times(store):
-    store.apply(Changes(insert=(wanted("a", T0), wanted("b", T0 + timedelta(hours=1)), wanted("c", T0 + timedelta(days=1)))), T0)
-    assert [r.stage for r in store.due(T0 + timedelta(hours=1), 10)] == ["a", "b"]
-    assert [r.stage for r in store.due(T0 + timedelta(hours=1), 1)] == ["a"]
+    store.apply(Changes(insert=(wanted("welcome", T0), wanted("session1_prep", T0 + timedelta(hours=1)), wanted("follow_up", T0 + timedelta(days=1)))), T0)
+    assert [r.stage for r in store.due(T0 + timedelta(hours=1), 10)] == ["welcome", "session1_prep"]
+    assert [r.stage for r in store.due(T0 + timedelta(hours=1), 1)] == ["welcome"]
     assert store.next_due() == T0
     row = store.due(T0, 1)[0]
     store.mark_sending(row, "<a@example.org>", T0)
     store.mark_retry(row, T0 + timedelta(hours=5), "421 busy", T0)
-    assert [r.stage for r in store.due(T0 + timedelta(hours=2), 10)] == ["b"]  # waiting for its retry
+    assert [r.stage for r in store.due(T0 + timedelta(hours=2), 10)] == ["session1_prep"]  # waiting for its retry
     assert store.next_due() == T0 + timedelta(hours=1)
-    (retried,) = [r for r in store.messages() if r.stage == "a"]
+    (retried,) = [r for r in store.messages() if r.stage == "welcome"]
     assert (retried.state, retried.attempts, retried.last_error, retried.due) == (State.PLANNED, 1, "421 busy", T0)
 
 
@@ -127,7 +128,7 @@ def test_pairs_are_remembered_after_they_leave_the_pairings(store):
 
 
 def test_a_digest_and_what_it_says_are_written_together(store):
-    digest = Wanted(due=T0, pair_id="", stage="coordinator_digest", recipient="c@example.org", revision=738000, role=Role.COORDINATOR)
+    digest = Wanted(due=T0, pair_id="", stage=Stage.COORDINATOR_DIGEST, recipient="c@example.org", revision=738000, role=Role.COORDINATOR)
     assert store.digest_state(738000) == (None, False)
     store.add_digest(digest, [{"pair_id": "p1", "summary": "x"}], "fingerprint", T0)
     assert store.digest_state(738000) == ("fingerprint", True)

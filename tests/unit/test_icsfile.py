@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.adapters.icsfile import busy_intervals, parse
+from service.config.busyfiles import busy_intervals, parse
 from tests.builders import person
 
 CALENDAR = """BEGIN:VCALENDAR\r
@@ -51,7 +51,7 @@ WINDOW = (datetime(2027, 2, 27, tzinfo=UTC), datetime(2027, 5, 2, tzinfo=UTC))
 def test_recurring_all_day_and_floating_events_are_busy_in_utc(tmp_path):
     path = tmp_path / "busy.ics"
     path.write_text(CALENDAR)
-    busy = busy_intervals(path, person("P", "Europe/Berlin"), *WINDOW)
+    busy = busy_intervals(parse(path), person("P", "Europe/Berlin"), *WINDOW)
     starts = [start for start, _ in busy]
     # Weekly 10:00 Berlin: 09:00 UTC in winter, 08:00 UTC from 28 March; 8 March excluded.
     assert datetime(2027, 3, 1, 9, tzinfo=UTC) in starts

@@ -2,18 +2,27 @@ from datetime import UTC, datetime, timedelta
 
 from service.domain.model import Role
 from service.domain.outbox import MessageRow, State, Wanted, changes, handed_over
+from service.domain.stages import Stage
 
 T0 = datetime(2027, 3, 1, 9, tzinfo=UTC)
 
 
 def row(stage="welcome", state=State.PLANNED, due=T0, verify=False):
     return MessageRow(
-        pair_id="p", stage=stage, recipient="a@example.org", revision=0, role="mentor", due=due, expires=None, state=state, verify=verify
+        pair_id="p",
+        stage=Stage(stage),
+        recipient="a@example.org",
+        revision=0,
+        role=Role.MENTOR,
+        due=due,
+        expires=None,
+        state=state,
+        verify=verify,
     )
 
 
 def want(stage="welcome", due=T0):
-    return Wanted(due=due, pair_id="p", stage=stage, recipient="a@example.org", revision=0, role=Role.MENTOR)
+    return Wanted(due=due, pair_id="p", stage=Stage(stage), recipient="a@example.org", revision=0, role=Role.MENTOR)
 
 
 def test_new_moved_and_unwanted_planned_rows():

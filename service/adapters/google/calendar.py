@@ -9,12 +9,13 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from ...domain.calendar import TAG, CalendarError, CalendarEvent, EventRequest
+from ...domain.ports import Calendar
 from .api import Backoff, Failure, batch, call, classify
 
 BATCH = 50  # calls per batch, as Google recommends
 
 
-class GoogleCalendar:
+class GoogleCalendar(Calendar):
     def __init__(self, service: Callable[[], Any], *, calendar_id: str, cohort_tag: str, backoff: Backoff | None = None):
         self._service_factory = service
         self._service = None
@@ -63,7 +64,7 @@ class GoogleCalendar:
         done: dict[str, CalendarError | None] = {}
         for event_id, value in results.items():
             gone = isinstance(value, HttpError) and value.resp.status in (404, 410)
-            done[event_id] = None if gone or not isinstance(value, BaseException) else _outcome(value)
+            done[event_id] = None if gone or not isinstance(value, BaseException) else _error(value)
         return done
 
     def _adopt(self, request: EventRequest):
@@ -109,10 +110,10 @@ class GoogleCalendar:
                         continue
                 for item in chunk:
                     answer = answers.get(item.event_id)
-                    failure = _failure(answer)
-                    if failure is not None and failure.retry and attempt < self.backoff.attempts - 1:
+                    answered = _failure(answer)
+                    if answered is not None and answered.retry and attempt < self.backoff.attempts - 1:
                         retry.append(item)
-                        waits.append(failure)
+                        waits.append(answered)
                     else:
                         results[item.event_id] = answer
             pending = retry
@@ -181,10 +182,12 @@ def _failure(answer: Any) -> Failure | None:
 
 
 def _outcome(value: Any) -> CalendarEvent | CalendarError:
-    if isinstance(value, BaseException):
-        failure = classify(value)
-        return CalendarError(failure.reason, transient=failure.retry)
-    return _event(value)
+    return _error(value) if isinstance(value, BaseException) else _event(value)
+
+
+def _error(value: BaseException) -> CalendarError:
+    failure = classify(value)
+    return CalendarError(failure.reason, transient=failure.retry)
 
 
 def _event(item: dict) -> CalendarEvent:

@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ...domain.ports import FreeBusy
 from .api import Backoff, call
 
 ITEMS = 50  # calendars per query
 WINDOW = timedelta(days=89)  # Google refuses ranges much beyond 90 days
 
 
-class GoogleFreeBusy:
+class GoogleFreeBusy(FreeBusy):
     def __init__(self, service: Callable[[], Any], backoff: Backoff | None = None):
         self._service_factory = service
         self.backoff = backoff or Backoff()

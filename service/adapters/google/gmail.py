@@ -12,21 +12,24 @@ from typing import Any
 
 from googleapiclient.errors import HttpError
 
-from ...domain.ports import MailError
+from ...domain.ports import MailConnection, Mailer, MailError
 from .api import Backoff, call, classify
 
 VERIFY_AFTER = timedelta(minutes=10)
 DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"}
 
 
-class GmailMailer:
+class GmailMailer(Mailer):
     def __init__(self, service: Callable[[], Any], *, can_read_sent: bool, backoff: Backoff | None = None):
         self._service_factory = service
         self.can_read_sent = can_read_sent
         self.backoff = backoff or Backoff(attempts=6)
-        self._reader = None
+        self._reader: Any = None
+
+    @property
+    def verify_after(self) -> timedelta | None:
         # Sent mail is searchable within moments; ask only after a margin.
-        self.verify_after = VERIFY_AFTER if can_read_sent else None
+        return VERIFY_AFTER if self.can_read_sent else None
 
     @contextmanager
     def connect(self) -> Iterator[GmailConnection]:
@@ -46,7 +49,7 @@ class GmailMailer:
         return bool(answer.get("messages"))
 
 
-class GmailConnection:
+class GmailConnection(MailConnection):
     def __init__(self, service: Any):
         self.service = service
 

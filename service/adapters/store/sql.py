@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, create_engine, event, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, func, select, update
 
 from ...domain.calendar import CalendarEvent
-from ...domain.model import Pair, Person, Session, TimeRange, WorkingPattern
-from ...domain.outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
+from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
+from ...domain.ports import Alert, Store
+from ...domain.stages import Stage
 from . import schema
 from .schema import audit, messages, pairs, sessions
 
@@ -55,10 +57,10 @@ def _sqlite_engine(path: Path) -> Engine:
 ADVISORY_LOCK = 0x6D656E746F72  # any fixed number: the daemon's lock in this database
 
 
-class SqlStore:
+class SqlStore(Store):
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._lock = None
+        self._lock: Connection | None = None
 
     def migrate(self) -> int:
         with self.engine.begin() as connection:
@@ -152,15 +154,27 @@ class SqlStore:
                 update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**_event_values(event))
             )
 
-    def alerts(self) -> dict[str, str]:
-        """Standing notes for the coordinator (a session deleted by hand, say)."""
+    def alerts(self) -> list[Alert]:
         with self.engine.begin() as connection:
             rows = connection.execute(select(schema.meta.c.key, schema.meta.c.value).where(schema.meta.c.key.like("alert:%"))).all()
-        return {key.removeprefix("alert:"): value for key, value in rows}
+        found = []
+        for key, text in rows:  # stored as alert:<pair>/<session>
+            pair_id, _, number = key.removeprefix("alert:").rpartition("/")
+            found.append(Alert(pair_id=pair_id, session=int(number or 0), text=text))
+        return sorted(found)
 
-    def set_alert(self, key: str, text: str | None) -> None:
+    def set_alert(self, pair_id: str, session: int, text: str | None) -> None:
         with self.engine.begin() as connection:
-            _set_meta(connection, f"alert:{key}", text)
+            _set_meta(connection, f"alert:{pair_id}/{session}", text)
+
+    def record_tick(self, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "daemon:last_tick", now.isoformat())
+
+    def last_tick(self) -> datetime | None:
+        with self.engine.begin() as connection:
+            value = _meta(connection, "daemon:last_tick")
+        return datetime.fromisoformat(value) if value else None
 
     def calendar_token(self) -> str | None:
         with self.engine.begin() as connection:
@@ -295,13 +309,13 @@ class SqlStore:
         with self.engine.begin() as connection:
             return _meta(connection, "digest:last"), _meta(connection, f"digest:{day}") is not None
 
-    def add_digest(self, wanted: Wanted, attention: list[dict], fingerprint: str, now: datetime) -> None:
+    def add_digest(self, wanted: Wanted, attention: list[dict[str, str]], fingerprint: str, now: datetime) -> None:
         with self.engine.begin() as connection:
             connection.execute(messages.insert().values(**_wanted_values(wanted), state=State.PLANNED.value, attempts=0, updated_at=now))
             _set_meta(connection, f"digest:{wanted.revision}", json.dumps(attention))
             _set_meta(connection, "digest:last", fingerprint)
 
-    def digest_content(self, day: int) -> list[dict]:
+    def digest_content(self, day: int) -> list[dict[str, str]]:
         with self.engine.begin() as connection:
             return json.loads(_meta(connection, f"digest:{day}") or "[]")
 
@@ -362,11 +376,11 @@ def _set_meta(connection, key: str, value: str | None) -> None:
         connection.execute(schema.meta.insert().values(key=key, value=value))
 
 
-def _key(key: tuple[str, str, str, int]):
+def _key(key: MessageKey) -> ColumnElement[bool]:
     pair_id, stage, recipient, revision = key
     return and_(
         messages.c.pair_id == pair_id,
-        messages.c.stage == stage,
+        messages.c.stage == stage.value,
         messages.c.recipient == recipient,
         messages.c.revision == revision,
     )
@@ -375,7 +389,7 @@ def _key(key: tuple[str, str, str, int]):
 def _wanted_values(w: Wanted) -> dict:
     return dict(
         pair_id=w.pair_id,
-        stage=w.stage,
+        stage=w.stage.value,
         recipient=w.recipient,
         revision=w.revision,
         role=w.role.value,
@@ -391,17 +405,42 @@ def _audit(connection, now: datetime, event_name: str, pair_id: str | None, **de
 
 def _pair_data(pair: Pair) -> dict:
     def person(p: Person) -> dict:
-        return {"name": p.name, "email": p.email, "timezone": p.timezone, "linkedin": p.linkedin, "video_link": p.video_link}
+        pattern = p.availability
+        return {
+            "name": p.name,
+            "email": p.email,
+            "timezone": p.timezone,
+            "hours": [[r.start.isoformat(), r.end.isoformat()] for r in pattern.hours],
+            "days": sorted(pattern.days),
+            "blackout_dates": sorted(d.isoformat() for d in pattern.blackout_dates),
+            "linkedin": p.linkedin,
+            "video_link": p.video_link,
+            "busy_calendar": p.busy_calendar,
+        }
 
     return {"mentor": person(pair.mentor), "mentee": person(pair.mentee), "notes": pair.notes, "mentee_resume": pair.mentee_resume}
 
 
-def _pair_from(pair_id: str, data: dict) -> Pair:
-    """Enough of a pair to write to its people (working hours are not kept)."""
+# Pairs remembered before hours were kept: what the configuration's defaults were then.
+_OLD_HOURS, _OLD_DAYS = [["09:00:00", "17:00:00"]], list(range(5))
 
+
+def _pair_from(pair_id: str, data: dict) -> Pair:
     def person(d: dict) -> Person:
-        pattern = WorkingPattern(timezone=d["timezone"], hours=(TimeRange(start=time(9), end=time(17)),), days=frozenset(range(7)))
-        return Person(name=d["name"], email=d["email"], availability=pattern, linkedin=d["linkedin"], video_link=d["video_link"])
+        pattern = WorkingPattern(
+            timezone=d["timezone"],
+            hours=tuple(TimeRange(start=time.fromisoformat(a), end=time.fromisoformat(b)) for a, b in d.get("hours", _OLD_HOURS)),
+            days=frozenset(d.get("days", _OLD_DAYS)),
+            blackout_dates=frozenset(date.fromisoformat(x) for x in d.get("blackout_dates", ())),
+        )
+        return Person(
+            name=d["name"],
+            email=d["email"],
+            availability=pattern,
+            linkedin=d["linkedin"],
+            video_link=d["video_link"],
+            busy_calendar=d.get("busy_calendar"),
+        )
 
     return Pair(
         id=pair_id, mentor=person(data["mentor"]), mentee=person(data["mentee"]), notes=data["notes"], mentee_resume=data["mentee_resume"]
@@ -428,10 +467,10 @@ def _session_record(r) -> SessionRecord:
 def _message_row(r) -> MessageRow:
     return MessageRow(
         pair_id=r.pair_id,
-        stage=r.stage,
+        stage=Stage(r.stage),
         recipient=r.recipient,
         revision=r.revision,
-        role=r.role,
+        role=Role(r.role),
         due=r.due,
         expires=r.expires,
         state=State(r.state),

@@ -14,13 +14,12 @@ from ..domain.model import Person
 Interval = tuple[datetime, datetime]
 
 
-def busy_intervals(path: Path, person: Person, start: datetime, end: datetime) -> list[Interval]:
+def busy_intervals(calendar: icalendar.Calendar, person: Person, start: datetime, end: datetime) -> list[Interval]:
     """Every busy occurrence between start and end, recurring events expanded.
 
     Free ("transparent") and cancelled events are not busy. All-day events and times
     without a zone are read in the person's own time zone.
     """
-    calendar = parse(path)
     zone = ZoneInfo(person.timezone)
     try:
         events = recurring_ical_events.of(calendar).between(start, end)
@@ -57,6 +56,6 @@ def _is_date(value: date | datetime) -> bool:
 
 
 def _aware(value: date | datetime, zone: ZoneInfo) -> datetime:
-    if _is_date(value):
+    if not isinstance(value, datetime):  # an all-day event: from midnight, local time
         return datetime.combine(value, time(0), tzinfo=zone)
     return value if value.tzinfo else value.replace(tzinfo=zone)

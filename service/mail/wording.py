@@ -1,0 +1,37 @@
+"""Sentences for the coordinator: what needs a human, in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..domain.outbox import MessageRow, State
+from ..domain.ports import Alert
+
+
+def declined_too_often(number: int, times: int) -> str:
+    return f"Session {number} was declined {times} times; please agree a time with them."
+
+
+def no_other_time(number: int, reason: str) -> str:
+    return f"Session {number}: {reason}, and no other time fits both; please agree a time with them."
+
+
+def deleted_by_hand(number: int) -> str:
+    return f"Session {number} was deleted in Google Calendar; it was not booked again."
+
+
+def attention_items(
+    unplanned: Mapping[str, str], rows: Iterable[MessageRow], config_problems: Iterable[str], alerts: Iterable[Alert]
+) -> list[dict[str, str]]:
+    """What needs a human, as sentences by pair: for `status` and the coordinator's digest."""
+    items = [{"pair_id": "", "summary": f"The last edit of the configuration was not applied: {p}"} for p in config_problems]
+    items += [{"pair_id": alert.pair_id, "summary": alert.text} for alert in sorted(alerts)]
+    items += [{"pair_id": pair_id, "summary": f"Not scheduled: {reason}."} for pair_id, reason in sorted(unplanned.items())]
+    for row in rows:
+        what = f"The {row.stage.words} email to {row.recipient}"
+        if row.state is State.UNCERTAIN:
+            summary = f"{what} may or may not have gone out ({row.last_error}). Ask them, then resolve it."
+        else:
+            summary = f"{what} could not be sent: {row.last_error}."
+        items.append({"pair_id": row.pair_id, "summary": summary})
+    return items

@@ -1,0 +1,132 @@
+"""Booking: sessions for pairs that have none, cancellations for pairs that left, another
+time for a declined session, and every pair's planned messages in line with its sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from ..domain.availability import local_moment
+from ..domain.bookings import bookings, plan_around, unplanned
+from ..domain.model import Pair
+from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
+from ..domain.planning import Busy, replan_session
+from ..logs import event
+from ..mail import wording
+from .deps import Deps, Inputs
+
+CHUNK = 500  # pairs reconciled per transaction: bounded memory for large cohorts
+MAX_REBOOKS = 2  # after this many declines of one session, a human decides
+
+
+def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
+    """Book sessions for pairs that have none, cancel those of removed pairs, and bring
+    every pair's planned messages in line with its sessions. Returns the pairs that
+    could not be planned, with the reason."""
+    store, cohort = deps.store, inputs.cohort
+    store.remember_pairs(cohort.pairs, now)
+    current = bookings(cohort, store.sessions())
+    for pair_id in current.removed:
+        store.cancel_pair(pair_id, now, "the pair was removed from the pairings")
+        event(now, "pair_cancelled", f"cancelled the sessions of {pair_id}: removed from the pairings", pair=pair_id)
+    waiting = set(current.waiting(cohort))
+    # Only people who still need a time are asked about: nobody else's busy time matters.
+    emails = {person.email for p in cohort.pairs if p.id in waiting for person in p.people}
+    busy = busy_now(deps, inputs, now, emails) if waiting else inputs.busy
+    plan = plan_around(cohort, busy, current, now=now)
+    new = [item for item in plan.pairs if item.sessions and item.pair.id not in current.booked]
+    if new:
+        store.book([s for item in new for s in item.sessions], now)
+        for item in new:
+            first, second = item.sessions
+            event(
+                now,
+                "pair_booked",
+                f"booked {item.pair.id}: session 1 {first.start:%Y-%m-%d %H:%M} UTC; session 2 {second.start:%Y-%m-%d %H:%M} UTC",
+                pair=item.pair.id,
+                session1=first.start,
+                session2=second.start,
+            )
+    sync_messages(deps, inputs, now)
+    return unplanned(plan)
+
+
+def busy_now(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> Busy:
+    """Declared busy time (.ics files), plus Google free/busy of `emails` where it can be
+    read, from the program's start (or now) to its end."""
+    if deps.free_busy is None or not emails:
+        return inputs.busy
+    cohort = inputs.cohort
+    start = max(now, local_moment(cohort.start, time(0), cohort.timezone))
+    end = local_moment(cohort.end + timedelta(days=1), time(0), cohort.timezone)
+    if start >= end:
+        return inputs.busy
+    try:
+        seen, unreadable = deps.free_busy.busy(sorted(emails), start, end)
+    except Exception as error:  # the plan can still be made from declared hours
+        event(now, "free_busy_unavailable", f"free/busy unavailable ({error}); planning with declared hours")
+        return inputs.busy
+    busy = dict(inputs.busy)
+    for email, intervals in seen.items():
+        busy[email] = list(busy.get(email, ())) + intervals
+    if unreadable:
+        event(
+            now,
+            "free_busy_unreadable",
+            f"free/busy unreadable for {len(unreadable)} people: their declared hours are used",
+            count=len(unreadable),
+        )
+    return busy
+
+
+def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, reason: str, refused_by: str | None = None) -> bool:
+    """Another time for a session, around everything else booked; a human is asked
+    when there is none or the session keeps being declined. Returns whether it moved."""
+    store, cohort = deps.store, inputs.cohort
+    session = record.session
+    if record.rebooks >= MAX_REBOOKS:
+        store.set_alert(session.pair_id, session.number, wording.declined_too_often(session.number, record.rebooks + 1))
+        return False
+    booked = {
+        pair_id: tuple(r.session for r in records if not r.cancelled and r.session != session)
+        for pair_id, records in by_pair(store.sessions()).items()
+    }
+    pair = next(p for p in cohort.pairs if p.id == session.pair_id)
+    busy = dict(busy_now(deps, inputs, now, {person.email for person in pair.people}))
+    if refused_by:
+        busy[refused_by] = list(busy.get(refused_by, ())) + [(session.start, session.end)]
+    new = replan_session(cohort, busy, pair_id=session.pair_id, number=session.number, booked=booked, now=now)
+    if new is None:
+        store.set_alert(session.pair_id, session.number, wording.no_other_time(session.number, reason))
+        return False
+    store.move(new, now, reason, rebook=True)
+    store.set_alert(session.pair_id, session.number, None)
+    event(
+        now,
+        "session_rebooked",
+        f"rebooked session {session.number} of {session.pair_id} at {new.start:%Y-%m-%d %H:%M} UTC: {reason}",
+        pair=session.pair_id,
+        session=session.number,
+        start=new.start,
+        reason=reason,
+    )
+    return True
+
+
+def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:
+    """Every pair's stored messages brought in line with its stored sessions."""
+    store, cohort = deps.store, inputs.cohort
+    current = bookings(cohort, store.sessions())
+    pairs = pairs_by_id(deps, inputs, set(current.records))
+    pair_ids = sorted(current.records)
+    for start in range(0, len(pair_ids), CHUNK):
+        chunk = pair_ids[start : start + CHUNK]
+        stored = store.messages(chunk)
+        received = handed_over(stored)
+        wanted = [w for pair_id in chunk for w in wanted_for_pair(cohort, pairs[pair_id], current.records[pair_id], received)]
+        store.apply(changes(wanted, stored), now)
+
+
+def pairs_by_id(deps: Deps, inputs: Inputs, pair_ids: set[str]) -> dict[str, Pair]:
+    """These pairs as the pairings give them, or as remembered for pairs since removed."""
+    current = {p.id: p for p in inputs.cohort.pairs}
+    return {**deps.store.known_pairs(pair_ids - current.keys()), **current}

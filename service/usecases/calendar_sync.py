@@ -1,0 +1,137 @@
+"""Calendar sync: bring the calendar up to date with the sessions, and read back what
+people changed there (moves, declines, deletions, answers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..domain.calendar import CalendarError, Declined, Deleted, EventRequest, Moved, event_id, observe
+from ..domain.model import Cohort, Contact, Pair, Role, Session
+from ..domain.outbox import SessionRecord
+from ..domain.ports import Calendar
+from ..domain.stages import Kind, about_session
+from ..logs import event
+from ..mail import wording
+from ..mail.context import pair_context
+from ..mail.templates import Templates
+from .booking import pairs_by_id, rebook
+from .deps import Deps, Inputs
+
+
+def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> None:
+    """Create, move or cancel the events of sessions the calendar does not show yet."""
+    store, cohort = deps.store, inputs.cohort
+    behind = store.sessions_out_of_calendar()
+    if not behind:
+        return
+    pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in behind})
+    live = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if not r.cancelled}
+    gone = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if r.cancelled}
+    requests = [event_request(cohort, inputs.templates, pairs[r.session.pair_id], r, key) for key, r in live.items()]
+    for key, outcome in calendar.put(requests).items():
+        session = live[key].session
+        fields: dict[str, Any] = {"pair": session.pair_id, "session": session.number}
+        if isinstance(outcome, CalendarError):
+            event(
+                now,
+                "event_not_written",
+                f"calendar: could not write session {session.number} of {session.pair_id} ({outcome.reason}); trying again later",
+                error=outcome.reason,
+                **fields,
+            )
+            continue
+        store.event_written(session.pair_id, session.number, live[key].sequence, outcome, now)
+        meet = " with Meet" if outcome.meet_link else ""
+        event(
+            now,
+            "event_written",
+            f"calendar: session {session.number} of {session.pair_id} at {session.start:%Y-%m-%d %H:%M} UTC{meet}",
+            start=session.start,
+            **fields,
+        )
+    existing = [key for key, r in gone.items() if r.event_sequence >= 0]
+    removed = calendar.remove(existing) if existing else {}
+    for key, record in gone.items():
+        session = record.session
+        error = removed.get(key)
+        if error is not None:
+            event(
+                now,
+                "event_not_removed",
+                f"calendar: could not cancel session {session.number} of {session.pair_id} ({error.reason})",
+                pair=session.pair_id,
+                session=session.number,
+                error=error.reason,
+            )
+            continue
+        store.event_written(session.pair_id, session.number, record.sequence, None, now)
+
+
+def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> bool:
+    """Read what people changed in the calendar since last time; returns whether any
+    session moved, went away or got an answer (the plan and the emails then follow)."""
+    store, cohort = deps.store, inputs.cohort
+    try:
+        events, token = calendar.changes(store.calendar_token())
+    except CalendarError as error:
+        event(now, "calendar_unreadable", f"calendar: cannot read changes ({error.reason}); trying again later", error=error.reason)
+        return False
+    records = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in store.sessions()}
+    current = {p.id: p for p in cohort.pairs}
+    changed = False
+    for seen in events:
+        record = records.get(seen.event_id)
+        if record is None:
+            continue
+        session = record.session
+        store.event_seen(session.pair_id, session.number, seen)
+        if dict(seen.responses) != dict(record.responses):
+            changed = True  # an answer came in: reminders follow it
+        pair = current.get(session.pair_id)
+        if pair is None or not record.in_calendar:
+            continue  # a removed pair, or our own change is still on its way
+        what = observe(pair, start=session.start, end=session.end, we_cancelled=record.cancelled, event=seen)
+        if isinstance(what, Moved):
+            moved = Session(pair_id=session.pair_id, number=session.number, start=what.start, end=what.end)
+            store.move(moved, now, "the event was moved in Google Calendar", seen_in_calendar=True)
+            event(
+                now,
+                "session_moved",
+                f"calendar: session {session.number} of {session.pair_id} was moved to {what.start:%Y-%m-%d %H:%M} UTC",
+                pair=session.pair_id,
+                session=session.number,
+                start=what.start,
+            )
+            changed = True
+        elif isinstance(what, Declined):
+            refused = next(p.email for p in pair.people if p.name == what.who)
+            changed |= rebook(deps, inputs, record, now, reason=f"{what.who} declined the first time", refused_by=refused)
+        elif isinstance(what, Deleted):
+            if cohort.rebook_deleted:
+                changed |= rebook(deps, inputs, record, now, reason="the event was deleted in Google Calendar")
+            else:
+                store.set_alert(session.pair_id, session.number, wording.deleted_by_hand(session.number))
+                store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", held=True)
+                changed = True
+    store.set_calendar_token(token)
+    return changed
+
+
+def event_request(cohort: Cohort, templates: Templates, pair: Pair, record: SessionRecord, key: str) -> EventRequest:
+    """The event a stored session should be."""
+    session = record.session
+    context = pair_context(cohort, pair, (session, session), Role.MENTOR, stage=about_session(Kind.INVITATION, session.number))
+    context["session"] = context["session1"]
+    return EventRequest(
+        event_id=key,
+        exists=record.event_sequence >= 0,
+        pair_id=pair.id,
+        number=session.number,
+        start=session.start,
+        end=session.end,
+        summary=f"Mentorship session {session.number}: {pair.mentor.name} and {pair.mentee.name}",
+        description=templates.render_one("event/description.txt", context),
+        attendees=tuple(Contact(name=p.name, email=p.email) for p in pair.people),
+        tags={"pair": pair.id, "session": str(session.number)},
+    )

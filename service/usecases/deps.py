@@ -1,0 +1,40 @@
+"""What every use case is given: the inputs in force and the ports."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..domain.model import Cohort
+from ..domain.planning import Busy
+from ..domain.ports import Calendar, FreeBusy, Mailer, Store
+from ..mail.templates import Templates
+
+
+@dataclass(frozen=True)
+class Inputs:
+    cohort: Cohort
+    busy: Busy
+    templates: Templates
+
+
+class InputsSource(Protocol):
+    def current(self) -> tuple[Inputs, bool]:
+        """The configuration in force, and whether it changed since the last call. An
+        invalid edit is reported through `problems` and the last valid one stays."""
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the last edit was not applied, if it was not."""
+
+
+@dataclass
+class Deps:
+    store: Store
+    mailer: Mailer
+    source: InputsSource
+    stop: threading.Event = field(default_factory=threading.Event)
+    batch: int = 200  # messages sent per connection and store read
+    calendar: Calendar | None = None  # None: invitations go by email (iMIP)
+    free_busy: FreeBusy | None = None  # None: declared hours and .ics files only

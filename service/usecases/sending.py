@@ -1,0 +1,178 @@
+"""Sending: every message whose time has come goes out exactly once. `sending` is
+committed before the transport is called; a send cut short is checked, never repeated
+blindly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from ..domain.model import Pair
+from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
+from ..domain.ports import MailConnection, MailError
+from ..domain.retry import CheckAt, GiveUp, HoldUncertain, RetryAt, after_failure, maybe_sent
+from ..domain.stages import Kind, Stage
+from ..logs import event
+from ..mail.compose import compose, compose_digest
+from ..mail.context import change_view
+from ..mail.templates import TemplateProblem
+from .booking import pairs_by_id
+from .deps import Deps, Inputs
+
+
+def recover_in_flight(deps: Deps, now: datetime) -> None:
+    """Messages left `sending` by a stopped process are never resent blindly: they wait
+    to be checked with the transport, or, if it cannot tell, are held as uncertain."""
+    for row in deps.store.in_flight():
+        _settle(deps, row, maybe_sent("the process stopped while sending it", now=now, verify_after=deps.mailer.verify_after), now)
+
+
+def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
+    """Send every message whose time has come. Returns how many went out."""
+    store = deps.store
+    sent = 0
+    while not deps.stop.is_set():
+        rows = store.due(now, deps.batch)
+        if not rows:
+            break
+        # Only what this batch needs: pairs removed from the pairings come from the store.
+        needed = {row.pair_id for row in rows if row.pair_id}
+        pairs = pairs_by_id(deps, inputs, needed)
+        records = by_pair(store.sessions(needed))
+        with deps.mailer.connect() as connection:
+            for row in rows:
+                if deps.stop.is_set():
+                    break
+                sent += _send_one(deps, inputs, pairs, records, row, connection, now)
+    return sent
+
+
+def _send_one(
+    deps: Deps,
+    inputs: Inputs,
+    pairs: Mapping[str, Pair],
+    records: Mapping[str, list[SessionRecord]],
+    row: MessageRow,
+    connection: MailConnection,
+    now: datetime,
+) -> int:
+    store = deps.store
+    fields = _fields(row)
+    if row.verify:  # first settle whether an earlier attempt went out, late or not
+        verdict = deps.mailer.was_sent(row.message_id or "")
+        if verdict is True:
+            store.mark_sent(row, now, was=State.PLANNED)
+            event(now, "message_confirmed", f"confirmed {row.stage} to {row.recipient} went out before", **fields)
+            return 0
+        if verdict is None:
+            store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
+            event(
+                now,
+                "message_uncertain",
+                f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator",
+                level=logging.WARNING,
+                **fields,
+            )
+            return 0
+        # It surely never left: treat it as any planned message.
+    if row.expires is not None and now >= row.expires:
+        store.mark_skipped(row, "its session had already started", now)
+        event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", **fields)
+        return 0
+    try:
+        message = _compose(deps, inputs, pairs, records, row, now)
+    except TemplateProblem as problem:
+        store.mark_failed(row, f"template: {problem}", now, was=State.PLANNED)
+        event(now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {problem}", level=logging.WARNING, **fields)
+        return 0
+    store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
+    try:
+        connection.send(message)
+    except MailError as error:
+        decision = after_failure(
+            error.kind,
+            error.reason,
+            attempts=row.attempts + 1,
+            now=now,
+            key="/".join(map(str, row.key)),
+            verify_after=deps.mailer.verify_after,
+        )
+        _settle(deps, row, decision, now)
+        return 0
+    store.mark_sent(row, now)
+    event(now, "message_sent", f"sent {row.stage} to {row.recipient}" + (f" ({row.pair_id})" if row.pair_id else ""), **fields)
+    return 1
+
+
+def _settle(deps: Deps, row: MessageRow, decision: RetryAt | GiveUp | CheckAt | HoldUncertain, now: datetime) -> None:
+    """Record what happens next to a message whose send failed or was cut short."""
+    store, fields = deps.store, _fields(row)
+    if isinstance(decision, HoldUncertain):
+        store.mark_uncertain(row, decision.reason, now)
+        event(
+            now,
+            "message_uncertain",
+            f"UNCERTAIN {row.stage} to {row.recipient}: {decision.reason}; left for the coordinator",
+            level=logging.WARNING,
+            **fields,
+        )
+    elif isinstance(decision, CheckAt):
+        store.mark_verify(row, decision.at, decision.reason, now)
+        event(
+            now,
+            "message_to_check",
+            f"will check whether {row.stage} to {row.recipient} went out: {decision.reason}",
+            check_at=decision.at,
+            **fields,
+        )
+    elif isinstance(decision, GiveUp):
+        store.mark_failed(row, decision.reason, now)
+        event(now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {decision.reason}", level=logging.WARNING, **fields)
+    else:
+        store.mark_retry(row, decision.at, decision.reason, now)
+        event(
+            now,
+            "message_retry",
+            f"will retry {row.stage} to {row.recipient} at {decision.at:%Y-%m-%d %H:%M} UTC: {decision.reason}",
+            retry_at=decision.at,
+            **fields,
+        )
+
+
+def _fields(row: MessageRow) -> dict[str, Any]:
+    return {
+        "pair": row.pair_id,
+        "stage": row.stage.value,
+        "recipient": row.recipient,
+        "revision": row.revision,
+        "attempt": row.attempts + 1,
+    }
+
+
+def _compose(
+    deps: Deps, inputs: Inputs, pairs: Mapping[str, Pair], records: Mapping[str, list[SessionRecord]], row: MessageRow, now: datetime
+) -> EmailMessage:
+    cohort = inputs.cohort
+    if row.stage is Stage.COORDINATOR_DIGEST:
+        return compose_digest(cohort, deps.store.digest_content(row.revision), inputs.templates, stamp=now, day=row.revision)
+    pair = pairs[row.pair_id]
+    pair_records = records[row.pair_id]
+    info = row.stage.info
+    # An update, or an invitation sent again because its session moved, says what changed.
+    moved = info.session if info.kind is Kind.UPDATE or (info.kind is Kind.INVITATION and row.revision) else None
+    change = change_view(cohort, pair, pair_records[moved - 1], row.role) if moved else None
+    return compose(
+        cohort,
+        pair,
+        tuple(r.session for r in pair_records),
+        stage=row.stage,
+        role=row.role,
+        templates=inputs.templates,
+        stamp=now,
+        revision=row.revision,
+        change=change,
+        links=tuple(r.meet_link for r in pair_records),
+    )

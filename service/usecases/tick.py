@@ -1,0 +1,45 @@
+"""One tick of the daemon: the use cases in their order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .booking import reconcile
+from .calendar_sync import pull_calendar, push_calendar
+from .deps import Deps
+from .digest import attention, plan_digest
+from .sending import recover_in_flight, send_due
+
+
+class Controller:
+    """The daemon's memory between ticks: only what can be recomputed at any time."""
+
+    def __init__(self, deps: Deps):
+        self.deps = deps
+        self.unplanned: dict[str, str] = {}  # pair id -> why it has no sessions
+        self.reconciled = False
+        self.recovered = False
+
+    def tick(self, now: datetime) -> datetime | None:
+        """One pass: recover after a crash, read what changed in the calendar, apply
+        configuration changes, bring the calendar up to date, send what is due. Returns
+        when the next message falls due."""
+        deps = self.deps
+        inputs, changed = deps.source.current()
+        if not self.recovered:
+            recover_in_flight(deps, now)
+            self.recovered = True
+        observed = pull_calendar(deps, deps.calendar, inputs, now) if deps.calendar else False
+        if changed or observed or not self.reconciled:
+            self.unplanned = reconcile(deps, inputs, now)
+            self.reconciled = True
+        if deps.calendar:
+            push_calendar(deps, deps.calendar, inputs, now)
+        send_due(deps, inputs, now)
+        if plan_digest(deps, inputs, self.attention(), now):
+            send_due(deps, inputs, now)
+        deps.store.record_tick(now)
+        return deps.store.next_due()
+
+    def attention(self) -> list[dict[str, str]]:
+        return attention(self.deps, self.unplanned, self.deps.source.problems)

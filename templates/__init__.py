@@ -1,0 +1,1 @@
+"""Holds no code: it lets pyproject.toml ship this folder inside the package as service._templates."""
