@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 DEMO := out/demo
@@ -28,6 +28,16 @@ demo: $(STAMP)
 	@echo "  $(DEMO)/outbox/         every email sent, as .eml files (invitations carry .ics requests)"
 	@echo "  $(DEMO)/preview/index.html  the same emails to read in a browser"
 	@echo "  $(BIN)/mentorship status --config config/cohort.example.yaml --state $(DEMO)/state.sqlite"
+
+# Lint, format and types: what CI checks before the tests.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Unit, use-case and in-memory contract tests: seconds, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not postgres" tests/unit tests/usecases tests/contract
 
 test: $(STAMP)
 	@if [ -z "$$MENTORSHIP_TEST_POSTGRES" ]; then scripts/ensure-postgres; fi

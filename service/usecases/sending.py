@@ -65,7 +65,7 @@ def _send_one(
         verdict = deps.mailer.was_sent(row.message_id or "")
         if verdict is True:
             store.mark_sent(row, now, was=State.PLANNED)
-            event(now, "message_confirmed", f"confirmed {row.stage} to {row.recipient} went out before", **fields)
+            event(now, "message_confirmed", f"confirmed {row.stage} to {row.recipient} went out before", state=State.SENT, **fields)
             return 0
         if verdict is None:
             store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
@@ -74,19 +74,22 @@ def _send_one(
                 "message_uncertain",
                 f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator",
                 level=logging.WARNING,
+                state=State.UNCERTAIN,
                 **fields,
             )
             return 0
         # It surely never left: treat it as any planned message.
     if row.expires is not None and now >= row.expires:
         store.mark_skipped(row, "its session had already started", now)
-        event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", **fields)
+        event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
         return 0
     try:
         message = _compose(deps, inputs, pairs, records, row, now)
     except TemplateProblem as problem:
         store.mark_failed(row, f"template: {problem}", now, was=State.PLANNED)
-        event(now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {problem}", level=logging.WARNING, **fields)
+        event(
+            now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {problem}", level=logging.WARNING, state=State.FAILED, **fields
+        )
         return 0
     store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
     try:
@@ -103,7 +106,13 @@ def _send_one(
         _settle(deps, row, decision, now)
         return 0
     store.mark_sent(row, now)
-    event(now, "message_sent", f"sent {row.stage} to {row.recipient}" + (f" ({row.pair_id})" if row.pair_id else ""), **fields)
+    event(
+        now,
+        "message_sent",
+        f"sent {row.stage} to {row.recipient}" + (f" ({row.pair_id})" if row.pair_id else ""),
+        state=State.SENT,
+        **fields,
+    )
     return 1
 
 
@@ -117,6 +126,7 @@ def _settle(deps: Deps, row: MessageRow, decision: RetryAt | GiveUp | CheckAt | 
             "message_uncertain",
             f"UNCERTAIN {row.stage} to {row.recipient}: {decision.reason}; left for the coordinator",
             level=logging.WARNING,
+            state=State.UNCERTAIN,
             **fields,
         )
     elif isinstance(decision, CheckAt):
@@ -126,11 +136,19 @@ def _settle(deps: Deps, row: MessageRow, decision: RetryAt | GiveUp | CheckAt | 
             "message_to_check",
             f"will check whether {row.stage} to {row.recipient} went out: {decision.reason}",
             check_at=decision.at,
+            state=State.PLANNED,
             **fields,
         )
     elif isinstance(decision, GiveUp):
         store.mark_failed(row, decision.reason, now)
-        event(now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {decision.reason}", level=logging.WARNING, **fields)
+        event(
+            now,
+            "message_failed",
+            f"FAILED {row.stage} to {row.recipient}: {decision.reason}",
+            level=logging.WARNING,
+            state=State.FAILED,
+            **fields,
+        )
     else:
         store.mark_retry(row, decision.at, decision.reason, now)
         event(
@@ -138,6 +156,7 @@ def _settle(deps: Deps, row: MessageRow, decision: RetryAt | GiveUp | CheckAt | 
             "message_retry",
             f"will retry {row.stage} to {row.recipient} at {decision.at:%Y-%m-%d %H:%M} UTC: {decision.reason}",
             retry_at=decision.at,
+            state=State.PLANNED,
             **fields,
         )
 

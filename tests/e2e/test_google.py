@@ -3,6 +3,7 @@ the loopback fake of Google, on a simulated clock."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,10 @@ from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.store import open_store
 from service.domain.calendar import event_id
 from service.domain.outbox import State
-from service.usecases import Controller, Deps
 from service.runner import run_simulated
-from tests.fakes.logs import capture
+from service.usecases import Controller, Deps
 from tests.fakes.google import FakeGoogle
+from tests.fakes.logs import capture
 
 ROOT = Path(__file__).parents[2]
 START = datetime(2027, 2, 1, tzinfo=UTC)
@@ -190,3 +191,25 @@ def test_auth_check_tries_each_api_the_cohort_uses(google, tmp_path, capsys):
     (tmp_path / "cohort" / "key.json").write_text((tmp_path / "cohort" / "key.json").read_text().replace(google.url, "http://127.0.0.1:9"))
     assert main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")]) == 1
     assert "FAIL  token" in capsys.readouterr().out
+
+
+def test_a_run_logs_json_events_and_never_the_private_key(google, tmp_path, capsys):
+    from service.cli import main
+
+    World(google, tmp_path / "cohort")  # writes the cohort and the key
+    key = json.loads((tmp_path / "cohort" / "key.json").read_text())
+    config = str(tmp_path / "cohort" / "cohort.yaml")
+    code = main(["run", "--config", config, "--state", str(tmp_path / "state.sqlite"), "--simulate", "--log-format", "json"])
+    assert code == 0
+    out = capsys.readouterr().out
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    names = {e["event"] for e in events}
+    assert {"pair_booked", "event_written", "message_sent"} <= names, names
+    sent = next(e for e in events if e["event"] == "message_sent")
+    assert {"at", "pair", "stage", "recipient", "state", "attempt"} <= sent.keys()
+    assert sent["state"] == "sent"
+    # Not the key, not a line of it, not its id.
+    secret_lines = [line for line in key["private_key"].splitlines() if len(line) > 20]
+    assert secret_lines
+    for secret in [*secret_lines, key["private_key_id"]]:
+        assert secret not in out

@@ -17,9 +17,9 @@ from service.adapters.clock import SimulatedClock
 from service.adapters.store import open_store
 from service.domain.outbox import State
 from service.domain.ports import MailError
+from service.runner import run_simulated
 from service.usecases import Controller, Deps
 from service.usecases.booking import reconcile
-from service.runner import run_simulated
 from tests.fakes.logs import capture
 from tests.fakes.mailer import RecordingMailer
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import html
+import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -569,3 +572,33 @@ def test_a_non_ascii_mailbox_without_smtputf8_is_not_sent(start_server):
         connection.send(make_message(2))
     assert result in (MailError.TRANSIENT, MailError.PERMANENT)  # never UNKNOWN: nothing left
     assert [got.rcpt_tos for got in recorder.received] == [["zoe@example.net"]]
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_a_daemon_run_logs_json_events_and_never_the_password(start_server, tmp_path, monkeypatch, capsys):
+    from service.cli import main
+
+    recorder, controller = start_server(with_auth=True, auth_require_tls=False)
+    folder = tmp_path / "cohort"
+    shutil.copytree(Path(__file__).parents[2] / "config", folder)
+    smtp = f"  smtp:\n    host: {HOST}\n    port: {controller.port}\n    security: none\n"
+    smtp += f"    username_env: {USER_ENV}\n    password_env: {PASSWORD_ENV}\n    timeout_seconds: 5\n"
+    config = folder / "cohort.example.yaml"
+    config.write_text(config.read_text() + "\nmail:\n  transport: smtp\n" + smtp)
+    run = ["run", "--config", str(config), "--state", str(tmp_path / "state.sqlite"), "--simulate", "--log-format", "json"]
+    now = ["--now", "2027-02-20T00:00:00+00:00"]
+    monkeypatch.setenv(USER_ENV, USER)
+    monkeypatch.setenv(PASSWORD_ENV, "wrong " + PASSWORD)  # refused first: the failures are logged
+    assert main([*run, *now, "--until", "2027-02-22T12:00:00+00:00"]) == 0
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    assert main([*run, *now]) == 0
+    out = capsys.readouterr().out
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    retries = [e for e in events if e["event"] == "message_retry"]
+    sent = [e for e in events if e["event"] == "message_sent"]
+    assert retries and sent, sorted({e["event"] for e in events})
+    assert {"pair", "stage", "recipient", "state", "attempt"} <= sent[0].keys()
+    assert len(recorder.received) == len(sent)
+    assert PASSWORD not in out and "horse battery" not in out
