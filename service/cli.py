@@ -1,152 +1,38 @@
-"""The `mentorship` command: parse arguments, call the use case, print, exit."""
+"""The `mentorship` command line: parse the arguments, then hand over to `commands`.
+
+This module stays light: the command's own imports happen after the stop signals are
+taken care of, so Ctrl-C or SIGTERM during start-up ends `run` quietly too.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import bootstrap, views
-from .adapters.clock import SimulatedClock, SystemClock
-from .adapters.filemail import FileMailer
-from .config import ConfigError
-from .domain.planning import plan_sessions
-from .logs import configure as configure_logs
-from .preview import write_preview
-from .runner import run_forever, run_simulated
-from .status import status_report
-from .usecases import Controller, Deps
+from .signals import Stopped, stop_at_once
 
-EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
+EXIT_OK = 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "run":
+        from .commands import dispatch
+
+        return dispatch(args)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop_at_once()
     try:
-        return args.command(args)
-    except ConfigError as exc:
-        count = len(exc.problems)
-        print(
-            f"{count} problem{'s' if count != 1 else ''} in the configuration; nothing was booked or sent:",
-            file=sys.stderr,
-        )
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_CONFIG
+        from .commands import dispatch
 
-
-def _validate(args: argparse.Namespace) -> int:
-    inputs = bootstrap.load_inputs(args.config, args.pairings)
-    print(views.cohort_summary(inputs.cohort, busy_files=len(inputs.busy)))
-    return EXIT_OK
-
-
-def _plan(args: argparse.Namespace) -> int:
-    inputs = bootstrap.load_inputs(args.config, args.pairings)
-    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
-    print(views.plan_json(plan) if args.format == "json" else views.plan_table(plan))
-    return EXIT_OK
-
-
-def _preview(args: argparse.Namespace) -> int:
-    inputs = bootstrap.load_inputs(args.config, args.pairings)
-    if args.pair and args.pair not in {p.id for p in inputs.cohort.pairs}:
-        print(f"no pair with id {args.pair!r}; see `mentorship plan` for the ids", file=sys.stderr)
-        return EXIT_CONFIG
-    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
-    count = write_preview(plan, inputs.templates, args.out, pair_id=args.pair)
-    print(f"{count} emails written to {args.out}/; open {args.out / 'index.html'} in a browser to read them.")
-    return EXIT_OK
-
-
-def _run(args: argparse.Namespace) -> int:
-    configure_logs(args.log_format)
-    state = args.state or str(bootstrap.default_state(args.config))
-    simulated = SimulatedClock(args.now or SystemClock().now()) if args.simulate else None
-    clock = simulated or SystemClock()
-    watcher = bootstrap.ConfigWatcher.start(args.config, args.pairings, clock)  # must be valid: ConfigError ends here
-    try:
-        store, release = bootstrap.open_locked_state(state)
-    except bootstrap.AlreadyRunning as exc:
-        print(f"not starting: {exc}", file=sys.stderr)
-        return EXIT_BUSY
-    try:
-        calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
-    except bootstrap.GoogleSetupError as exc:
-        release()
-        print(f"not starting: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if simulated:  # a rehearsal resumed on the same state carries on from where it stopped
-        simulated.advance_to(store.latest_activity() or simulated.now())
-    mailer = (
-        gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
-    )
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
-    try:
-        if simulated:
-            run_simulated(controller, simulated, args.until)
-            print(views.totals_line(store.messages()))
-            if isinstance(mailer, FileMailer):
-                print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
-        else:
-            print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
-            run_forever(controller, clock, watcher.configuration.poll)
-    finally:
-        release()
-    return EXIT_OK
-
-
-def _health(args: argparse.Namespace) -> int:
-    """For container health checks: fails when the daemon has not finished a tick lately."""
-    state = args.state or str(bootstrap.default_state(args.config))
-    if "://" not in state and not Path(state).exists():
-        print(f"unhealthy: no state at {state}", file=sys.stderr)
-        return EXIT_BUSY
-    store = bootstrap.open_state(state)
-    try:
-        last = store.last_tick()
-    finally:
-        store.close()
-    now = args.now or SystemClock().now()
-    if last is None or now - last > args.max_age:
-        when = "never" if last is None else f"{(now - last).total_seconds() / 60:.0f} minutes ago"
-        print(f"unhealthy: the daemon's last tick was {when}", file=sys.stderr)
-        return EXIT_BUSY
-    print(f"healthy: last tick {last:%Y-%m-%d %H:%M:%S} UTC")
-    return EXIT_OK
-
-
-def _status(args: argparse.Namespace) -> int:
-    inputs = bootstrap.load_inputs(args.config, args.pairings)
-    state = args.state or str(bootstrap.default_state(args.config))
-    if "://" not in state and not Path(state).exists():
-        print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
-        return EXIT_CONFIG
-    store = bootstrap.open_state(state)
-    try:
-        report = status_report(inputs, store, now=args.now or SystemClock().now())
-    finally:
-        store.close()
-    print(views.status_json(report) if args.format == "json" else views.status_table(report))
-    return EXIT_OK
-
-
-def _auth(args: argparse.Namespace) -> int:
-    from . import googleauth
-    from .config import load_configuration
-
-    configuration = load_configuration(args.config, args.pairings)
-    if args.action == "login":
-        if not args.client_secrets:
-            print("auth login needs --client-secrets FILE (an OAuth client of type Desktop app)", file=sys.stderr)
-            return EXIT_CONFIG
-        print(googleauth.login(args.client_secrets, args.token, configuration))
+        return dispatch(args)
+    except Stopped:  # before the daemon's loop began: nothing was under way
         return EXIT_OK
-    results = googleauth.check(configuration)
-    for what, ok, detail in results:
-        print(f"{'ok  ' if ok else 'FAIL'}  {what}: {detail}")
-    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_BUSY
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _moment(text: str) -> datetime:
@@ -169,32 +55,32 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentorship", description="Run mentorship programs by themselves.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(command=handler)
+        sub.set_defaults(command=name)
         sub.add_argument("--config", type=Path, required=True, help="the cohort file (YAML)")
         sub.add_argument("--pairings", type=Path, help="pairings file (CSV or YAML); overrides the cohort file's")
         return sub
 
-    command("validate", _validate, "check the configuration and summarise it")
-    plan = command("plan", _plan, "show when every pair would meet and when each email goes out")
+    command("validate", "check the configuration and summarise it")
+    plan = command("plan", "show when every pair would meet and when each email goes out")
     plan.add_argument("--format", choices=("table", "json"), default="table")
-    preview = command("preview", _preview, "write every email of the program to a folder, to read in a browser")
+    preview = command("preview", "write every email of the program to a folder, to read in a browser")
     preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
     preview.add_argument("--pair", help="only this pair's emails")
-    run = command("run", _run, "run the daemon: book, send and watch until stopped")
+    run = command("run", "run the daemon: book, send and watch until stopped")
     run.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     run.add_argument("--simulate", action="store_true", help="on a simulated clock that jumps from one due time to the next")
     run.add_argument("--until", type=_moment, help="with --simulate: stop before this moment")
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
     run.add_argument("--log-format", choices=("text", "json"), default="text", help="readable lines, or one JSON object per line")
-    status = command("status", _status, "show each pair's sessions and emails, and what needs attention")
+    status = command("status", "show each pair's sessions and emails, and what needs attention")
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
-    health = command("health", _health, "exit 0 if the daemon finished a tick lately, 1 if not (for container health checks)")
+    health = command("health", "exit 0 if the daemon finished a tick lately, 1 if not (for container health checks)")
     health.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     health.add_argument("--max-age", type=_duration, default=timedelta(minutes=15), help="how old the last tick may be, e.g. 15m or 2h")
-    auth = command("auth", _auth, "get Google credentials (login) or test them (check)")
+    auth = command("auth", "get Google credentials (login) or test them (check)")
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")
     auth.add_argument("--token", type=Path, default=Path("secrets/google-token.json"), help="login: where to keep the token")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -44,7 +45,7 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         except SchedulerNotRunningError:  # a second signal, or one before the scheduler started
             pass
 
-    def request_stop(signum, frame) -> None:
+    def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
         # Shutting down waits for the running tick, so not from inside the handler.
         threading.Thread(target=shut_down, daemon=True).start()
@@ -60,6 +61,7 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
     is left to do (or `until`)."""
     stop = controller.deps.stop
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     while not stop.is_set():
         next_due = controller.tick(clock.now())
         if next_due is None or (until is not None and next_due > until):

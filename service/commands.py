@@ -1,0 +1,159 @@
+"""What each `mentorship` command does: call the use cases, print, return the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import bootstrap, views
+from .adapters.clock import SimulatedClock, SystemClock
+from .adapters.filemail import FileMailer
+from .config import ConfigError
+from .domain.planning import plan_sessions
+from .logs import configure as configure_logs
+from .preview import write_preview
+from .runner import run_forever, run_simulated
+from .status import status_report
+from .usecases import Controller, Deps
+
+EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the command; a configuration with problems lists them all and exits 2."""
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        print(
+            f"{count} problem{'s' if count != 1 else ''} in the configuration; nothing was booked or sent:",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _validate(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    print(views.cohort_summary(inputs.cohort, busy_files=len(inputs.busy)))
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
+    print(views.plan_json(plan) if args.format == "json" else views.plan_table(plan))
+    return EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    if args.pair and args.pair not in {p.id for p in inputs.cohort.pairs}:
+        print(f"no pair with id {args.pair!r}; see `mentorship plan` for the ids", file=sys.stderr)
+        return EXIT_CONFIG
+    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
+    count = write_preview(plan, inputs.templates, args.out, pair_id=args.pair)
+    print(f"{count} emails written to {args.out}/; open {args.out / 'index.html'} in a browser to read them.")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logs(args.log_format)
+    state = args.state or str(bootstrap.default_state(args.config))
+    simulated = SimulatedClock(args.now or SystemClock().now()) if args.simulate else None
+    clock = simulated or SystemClock()
+    watcher = bootstrap.ConfigWatcher.start(args.config, args.pairings, clock)  # must be valid: ConfigError ends here
+    try:
+        store, release = bootstrap.open_locked_state(state)
+    except bootstrap.AlreadyRunning as exc:
+        print(f"not starting: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    try:
+        calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
+    except bootstrap.GoogleSetupError as exc:
+        release()
+        print(f"not starting: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if simulated:  # a rehearsal resumed on the same state carries on from where it stopped
+        simulated.advance_to(store.latest_activity() or simulated.now())
+    mailer = (
+        gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
+    )
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
+    try:
+        if simulated:
+            run_simulated(controller, simulated, args.until)
+            print(views.totals_line(store.messages()))
+            if isinstance(mailer, FileMailer):
+                print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
+        else:
+            print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
+            run_forever(controller, clock, watcher.configuration.poll)
+    finally:
+        release()
+    return EXIT_OK
+
+
+def _health(args: argparse.Namespace) -> int:
+    """For container health checks: fails when the daemon has not finished a tick lately."""
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
+        print(f"unhealthy: no state at {state}", file=sys.stderr)
+        return EXIT_BUSY
+    store = bootstrap.open_state(state)
+    try:
+        last = store.last_tick()
+    finally:
+        store.close()
+    now = args.now or SystemClock().now()
+    if last is None or now - last > args.max_age:
+        when = "never" if last is None else f"{(now - last).total_seconds() / 60:.0f} minutes ago"
+        print(f"unhealthy: the daemon's last tick was {when}", file=sys.stderr)
+        return EXIT_BUSY
+    print(f"healthy: last tick {last:%Y-%m-%d %H:%M:%S} UTC")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
+        print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
+        return EXIT_CONFIG
+    store = bootstrap.open_state(state)
+    try:
+        report = status_report(inputs, store, now=args.now or SystemClock().now())
+    finally:
+        store.close()
+    print(views.status_json(report) if args.format == "json" else views.status_table(report))
+    return EXIT_OK
+
+
+def _auth(args: argparse.Namespace) -> int:
+    from . import googleauth
+    from .config import load_configuration
+
+    configuration = load_configuration(args.config, args.pairings)
+    if args.action == "login":
+        if not args.client_secrets:
+            print("auth login needs --client-secrets FILE (an OAuth client of type Desktop app)", file=sys.stderr)
+            return EXIT_CONFIG
+        print(googleauth.login(args.client_secrets, args.token, configuration))
+        return EXIT_OK
+    results = googleauth.check(configuration)
+    for what, ok, detail in results:
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}: {detail}")
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_BUSY
+
+
+COMMANDS = {
+    "validate": _validate,
+    "plan": _plan,
+    "preview": _preview,
+    "run": _run,
+    "status": _status,
+    "health": _health,
+    "auth": _auth,
+}
