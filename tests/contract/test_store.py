@@ -1,4 +1,7 @@
-"""One contract, every store backend: SQLite on disk and the real PostgreSQL server."""
+"""One contract, every store: the in-memory fake, SQLite on disk and the real PostgreSQL server.
+
+Tests of what only a database has (migrations, the audit table, the advisory lock) take
+`sql_store` or open their own database, and run on SQLite and PostgreSQL only."""
 
 from __future__ import annotations
 
@@ -6,21 +9,30 @@ import os
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from service.adapters.store import open_store
 from service.adapters.store.schema import MIGRATIONS
+from service.domain.calendar import CalendarEvent
 from service.domain.model import Role, Session
 from service.domain.outbox import Changes, State, Wanted
+from service.domain.ports import Alert
 from service.domain.stages import Stage
 from tests.builders import pair, person
+from tests.fakes.memory_store import MemoryStore
 
 POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2027, 3, 1, 9, tzinfo=UTC)
+
+# An unreachable PostgreSQL server fails these tests; `-m "not postgres"` leaves them out.
+SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BACKENDS = ["memory", *SQL_BACKENDS]
 
 
 @contextmanager
@@ -36,13 +48,24 @@ def postgres_database():
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+def _opened(backend, tmp_path):
     with ExitStack() as stack:
-        url = tmp_path / "state.sqlite" if request.param == "sqlite" else stack.enter_context(postgres_database())
-        s = open_store(url)
+        if backend == "memory":
+            s = MemoryStore()
+        else:
+            s = open_store(tmp_path / "state.sqlite" if backend == "sqlite" else stack.enter_context(postgres_database()))
         yield s
         s.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    yield from _opened(request.param, tmp_path)
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_store(request, tmp_path):
+    yield from _opened(request.param, tmp_path)
 
 
 def session(pair_id="p1", number=1, start=T0):
@@ -71,7 +94,7 @@ def test_moving_and_cancelling_bump_the_sequence(store):
     assert record.cancelled and record.sequence == 2
     store.book([session(start=T0 + timedelta(days=3))], T0 + timedelta(hours=3))  # the pair came back
     (record,) = store.sessions()
-    assert not record.cancelled and record.sequence == 3
+    assert (record.cancelled, record.sequence, record.previous_start, record.change_reason) == (False, 3, None, None)
 
 
 def test_apply_inserts_retimes_cancels_and_revives_only_planned_rows(store):
@@ -80,17 +103,22 @@ def test_apply_inserts_retimes_cancels_and_revives_only_planned_rows(store):
     row_c = next(r for r in store.messages() if r.stage == "homework_checkin")
     store.mark_sending(row_c, "<c@example.org>", T0)
     later = replace(a, due=T0 + timedelta(days=1))
-    store.apply(Changes(retime=(later,), cancel=(b.key, c.key)), T0)
+    store.apply(Changes(retime=(later, replace(c, due=T0 + timedelta(days=2))), cancel=(b.key, c.key)), T0)
     states = {r.stage: (r.state, r.due) for r in store.messages()}
     assert states["welcome"] == (State.PLANNED, T0 + timedelta(days=1))
     assert states["session1_prep"][0] is State.CANCELLED
-    assert states["homework_checkin"][0] is State.SENDING  # handed over: never touched
+    assert states["homework_checkin"] == (State.SENDING, T0)  # handed over: never touched
     store.apply(Changes(revive=(b,)), T0)
     assert {r.stage: r.state for r in store.messages()}["session1_prep"] is State.PLANNED
 
 
 def test_due_next_due_and_retry_times(store):
-    store.apply(Changes(insert=(wanted("welcome", T0), wanted("session1_prep", T0 + timedelta(hours=1)), wanted("follow_up", T0 + timedelta(days=1)))), T0)
+    store.apply(
+        Changes(
+            insert=(wanted("welcome", T0), wanted("session1_prep", T0 + timedelta(hours=1)), wanted("follow_up", T0 + timedelta(days=1)))
+        ),
+        T0,
+    )
     assert [r.stage for r in store.due(T0 + timedelta(hours=1), 10)] == ["welcome", "session1_prep"]
     assert [r.stage for r in store.due(T0 + timedelta(hours=1), 1)] == ["welcome"]
     assert store.next_due() == T0
@@ -136,24 +164,331 @@ def test_a_digest_and_what_it_says_are_written_together(store):
     assert [r.stage for r in store.due(T0, 10)] == ["coordinator_digest"]
 
 
-def test_every_effect_is_in_the_audit_log(store):
+def event(responses=None, meet_link=None, conference="success"):
+    return CalendarEvent(
+        event_id="e1",
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        cancelled=False,
+        responses=responses or {},
+        meet_link=meet_link,
+        conference=conference,
+    )
+
+
+def by_number(store, pair_id="p1"):
+    return {r.session.number: r for r in store.sessions([pair_id])}
+
+
+def test_times_given_in_any_zone_come_back_aware_utc(store):
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    start = datetime(2027, 3, 1, 10, tzinfo=berlin)  # 09:00 UTC
+    store.book([Session(pair_id="p1", number=1, start=start, end=start + timedelta(hours=1))], datetime(2027, 2, 1, 4, tzinfo=new_york))
+    (record,) = store.sessions()
+    assert (record.session.start, record.session.end, record.changed_at) == (
+        T0,
+        T0 + timedelta(hours=1),
+        datetime(2027, 2, 1, 9, tzinfo=UTC),
+    )
+    assert {record.session.start.tzinfo, record.session.end.tzinfo, record.changed_at.tzinfo} == {UTC}
+    store.apply(Changes(insert=(wanted(due=T0.astimezone(new_york), expires=start),)), T0)
+    (row,) = store.messages()
+    assert (row.due, row.expires, row.due.tzinfo, row.expires.tzinfo) == (T0, T0, UTC, UTC)
+    store.mark_sending(row, "<m@example.org>", T0)
+    store.mark_sent(row, start + timedelta(minutes=5))
+    (row,) = store.messages()
+    assert (row.sent_at, row.sent_at.tzinfo) == (T0 + timedelta(minutes=5), UTC)
+    assert store.latest_activity().tzinfo is UTC
+
+
+def test_moves_count_rebookings_and_say_whether_the_calendar_shows_them(store):
     store.book([session()], T0)
+    assert [r.session for r in store.sessions_out_of_calendar()] == [session()]  # no event yet
+    store.event_written("p1", 1, 0, event(), T0)
+    assert store.sessions_out_of_calendar() == []
+    store.move(session(start=T0 + timedelta(days=1)), T0 + timedelta(hours=1), "Ana declined", rebook=True)
+    (record,) = store.sessions()
+    assert (record.sequence, record.event_sequence, record.rebooks, record.in_calendar) == (1, 0, 1, False)
+    assert [r.sequence for r in store.sessions_out_of_calendar()] == [1]
+    store.move(session(start=T0 + timedelta(days=2)), T0 + timedelta(hours=2), "moved in the calendar", seen_in_calendar=True)
+    (record,) = store.sessions()
+    assert (record.sequence, record.event_sequence, record.rebooks, record.in_calendar) == (2, 2, 1, True)
+    assert (record.session.start, record.previous_start, record.change_reason) == (
+        T0 + timedelta(days=2),
+        T0 + timedelta(days=1),
+        "moved in the calendar",
+    )
+    assert store.sessions_out_of_calendar() == []
+
+
+def test_a_held_pair_is_cancelled_with_the_calendar_already_showing_it(store):
+    store.book([session(), session(number=2, start=T0 + timedelta(weeks=4)), session("p2")], T0)
+    for pair_id, number in (("p1", 1), ("p1", 2), ("p2", 1)):
+        store.event_written(pair_id, number, 0, event(), T0)
+    store.cancel_pair("p1", T0 + timedelta(hours=1), "event deleted by hand", held=True)
+    for record in by_number(store).values():
+        assert (record.cancelled, record.held, record.sequence, record.event_sequence) == (True, True, 1, 1)
+        assert (record.change_reason, record.changed_at) == ("event deleted by hand", T0 + timedelta(hours=1))
+    assert store.sessions_out_of_calendar() == []  # nothing left to remove
+    (other,) = store.sessions(["p2"])
+    assert (other.cancelled, other.held, other.sequence) == (False, False, 0)
+    store.cancel_pair("p1", T0 + timedelta(hours=2), "removed")  # only booked sessions change
+    assert [(r.held, r.sequence, r.change_reason) for r in by_number(store).values()] == [(True, 1, "event deleted by hand")] * 2
+    store.cancel_pair("p2", T0 + timedelta(hours=2), "removed")
+    (other,) = store.sessions(["p2"])
+    assert (other.cancelled, other.held, other.sequence, other.event_sequence) == (True, False, 1, 0)
+    assert [r.session.pair_id for r in store.sessions_out_of_calendar()] == ["p2"]  # its event must go
+    store.book([session()], T0 + timedelta(hours=3))  # the coordinator booked it again
+    record = by_number(store)[1]
+    assert (record.cancelled, record.held, record.sequence, record.previous_start, record.change_reason) == (False, False, 2, None, None)
+
+
+def test_the_calendars_copy_of_a_session(store):
+    store.book([session()], T0)
+    store.event_written("p1", 1, 0, event({"a@example.org": "needsAction"}, "https://meet.example/abc", "pending"), T0)
+    (record,) = store.sessions()
+    assert (record.event_sequence, dict(record.responses), record.meet_link, record.conference) == (
+        0,
+        {"a@example.org": "needsAction"},
+        "https://meet.example/abc",
+        "pending",
+    )
+    store.event_seen("p1", 1, event({"a@example.org": "accepted", "b@example.org": "declined"}, None, "success"))
+    (record,) = store.sessions()
+    assert (record.event_sequence, dict(record.responses), record.conference) == (
+        0,
+        {"a@example.org": "accepted", "b@example.org": "declined"},
+        "success",
+    )
+    assert record.meet_link == "https://meet.example/abc"  # an event shown without a link keeps the one known
+    store.move(session(start=T0 + timedelta(days=1)), T0, "declined")
+    store.event_written("p1", 1, 1, None, T0)  # the event was removed
+    (record,) = store.sessions()
+    assert (record.event_sequence, dict(record.responses), record.in_calendar) == (
+        1,
+        {"a@example.org": "accepted", "b@example.org": "declined"},
+        True,
+    )
+    store.event_seen("nobody", 1, event())  # a session never booked: nothing to change
+    assert [r.session.pair_id for r in store.sessions()] == ["p1"]
+
+
+def test_the_calendar_token(store):
+    assert store.calendar_token() is None
+    store.set_calendar_token("token-1")
+    store.set_calendar_token("token-2")
+    assert store.calendar_token() == "token-2"
+    store.set_calendar_token(None)  # expired: read everything next time
+    assert store.calendar_token() is None
+
+
+def test_a_pair_comes_back_equal_to_the_one_remembered(store):
+    mentor = replace(
+        person(
+            "Ana Lima",
+            "America/Sao_Paulo",
+            "08:30-12:00, 13:00-17:30",
+            frozenset({0, 2, 4}),
+            frozenset({date(2027, 3, 15), date(2027, 4, 1)}),
+        ),
+        linkedin="https://linkedin.example/ana",
+        video_link="https://meet.example/ana",
+        busy_calendar="/calendars/ana.ics",
+    )
+    mentee = person("Bo Chen", "Asia/Singapore", "19:00-22:00", frozenset({5, 6}))
+    p1 = replace(pair(mentor, mentee, "p1"), notes="Wants to move into data work", mentee_resume="https://cv.example/bo")
+    p2 = pair(person("Cy"), person("Di"), "p2")
+    store.remember_pairs([p1, p2], T0)
+    assert store.known_pairs() == {"p1": p1, "p2": p2}
+    moved = replace(
+        p1, mentor=replace(mentor, availability=replace(mentor.availability, hours=mentee.availability.hours, blackout_dates=frozenset()))
+    )
+    store.remember_pairs([moved], T0 + timedelta(days=1))  # changed hours replace the old ones
+    assert store.known_pairs(["p1"]) == {"p1": moved}
+    assert store.known_pairs(["p2", "nobody"]) == {"p2": p2}
+
+
+def test_due_messages_are_ordered_by_time_pair_stage_and_recipient(store):
+    assert (store.next_due(), store.due(T0, 10)) == (None, [])
+    scrambled = (
+        wanted("welcome", pair_id="p2"),
+        wanted("welcome", recipient="b@example.org"),
+        wanted("session1_prep", recipient="b@example.org"),
+        wanted("welcome"),
+        wanted("welcome", due=T0 - timedelta(hours=1), pair_id="p9"),
+        wanted("follow_up", due=T0 + timedelta(seconds=1)),
+    )
+    store.apply(Changes(insert=scrambled), T0)
+    expected = [
+        ("p9", "welcome", "a@example.org"),
+        ("p1", "session1_prep", "b@example.org"),  # stage before recipient
+        ("p1", "welcome", "a@example.org"),
+        ("p1", "welcome", "b@example.org"),
+        ("p2", "welcome", "a@example.org"),
+    ]
+    assert [(r.pair_id, r.stage, r.recipient) for r in store.due(T0, 10)] == expected
+    assert [(r.pair_id, r.stage, r.recipient) for r in store.due(T0, 2)] == expected[:2]
+    assert store.next_due() == T0 - timedelta(hours=1)
+    assert sorted((r.stage, r.recipient) for r in store.messages(["p2", "p9"])) == [("welcome", "a@example.org")] * 2
+
+
+def test_a_send_cut_short_is_checked_with_the_transport_before_anything_else(store):
     store.apply(Changes(insert=(wanted(),)), T0)
     (row,) = store.messages()
     store.mark_sending(row, "<m@example.org>", T0)
-    store.mark_sent(row, T0)
-    events = [e["event"] for e in store.audit_log()]
+    store.mark_verify(row, T0 + timedelta(minutes=10), "connection reset after DATA", T0 + timedelta(minutes=1))
+    (row,) = store.messages()
+    assert (row.state, row.verify, row.attempts, row.message_id, row.last_error) == (
+        State.PLANNED,
+        True,
+        1,
+        "<m@example.org>",
+        "connection reset after DATA",
+    )
+    assert store.due(T0 + timedelta(minutes=9), 10) == []
+    assert store.next_due() == T0 + timedelta(minutes=10)
+    assert store.due(T0 + timedelta(minutes=10), 10) == [row]
+    with pytest.raises(RuntimeError, match="was not sending"):
+        store.mark_sent(row, T0 + timedelta(minutes=11))
+    store.mark_sent(row, T0 + timedelta(minutes=11), was=State.PLANNED)  # the transport had it
+    (row,) = store.messages()
+    assert (row.state, row.verify, row.attempts, row.last_error, row.sent_at) == (State.SENT, False, 1, None, T0 + timedelta(minutes=11))
+    assert (store.next_due(), store.in_flight()) == (None, [])
+    with pytest.raises(RuntimeError, match="was not planned"):
+        store.mark_sent(row, T0 + timedelta(minutes=12), was=State.PLANNED)
+
+
+def test_failed_and_uncertain_messages_wait_for_a_human_oldest_change_first(store):
+    a, b, c = wanted("welcome"), wanted("session1_prep"), wanted("homework_checkin")
+    store.apply(Changes(insert=(a, b, c)), T0)
+    rows = {r.stage: r for r in store.messages()}
+    store.mark_sending(rows["welcome"], "<a@example.org>", T0)
+    store.mark_failed(rows["welcome"], "550 no such user", T0 + timedelta(hours=2))
+    store.mark_sending(rows["session1_prep"], "<b@example.org>", T0)
+    store.mark_verify(rows["session1_prep"], T0, "timed out", T0)
+    store.mark_uncertain(rows["session1_prep"], "the transport cannot tell", T0 + timedelta(hours=1), was=State.PLANNED)
+    store.mark_failed(rows["homework_checkin"], "no address", T0 + timedelta(hours=3), was=State.PLANNED)
+    waiting = store.messages_needing_a_human()
+    assert [(r.stage, r.state, r.last_error) for r in waiting] == [
+        ("session1_prep", State.UNCERTAIN, "the transport cannot tell"),
+        ("welcome", State.FAILED, "550 no such user"),
+        ("homework_checkin", State.FAILED, "no address"),
+    ]
+    assert waiting[0].verify is False
+    assert (store.due(T0 + timedelta(days=1), 10), store.next_due(), store.in_flight()) == ([], None, [])
+    with pytest.raises(RuntimeError, match="was not sending"):
+        store.mark_failed(rows["welcome"], "again", T0)
+    with pytest.raises(RuntimeError, match="was not planned"):
+        store.mark_uncertain(rows["session1_prep"], "again", T0, was=State.PLANNED)
+
+
+def test_a_message_whose_moment_passed_is_skipped_once(store):
+    store.apply(Changes(insert=(wanted(), wanted("session1_prep"))), T0)
+    rows = {r.stage: r for r in store.messages()}
+    store.mark_skipped(rows["welcome"], "expired before it could be sent", T0 + timedelta(days=1))
+    (skipped,) = [r for r in store.messages() if r.stage == "welcome"]
+    assert (skipped.state, skipped.last_error, skipped.attempts) == (State.SKIPPED, "expired before it could be sent", 0)
+    assert [r.stage for r in store.due(T0 + timedelta(days=1), 10)] == ["session1_prep"]
+    with pytest.raises(RuntimeError, match="was not planned"):
+        store.mark_skipped(rows["welcome"], "again", T0)
+    store.mark_sending(rows["session1_prep"], "<p@example.org>", T0)
+    with pytest.raises(RuntimeError, match="was not planned"):
+        store.mark_skipped(rows["session1_prep"], "too late", T0)
+    assert [r.stage for r in store.in_flight()] == ["session1_prep"]
+
+
+def test_a_failed_apply_changes_nothing(store):
+    a, b = wanted("welcome"), wanted("session1_prep")
+    store.apply(Changes(insert=(a,)), T0)
+    before = store.messages()
+    with pytest.raises((IntegrityError, ValueError)):
+        store.apply(
+            Changes(insert=(b, a), retime=(replace(a, due=T0 + timedelta(days=1)),)), T0 + timedelta(hours=1)
+        )  # a is stored already
+    assert store.messages() == before
+    assert store.latest_activity() == T0
+
+
+def test_alerts_are_set_replaced_cleared_and_sorted(store):
+    assert store.alerts() == []
+    store.set_alert("p2", 0, "Bo's calendar cannot be read")
+    store.set_alert("p1", 2, "declined twice")
+    store.set_alert("p1", 0, "no common hours")
+    store.set_alert("p1", 2, "declined three times")  # replaces
+    store.set_alert("p3", 1, None)  # clearing what is not there
+    assert store.alerts() == [
+        Alert(pair_id="p1", session=0, text="no common hours"),
+        Alert(pair_id="p1", session=2, text="declined three times"),
+        Alert(pair_id="p2", session=0, text="Bo's calendar cannot be read"),
+    ]
+    store.set_alert("p1", 0, None)
+    assert [(a.pair_id, a.session) for a in store.alerts()] == [("p1", 2), ("p2", 0)]
+
+
+def test_the_daemons_last_tick(store):
+    assert store.last_tick() is None
+    store.record_tick(T0)
+    store.record_tick(T0 + timedelta(minutes=5))
+    assert store.last_tick() == T0 + timedelta(minutes=5)
+    assert store.last_tick().tzinfo is not None
+
+
+def test_latest_activity_is_the_latest_effect_recorded(store):
+    assert store.latest_activity() is None
+    store.book([session()], T0)
+    assert store.latest_activity() == T0
+    store.apply(Changes(insert=(wanted(),)), T0 + timedelta(hours=1))
+    assert store.latest_activity() == T0 + timedelta(hours=1)
+    (row,) = store.messages()
+    store.mark_sending(row, "<m@example.org>", T0 + timedelta(minutes=30))  # an earlier time does not go back
+    assert store.latest_activity() == T0 + timedelta(hours=1)
+    store.mark_sent(row, T0 + timedelta(hours=2))
+    store.cancel_pair("p1", T0 + timedelta(hours=3), "removed")
+    assert store.latest_activity() == T0 + timedelta(hours=3)
+
+
+def test_each_day_has_its_own_digest(store):
+    def digest(day):
+        return Wanted(due=T0, pair_id="", stage=Stage.COORDINATOR_DIGEST, recipient="c@example.org", revision=day, role=Role.COORDINATOR)
+
+    store.add_digest(digest(738000), [{"pair_id": "p1", "summary": "x"}], "fp-1", T0)
+    store.add_digest(digest(738001), [{"pair_id": "p2", "summary": "y"}, {"pair_id": "p3", "summary": "z"}], "fp-2", T0 + timedelta(days=1))
+    assert (store.digest_state(738000), store.digest_state(738001), store.digest_state(738002)) == (
+        ("fp-2", True),
+        ("fp-2", True),
+        ("fp-2", False),
+    )
+    assert store.digest_content(738001) == [{"pair_id": "p2", "summary": "y"}, {"pair_id": "p3", "summary": "z"}]
+    assert store.digest_content(738002) == []
+    with pytest.raises((IntegrityError, ValueError)):  # its message exists: nothing is written
+        store.add_digest(digest(738001), [], "fp-3", T0 + timedelta(days=1))
+    assert (store.digest_state(738001), store.digest_content(738001)[0]) == (("fp-2", True), {"pair_id": "p2", "summary": "y"})
+    assert sorted((r.revision, r.state) for r in store.messages([""])) == [(738000, State.PLANNED), (738001, State.PLANNED)]
+
+
+# What only a database has
+
+
+def test_every_effect_is_in_the_audit_log(sql_store):
+    """SqlStore's own audit table (not part of the port)."""
+    sql_store.book([session()], T0)
+    sql_store.apply(Changes(insert=(wanted(),)), T0)
+    (row,) = sql_store.messages()
+    sql_store.mark_sending(row, "<m@example.org>", T0)
+    sql_store.mark_sent(row, T0)
+    events = [e["event"] for e in sql_store.audit_log()]
     assert events == ["session_booked", "messages_planned", "message_sending", "message_sent"]
 
 
-def test_migrations_run_once_and_refuse_a_newer_schema(store):
-    assert store.migrate() == len(MIGRATIONS)  # again: nothing to do
-    with store.engine.begin() as connection:
+def test_migrations_run_once_and_refuse_a_newer_schema(sql_store):
+    assert sql_store.migrate() == len(MIGRATIONS)  # again: nothing to do
+    with sql_store.engine.begin() as connection:
         connection.execute(text("UPDATE meta SET value = '999' WHERE key = 'schema_version'"))
     with pytest.raises(RuntimeError, match="newer version"):
-        store.migrate()
+        sql_store.migrate()
 
 
+@pytest.mark.postgres
 def test_only_one_daemon_works_on_a_postgresql_database():
     # (SQLite holds a lock file beside the state instead: see test_daemon.)
     with postgres_database() as url:

@@ -1,0 +1,272 @@
+"""The Store port in plain dicts, for fast use-case tests.
+
+It copies SqlStore's behaviour, quirks included, and tests/contract/test_store.py runs the
+same tests against both. Each method checks everything before it changes anything, so a
+method that raises has changed nothing, as a rolled-back transaction would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from service.domain.calendar import CalendarEvent
+from service.domain.model import Pair, Session
+from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
+from service.domain.ports import Alert, Store
+
+
+def _utc(moment: datetime) -> datetime:
+    """As the database hands times back: aware, in UTC. Naive ones are refused, as there."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment} cannot be stored")
+    return moment.astimezone(UTC)
+
+
+def _maybe_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
+
+
+@dataclass
+class _Message:
+    row: MessageRow
+    wake_at: datetime  # the later of due and the next retry
+    updated_at: datetime
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, int], SessionRecord] = {}
+        self._messages: dict[MessageKey, _Message] = {}
+        self._pairs: dict[str, Pair] = {}
+        self._alerts: dict[tuple[str, int], str] = {}
+        self._digests: dict[int, str] = {}  # day -> what it says, as JSON
+        self._digest_last: str | None = None
+        self._calendar_token: str | None = None
+        self._last_tick: datetime | None = None
+        self._latest: datetime | None = None
+        self.closed = False
+
+    def _did(self, now: datetime) -> None:
+        """What SqlStore writes to its audit table: latest_activity is the latest of these."""
+        now = _utc(now)
+        self._latest = now if self._latest is None else max(self._latest, now)
+
+    # Sessions
+
+    def sessions(self, pair_ids: Iterable[str] | None = None) -> list[SessionRecord]:
+        wanted = None if pair_ids is None else set(pair_ids)
+        return [r for (pair_id, _), r in self._sessions.items() if wanted is None or pair_id in wanted]
+
+    def book(self, booked: Sequence[Session], now: datetime) -> None:
+        now = _utc(now)
+        for s in booked:
+            session = replace(s, start=_utc(s.start), end=_utc(s.end))
+            old = self._sessions.get((s.pair_id, s.number))
+            if old is None:
+                record = SessionRecord(session=session, cancelled=False, sequence=0, changed_at=now)
+            else:  # calendar fields and rebooks stay, as in SqlStore
+                record = replace(
+                    old,
+                    session=session,
+                    cancelled=False,
+                    held=False,
+                    sequence=old.sequence + 1,
+                    changed_at=now,
+                    previous_start=None,
+                    change_reason=None,
+                )
+            self._sessions[(s.pair_id, s.number)] = record
+            self._did(now)
+
+    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
+        old = self._sessions[(session.pair_id, session.number)]  # KeyError where SqlStore raises NoResultFound
+        self._sessions[(session.pair_id, session.number)] = replace(
+            old,
+            session=replace(session, start=_utc(session.start), end=_utc(session.end)),
+            sequence=old.sequence + 1,
+            previous_start=old.session.start,
+            change_reason=reason,
+            changed_at=_utc(now),
+            rebooks=old.rebooks + (1 if rebook else 0),
+            event_sequence=old.sequence + 1 if seen_in_calendar else old.event_sequence,
+        )
+        self._did(now)
+
+    def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
+        now = _utc(now)
+        for key, old in self._sessions.items():
+            if key[0] == pair_id and not old.cancelled:
+                self._sessions[key] = replace(
+                    old,
+                    cancelled=True,
+                    held=held,
+                    sequence=old.sequence + 1,
+                    change_reason=reason,
+                    changed_at=now,
+                    event_sequence=old.sequence + 1 if held else old.event_sequence,
+                )
+        self._did(now)
+
+    # The calendar's copy of each session
+
+    def sessions_out_of_calendar(self) -> list[SessionRecord]:
+        return [r for r in self._sessions.values() if r.event_sequence != r.sequence]
+
+    def _seen(self, pair_id: str, number: int, event: CalendarEvent, **values) -> None:
+        old = self._sessions.get((pair_id, number))
+        if old is not None:  # SqlStore's UPDATE finds no row and does nothing
+            meet_link = event.meet_link or old.meet_link  # an event without a link keeps the old one
+            new = replace(old, responses=dict(event.responses), conference=event.conference, meet_link=meet_link, **values)
+            self._sessions[(pair_id, number)] = new
+
+    def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
+        old = self._sessions.get((pair_id, number))
+        if event is not None:
+            self._seen(pair_id, number, event, event_sequence=sequence)
+        elif old is not None:
+            self._sessions[(pair_id, number)] = replace(old, event_sequence=sequence)
+        self._did(now)
+
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
+        self._seen(pair_id, number, event)
+
+    def calendar_token(self) -> str | None:
+        return self._calendar_token
+
+    def set_calendar_token(self, token: str | None) -> None:
+        self._calendar_token = token or None  # an empty token is removed, as in SqlStore
+
+    # Pairs
+
+    def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
+        _utc(now)
+        self._pairs.update((p.id, p) for p in known)
+
+    def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
+        wanted = None if pair_ids is None else set(pair_ids)
+        return {pair_id: p for pair_id, p in self._pairs.items() if wanted is None or pair_id in wanted}
+
+    # Messages
+
+    def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
+        wanted = None if pair_ids is None else set(pair_ids)
+        return [m.row for m in self._messages.values() if wanted is None or m.row.pair_id in wanted]
+
+    def _insert(self, items: Sequence[Wanted], now: datetime) -> None:
+        """New planned rows; a key already stored (or given twice) fails before any is added."""
+        keys = [w.key for w in items]
+        if len(set(keys)) != len(keys) or any(k in self._messages for k in keys):
+            raise ValueError(f"a message is already stored: {keys}")
+        for w in items:
+            row = MessageRow(
+                pair_id=w.pair_id,
+                stage=w.stage,
+                recipient=w.recipient,
+                revision=w.revision,
+                role=w.role,
+                due=_utc(w.due),
+                expires=_maybe_utc(w.expires),
+                state=State.PLANNED,
+            )
+            self._messages[w.key] = _Message(row=row, wake_at=row.due, updated_at=now)
+
+    def apply(self, changes: Changes, now: datetime) -> None:
+        if not len(changes):
+            return
+        now = _utc(now)
+        self._insert(changes.insert, now)
+        for w in changes.retime + changes.revive:
+            m = self._messages.get(w.key)
+            if m is not None and m.row.state in (State.PLANNED, State.CANCELLED):
+                m.row = replace(m.row, due=_utc(w.due), expires=_maybe_utc(w.expires), state=State.PLANNED)
+                m.wake_at, m.updated_at = m.row.due, now
+        for key in changes.cancel:
+            m = self._messages.get(key)
+            if m is not None and m.row.state is State.PLANNED:
+                m.row, m.updated_at = replace(m.row, state=State.CANCELLED), now
+        self._did(now)
+
+    def due(self, now: datetime, limit: int) -> list[MessageRow]:
+        ready = [m for m in self._messages.values() if m.row.state is State.PLANNED and m.wake_at <= now]
+        ready.sort(key=lambda m: (m.wake_at, m.row.pair_id, m.row.stage.value, m.row.recipient))
+        return [m.row for m in ready[:limit]]
+
+    def next_due(self) -> datetime | None:
+        return min((m.wake_at for m in self._messages.values() if m.row.state is State.PLANNED), default=None)
+
+    def in_flight(self) -> list[MessageRow]:
+        return [m.row for m in self._messages.values() if m.row.state is State.SENDING]
+
+    def messages_needing_a_human(self) -> list[MessageRow]:
+        waiting = [m for m in self._messages.values() if m.row.state in (State.FAILED, State.UNCERTAIN)]
+        return [m.row for m in sorted(waiting, key=lambda m: m.updated_at)]
+
+    def _transition(self, row: MessageRow, expected: State, now: datetime, wake_at: datetime | None = None, **values) -> None:
+        m = self._messages.get(row.key)
+        if m is None or m.row.state is not expected:
+            raise RuntimeError(f"message {row.key} was not {expected.value}; another process may be running")
+        m.row, m.updated_at = replace(m.row, **values), _utc(now)
+        if wake_at is not None:
+            m.wake_at = _utc(wake_at)
+        self._did(now)
+
+    def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
+        attempts = self._messages[row.key].row.attempts + 1 if row.key in self._messages else 0
+        self._transition(row, State.PLANNED, now, state=State.SENDING, message_id=message_id, verify=False, attempts=attempts)
+
+    def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, state=State.SENT, sent_at=_utc(now), last_error=None, verify=False)
+
+    def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, verify=True, last_error=error)
+
+    def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
+        self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, last_error=error)
+
+    def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, state=State.FAILED, last_error=error)  # verify stays, as in SqlStore
+
+    def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
+        self._transition(row, was, now, state=State.UNCERTAIN, last_error=error, verify=False)
+
+    def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, state=State.SKIPPED, last_error=reason)
+
+    # What needs the coordinator
+
+    def alerts(self) -> list[Alert]:
+        return sorted(Alert(pair_id=p, session=n, text=text) for (p, n), text in self._alerts.items())
+
+    def set_alert(self, pair_id: str, session: int, text: str | None) -> None:
+        if text:
+            self._alerts[(pair_id, session)] = text
+        else:  # None or empty: cleared, as in SqlStore
+            self._alerts.pop((pair_id, session), None)
+
+    def digest_state(self, day: int) -> tuple[str | None, bool]:
+        return self._digest_last, day in self._digests
+
+    def add_digest(self, wanted: Wanted, attention: list[dict[str, str]], fingerprint: str, now: datetime) -> None:
+        self._insert([wanted], _utc(now))  # not in SqlStore's audit: latest_activity stays
+        self._digests[wanted.revision] = json.dumps(attention)
+        self._digest_last = fingerprint or None
+
+    def digest_content(self, day: int) -> list[dict[str, str]]:
+        return json.loads(self._digests.get(day, "[]"))
+
+    # The daemon itself
+
+    def record_tick(self, now: datetime) -> None:
+        self._last_tick = _utc(now)  # not in SqlStore's audit: latest_activity stays
+
+    def last_tick(self) -> datetime | None:
+        return self._last_tick
+
+    def latest_activity(self) -> datetime | None:
+        return self._latest
+
+    def close(self) -> None:
+        self.closed = True
