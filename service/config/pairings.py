@@ -214,7 +214,8 @@ class _Builder:
         if not given:
             if not (mentor and mentee):
                 return None
-            base = "-".join(re.sub(r"[^a-z0-9]+", "", p.email.split("@")[0]) or "x" for p in (mentor, mentee))
+            # From the two addresses, short enough to be stored (ids are at most 63 characters).
+            base = "-".join(re.sub(r"[^a-z0-9]+", "", p.email.split("@")[0])[:28] or "x" for p in (mentor, mentee))
             given, n = base, 2
             while given in self.id_lines:
                 given, n = f"{base}-{n}", n + 1

@@ -431,6 +431,9 @@ def test_the_daemons_last_tick(store):
     store.record_tick(T0 + timedelta(minutes=5))
     assert store.last_tick() == T0 + timedelta(minutes=5)
     assert store.last_tick().tzinfo is not None
+    berlin = (T0 + timedelta(minutes=10)).astimezone(ZoneInfo("Europe/Berlin"))
+    store.record_tick(berlin)
+    assert store.last_tick() == berlin and store.last_tick().utcoffset() == timedelta(0)
 
 
 def test_latest_activity_is_the_latest_effect_recorded(store):
@@ -534,3 +537,32 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
         assert (message.stage, message.state, message.verify) == ("welcome", State.PLANNED, False)
     finally:
         store.close()
+
+
+def test_a_row_waiting_to_be_checked_is_neither_moved_nor_cancelled_by_apply(store):
+    store.apply(Changes(insert=(wanted("welcome"),)), T0)
+    (row,) = store.messages()
+    store.mark_sending(row, "<w@example.org>", T0)
+    store.mark_verify(row, T0 + timedelta(minutes=10), "dropped after DATA", T0)
+    later = wanted("welcome", due=T0 + timedelta(days=1))
+    store.apply(Changes(retime=(later,), cancel=(later.key,)), T0 + timedelta(minutes=1))
+    (row,) = store.messages()
+    assert (row.state, row.verify, row.due) == (State.PLANNED, True, T0)
+    assert store.next_due() == T0 + timedelta(minutes=10)  # still waiting for its check
+
+
+def test_a_failed_check_no_longer_counts_as_waiting(store):
+    store.apply(Changes(insert=(wanted("welcome"),)), T0)
+    (row,) = store.messages()
+    store.mark_sending(row, "<w@example.org>", T0)
+    store.mark_verify(row, T0 + timedelta(minutes=10), "dropped", T0)
+    (row,) = store.messages()
+    store.mark_failed(row, "template: broken", T0, was=State.PLANNED)
+    (row,) = store.messages()
+    assert (row.state, row.verify) == (State.FAILED, False)
+
+
+def test_alerts_about_pairs_with_the_longest_ids(store):
+    long_id = "p" * 63
+    store.set_alert(long_id, 2, "Session 2 needs a time.")
+    assert [(a.pair_id, a.session) for a in store.alerts()] == [(long_id, 2)]

@@ -180,12 +180,12 @@ class MemoryStore(Store):
         self._insert(changes.insert, now)
         for w in changes.retime + changes.revive:
             m = self._messages.get(w.key)
-            if m is not None and m.row.state in (State.PLANNED, State.CANCELLED):
+            if m is not None and m.row.state in (State.PLANNED, State.CANCELLED) and not m.row.verify:
                 m.row = replace(m.row, due=_utc(w.due), expires=_maybe_utc(w.expires), state=State.PLANNED)
                 m.wake_at, m.updated_at = m.row.due, now
         for key in changes.cancel:
             m = self._messages.get(key)
-            if m is not None and m.row.state is State.PLANNED:
+            if m is not None and m.row.state is State.PLANNED and not m.row.verify:
                 m.row, m.updated_at = replace(m.row, state=State.CANCELLED), now
         self._did(now)
 
@@ -227,7 +227,7 @@ class MemoryStore(Store):
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, last_error=error)
 
     def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
-        self._transition(row, was, now, state=State.FAILED, last_error=error)  # verify stays, as in SqlStore
+        self._transition(row, was, now, state=State.FAILED, last_error=error, verify=False)
 
     def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         self._transition(row, was, now, state=State.UNCERTAIN, last_error=error, verify=False)

@@ -40,7 +40,7 @@ class UTCDateTime(TypeDecorator):
 
 metadata = MetaData()
 
-meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+meta = Table("meta", metadata, Column("key", String(255), primary_key=True), Column("value", Text, nullable=False))
 
 sessions = Table(
     "sessions",
@@ -124,8 +124,14 @@ def _calendar_events_v2(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
 
 
+def _longer_meta_keys_v3(connection: Connection) -> None:
+    """Alerts are kept under keys that hold a pair id: room for the longest."""
+    if connection.dialect.name == "postgresql":  # SQLite does not enforce lengths
+        connection.exec_driver_sql("ALTER TABLE meta ALTER COLUMN key TYPE VARCHAR(255)")
+
+
 # Each step moves the schema one version up; a released step never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3]
 
 
 def migrate(connection: Connection) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, select, update
 
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
@@ -169,12 +169,12 @@ class SqlStore(Store):
 
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
-            _set_meta(connection, "daemon:last_tick", now.isoformat())
+            _set_meta(connection, "daemon:last_tick", now.astimezone(UTC).isoformat())
 
     def last_tick(self) -> datetime | None:
         with self.engine.begin() as connection:
             value = _meta(connection, "daemon:last_tick")
-        return datetime.fromisoformat(value) if value else None
+        return datetime.fromisoformat(value).astimezone(UTC) if value else None
 
     def calendar_token(self) -> str | None:
         with self.engine.begin() as connection:
@@ -236,13 +236,13 @@ class SqlStore(Store):
                 connection.execute(
                     update(messages)
                     .where(_key(item.key))
-                    .where(messages.c.state.in_([State.PLANNED.value, State.CANCELLED.value]))
+                    .where(messages.c.state.in_([State.PLANNED.value, State.CANCELLED.value]), messages.c.verify == false())
                     .values(due=item.due, expires=item.expires, wake_at=item.due, state=State.PLANNED.value, updated_at=now)
                 )
             for key in changes.cancel:
                 connection.execute(
                     update(messages)
-                    .where(_key(key), messages.c.state == State.PLANNED.value)
+                    .where(_key(key), messages.c.state == State.PLANNED.value, messages.c.verify == false())
                     .values(state=State.CANCELLED.value, updated_at=now)
                 )
             _audit(
@@ -320,7 +320,7 @@ class SqlStore(Store):
             return json.loads(_meta(connection, f"digest:{day}") or "[]")
 
     def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
-        self._transition(row, was, now, "failed", state=State.FAILED.value, last_error=error)
+        self._transition(row, was, now, "failed", state=State.FAILED.value, last_error=error, verify=False)
 
     def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         self._transition(row, was, now, "uncertain", state=State.UNCERTAIN.value, last_error=error, verify=False)
