@@ -19,7 +19,7 @@ from .config.busyfiles import busy_intervals
 from .config.problems import display
 from .domain.model import Cohort
 from .domain.planning import Busy
-from .domain.ports import Calendar, Clock, FreeBusy, Mailer
+from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Purpose, Store
 from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
@@ -60,11 +60,34 @@ def read_busy_files(cohort: Cohort, calendars: Mapping[str, icalendar.Calendar],
     return busy
 
 
-def default_state(config: Path) -> Path:
-    return Path("state") / f"{config.stem}.sqlite"
+def default_state(config: Path, purpose: Purpose = Purpose.REAL) -> Path:
+    """state/<cohort file name>.sqlite, and a file of its own for rehearsals."""
+    suffix = ".rehearsal.sqlite" if purpose is Purpose.REHEARSAL else ".sqlite"
+    return Path("state") / f"{config.stem}{suffix}"
 
 
-def make_mailer(configuration: Configuration, state_dir: Path, outbox: Path | None = None) -> Mailer:
+class WrongPurpose(Exception):
+    pass
+
+
+def claim(store: Store, state: str | Path, purpose: Purpose) -> None:
+    """Mark a new state with what it holds; refuse one that holds the other kind, so a
+    rehearsal never consumes the real program's emails (nor the reverse)."""
+    found = store.purpose()
+    if found is None:
+        store.set_purpose(purpose)
+    elif found is not purpose and purpose is Purpose.REAL:
+        raise WrongPurpose(
+            f"{state} holds a rehearsal (run --simulate); the real program needs a state of its own: drop --state or give another"
+        )
+    elif found is not purpose:
+        raise WrongPurpose(
+            f"{state} holds the real program; a rehearsal on it would use up its emails: "
+            f"drop --state (a rehearsal defaults to {Path('state') / '<cohort>.rehearsal.sqlite'}) or give another"
+        )
+
+
+def make_mailer(configuration: Configuration, default_outbox: Path, outbox: Path | None = None) -> Mailer:
     mail = configuration.mail
     if mail.transport == "smtp" and outbox is None:
         s = mail.smtp
@@ -80,7 +103,7 @@ def make_mailer(configuration: Configuration, state_dir: Path, outbox: Path | No
             )
         )
     if outbox is None:
-        outbox = configuration.folder / mail.folder if mail.folder else state_dir / "outbox"
+        outbox = configuration.folder / mail.folder if mail.folder else default_outbox
     return FileMailer(outbox)
 
 
@@ -89,9 +112,10 @@ def open_state(state: str | Path) -> SqlStore:
     return open_store(state)
 
 
-def state_folder(state: str | Path) -> Path:
-    """Where files that belong with the state go (the default outbox)."""
-    return Path("state") if "://" in str(state) else Path(state).parent
+def default_outbox(state: str | Path, purpose: Purpose) -> Path:
+    """Where the file transport writes unless told: beside the state, apart for rehearsals."""
+    folder = Path("state") if "://" in str(state) else Path(state).parent
+    return folder / ("rehearsal-outbox" if purpose is Purpose.REHEARSAL else "outbox")
 
 
 class AlreadyRunning(Exception):

@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
     preview.add_argument("--pair", help="only this pair's emails")
     run = command("run", "run the daemon: book, send and watch until stopped")
-    run.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
+    run.add_argument(
+        "--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite, or .rehearsal.sqlite with --simulate)"
+    )
     run.add_argument("--simulate", action="store_true", help="on a simulated clock that jumps from one due time to the next")
     run.add_argument("--until", type=_moment, help="with --simulate: stop before this moment")
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")

@@ -11,6 +11,7 @@ from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
 from .config import ConfigError
 from .domain.planning import plan_sessions
+from .domain.ports import Purpose
 from .logs import configure as configure_logs
 from .preview import write_preview
 from .runner import run_forever, run_simulated
@@ -61,7 +62,8 @@ def _preview(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     configure_logs(args.log_format)
-    state = args.state or str(bootstrap.default_state(args.config))
+    purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
+    state = args.state or str(bootstrap.default_state(args.config, purpose))
     simulated = SimulatedClock(args.now or SystemClock().now()) if args.simulate else None
     clock = simulated or SystemClock()
     watcher = bootstrap.ConfigWatcher.start(args.config, args.pairings, clock)  # must be valid: ConfigError ends here
@@ -71,15 +73,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_BUSY
     try:
+        bootstrap.claim(store, state, purpose)
         calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
-    except bootstrap.GoogleSetupError as exc:
+    except (bootstrap.WrongPurpose, bootstrap.GoogleSetupError) as exc:
         release()
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if simulated:  # a rehearsal resumed on the same state carries on from where it stopped
         simulated.advance_to(store.latest_activity() or simulated.now())
     mailer = (
-        gmail if gmail and not args.outbox else bootstrap.make_mailer(watcher.configuration, bootstrap.state_folder(state), args.outbox)
+        gmail
+        if gmail and not args.outbox
+        else bootstrap.make_mailer(watcher.configuration, bootstrap.default_outbox(state, purpose), args.outbox)
     )
     controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
     try:

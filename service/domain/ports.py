@@ -9,12 +9,20 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from enum import StrEnum
 from typing import Protocol
 
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
 from .retry import Delivery
+
+
+class Purpose(StrEnum):
+    """What a state holds: the real program, or a rehearsal of it on a simulated clock."""
+
+    REAL = "real"
+    REHEARSAL = "rehearsal"
 
 
 class Clock(Protocol):
@@ -188,6 +196,11 @@ class Store(Protocol):
         """What the digest of `day` says."""
 
     # The daemon itself
+
+    def purpose(self) -> Purpose | None:
+        """Whether this state holds the real program or a rehearsal (None: not yet used)."""
+
+    def set_purpose(self, purpose: Purpose) -> None: ...
 
     def record_tick(self, now: datetime) -> None:
         """The daemon finished a tick at `now` (for health checks)."""

@@ -22,7 +22,7 @@ from service.adapters.store.schema import MIGRATIONS
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Role, Session
 from service.domain.outbox import Changes, State, Wanted
-from service.domain.ports import Alert
+from service.domain.ports import Alert, Purpose
 from service.domain.stages import Stage
 from tests.builders import pair, person
 from tests.fakes.memory_store import MemoryStore
@@ -566,3 +566,9 @@ def test_alerts_about_pairs_with_the_longest_ids(store):
     long_id = "p" * 63
     store.set_alert(long_id, 2, "Session 2 needs a time.")
     assert [(a.pair_id, a.session) for a in store.alerts()] == [(long_id, 2)]
+
+
+def test_a_state_says_what_it_holds(store):
+    assert store.purpose() is None
+    store.set_purpose(Purpose.REHEARSAL)
+    assert store.purpose() is Purpose.REHEARSAL

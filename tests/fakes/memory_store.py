@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
-from service.domain.ports import Alert, Store
+from service.domain.ports import Alert, Purpose, Store
 
 
 def _utc(moment: datetime) -> datetime:
@@ -48,6 +48,7 @@ class MemoryStore(Store):
         self._last_tick: datetime | None = None
         self._latest: datetime | None = None
         self.closed = False
+        self._purpose: Purpose | None = None
 
     def _did(self, now: datetime) -> None:
         """What SqlStore writes to its audit table: latest_activity is the latest of these."""
@@ -258,6 +259,12 @@ class MemoryStore(Store):
         return json.loads(self._digests.get(day, "[]"))
 
     # The daemon itself
+
+    def purpose(self) -> Purpose | None:
+        return self._purpose
+
+    def set_purpose(self, purpose: Purpose) -> None:
+        self._purpose = purpose
 
     def record_tick(self, now: datetime) -> None:
         self._last_tick = _utc(now)  # not in SqlStore's audit: latest_activity stays

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, e
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
-from ...domain.ports import Alert, Store
+from ...domain.ports import Alert, Purpose, Store
 from ...domain.stages import Stage
 from . import schema
 from .schema import audit, messages, pairs, sessions
@@ -166,6 +166,15 @@ class SqlStore(Store):
     def set_alert(self, pair_id: str, session: int, text: str | None) -> None:
         with self.engine.begin() as connection:
             _set_meta(connection, f"alert:{pair_id}/{session}", text)
+
+    def purpose(self) -> Purpose | None:
+        with self.engine.begin() as connection:
+            value = _meta(connection, "state:purpose")
+        return Purpose(value) if value else None
+
+    def set_purpose(self, purpose: Purpose) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "state:purpose", purpose.value)
 
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
