@@ -1,15 +1,15 @@
 """How the daemon copes with a large cohort: first tick, idle ticks, a program's mail, SMTP.
 
-The cohort is generated into a temporary folder as a coordinator would write it: a
-cohort file and a pairings CSV with --pairs pairs (mentors with 1 to 4 mentees, people in
-eleven time zones on five continents, most mentees within a few hours of their mentor,
-public holidays and the odd week away as blackout dates), program 2027-03-01..2027-04-30
-in America/New_York, default session rules and default working hours. The daemon is
-assembled as `mentorship run --simulate` assembles it (ConfigWatcher, SQLite state in a
-file, make_mailer, Controller, run_simulated), on a simulated clock that starts at
-2027-02-01 00:00 UTC, a month before the program.
+The cohort is generated (bench/cohorts.py) into a temporary folder as a coordinator
+would write it: a cohort file and a pairings CSV with --pairs pairs (mentors with 1 to 4
+mentees, people in eleven time zones on five continents, most mentees within a few hours
+of their mentor, public holidays and the odd week away as blackout dates), program
+2027-03-01..2027-04-30 in America/New_York, default session rules and default working
+hours. The daemon is assembled as `mentorship run --simulate` assembles it
+(ConfigWatcher, SQLite state in a file, make_mailer, Controller, run_simulated), on a
+simulated clock that starts at 2027-02-01 00:00 UTC, a month before the program.
 
-1. First tick: reading and validating the files (ConfigWatcher.current), then one
+1. First tick: reading and validating the files (ConfigWatcher.start), then one
    `controller.tick`: planning and booking every pair and planning every email of the
    program (18 per booked pair), with the time of each part.
 2. Idle tick: `controller.tick(now)` again and again with nothing due (median and p95),
@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import gc
+import importlib
 import multiprocessing
 import os
 import random
-import resource
 import shutil
 import ssl
 import statistics
@@ -58,215 +57,44 @@ import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from time import perf_counter
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from service import bootstrap, jobs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for bench.cohorts
+
+
+from bench.cohorts import (
+    CLOCK_START,
+    FIRST_NAMES,
+    LAST_NAMES,
+    PROGRAM_END,
+    PROGRAM_START,
+    PROGRAM_ZONE,
+    LogSample,
+    max_rss_mb,
+    write_cohort,
+)
+from service import bootstrap
 from service.adapters.clock import SimulatedClock
 from service.adapters.smtp import SmtpMailer, SmtpSettings
 from service.adapters.store.schema import messages, sessions
 from service.domain.model import Contact
-from service.jobs import Controller, Deps
+from service.domain.ports import Purpose
 from service.mail.mime import build_message, message_id
 from service.mail.templates import Rendered
 from service.runner import run_simulated
+from service.usecases import Controller, Deps
 
-START = datetime(2027, 2, 1, tzinfo=UTC)  # the simulated clock: a month before the program
-PROGRAM_START, PROGRAM_END = date(2027, 3, 1), date(2027, 4, 30)
-PROGRAM_ZONE = "America/New_York"
 HOST = "127.0.0.1"
 
 # Targets, printed next to the figures (nothing is asserted).
 IDLE_TICK_TARGET_MS = 50.0
 SMTP_REUSE_TARGET = 3.0  # reused connection at least this many times per-message's rate
 RSS_TARGET_MB = 150.0
-
-ZONES = (
-    "America/Los_Angeles",
-    "America/New_York",
-    "America/Sao_Paulo",
-    "Europe/London",
-    "Europe/Berlin",
-    "Africa/Lagos",
-    "Asia/Kolkata",
-    "Asia/Singapore",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Australia/Lord_Howe",
-)
-GOOD_FRIDAY, EASTER_MONDAY = "2027-03-26", "2027-03-29"
-HOLIDAYS = {
-    "America/Sao_Paulo": [GOOD_FRIDAY],
-    "Europe/London": [GOOD_FRIDAY, EASTER_MONDAY],
-    "Europe/Berlin": [GOOD_FRIDAY, EASTER_MONDAY],
-    "Africa/Lagos": [GOOD_FRIDAY, EASTER_MONDAY],
-    "Asia/Singapore": [GOOD_FRIDAY],
-    "Asia/Tokyo": ["2027-03-22", "2027-04-29"],
-    "Australia/Sydney": [GOOD_FRIDAY, EASTER_MONDAY],
-    "Australia/Lord_Howe": [GOOD_FRIDAY, EASTER_MONDAY],
-}
-NEAR_HOURS = 3.5  # a "near" mentee lives at most this many hours from the mentor
-NEAR_MENTEE_SHARE = 0.85
-MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
-FIRST_NAMES = (
-    "Maya",
-    "Zoë",
-    "Jonas",
-    "Priya",
-    "Sofia",
-    "Daniel",
-    "Grace",
-    "Mateo",
-    "Li",
-    "Kai",
-    "Noah",
-    "Chloé",
-    "Amara",
-    "Ola",
-    "Hiroshi",
-    "Aisha",
-    "Lucas",
-    "Ingrid",
-    "Tomás",
-    "Fatima",
-    "Chen",
-    "Olivia",
-    "Ravi",
-    "Björn",
-    "Nia",
-    "Emeka",
-    "Yuki",
-    "Sipho",
-    "Elena",
-    "Omar",
-)
-LAST_NAMES = (
-    "Okafor",
-    "Núñez",
-    "Weber",
-    "Nair",
-    "Rossi",
-    "Kim",
-    "Hopper",
-    "García",
-    "Lei",
-    "Nakamura",
-    "Williams",
-    "Dubois",
-    "Mensah",
-    "Nordmann",
-    "Tanaka",
-    "Khan",
-    "Silva",
-    "Larsen",
-    "O'Brien",
-    "Haddad",
-    "Wang",
-    "Smith",
-    "Iyer",
-    "Lindqvist",
-    "Adeyemi",
-    "Eze",
-    "Sato",
-    "Dlamini",
-    "Popescu",
-)
-NOTES = (
-    "Moving from QA into backend engineering.",
-    "Wants to grow into a tech lead role.",
-    "Part-time; prefers mornings.",
-    "Interested in distributed systems and on-call practice.",
-    "Returning to engineering after a career break.",
-)
-COLUMNS = (
-    "pair_id,mentor_name,mentor_email,mentor_timezone,mentor_hours,mentor_days,mentor_blackout,"
-    "mentor_busy_ics,mentor_linkedin,mentee_name,mentee_email,mentee_timezone,mentee_hours,"
-    "mentee_days,mentee_blackout,mentee_resume,mentee_linkedin,notes"
-).split(",")
-
-
-# --------------------------------------------------------------------------- the cohort
-
-
-def utc_offset_hours(zone: str) -> float:
-    moment = datetime(2027, 3, 1, 12, tzinfo=UTC).astimezone(ZoneInfo(zone))
-    return moment.utcoffset().total_seconds() / 3600
-
-
-NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
-
-
-@dataclass(frozen=True)
-class Generated:
-    config: Path
-    pairings: Path
-    pairs: int
-    people: int
-    zones: int
-
-
-def write_cohort(folder: Path, size: int, seed: int, smtp_port: int | None = None, security: str = "none") -> Generated:
-    """A cohort file and a pairings CSV of `size` pairs in `folder`. Hours and days are
-    left blank (the defaults, 09:00-17:00 Mon-Fri in each person's own zone)."""
-    rng = random.Random(f"{seed}-cohort-{size}")
-    folder.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, str]] = []
-    people = 0
-    zones_used: set[str] = set()
-
-    def person_fields(role: str, number: int, zone: str) -> dict[str, str]:
-        blackout = list(HOLIDAYS.get(zone, []))
-        if rng.random() < 0.1:  # a week away
-            first = PROGRAM_START + timedelta(days=rng.randrange(0, 55))
-            blackout.append(f"{first.isoformat()}..{(first + timedelta(days=4)).isoformat()}")
-        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        return {
-            f"{role}_name": name,
-            f"{role}_email": f"{role}{number}@example.{'org' if role == 'mentor' else 'net'}",
-            f"{role}_timezone": zone,
-            f"{role}_blackout": "; ".join(blackout),
-            f"{role}_linkedin": f"https://www.linkedin.com/in/{number}-example" if rng.random() < 0.5 else "",
-            **({"mentee_resume": f"https://example.net/cv/{number}.pdf"} if role == "mentee" and rng.random() < 0.3 else {}),
-        }
-
-    while len(rows) < size:
-        zone = rng.choice(ZONES)
-        people += 1
-        mentor = person_fields("mentor", people, zone)
-        zones_used.add(zone)
-        for k in range(min(rng.choices(*MENTEES_PER_MENTOR)[0], size - len(rows))):
-            people += 1
-            mentee_zone = rng.choice(NEAR_ZONES[zone] if rng.random() < NEAR_MENTEE_SHARE else ZONES)
-            zones_used.add(mentee_zone)
-            row = dict.fromkeys(COLUMNS, "")
-            # A mentor's details once; later rows give only the email.
-            row.update(mentor if k == 0 else {"mentor_name": mentor["mentor_name"], "mentor_email": mentor["mentor_email"]})
-            row.update(person_fields("mentee", people, mentee_zone))
-            row["pair_id"] = f"p{len(rows) + 1:05d}"
-            row["notes"] = rng.choice(NOTES) if rng.random() < 0.4 else ""
-            rows.append(row)
-
-    pairings = folder / "pairings.csv"
-    with pairings.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    mail = f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {smtp_port}\n    security: {security}\n" if smtp_port else ""
-    config = folder / "cohort.yaml"
-    config.write_text(
-        f"name: Benchmark {size} pairs\n"
-        "coordinator:\n  name: Renata Alves\n  email: renata.alves@example.org\n"
-        f"program:\n  start: {PROGRAM_START}\n  end: {PROGRAM_END}\n  timezone: {PROGRAM_ZONE}\n"
-        "pairings: pairings.csv\n" + mail,
-        encoding="utf-8",
-    )
-    return Generated(config=config, pairings=pairings, pairs=len(rows), people=people, zones=len(zones_used))
-
 
 # --------------------------------------------------------------------------- the daemon
 
@@ -282,14 +110,17 @@ class Daemon:
 
     def __init__(self, config: Path, state: Path, clock: SimulatedClock, outbox: Path | None = None):
         self.clock = clock
-        self.watcher = bootstrap.ConfigWatcher(config, None)
-        self.load_seconds = timed(self.watcher.current)  # validation: ConfigError ends here
+        began = perf_counter()
+        self.watcher = bootstrap.ConfigWatcher.start(config, None, clock)  # validation: ConfigError ends here
+        self.load_seconds = perf_counter() - began
         self.store, self._release = bootstrap.open_locked_state(state)
+        bootstrap.claim(self.store, state, Purpose.REHEARSAL)  # a fresh state: marked as a rehearsal's
         calendar, free_busy, _ = bootstrap.google_adapters(self.watcher.configuration)  # None: no Google here
-        self.mailer = bootstrap.make_mailer(self.watcher.configuration, bootstrap.state_folder(state), outbox)
-        self.lines: list[str] = []
+        default_outbox = bootstrap.default_outbox(state, Purpose.REHEARSAL)
+        self.mailer = bootstrap.make_mailer(self.watcher.configuration, default_outbox, outbox)
+        self.log = LogSample(1000)  # a sample: the full log of 180k messages is not the point
         self.controller = Controller(
-            Deps(store=self.store, mailer=self.mailer, source=self.watcher, log=self._log, calendar=calendar, free_busy=free_busy)
+            Deps(store=self.store, mailer=self.mailer, source=self.watcher, calendar=calendar, free_busy=free_busy)
         )
         self.counters = Counters()
         self._label: str | None = None  # set while run() prints progress
@@ -310,10 +141,6 @@ class Daemon:
 
         self.controller.tick = counted_tick
         self.store.mark_sent = counted_mark_sent
-
-    def _log(self, now: datetime, line: str) -> None:
-        if len(self.lines) < 1000:  # a sample: the full log of 180k messages is not the point
-            self.lines.append(line)
 
     def _progress(self, now: datetime) -> None:
         moment = perf_counter()
@@ -342,6 +169,7 @@ class Daemon:
         return perf_counter() - self._began
 
     def close(self) -> None:
+        self.log.close()
         self._release()
 
 
@@ -351,20 +179,31 @@ def timed(action: Callable[[], object]) -> float:
     return perf_counter() - began
 
 
-# The parts of a tick that step_times measures, as (depth, label, owner, attribute):
-# owner "jobs" is the module (a function the tick calls by name), "store" the store.
+# The parts of a tick that step_times measures, as (depth, label, owner, attribute): owner
+# "store" is the store, anything else the module under service/ that defines the function.
 STEPS = (
-    (0, "reconcile", "jobs", "reconcile"),
+    (0, "reconcile", "usecases.booking", "reconcile"),
     (1, "store.remember_pairs (pair details)", "store", "remember_pairs"),
-    (1, "plan_sessions (the planner)", "jobs", "plan_sessions"),
+    (1, "plan_sessions (the planner)", "domain.planning", "plan_sessions"),
     (1, "store.book (write the sessions)", "store", "book"),
-    (1, "sync_messages", "jobs", "sync_messages"),
-    (2, "wanted_for_pair (email timelines)", "jobs", "wanted_for_pair"),
-    (2, "changes (wanted vs stored)", "jobs", "changes"),
+    (1, "sync_messages", "usecases.booking", "sync_messages"),
+    (2, "wanted_for_pair (email timelines)", "domain.outbox", "wanted_for_pair"),
+    (2, "changes (wanted vs stored)", "domain.outbox", "changes"),
     (2, "store.apply (insert the messages)", "store", "apply"),
-    (0, "send_due", "jobs", "send_due"),
-    (0, "plan_digest", "jobs", "plan_digest"),
+    (0, "send_due", "usecases.sending", "send_due"),
+    (0, "plan_digest", "usecases.digest", "plan_digest"),
 )
+
+
+def _holders(function: object, name: str) -> list[object]:
+    """Every loaded service module whose `name` is this function. The use cases import
+    each other's functions by name (tick.py calls booking.reconcile as `reconcile`), so
+    wrapping the defining module alone would miss those calls."""
+    return [
+        module
+        for key, module in list(sys.modules.items())
+        if (key == "service" or key.startswith("service.")) and getattr(module, name, None) is function
+    ]
 
 
 @contextlib.contextmanager
@@ -373,8 +212,12 @@ def step_times(daemon: Daemon) -> Iterator[dict[str, float]]:
     spent: dict[str, float] = {}
     patches: list[tuple[object, str, object]] = []
     for _, label, where, name in STEPS:
-        owner = jobs if where == "jobs" else daemon.store
-        original = getattr(owner, name)
+        if where == "store":
+            original = getattr(daemon.store, name)
+            owners: list[object] = [daemon.store]
+        else:
+            original = getattr(importlib.import_module(f"service.{where}"), name)
+            owners = _holders(original, name)
 
         def wrapper(*args, _original=original, _label=label, **kwargs):
             began = perf_counter()
@@ -383,16 +226,17 @@ def step_times(daemon: Daemon) -> Iterator[dict[str, float]]:
             finally:
                 spent[_label] = spent.get(_label, 0.0) + perf_counter() - began
 
-        patches.append((owner, name, original))
-        setattr(owner, name, wrapper)
+        for owner in owners:
+            patches.append((owner, name, original))
+            setattr(owner, name, wrapper)
     try:
         yield spent
     finally:
         for owner, name, original in reversed(patches):
-            if owner is jobs:
-                setattr(owner, name, original)
-            else:
+            if owner is daemon.store:
                 delattr(owner, name)  # back to the class's method
+            else:
+                setattr(owner, name, original)
 
 
 def print_steps(spent: dict[str, float], total: float) -> None:
@@ -414,10 +258,6 @@ def print_steps(spent: dict[str, float], total: float) -> None:
         return index
 
     level(0, 0, total)
-
-
-def max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def state_counts(store) -> dict[str, int]:
@@ -588,6 +428,11 @@ def smtp_messages(first: int, count: int, seed: int) -> list[EmailMessage]:
     return built
 
 
+def smtp_section(port: int, security: str) -> str:
+    """The cohort file's mail section for the SMTP server on the loopback."""
+    return f"mail:\n  transport: smtp\n  smtp:\n    host: {HOST}\n    port: {port}\n    security: {security}\n"
+
+
 def smtp_mailer(port: int, security: str = "none") -> SmtpMailer:
     return SmtpMailer(SmtpSettings(host=HOST, port=port, security=security, timeout=30.0))
 
@@ -677,7 +522,7 @@ def _traced_first_tick(config: str, state: str, results) -> None:
     baseline = peak_rss_of_this_image_mb()
     tracemalloc.start()
     began = perf_counter()
-    daemon = Daemon(Path(config), Path(state), SimulatedClock(START), Path(state).parent / "outbox")
+    daemon = Daemon(Path(config), Path(state), SimulatedClock(CLOCK_START), Path(state).parent / "outbox")
     daemon.tick()
     seconds = perf_counter() - began
     _, peak = tracemalloc.get_traced_memory()
@@ -793,17 +638,17 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     rss.append(("after imports", max_rss_mb()))
 
     # 1. Set-up and the first tick ---------------------------------------------------------
-    heading(f"1. Set-up and first tick: {args.pairs} pairs, simulated clock at {START:%Y-%m-%d %H:%M} UTC")
+    heading(f"1. Set-up and first tick: {args.pairs} pairs, simulated clock at {CLOCK_START:%Y-%m-%d %H:%M} UTC")
     generated_in = perf_counter()
-    cohort = write_cohort(temporary / "cohort", args.pairs, args.seed)
+    cohort = write_cohort(temporary / "cohort", args.pairs, args.seed, name=f"Benchmark {args.pairs} pairs")
     generated_in = perf_counter() - generated_in
     print(
-        f"generated {cohort.pairs} pairs, {cohort.people} people in {cohort.zones} time zones in {generated_in:.1f} s;"
+        f"generated {cohort.pairs} pairs, {len(cohort.people)} people in {cohort.zones} time zones in {generated_in:.1f} s;"
         f" pairings.csv {cohort.pairings.stat().st_size / 2**20:.1f} MB; program {PROGRAM_START}..{PROGRAM_END}"
         f" ({PROGRAM_ZONE}), default rules and hours (09:00-17:00 Mon-Fri in each person's zone)",
         flush=True,
     )
-    clock = SimulatedClock(START)
+    clock = SimulatedClock(CLOCK_START)
     outbox = temporary / "outbox"
     daemon = Daemon(cohort.config, temporary / "state.sqlite", clock, outbox)
     gc.collect()
@@ -813,7 +658,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     counts = state_counts(daemon.store)
     booked = booked_pairs(daemon.store)
     planned = sum(counts.values())
-    print(f"load and validate (ConfigWatcher.current, as `mentorship run` does first): {daemon.load_seconds:7.2f} s")
+    print(f"load and validate (ConfigWatcher.start, as `mentorship run` does first):   {daemon.load_seconds:7.2f} s")
     print(f"controller.tick (reconcile: plan, book, plan the emails; send what is due): {tick_seconds:7.2f} s")
     print(f"first tick in all:                                                         {first_tick:7.2f} s")
     print_steps(spent, tick_seconds)
@@ -918,8 +763,14 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
             " the rate per message is what is compared)",
             flush=True,
         )
-        small = write_cohort(temporary / "smtp-cohort", args.smtp_pairs, args.seed, smtp_port=server.port, security=args.smtp_security)
-        smtp_daemon = Daemon(small.config, temporary / "smtp-state.sqlite", SimulatedClock(START))
+        small = write_cohort(
+            temporary / "smtp-cohort",
+            args.smtp_pairs,
+            args.seed,
+            name=f"Benchmark {args.smtp_pairs} pairs",
+            sections=smtp_section(server.port, args.smtp_security),
+        )
+        smtp_daemon = Daemon(small.config, temporary / "smtp-state.sqlite", SimulatedClock(CLOCK_START))
         if not isinstance(smtp_daemon.mailer, SmtpMailer):
             raise RuntimeError("the SMTP cohort did not get an SMTP mailer")
         first = smtp_daemon.load_seconds + timed(smtp_daemon.tick)

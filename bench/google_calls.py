@@ -1,15 +1,16 @@
 """How many requests the daemon makes of Google, and how much quota they use, per pair.
 
-A cohort of --pairs pairs is generated into a temporary folder as the coordinator would
-write it (a cohort file and a pairings CSV; mentors with 1 to 4 mentees, people in eleven
-time zones, every mentee within 3.5 hours of the mentor so that every pair can be booked,
-default working hours), set up for Google Workspace: calendar backend google,
-mail through Gmail, free/busy on, read_sent_mail off. The daemon is assembled as
-tests/e2e/test_google.py assembles it (ConfigWatcher, google_adapters with the real
-googleapiclient and google-auth, SQLite state in a file, Controller) against the loopback
-fake of Google (tests/fakes/google), on a simulated clock from 2027-02-01 00:00 UTC.
-About half the people get a busy calendar in the fake (FakeGoogle.set_busy), so free/busy
-answers with busy time for them and with notFound for the others.
+A cohort of --pairs pairs is generated (bench/cohorts.py) into a temporary folder as the
+coordinator would write it (a cohort file and a pairings CSV; mentors with 1 to 4
+mentees, people in eleven time zones, every mentee within 3.5 hours of the mentor so
+that every pair can be booked, default working hours), set up for Google Workspace:
+calendar backend google, mail through Gmail, free/busy on, read_sent_mail off. The
+daemon is assembled as tests/e2e/test_google.py assembles it (ConfigWatcher,
+google_adapters with the real googleapiclient and google-auth, SQLite state in a file,
+Controller) against the loopback fake of Google (tests/fakes/google), on a simulated
+clock from 2027-02-01 00:00 UTC. About half the people get a busy calendar in the fake
+(FakeGoogle.set_busy), so free/busy answers with busy time for them and with notFound
+for the others.
 
 Everything is read from the fake's request log:
 
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import math
 import os
 import random
@@ -55,7 +55,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email import policy
 from pathlib import Path
 from time import perf_counter
@@ -63,9 +63,23 @@ from zoneinfo import ZoneInfo
 
 from google.oauth2 import service_account
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: tests.fakes.google
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: bench.cohorts, tests.fakes.google
 
-
+from bench.cohorts import (
+    CLOCK_START,
+    COORDINATOR,
+    OFFICE_HOURS,
+    PROGRAM_END,
+    PROGRAM_START,
+    PROGRAM_ZONE,
+    WEEKDAYS,
+    CalendarProfile,
+    Generated,
+    LogSample,
+    busy_calendar,
+    mondays,
+    write_cohort,
+)
 from service import bootstrap
 from service.adapters.clock import SimulatedClock
 from service.adapters.google import auth, freebusy
@@ -74,15 +88,13 @@ from service.adapters.google.calendar import BATCH as BATCH_PARTS
 from service.adapters.store import open_store
 from service.domain.availability import local_moment
 from service.domain.calendar import TAG, cohort_tag, event_id
+from service.domain.model import WorkingPattern
 from service.domain.outbox import State
-from service.jobs import Controller, Deps
 from service.runner import run_simulated
+from service.usecases import Controller, Deps
 from tests.fakes.google import FakeGoogle, RequestRecord
 
-START = datetime(2027, 2, 1, tzinfo=UTC)  # the simulated clock: a month before the program
-PROGRAM_START, PROGRAM_END = date(2027, 3, 1), date(2027, 4, 30)
-PROGRAM_ZONE = "America/New_York"
-ORGANIZER = "renata.alves@example.org"
+ORGANIZER = COORDINATOR.email
 
 # Targets, printed next to the figures (nothing is asserted).
 BOOKING_ROUND_TRIPS_TARGET = 0.1  # per pair: free/busy and the inserts, batched
@@ -93,120 +105,35 @@ GMAIL_UNITS = {"gmail.users.messages.send": 100, "gmail.users.messages.list": 5,
 BOOKING_METHODS = ("calendar.freebusy.query", "calendar.events.insert")
 TOKEN, BATCH = "oauth2.token", "batch"
 
-ZONES = (
-    "America/Los_Angeles",
-    "America/New_York",
-    "America/Sao_Paulo",
-    "Europe/London",
-    "Europe/Berlin",
-    "Africa/Lagos",
-    "Asia/Kolkata",
-    "Asia/Singapore",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Australia/Lord_Howe",
-)
-NEAR_HOURS = 3.5  # mentees live at most this many hours from their mentor: every pair fits
-MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
 BUSY_SHARE = 0.5  # people whose calendar the fake knows (free/busy data); the rest: notFound
-MEETING_MINUTES = (30, 30, 45, 60, 60, 90)
-COLUMNS = (
-    "pair_id,mentor_name,mentor_email,mentor_timezone,mentor_hours,mentor_days,mentor_blackout,"
-    "mentor_busy_ics,mentor_linkedin,mentee_name,mentee_email,mentee_timezone,mentee_hours,"
-    "mentee_days,mentee_blackout,mentee_resume,mentee_linkedin,notes"
-).split(",")
-FIRST_NAMES = ("Maya", "Jonas", "Priya", "Sofia", "Daniel", "Grace", "Mateo", "Li", "Kai", "Noah", "Amara", "Hiroshi")
-LAST_NAMES = ("Okafor", "Weber", "Nair", "Rossi", "Kim", "Hopper", "Garcia", "Lei", "Nakamura", "Mensah", "Tanaka")
+# The busy ones: a few weekly meetings and some one-off ones in their working hours.
+BUSY_PROFILE = CalendarProfile(recurring=(1, 5), one_offs=(0, 3), vacation=0.0, lengths=(30, 30, 45, 60, 60, 90))
 
 
 # --------------------------------------------------------------------------- the cohort
 
 
-def utc_offset_hours(zone: str) -> float:
-    moment = datetime(2027, 3, 1, 12, tzinfo=UTC).astimezone(ZoneInfo(zone))
-    return moment.utcoffset().total_seconds() / 3600
-
-
-NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
-
-
-@dataclass(frozen=True)
-class Generated:
-    config: Path
-    pairs: int
-    people: dict[str, str]  # email -> time zone
-
-
-def write_cohort(folder: Path, size: int, seed: int) -> Generated:
-    """cohort.yaml (Google calendar, Gmail, free/busy, key.json) and pairings.csv in `folder`."""
-    rng = random.Random(f"{seed}-cohort-{size}")
-    folder.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, str]] = []
-    people: dict[str, str] = {}
-
-    def person(role: str, zone: str) -> dict[str, str]:
-        number = len(people) + 1
-        email = f"{role}{number}@example.{'org' if role == 'mentor' else 'net'}"
-        people[email] = zone
-        return {
-            f"{role}_name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-            f"{role}_email": email,
-            f"{role}_timezone": zone,
-        }
-
-    while len(rows) < size:
-        zone = rng.choice(ZONES)
-        mentor = person("mentor", zone)
-        for k in range(min(rng.choices(*MENTEES_PER_MENTOR)[0], size - len(rows))):
-            mentee_zone = rng.choice(NEAR_ZONES[zone])
-            row = dict.fromkeys(COLUMNS, "")
-            row.update(mentor if k == 0 else {"mentor_name": mentor["mentor_name"], "mentor_email": mentor["mentor_email"]})
-            row.update(person("mentee", mentee_zone))
-            row["pair_id"] = f"p{len(rows) + 1:05d}"
-            rows.append(row)
-
-    with (folder / "pairings.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    config = folder / "cohort.yaml"
-    config.write_text(
-        f"name: Google calls {size} pairs\n"
-        f"coordinator:\n  name: Renata Alves\n  email: {ORGANIZER}\n"
-        f"program:\n  start: {PROGRAM_START}\n  end: {PROGRAM_END}\n  timezone: {PROGRAM_ZONE}\n"
-        "pairings: pairings.csv\n"
+def write_google_cohort(folder: Path, size: int, seed: int) -> Generated:
+    """cohort.yaml (Google calendar, Gmail, free/busy, key.json) and pairings.csv in
+    `folder`: every mentee near the mentor, no blackout dates, default hours."""
+    sections = (
         "calendar:\n  backend: google\n  calendar_id: primary\n  rebook_deleted: false\n"
         "mail:\n  transport: gmail\n"
-        f"google:\n  credentials: key.json\n  organizer: {ORGANIZER}\n  read_sent_mail: false\n  free_busy: true\n",
-        encoding="utf-8",
+        f"google:\n  credentials: key.json\n  organizer: {ORGANIZER}\n  read_sent_mail: false\n  free_busy: true\n"
     )
-    return Generated(config=config, pairs=len(rows), people=people)
+    return write_cohort(folder, size, seed, name=f"Google calls {size} pairs", sections=sections, near_share=1.0, details=False)
 
 
 def busy_calendars(people: dict[str, str], seed: int) -> dict[str, list[tuple[datetime, datetime]]]:
-    """Busy time for about BUSY_SHARE of the people: a few weekly meetings and some
-    one-off ones in their working hours (09:00-17:00 local, Mon-Fri), February to April."""
+    """Busy time for about BUSY_SHARE of the people (BUSY_PROFILE, in 09:00-17:00 local,
+    Mon-Fri), from the simulated clock's start to the program's end."""
     rng = random.Random(f"{seed}-busy")
     chosen = sorted(email for email in sorted(people) if rng.random() < BUSY_SHARE)
-    first_monday = date(2027, 2, 1)
-    weeks = [first_monday + timedelta(weeks=k) for k in range(13)]
-    busy: dict[str, list[tuple[datetime, datetime]]] = {}
-    for email in chosen:
-        zone = ZoneInfo(people[email])
-
-        def slot() -> tuple[int, int, int]:
-            length = rng.choice(MEETING_MINUTES)
-            return rng.randrange(5), 9 * 60 + 15 * rng.randint(0, (8 * 60 - length) // 15), length
-
-        recurring = [slot() for _ in range(rng.randint(1, 5))]
-        intervals = []
-        for monday in weeks:
-            for weekday, minute, length in recurring + [slot() for _ in range(rng.randint(0, 3))]:
-                day = monday + timedelta(days=weekday)
-                start = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
-                intervals.append((start, start + timedelta(minutes=length)))
-        busy[email] = intervals
-    return busy
+    weeks = mondays(CLOCK_START.date(), PROGRAM_END)
+    return {
+        email: busy_calendar(rng, WorkingPattern(timezone=people[email], hours=OFFICE_HOURS, days=WEEKDAYS), weeks, BUSY_PROFILE)
+        for email in chosen
+    }
 
 
 # --------------------------------------------------------------------------- counting
@@ -308,20 +235,14 @@ class DaemonRun:
 
 def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
     folder = generated.config.parent
-    watcher = bootstrap.ConfigWatcher(generated.config, None)
-    watcher.current()
+    clock = SimulatedClock(CLOCK_START)
+    watcher = bootstrap.ConfigWatcher.start(generated.config, None, clock)
     calendar, free_busy, mailer = bootstrap.google_adapters(watcher.configuration)
     quick = Backoff(attempts=6, sleep=lambda seconds: None, rng=random.Random(0))  # no real waiting
     calendar.backoff = free_busy.backoff = mailer.backoff = quick
     store = open_store(folder / "state.sqlite")
-    clock = SimulatedClock(START)
-    lines: list[str] = []
-
-    def log(now: datetime, line: str) -> None:
-        if len(lines) < 200:
-            lines.append(f"{now:%Y-%m-%d %H:%M} {line}")
-
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, log=log))
+    log = LogSample(200)  # a sample, for looking at while changing this script
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
     asked: list[tuple[int, datetime, datetime]] = []
     busy = free_busy.busy
 
@@ -333,7 +254,7 @@ def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
     sent_per_day: Counter = Counter()
     calls_per_day: Counter = Counter()
     ticks = 0
-    last_tick = START
+    last_tick = CLOCK_START
     tick = controller.tick
 
     def counted_tick(now: datetime):
@@ -359,6 +280,7 @@ def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
     # The first tick is part of the program; run_simulated starts with a tick at the same
     # moment, which finds nothing left to book.
     run_simulated(controller, clock, None)
+    log.close()
     program_seconds = perf_counter() - began + first_seconds
     program = Tally.of(google.requests)
 
@@ -378,7 +300,7 @@ def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
         states=Counter(r.state.value if isinstance(r.state, State) else str(r.state) for r in store.messages()),
         events_live=len(events),
         meet_links=sum(1 for e in events if e.get("hangoutLink")),
-        log_sample=lines,
+        log_sample=log.lines,
         free_busy_asked=asked,
         last_tick=last_tick,
         poll=watcher.configuration.poll,
@@ -485,7 +407,7 @@ def report(generated: Generated, busy_people: int, daemon: DaemonRun, naive: Nai
     print(
         f"== Google calls: {pairs} pairs, {len(generated.people)} people"
         f" ({busy_people} with a calendar in the fake, {len(generated.people) - busy_people} notFound),"
-        f" program {PROGRAM_START}..{PROGRAM_END} ({PROGRAM_ZONE}), clock from {START:%Y-%m-%d %H:%M} UTC =="
+        f" program {PROGRAM_START}..{PROGRAM_END} ({PROGRAM_ZONE}), clock from {CLOCK_START:%Y-%m-%d %H:%M} UTC =="
     )
     print(
         f"daemon: {daemon.booked_pairs} of {pairs} pairs booked, {daemon.ticks} ticks,"
@@ -536,10 +458,10 @@ def report(generated: Generated, busy_people: int, daemon: DaemonRun, naive: Nai
         f"  calendar.events.list: {lists} calls over {daemon.ticks} ticks (changes are read at every tick;"
         f" {lists - daemon.ticks} more are further pages)"
     )
-    polls = (daemon.last_tick - START) // daemon.poll
+    polls = (daemon.last_tick - CLOCK_START) // daemon.poll
     print(
         f"    not measured, arithmetic: a real run also ticks every poll interval ({daemon.poll}), so from"
-        f" {START:%Y-%m-%d} to the last tick ({daemon.last_tick:%Y-%m-%d %H:%M}) at least {polls} ticks,"
+        f" {CLOCK_START:%Y-%m-%d} to the last tick ({daemon.last_tick:%Y-%m-%d %H:%M}) at least {polls} ticks,"
         f" hence at least {polls} events.list calls ({per(polls, pairs)} per pair)"
     )
 
@@ -661,7 +583,7 @@ def main() -> None:
     saved = os.environ.get(ENDPOINT_VARIABLE)
     root = Path(tempfile.mkdtemp(prefix="google-calls-"))
     try:
-        generated = write_cohort(root / "cohort", args.pairs, args.seed)
+        generated = write_google_cohort(root / "cohort", args.pairs, args.seed)
         busy = busy_calendars(generated.people, args.seed)
         with FakeGoogle() as google:
             os.environ[ENDPOINT_VARIABLE] = google.url
@@ -674,8 +596,7 @@ def main() -> None:
             os.environ[ENDPOINT_VARIABLE] = google.url
             for email, intervals in busy.items():
                 google.set_busy(email, intervals)
-            cohort_name = f"Google calls {args.pairs} pairs"
-            naive = naive_client(google, root, cohort_name, daemon)
+            naive = naive_client(google, root, generated.name, daemon)
             internal += google.internal_errors
         report(generated, len(busy), daemon, naive)
         if internal:

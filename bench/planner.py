@@ -1,10 +1,10 @@
 """How fast the session planner is, and how close it comes to the best possible plan.
 
-Part 1 (scale) plans generated cohorts of increasing size: people in eleven time zones on
-five continents, varied working hours, regional holidays, and busy calendars made of
-weekly recurring meetings, one-off meetings and the odd vacation week. For each size it
-prints the planning time, pairs per second, pairs booked and peak memory, and how the
-time grew next to linear and n log n growth.
+Part 1 (scale) plans generated cohorts (bench/cohorts.py) of increasing size: people in
+eleven time zones on five continents, varied working hours, regional holidays, and busy
+calendars made of weekly recurring meetings, one-off meetings and the odd vacation week.
+For each size it prints the planning time, pairs per second, pairs booked and peak
+memory, and how the time grew next to linear and n log n growth.
 
 Part 2 (quality) plans many tiny cohorts with scarce free time, where not every pair can
 be booked, and compares the pairs the planner books with the true maximum. The maximum
@@ -26,11 +26,12 @@ import dataclasses
 import gc
 import math
 import random
-import resource
+import sys
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from time import perf_counter
 from zoneinfo import ZoneInfo
 
@@ -38,10 +39,30 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for bench.cohorts
+
+from bench.cohorts import (
+    CLOCK_START,
+    COORDINATOR,
+    HOLIDAYS,
+    NEAR_MENTEE_SHARE,
+    NEAR_ZONES,
+    OFFICE_HOURS,
+    PROGRAM_END,
+    PROGRAM_START,
+    PROGRAM_ZONE,
+    WEEKDAYS,
+    ZONES,
+    CalendarProfile,
+    busy_calendar,
+    draw_pairs,
+    max_rss_mb,
+    mondays,
+    utc_offset_hours,
+)
 from service.domain.availability import merge, subtract, to_minutes, working_spans
 from service.domain.model import (
     Cohort,
-    Contact,
     Pair,
     Person,
     SessionRules,
@@ -50,118 +71,26 @@ from service.domain.model import (
 )
 from service.domain.planning import DEFAULT_NODE_BUDGET, Plan, plan_sessions
 
-NOW = datetime(2027, 2, 1, tzinfo=UTC)
-PROGRAM_ZONE = "America/New_York"
-COORDINATOR = Contact(name="Renata Alves", email="renata.alves@example.org")
+NOW = CLOCK_START
 DAY = timedelta(days=1)
-
-ZONES = (
-    "America/Los_Angeles",
-    "America/New_York",
-    "America/Sao_Paulo",
-    "Europe/London",
-    "Europe/Berlin",
-    "Africa/Lagos",
-    "Asia/Kolkata",
-    "Asia/Singapore",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "Australia/Lord_Howe",
-)
-# Public holidays inside the programs, as blackout dates.
-GOOD_FRIDAY, EASTER_MONDAY = date(2027, 3, 26), date(2027, 3, 29)
-HOLIDAYS = {
-    "America/Sao_Paulo": frozenset({GOOD_FRIDAY}),
-    "Europe/London": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
-    "Europe/Berlin": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
-    "Africa/Lagos": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
-    "Asia/Singapore": frozenset({GOOD_FRIDAY}),
-    "Asia/Tokyo": frozenset({date(2027, 3, 22), date(2027, 4, 29)}),
-    "Australia/Sydney": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
-    "Australia/Lord_Howe": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
-}
-NEAR_HOURS = 3.5  # a mentee "near" the mentor lives at most this many hours away
 
 
 def _ranges(*texts: str) -> tuple[TimeRange, ...]:
     return tuple(TimeRange(start=time.fromisoformat(a), end=time.fromisoformat(b)) for a, b in (text.split("-") for text in texts))
 
 
-WEEKDAYS, MON_THU = frozenset(range(5)), frozenset(range(4))
+MON_THU = frozenset(range(4))
 # (weight, working hours, working days) of the usual working weeks.
 SCHEDULES = (
-    (60, _ranges("09:00-17:00"), WEEKDAYS),
+    (60, OFFICE_HOURS, WEEKDAYS),
     (8, _ranges("08:00-16:00"), WEEKDAYS),
     (8, _ranges("10:00-18:00"), WEEKDAYS),
     (6, _ranges("07:30-15:30"), WEEKDAYS),
     (10, _ranges("09:00-12:00", "13:00-17:00"), WEEKDAYS),
-    (8, _ranges("09:00-17:00"), MON_THU),
+    (8, OFFICE_HOURS, MON_THU),
 )
-MEETING_MINUTES = (30, 30, 45, 60, 60, 90, 120)
-
-
-@dataclasses.dataclass(frozen=True)
-class CalendarProfile:
-    """How busy a generated person is."""
-
-    recurring: tuple[int, int]  # weekly meetings, at least and at most
-    one_offs: tuple[int, int]  # meetings per week that happen once
-    vacation: float  # chance of one whole week away
-
-
 OFFICE_CALENDAR = CalendarProfile(recurring=(2, 6), one_offs=(0, 5), vacation=0.15)
 SPARSE_CALENDAR = CalendarProfile(recurring=(0, 1), one_offs=(0, 1), vacation=0.05)
-
-
-def utc_offset_hours(zone: str) -> float:
-    """The zone's offset at the start of the programs (before any March DST change)."""
-    moment = datetime(2027, 3, 1, 12, tzinfo=UTC).astimezone(ZoneInfo(zone))
-    return moment.utcoffset().total_seconds() / 3600
-
-
-NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
-
-
-def mondays(first: date, last: date) -> list[date]:
-    """The Mondays of every week touching [first, last]."""
-    monday = first - timedelta(days=first.weekday())
-    weeks = []
-    while monday <= last:
-        weeks.append(monday)
-        monday += timedelta(weeks=1)
-    return weeks
-
-
-def busy_calendar(
-    rng: random.Random, pattern: WorkingPattern, weeks: Sequence[date], profile: CalendarProfile
-) -> list[tuple[datetime, datetime]]:
-    """Busy intervals (aware, UTC) over the given weeks, mostly inside working hours."""
-    zone = ZoneInfo(pattern.timezone)
-    days = sorted(pattern.days)
-
-    def slot() -> tuple[int, int, int]:
-        """A weekday, a local start minute on a quarter hour, and a length in minutes."""
-        hours = rng.choice(pattern.hours)
-        first = hours.start.hour * 60 + hours.start.minute
-        last = hours.end.hour * 60 + hours.end.minute
-        length = rng.choice(MEETING_MINUTES)
-        return rng.choice(days), first + 15 * rng.randint(0, max(0, (last - first - length) // 15)), length
-
-    def meeting(day: date, minute: int, length: int) -> tuple[datetime, datetime]:
-        start = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(UTC)
-        return start, start + timedelta(minutes=length)
-
-    recurring = [slot() for _ in range(rng.randint(*profile.recurring))]
-    busy = []
-    for monday in weeks:
-        for weekday, minute, length in recurring + [slot() for _ in range(rng.randint(*profile.one_offs))]:
-            busy.append(meeting(monday + timedelta(days=weekday), minute, length))
-    if rng.random() < profile.vacation:
-        monday = rng.choice(weeks)
-        away = datetime.combine(monday, time(0), tzinfo=zone).astimezone(UTC)
-        back = datetime.combine(monday + timedelta(weeks=1), time(0), tzinfo=zone).astimezone(UTC)
-        busy.append((away, back))
-    return busy
 
 
 def make_cohort(name: str, start: date, end: date, rules: SessionRules, pairs: list[Pair]) -> Cohort:
@@ -178,9 +107,8 @@ def make_cohort(name: str, start: date, end: date, rules: SessionRules, pairs: l
 
 # --- Part 1: scale -------------------------------------------------------------------
 
-SCALE_START, SCALE_END = date(2027, 3, 1), date(2027, 4, 30)
-MENTEES_PER_MENTOR = ((1, 2, 3, 4), (30, 35, 20, 15))  # values, weights
-NEAR_MENTEE_SHARE = 0.8
+SCALE_START, SCALE_END = PROGRAM_START, PROGRAM_END
+SCALE_NEAR_SHARE = 0.8  # mentees near their mentor in the scale cohorts
 
 
 def office_person(rng: random.Random, email: str, zone: str) -> Person:
@@ -195,19 +123,14 @@ def scale_cohort(rng: random.Random, size: int) -> tuple[Cohort, dict[str, list]
     busy: dict[str, list] = {}
     pairs: list[Pair] = []
 
-    def person(email: str, zone: str) -> Person:
+    def person(role: str, zone: str) -> Person:
+        email = f"{role}{len(busy)}@example.org"
         someone = office_person(rng, email, zone)
         busy[email] = busy_calendar(rng, someone.availability, weeks, OFFICE_CALENDAR)
         return someone
 
-    while len(pairs) < size:
-        zone = rng.choice(ZONES)
-        mentor = person(f"mentor{len(busy)}@example.org", zone)
-        mentees = rng.choices(*MENTEES_PER_MENTOR)[0]
-        for _ in range(min(mentees, size - len(pairs))):
-            near = rng.random() < NEAR_MENTEE_SHARE
-            mentee = person(f"mentee{len(busy)}@example.org", rng.choice(NEAR_ZONES[zone] if near else ZONES))
-            pairs.append(Pair(id=f"pair-{len(pairs) + 1:05d}", mentor=mentor, mentee=mentee))
+    for mentor, mentee in draw_pairs(rng, size, person, SCALE_NEAR_SHARE):
+        pairs.append(Pair(id=f"pair-{len(pairs) + 1:05d}", mentor=mentor, mentee=mentee))
     return make_cohort("Scale", SCALE_START, SCALE_END, SessionRules(), pairs), busy
 
 
@@ -218,7 +141,7 @@ class ScaleRun:
     seconds: float
     booked: int
     traced_peak: int  # bytes
-    max_rss: int  # bytes
+    max_rss_mb: float
 
 
 def measure_scale(cohort: Cohort, busy: dict[str, list]) -> ScaleRun:
@@ -240,7 +163,7 @@ def measure_scale(cohort: Cohort, busy: dict[str, list]) -> ScaleRun:
         seconds=seconds,
         booked=plan.booked,
         traced_peak=peak,
-        max_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
+        max_rss_mb=max_rss_mb(),
     )
 
 
@@ -269,7 +192,7 @@ def run_scale(sizes: Sequence[int], seed: int) -> None:
         print(
             f"{run.pairs:>7} {run.people:>7} {intervals:>10} {run.seconds:8.2f}"
             f" {run.pairs / run.seconds:8.0f} {run.booked:>6} ({run.booked / run.pairs:5.1%})"
-            f" {run.traced_peak / 2**20:9.1f} MB {run.max_rss / 2**20:6.0f} MB{ratios}"
+            f" {run.traced_peak / 2**20:9.1f} MB {run.max_rss_mb:6.0f} MB{ratios}"
         )
         previous = run
     print(
@@ -326,7 +249,7 @@ def small_cohort(rng: random.Random, number: int) -> tuple[Cohort, dict[str, lis
         mentors.append(mentor)
         mentor_centre = _window_centre(mentor.availability)
         for _ in range(rng.randint(3, 5)):
-            mentee_zone = rng.choice(NEAR_ZONES[zone]) if rng.random() < 0.85 else rng.choice(ZONES)
+            mentee_zone = rng.choice(NEAR_ZONES[zone]) if rng.random() < NEAR_MENTEE_SHARE else rng.choice(ZONES)
             centre = (mentor_centre + utc_offset_hours(mentee_zone) - utc_offset_hours(zone)) % 24
             mentee = person("mentee", mentee_zone, centre, some_days(rng, mentor.availability.days))
             pairs.append(Pair(id=f"i{number}-p{len(pairs) + 1}", mentor=mentor, mentee=mentee))

@@ -1,0 +1,1 @@
+"""The benchmarks, as a package so the scripts can share bench.cohorts."""
