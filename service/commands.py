@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,13 +11,17 @@ from . import bootstrap, views
 from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
 from .config import ConfigError
+from .domain.changes import base_id, identify
+from .domain.outbox import State
 from .domain.planning import plan_sessions
-from .domain.ports import Purpose
+from .domain.ports import Purpose, Store
+from .domain.requests import RequestKind
 from .logs import configure as configure_logs
 from .preview import write_preview
 from .runner import run_forever, run_simulated
 from .status import status_report
 from .usecases import Controller, Deps
+from .usecases.changes import read_change
 
 EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
 
@@ -103,11 +108,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     """For container health checks: fails when the daemon has not finished a tick lately."""
-    state = args.state or str(bootstrap.default_state(args.config))
-    if "://" not in state and not Path(state).exists():
-        print(f"unhealthy: no state at {state}", file=sys.stderr)
+    store = _existing_state(args)
+    if store is None:
         return EXIT_BUSY
-    store = bootstrap.open_state(state)
     try:
         last = store.last_tick()
     finally:
@@ -123,17 +126,116 @@ def _health(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     inputs = bootstrap.load_inputs(args.config, args.pairings)
-    state = args.state or str(bootstrap.default_state(args.config))
-    if "://" not in state and not Path(state).exists():
-        print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
+    store = _existing_state(args)
+    if store is None:
         return EXIT_CONFIG
-    store = bootstrap.open_state(state)
     try:
         report = status_report(inputs, store, now=args.now or SystemClock().now())
     finally:
         store.close()
     print(views.status_json(report) if args.format == "json" else views.status_table(report))
     return EXIT_OK
+
+
+def _changes(args: argparse.Namespace) -> int:
+    """What the files change against the running state, applied or held; changes nothing."""
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    store = _existing_state(args)
+    if store is None:
+        return EXIT_CONFIG
+    try:
+        report = views.change_report(*read_change(store, inputs, args.now or SystemClock().now()), store.known_pairs())
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.format == "json" else views.change_table(report))
+    return EXIT_OK
+
+
+def _approve(args: argparse.Namespace) -> int:
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    store = _existing_state(args)
+    if store is None:
+        return EXIT_CONFIG
+    try:
+        _, _, held = read_change(store, inputs, args.now or SystemClock().now())
+        if held is None:
+            print("nothing is waiting for approval")
+            return EXIT_OK
+        return _queue(store, RequestKind.APPROVE, {"fingerprint": held.fingerprint}, args, "\n".join(held.summary))
+    finally:
+        store.close()
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    """A pair, or every pair of a person, leaves the program."""
+    return _about_pairs(args, RequestKind.WITHDRAW, {}, people=True)
+
+
+def _release(args: argparse.Namespace) -> int:
+    return _about_pairs(args, RequestKind.RELEASE, {})
+
+
+def _reschedule(args: argparse.Namespace) -> int:
+    at = "auto" if args.at is None else args.at.isoformat()
+    return _about_pairs(args, RequestKind.RESCHEDULE, {"session": str(args.session), "at": at})
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    store = _existing_state(args)
+    if store is None:
+        return EXIT_CONFIG
+    try:
+        refs = {row.ref for row in store.messages_needing_a_human() if row.state is State.UNCERTAIN}
+        if args.message not in refs:
+            print(f"no email {args.message!r} is waiting to be settled; `mentorship status` lists them", file=sys.stderr)
+            return EXIT_CONFIG
+        return _queue(store, RequestKind.RESOLVE, {"message": args.message}, args, f"{args.message} settled as sent")
+    finally:
+        store.close()
+
+
+def _about_pairs(args: argparse.Namespace, kind: RequestKind, extra: dict[str, str], *, people: bool = False) -> int:
+    """Queue one request per pair named (by id, or by a person's email where `people`)."""
+    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    store = _existing_state(args)
+    if store is None:
+        return EXIT_CONFIG
+    try:
+        known = store.known_pairs()
+        current = {**known, **{p.id: p for p in identify(inputs.cohort.pairs, known)}}
+        by_id = {base_id(key): key for key in sorted(current)}  # the latest generation of each id
+        target = args.target
+        if target in current or target in by_id:
+            keys = [target if target in current else by_id[target]]
+        elif people and "@" in target:
+            keys = sorted(key for key in by_id.values() if target.lower() in (p.email.lower() for p in current[key].people))
+        else:
+            keys = []
+        if not keys:
+            print(f"no pair {'or person ' if people else ''}{target!r}; `mentorship status` lists them", file=sys.stderr)
+            return EXIT_CONFIG
+        for key in keys:
+            code = _queue(store, kind, {"pair": key, **extra}, args, f"{kind.value} {key}")
+        return code
+    finally:
+        store.close()
+
+
+def _queue(store: Store, kind: RequestKind, request: dict[str, str], args: argparse.Namespace, what: str) -> int:
+    number = store.add_request(kind, request, SystemClock().now())
+    if args.format == "json":
+        print(json.dumps({"request": number, "kind": kind.value, **request}))
+    else:
+        print(f"request {number} queued ({what}); the daemon applies it on its next tick, within seconds while it runs")
+    return EXIT_OK
+
+
+def _existing_state(args: argparse.Namespace) -> Store | None:
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
+        print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)
+        return None
+    return bootstrap.open_state(state)
 
 
 def _auth(args: argparse.Namespace) -> int:
@@ -160,5 +262,11 @@ COMMANDS = {
     "run": _run,
     "status": _status,
     "health": _health,
+    "changes": _changes,
+    "approve": _approve,
+    "withdraw": _withdraw,
+    "release": _release,
+    "reschedule": _reschedule,
+    "resolve": _resolve,
     "auth": _auth,
 }

@@ -7,11 +7,13 @@ lives in the store.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -19,6 +21,8 @@ from .adapters.clock import SimulatedClock
 from .domain.ports import Clock
 from .logs import logger
 from .usecases import Controller
+
+REQUEST_CHECK_SECONDS = 2  # how soon a queued command is applied while the daemon runs
 
 
 def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
@@ -50,9 +54,17 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         # Shutting down waits for the running tick, so not from inside the handler.
         threading.Thread(target=shut_down, daemon=True).start()
 
+    def wake_for_requests() -> None:
+        """A command queued a request: tick now rather than at the next poll."""
+        if stop.is_set() or not controller.deps.store.pending_requests():
+            return
+        with contextlib.suppress(JobLookupError):  # no tick waiting: one is running, and will see it
+            scheduler.modify_job("tick", next_run_time=clock.now())
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     scheduler.add_job(tick, "date", run_date=clock.now(), id="tick", misfire_grace_time=None)
+    scheduler.add_job(wake_for_requests, "interval", seconds=REQUEST_CHECK_SECONDS, id="requests", coalesce=True)
     scheduler.start()
 
 

@@ -6,8 +6,9 @@ import signal
 from types import FrameType
 
 
-class Stopped(Exception):
-    """A stop signal came before the daemon's loop was running: nothing to finish."""
+class Stopped(BaseException):
+    """A stop signal came before the daemon's loop was running: nothing to finish. A
+    BaseException, like KeyboardInterrupt, so no `except Exception` on the way catches it."""
 
 
 def stop_at_once() -> None:

@@ -9,11 +9,13 @@ from .domain.bookings import bookings, plan_around, unplanned
 from .domain.ports import Store
 from .mail.wording import attention_items
 from .usecases import Inputs
+from .usecases.changes import read_change
 
 
 def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
+    inputs, _, held = read_change(store, inputs, now)
     cohort = inputs.cohort
-    current = bookings(cohort, store.sessions())
+    current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
     records = current.records
     rows = store.messages()
     problems = unplanned(plan_around(cohort, inputs.busy, current, now=now))
@@ -42,6 +44,7 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
                 ],
                 "messages": [
                     {
+                        "ref": m.ref,
                         "stage": m.stage.value,
                         "to": m.recipient,
                         "revision": m.revision,
@@ -59,5 +62,5 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
         "cohort": cohort.name,
         "pairs": pairs,
         "totals": dict(sorted(Counter(m.state.value for m in rows).items())),
-        "attention": attention_items(problems, store.messages_needing_a_human(), [], store.alerts()),
+        "attention": attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held),
     }

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .domain.model import Cohort, Person
+from .domain.changes import ChangeSet, describe
+from .domain.model import Cohort, Pair, Person
 from .domain.planning import Plan
+from .domain.ports import HeldChange
 from .domain.timeline import email_timeline
 from .timefmt import zone_label
+from .usecases import Inputs
 
 
 def cohort_summary(cohort: Cohort, busy_files: int) -> str:
@@ -116,7 +120,7 @@ def status_table(report: dict) -> str:
             lines.append(f"  NOT SCHEDULED: {problem}")
         for m in pair["messages"]:
             extra = f"  ({m['error']})" if m["error"] and m["state"] in ("failed", "uncertain", "planned") else ""
-            lines.append(f"    {m['due'][:16].replace('T', ' ')}  {m['state']:<9}  {m['stage']} -> {m['to']}{extra}")
+            lines.append(f"    {m['ref']}  {m['due'][:16].replace('T', ' ')}  {m['state']:<9}  {m['stage']} -> {m['to']}{extra}")
         lines.append("")
     totals = ", ".join(f"{n} {state}" for state, n in report["totals"].items()) or "no messages yet"
     lines.append(f"totals: {totals}")
@@ -131,3 +135,29 @@ def status_table(report: dict) -> str:
 
 def status_json(report: dict) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+def change_report(inputs: Inputs, change: ChangeSet, held: HeldChange | None, known: Mapping[str, Pair]) -> dict:
+    """What the files change against the state: for `changes`."""
+    names = {**known, **{p.id: p for p in inputs.cohort.pairs}}
+    return {
+        "cohort": inputs.cohort.name,
+        "held": held is not None,
+        "joined": list(change.joined),
+        "left": list(change.left),
+        "repaired": [{"ends": old, "starts": new} for old, new in change.repaired],
+        "cancels_pairs": len(change.cancelled),
+        "summary": list(describe(change, names)),
+    }
+
+
+def change_table(report: dict) -> str:
+    if not report["summary"]:
+        return f"{report['cohort']}: the files match the running program; nothing to change."
+    lines = [f"{report['cohort']}: the files change the running program:"]
+    lines += [f"  - {line}" for line in report["summary"]]
+    if report["held"]:
+        lines.append(f"HELD: this cancels {report['cancels_pairs']} pair(s); nothing is cancelled until `mentorship approve`.")
+    else:
+        lines.append("The daemon applies this on its next tick.")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import icalendar
 
-from ..domain.model import Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
+from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
 from ..domain.stages import DEFAULT_TIMINGS, Kind
 from .cohortfile import CohortFile, Google, Mail, WorkingHours, parse_cohort_file
 from .pairings import Defaults, load_pairs
@@ -135,5 +135,6 @@ def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
         video_link=s.video_link,
         calendar=settings.calendar.backend,
         rebook_deleted=settings.calendar.rebook_deleted,
+        hold_above=ChangeLimits(pairs=settings.daemon.hold_above_pairs, share=settings.daemon.hold_above_percent / 100),
         pairs=tuple(pairs),
     )

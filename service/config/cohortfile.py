@@ -130,6 +130,9 @@ class Google(_Section):
 
 class Daemon(_Section):
     poll_minutes: int = Field(5, strict=True, ge=1, le=1440)  # how often to look for edits
+    # An edit that cancels more pairs than this, or than this share of them, waits for `approve`.
+    hold_above_pairs: int = Field(3, strict=True, ge=0)
+    hold_above_percent: int = Field(10, strict=True, ge=0, le=100)
 
 
 class CohortFile(_Section):

@@ -15,8 +15,11 @@ from .planning import Busy, Plan, plan_sessions
 @dataclass(frozen=True, kw_only=True)
 class Bookings:
     booked: Mapping[str, tuple[Session, ...]]  # pairs in the pairings whose two sessions stand
-    held: frozenset[str]  # a session was deleted by hand: not booked again behind the coordinator's back
-    removed: tuple[str, ...]  # pairs gone from the pairings whose sessions still stand: to cancel
+    # Pairs back in the pairings whose past session stands and whose later one was cancelled:
+    # only the missing session is booked again (what happened is never moved).
+    partial: Mapping[str, tuple[Session, ...]]
+    held: frozenset[str]  # waiting for the coordinator (a session deleted by hand, or withdrawn)
+    to_cancel: tuple[str, ...]  # pairs out of the program whose coming sessions still stand
     records: Mapping[str, list[SessionRecord]]  # every stored session, by pair, sorted by number
 
     def free_to_plan(self, cohort: Cohort) -> Cohort:
@@ -26,30 +29,46 @@ class Bookings:
         return replace(cohort, pairs=tuple(p for p in cohort.pairs if p.id not in self.held))
 
     def waiting(self, cohort: Cohort) -> list[str]:
-        """Pairs the planner still has to find times for."""
-        return [p.id for p in cohort.pairs if p.id not in self.booked and p.id not in self.held]
+        """Pairs the planner still has to find both times for."""
+        return [p.id for p in cohort.pairs if p.id not in self.booked and p.id not in self.held and p.id not in self.partial]
+
+    def standing(self) -> dict[str, tuple[Session, ...]]:
+        """Every session that stands, by pair: what new bookings must go around."""
+        return {**self.partial, **self.booked}
 
 
-def bookings(cohort: Cohort, stored: Iterable[SessionRecord]) -> Bookings:
-    active = {pair.id for pair in cohort.pairs}
+def bookings(cohort: Cohort, stored: Iterable[SessionRecord], *, withdrawn: Iterable[str] = (), now: datetime) -> Bookings:
+    out = set(withdrawn)
+    active = {pair.id for pair in cohort.pairs} - out
     records = by_pair(stored)
+    booked, partial = {}, {}
+    for pair_id, pair_records in records.items():
+        live = tuple(r.session for r in pair_records if not r.cancelled)
+        if pair_id not in active or not live:
+            continue
+        if len(live) == len(pair_records) == 2:
+            booked[pair_id] = live
+        elif not any(r.held for r in pair_records):
+            partial[pair_id] = live
     return Bookings(
-        booked={
-            pair_id: tuple(r.session for r in pair_records)
+        booked=booked,
+        partial=partial,
+        held=frozenset(pair_id for pair_id, pair_records in records.items() if any(r.held for r in pair_records)) | out,
+        to_cancel=tuple(
+            pair_id
             for pair_id, pair_records in records.items()
-            if pair_id in active and len(pair_records) == 2 and not any(r.cancelled for r in pair_records)
-        },
-        held=frozenset(pair_id for pair_id, pair_records in records.items() if any(r.held for r in pair_records)),
-        removed=tuple(
-            pair_id for pair_id, pair_records in records.items() if pair_id not in active and any(not r.cancelled for r in pair_records)
+            if pair_id not in active and any(not r.cancelled and r.session.start > now for r in pair_records)
         ),
         records=records,
     )
 
 
 def plan_around(cohort: Cohort, busy: Busy, current: Bookings, *, now: datetime) -> Plan:
-    """Times for every pair free to plan, around what is booked."""
-    return plan_sessions(current.free_to_plan(cohort), busy, now=now, booked=current.booked)
+    """Times for every pair free to plan, around what stands."""
+    free = current.free_to_plan(cohort)
+    return plan_sessions(
+        replace(free, pairs=tuple(p for p in free.pairs if p.id not in current.partial)), busy, now=now, booked=current.booked
+    )
 
 
 def unplanned(plan: Plan) -> dict[str, str]:

@@ -137,6 +137,14 @@ class EmailSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChangeLimits:
+    """An edit that cancels more pairs than either limit waits for the coordinator."""
+
+    pairs: int = 3
+    share: float = 0.10
+
+
+@dataclass(frozen=True, kw_only=True)
 class Cohort:
     name: str
     coordinator: Contact
@@ -148,6 +156,7 @@ class Cohort:
     video_link: str | None = None  # the cohort's meeting room, unless the mentor has one
     calendar: str = "imip"  # imip: invitations by email; google: Google Calendar events
     rebook_deleted: bool = False  # google: book a session again when its event is deleted by hand
+    hold_above: ChangeLimits = field(default_factory=ChangeLimits)
     pairs: tuple[Pair, ...] = ()
 
     def __post_init__(self) -> None:

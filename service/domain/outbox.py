@@ -7,6 +7,7 @@ an update is a new message while the old one stays as sent.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,16 @@ class MessageRow:
     @property
     def key(self) -> MessageKey:
         return (self.pair_id, self.stage, self.recipient, self.revision)
+
+    @property
+    def ref(self) -> str:
+        """A short handle for the coordinator's commands: m- and 8 hex digits of the key."""
+        return message_ref(self.key)
+
+
+def message_ref(key: MessageKey) -> str:
+    pair_id, stage, recipient, revision = key
+    return "m-" + hashlib.sha256(f"{pair_id}\x1f{stage.value}\x1f{recipient}\x1f{revision}".encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,7 @@ test suite runs against every implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +15,7 @@ from typing import Protocol
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from .requests import Request, RequestKind
 from .retry import Delivery
 
 
@@ -80,6 +81,14 @@ class FreeBusy(Protocol):
         """Busy intervals by email, and the emails whose calendars cannot be read."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class HeldChange:
+    """An edit that would cancel too much at once, kept aside until approved."""
+
+    fingerprint: str  # which cancellations it makes: an approval is for exactly these
+    summary: tuple[str, ...]  # what it would do, line by line
+
+
 @dataclass(frozen=True, kw_only=True, order=True)
 class Alert:
     """A standing note for the coordinator about one pair (or one of its sessions)."""
@@ -108,9 +117,10 @@ class Store(Protocol):
         someone declined, which counts towards the limit of rebookings."""
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
-        """Mark a pair's booked sessions cancelled; their sequences go up by one. `held`: an
-        event was deleted by hand (the calendar shows it already) and the pair waits for
-        the coordinator instead of being booked again."""
+        """Mark a pair's booked sessions that have not started cancelled; their sequences go
+        up by one. What already happened stays as it was. `held`: an event was deleted by
+        hand (the calendar shows it already) and the pair waits for the coordinator
+        instead of being booked again."""
 
     # The calendar's copy of each session
 
@@ -135,6 +145,15 @@ class Store(Protocol):
 
     def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
         """The pairs as last remembered, exactly as they were given."""
+
+    def withdraw(self, pair_id: str, now: datetime) -> None:
+        """The pair left the program: it is not booked again until released."""
+
+    def withdrawn(self) -> set[str]:
+        """Pairs that left the program."""
+
+    def release(self, pair_id: str, now: datetime) -> None:
+        """A withdrawn or held pair may be planned again: held sessions count as cancelled."""
 
     # Messages
 
@@ -194,6 +213,28 @@ class Store(Protocol):
 
     def digest_content(self, day: int) -> list[dict[str, str]]:
         """What the digest of `day` says."""
+
+    # Requests from the coordinator, applied by the daemon
+
+    def add_request(self, kind: RequestKind, args: Mapping[str, str], now: datetime) -> int:
+        """Queue a request; returns its number."""
+
+    def pending_requests(self) -> list[Request]:
+        """Requests not yet applied, oldest first."""
+
+    def finish_request(self, request_id: int, outcome: str, now: datetime) -> None:
+        """The request was applied (or refused): `outcome` says what happened."""
+
+    def held_change(self) -> HeldChange | None:
+        """The edit waiting for the coordinator's approval, if one is."""
+
+    def hold_change(self, change: HeldChange | None) -> None:
+        """Record (None: forget) the edit waiting for approval."""
+
+    def approved_change(self) -> str | None:
+        """The fingerprint of the last held edit the coordinator approved."""
+
+    def approve_change(self, fingerprint: str) -> None: ...
 
     # The daemon itself
 

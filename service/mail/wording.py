@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..domain.outbox import MessageRow, State
-from ..domain.ports import Alert
+from ..domain.ports import Alert, HeldChange
 
 
 def declined_too_often(number: int, times: int) -> str:
@@ -21,14 +21,22 @@ def deleted_by_hand(number: int) -> str:
 
 
 def attention_items(
-    unplanned: Mapping[str, str], rows: Iterable[MessageRow], config_problems: Iterable[str], alerts: Iterable[Alert]
+    unplanned: Mapping[str, str],
+    rows: Iterable[MessageRow],
+    config_problems: Iterable[str],
+    alerts: Iterable[Alert],
+    held: HeldChange | None = None,
 ) -> list[dict[str, str]]:
     """What needs a human, as sentences by pair: for `status` and the coordinator's digest."""
     items = [{"pair_id": "", "summary": f"The last edit of the configuration was not applied: {p}"} for p in config_problems]
+    if held is not None:
+        what = "; ".join(held.summary)
+        summary = f"An edit is held because it cancels many pairs ({what}). Run `mentorship approve` to apply it, or undo the edit."
+        items.append({"pair_id": "", "summary": summary})
     items += [{"pair_id": alert.pair_id, "summary": alert.text} for alert in sorted(alerts)]
     items += [{"pair_id": pair_id, "summary": f"Not scheduled: {reason}."} for pair_id, reason in sorted(unplanned.items())]
     for row in rows:
-        what = f"The {row.stage.words} email to {row.recipient}"
+        what = f"The {row.stage.words} email {row.ref} to {row.recipient}"
         if row.state is State.UNCERTAIN:
             summary = f"{what} may or may not have gone out ({row.last_error}). Ask them, then resolve it."
         else:

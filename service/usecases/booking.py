@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from ..domain.availability import local_moment
-from ..domain.bookings import bookings, plan_around, unplanned
-from ..domain.model import Pair
+from ..domain.bookings import Bookings, bookings, plan_around, unplanned
+from ..domain.model import Pair, Session
 from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
 from ..domain.planning import Busy, replan_session
 from ..logs import event
@@ -24,11 +24,11 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
     could not be planned, with the reason."""
     store, cohort = deps.store, inputs.cohort
     store.remember_pairs(cohort.pairs, now)
-    current = bookings(cohort, store.sessions())
-    for pair_id in current.removed:
-        store.cancel_pair(pair_id, now, "the pair was removed from the pairings")
-        event(now, "pair_cancelled", f"cancelled the sessions of {pair_id}: removed from the pairings", pair=pair_id)
-    waiting = set(current.waiting(cohort))
+    current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
+    for pair_id in current.to_cancel:
+        store.cancel_pair(pair_id, now, "the pair left the program")
+        event(now, "pair_cancelled", f"cancelled the coming sessions of {pair_id}: it left the program", pair=pair_id)
+    waiting = set(current.waiting(cohort)) | set(current.partial)
     # Only people who still need a time are asked about: nobody else's busy time matters.
     emails = {person.email for p in cohort.pairs if p.id in waiting for person in p.people}
     busy = busy_now(deps, inputs, now, emails) if waiting else inputs.busy
@@ -46,8 +46,35 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
                 session1=first.start,
                 session2=second.start,
             )
+    problems = unplanned(plan)
+    problems.update(_resume(deps, inputs, current, {item.pair.id: item.sessions for item in new}, busy, now))
     sync_messages(deps, inputs, now)
-    return unplanned(plan)
+    return problems
+
+
+def _resume(
+    deps: Deps, inputs: Inputs, current: Bookings, new: dict[str, tuple[Session, ...]], busy: Busy, now: datetime
+) -> dict[str, str]:
+    """Pairs back in the program after a session happened: only what is still ahead is
+    booked again. Returns those that found no time."""
+    cohort, problems = inputs.cohort, {}
+    standing = {**current.standing(), **new}
+    for pair_id, live in current.partial.items():
+        for number in sorted({1, 2} - {s.number for s in live}):
+            session = replan_session(cohort, busy, pair_id=pair_id, number=number, booked=standing, now=now)
+            if session is None:
+                problems[pair_id] = f"no time left for session {number} before the program ends"
+                continue
+            deps.store.book([session], now)
+            standing[pair_id] = (*standing[pair_id], session)
+            event(
+                now,
+                "session_booked",
+                f"booked session {number} of {pair_id} again at {session.start:%Y-%m-%d %H:%M} UTC",
+                pair=pair_id,
+                session=number,
+            )
+    return problems
 
 
 def busy_now(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> Busy:
@@ -115,14 +142,14 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
 def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:
     """Every pair's stored messages brought in line with its stored sessions."""
     store, cohort = deps.store, inputs.cohort
-    current = bookings(cohort, store.sessions())
-    pairs = pairs_by_id(deps, inputs, set(current.records))
-    pair_ids = sorted(current.records)
+    records = by_pair(store.sessions())
+    pairs = pairs_by_id(deps, inputs, set(records))
+    pair_ids = sorted(records)
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
         stored = store.messages(chunk)
         received = handed_over(stored)
-        wanted = [w for pair_id in chunk for w in wanted_for_pair(cohort, pairs[pair_id], current.records[pair_id], received)]
+        wanted = [w for pair_id in chunk for w in wanted_for_pair(cohort, pairs[pair_id], records[pair_id], received)]
         store.apply(changes(wanted, stored), now)
 
 

@@ -19,7 +19,7 @@ from .deps import Deps, Inputs
 def attention(deps: Deps, unplanned: dict[str, str], config_problems: list[str]) -> list[dict[str, str]]:
     """Everything that needs a human now, as sentences."""
     store = deps.store
-    return wording.attention_items(unplanned, store.messages_needing_a_human(), config_problems, store.alerts())
+    return wording.attention_items(unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), store.held_change())
 
 
 def plan_digest(deps: Deps, inputs: Inputs, items: list[dict[str, str]], now: datetime) -> bool:

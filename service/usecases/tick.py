@@ -6,8 +6,10 @@ from datetime import datetime
 
 from .booking import reconcile
 from .calendar_sync import pull_calendar, push_calendar
-from .deps import Deps
+from .changes import in_force
+from .deps import Deps, Inputs
 from .digest import attention, plan_digest
+from .requests import apply_requests
 from .sending import recover_in_flight, send_due
 
 
@@ -17,20 +19,28 @@ class Controller:
     def __init__(self, deps: Deps):
         self.deps = deps
         self.unplanned: dict[str, str] = {}  # pair id -> why it has no sessions
+        self.inputs: Inputs | None = None  # the configuration in force, pairs under their stored keys
         self.reconciled = False
         self.recovered = False
 
     def tick(self, now: datetime) -> datetime | None:
-        """One pass: recover after a crash, read what changed in the calendar, apply
-        configuration changes, bring the calendar up to date, send what is due. Returns
-        when the next message falls due."""
+        """One pass: recover after a crash, settle what the configuration in force is,
+        apply the coordinator's requests, read what changed in the calendar, book and
+        re-plan, bring the calendar up to date, send what is due. Returns when the next
+        message falls due."""
         deps = self.deps
-        inputs, changed = deps.source.current()
+        given, changed = deps.source.current()
         if not self.recovered:
             recover_in_flight(deps, now)
             self.recovered = True
+        if changed or self.inputs is None:
+            self.inputs = in_force(deps, given, now)
+        requested = apply_requests(deps, self.inputs, now)
+        if requested:  # an approval or a release changes what is in force
+            self.inputs = in_force(deps, given, now)
+        inputs = self.inputs
         observed = pull_calendar(deps, deps.calendar, inputs, now) if deps.calendar else False
-        if changed or observed or not self.reconciled:
+        if changed or observed or requested or not self.reconciled:
             self.unplanned = reconcile(deps, inputs, now)
             self.reconciled = True
         if deps.calendar:

@@ -22,7 +22,8 @@ from service.adapters.store.schema import MIGRATIONS
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Role, Session
 from service.domain.outbox import Changes, State, Wanted
-from service.domain.ports import Alert, Purpose
+from service.domain.ports import Alert, HeldChange, Purpose
+from service.domain.requests import RequestKind
 from service.domain.stages import Stage
 from tests.builders import pair, person
 from tests.fakes.memory_store import MemoryStore
@@ -225,16 +226,16 @@ def test_a_held_pair_is_cancelled_with_the_calendar_already_showing_it(store):
     store.book([session(), session(number=2, start=T0 + timedelta(weeks=4)), session("p2")], T0)
     for pair_id, number in (("p1", 1), ("p1", 2), ("p2", 1)):
         store.event_written(pair_id, number, 0, event(), T0)
-    store.cancel_pair("p1", T0 + timedelta(hours=1), "event deleted by hand", held=True)
+    store.cancel_pair("p1", T0 - timedelta(hours=1), "event deleted by hand", held=True)
     for record in by_number(store).values():
         assert (record.cancelled, record.held, record.sequence, record.event_sequence) == (True, True, 1, 1)
-        assert (record.change_reason, record.changed_at) == ("event deleted by hand", T0 + timedelta(hours=1))
+        assert (record.change_reason, record.changed_at) == ("event deleted by hand", T0 - timedelta(hours=1))
     assert store.sessions_out_of_calendar() == []  # nothing left to remove
     (other,) = store.sessions(["p2"])
     assert (other.cancelled, other.held, other.sequence) == (False, False, 0)
-    store.cancel_pair("p1", T0 + timedelta(hours=2), "removed")  # only booked sessions change
+    store.cancel_pair("p1", T0 - timedelta(minutes=30), "removed")  # only booked sessions change
     assert [(r.held, r.sequence, r.change_reason) for r in by_number(store).values()] == [(True, 1, "event deleted by hand")] * 2
-    store.cancel_pair("p2", T0 + timedelta(hours=2), "removed")
+    store.cancel_pair("p2", T0 - timedelta(minutes=30), "removed")
     (other,) = store.sessions(["p2"])
     assert (other.cancelled, other.held, other.sequence, other.event_sequence) == (True, False, 1, 0)
     assert [r.session.pair_id for r in store.sessions_out_of_calendar()] == ["p2"]  # its event must go
@@ -572,3 +573,48 @@ def test_a_state_says_what_it_holds(store):
     assert store.purpose() is None
     store.set_purpose(Purpose.REHEARSAL)
     assert store.purpose() is Purpose.REHEARSAL
+
+
+def test_what_has_started_is_never_cancelled(store):
+    store.book([session(number=1), session(number=2, start=T0 + timedelta(weeks=4))], T0 - timedelta(days=7))
+    store.cancel_pair("p1", T0 + timedelta(minutes=30), "the pair was removed")  # during session 1
+    first, second = by_number(store)[1], by_number(store)[2]
+    assert (first.cancelled, first.sequence) == (False, 0)
+    assert (second.cancelled, second.sequence) == (True, 1)
+
+
+def test_a_withdrawn_pair_stays_out_until_released(store):
+    store.remember_pairs([pair(person("Maya"), person("Zoe"), "p1"), pair(person("Ann"), person("Ben"), "p2")], T0)
+    store.book([session(number=1), session(number=2, start=T0 + timedelta(weeks=4))], T0 - timedelta(days=1))
+    store.cancel_pair("p1", T0 - timedelta(hours=1), "a session was deleted by hand", held=True)
+    store.withdraw("p2", T0)
+    assert store.withdrawn() == {"p2"}
+    assert all(r.held for r in store.sessions())
+    store.release("p1", T0)
+    store.release("p2", T0)
+    assert store.withdrawn() == set()
+    assert all(r.cancelled and not r.held for r in store.sessions())
+
+
+def test_requests_wait_in_order_until_applied(store):
+    first = store.add_request(RequestKind.WITHDRAW, {"pair": "p1"}, T0)
+    second = store.add_request(RequestKind.RESCHEDULE, {"pair": "p2", "session": "1", "at": "auto"}, T0 + timedelta(seconds=1))
+    pending = store.pending_requests()
+    assert [(r.id, r.kind, dict(r.args)) for r in pending] == [
+        (first, RequestKind.WITHDRAW, {"pair": "p1"}),
+        (second, RequestKind.RESCHEDULE, {"pair": "p2", "session": "1", "at": "auto"}),
+    ]
+    assert pending[0].created_at == T0 and pending[0].done_at is None
+    store.finish_request(first, "p1 withdrawn", T0 + timedelta(minutes=1))
+    assert [r.id for r in store.pending_requests()] == [second]
+
+
+def test_a_held_change_and_its_approval(store):
+    assert store.held_change() is None and store.approved_change() is None
+    held = HeldChange(fingerprint="abc", summary=("17 pairs withdrawn", "34 sessions cancelled"))
+    store.hold_change(held)
+    assert store.held_change() == held
+    store.approve_change("abc")
+    assert store.approved_change() == "abc"
+    store.hold_change(None)
+    assert store.held_change() is None

@@ -8,14 +8,15 @@ method that raises has changed nothing, as a rolled-back transaction would.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
-from service.domain.ports import Alert, Purpose, Store
+from service.domain.ports import Alert, HeldChange, Purpose, Store
+from service.domain.requests import Request, RequestKind
 
 
 def _utc(moment: datetime) -> datetime:
@@ -49,6 +50,10 @@ class MemoryStore(Store):
         self._latest: datetime | None = None
         self.closed = False
         self._purpose: Purpose | None = None
+        self._withdrawn: set[str] = set()
+        self._requests: dict[int, Request] = {}
+        self._held_change: HeldChange | None = None
+        self._approved: str | None = None
 
     def _did(self, now: datetime) -> None:
         """What SqlStore writes to its audit table: latest_activity is the latest of these."""
@@ -99,7 +104,7 @@ class MemoryStore(Store):
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         now = _utc(now)
         for key, old in self._sessions.items():
-            if key[0] == pair_id and not old.cancelled:
+            if key[0] == pair_id and not old.cancelled and old.session.start > now:
                 self._sessions[key] = replace(
                     old,
                     cancelled=True,
@@ -145,6 +150,21 @@ class MemoryStore(Store):
     def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
         _utc(now)
         self._pairs.update((p.id, p) for p in known)
+
+    def withdraw(self, pair_id: str, now: datetime) -> None:
+        if pair_id in self._pairs:
+            self._withdrawn.add(pair_id)
+        self._did(now)
+
+    def withdrawn(self) -> set[str]:
+        return set(self._withdrawn)
+
+    def release(self, pair_id: str, now: datetime) -> None:
+        self._withdrawn.discard(pair_id)
+        for key, old in self._sessions.items():
+            if key[0] == pair_id and old.held:
+                self._sessions[key] = replace(old, held=False)
+        self._did(now)
 
     def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
         wanted = None if pair_ids is None else set(pair_ids)
@@ -259,6 +279,31 @@ class MemoryStore(Store):
         return json.loads(self._digests.get(day, "[]"))
 
     # The daemon itself
+
+    def add_request(self, kind: RequestKind, args: Mapping[str, str], now: datetime) -> int:
+        number = max(self._requests, default=0) + 1
+        self._requests[number] = Request(id=number, kind=kind, args=dict(args), created_at=_utc(now))
+        return number
+
+    def pending_requests(self) -> list[Request]:
+        return [r for _, r in sorted(self._requests.items()) if r.done_at is None]
+
+    def finish_request(self, request_id: int, outcome: str, now: datetime) -> None:
+        if request_id in self._requests:
+            self._requests[request_id] = replace(self._requests[request_id], done_at=_utc(now), outcome=outcome)
+        self._did(now)
+
+    def held_change(self) -> HeldChange | None:
+        return self._held_change
+
+    def hold_change(self, change: HeldChange | None) -> None:
+        self._held_change = change
+
+    def approved_change(self) -> str | None:
+        return self._approved
+
+    def approve_change(self, fingerprint: str) -> None:
+        self._approved = fingerprint
 
     def purpose(self) -> Purpose | None:
         return self._purpose

@@ -89,6 +89,19 @@ pairs = Table(
     Column("pair_id", String(64), primary_key=True),
     Column("data", Text, nullable=False),  # who they are, to write to them after removal
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("withdrawn_at", UTCDateTime),  # since schema 4: left the program, until released
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("args", Text, nullable=False),  # JSON object of strings
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),
+    Column("outcome", Text),
+    Index("requests_pending", "done_at"),
 )
 
 audit = Table(
@@ -130,8 +143,19 @@ def _longer_meta_keys_v3(connection: Connection) -> None:
         connection.exec_driver_sql("ALTER TABLE meta ALTER COLUMN key TYPE VARCHAR(255)")
 
 
+def _requests_v4(connection: Connection) -> None:
+    """The coordinator's requests, and pairs that left the program."""
+    metadata.create_all(connection)  # the requests table (and any other a very old state lacks)
+    if "withdrawn_at" not in {column["name"] for column in inspect(connection).get_columns("pairs")}:
+        connection.exec_driver_sql(f"ALTER TABLE pairs ADD COLUMN withdrawn_at {_timestamp(connection)}")
+
+
+def _timestamp(connection: Connection) -> str:
+    return "TIMESTAMP WITHOUT TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
+
+
 # Each step moves the schema one version up; a released step never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3, _requests_v4]
 
 
 def migrate(connection: Connection) -> int:

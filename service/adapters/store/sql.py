@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -12,10 +12,11 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, e
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
-from ...domain.ports import Alert, Purpose, Store
+from ...domain.ports import Alert, HeldChange, Purpose, Store
+from ...domain.requests import Request, RequestKind
 from ...domain.stages import Stage
 from . import schema
-from .schema import audit, messages, pairs, sessions
+from .schema import audit, messages, pairs, requests, sessions
 
 
 def open_store(url_or_path: str | Path) -> SqlStore:
@@ -176,6 +177,44 @@ class SqlStore(Store):
         with self.engine.begin() as connection:
             _set_meta(connection, "state:purpose", purpose.value)
 
+    # Requests
+
+    def add_request(self, kind: RequestKind, args: Mapping[str, str], now: datetime) -> int:
+        with self.engine.begin() as connection:
+            insert = requests.insert().values(kind=kind.value, args=json.dumps(dict(args), sort_keys=True), created_at=now)
+            return int(connection.execute(insert.returning(requests.c.id)).scalar_one())
+
+    def pending_requests(self) -> list[Request]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(requests).where(requests.c.done_at.is_(None)).order_by(requests.c.id)).all()
+        return [_request(r) for r in rows]
+
+    def finish_request(self, request_id: int, outcome: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(requests).where(requests.c.id == request_id).values(done_at=now, outcome=outcome))
+            _audit(connection, now, "request_done", None, request=request_id, outcome=outcome)
+
+    def held_change(self) -> HeldChange | None:
+        with self.engine.begin() as connection:
+            value = _meta(connection, "change:held")
+        if not value:
+            return None
+        data = json.loads(value)
+        return HeldChange(fingerprint=data["fingerprint"], summary=tuple(data["summary"]))
+
+    def hold_change(self, change: HeldChange | None) -> None:
+        value = None if change is None else json.dumps({"fingerprint": change.fingerprint, "summary": list(change.summary)})
+        with self.engine.begin() as connection:
+            _set_meta(connection, "change:held", value)
+
+    def approved_change(self) -> str | None:
+        with self.engine.begin() as connection:
+            return _meta(connection, "change:approved")
+
+    def approve_change(self, fingerprint: str) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "change:approved", fingerprint)
+
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
             _set_meta(connection, "daemon:last_tick", now.astimezone(UTC).isoformat())
@@ -200,7 +239,10 @@ class SqlStore(Store):
             values = dict(status="held" if held else "cancelled", sequence=sessions.c.sequence + 1, change_reason=reason, changed_at=now)
             if held:
                 values["event_sequence"] = sessions.c.sequence + 1
-            connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked").values(**values))
+            started = sessions.c.start <= now  # what happened stays as it was
+            connection.execute(
+                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "booked", ~started).values(**values)
+            )
             _audit(connection, now, "sessions_cancelled", pair_id, reason=reason)
 
     # Pairs: who they are, kept so a removed pair can still be told of a cancellation
@@ -214,6 +256,23 @@ class SqlStore(Store):
                     connection.execute(pairs.insert().values(pair_id=pair.id, data=data, updated_at=now))
                 elif stored[pair.id] != data:
                     connection.execute(update(pairs).where(pairs.c.pair_id == pair.id).values(data=data, updated_at=now))
+
+    def withdraw(self, pair_id: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(pairs).where(pairs.c.pair_id == pair_id).values(withdrawn_at=now))
+            _audit(connection, now, "pair_withdrawn", pair_id)
+
+    def withdrawn(self) -> set[str]:
+        with self.engine.begin() as connection:
+            return set(connection.execute(select(pairs.c.pair_id).where(pairs.c.withdrawn_at.is_not(None))).scalars())
+
+    def release(self, pair_id: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(pairs).where(pairs.c.pair_id == pair_id).values(withdrawn_at=None))
+            connection.execute(
+                update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.status == "held").values(status="cancelled")
+            )
+            _audit(connection, now, "pair_released", pair_id)
 
     def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
         query = select(pairs.c.pair_id, pairs.c.data)
@@ -453,6 +512,12 @@ def _pair_from(pair_id: str, data: dict) -> Pair:
 
     return Pair(
         id=pair_id, mentor=person(data["mentor"]), mentee=person(data["mentee"]), notes=data["notes"], mentee_resume=data["mentee_resume"]
+    )
+
+
+def _request(r) -> Request:
+    return Request(
+        id=r.id, kind=RequestKind(r.kind), args=json.loads(r.args), created_at=r.created_at, done_at=r.done_at, outcome=r.outcome
     )
 
 

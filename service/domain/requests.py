@@ -1,0 +1,27 @@
+"""What the coordinator asks of the running program. Commands (and later web pages) write
+requests; the daemon applies them on its next tick, so nothing races it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class RequestKind(StrEnum):
+    APPROVE = "approve"  # apply the change set held for approval (args: fingerprint)
+    RESCHEDULE = "reschedule"  # args: pair, session, at (ISO time) or auto
+    WITHDRAW = "withdraw"  # args: pair (one of the person's pairs each)
+    RELEASE = "release"  # args: pair: held or withdrawn, planned again
+    RESOLVE = "resolve"  # args: message (ref), outcome: sent
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    id: int
+    kind: RequestKind
+    args: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime
+    done_at: datetime | None = None
+    outcome: str | None = None  # what the daemon did, in words

@@ -1,0 +1,94 @@
+"""The coordinator's requests, applied by the daemon in the order they came."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..domain.bookings import bookings
+from ..domain.model import Session
+from ..domain.outbox import State
+from ..domain.planning import replan_session
+from ..domain.requests import Request, RequestKind
+from ..logs import event
+from .booking import busy_now
+from .deps import Deps, Inputs
+
+
+def apply_requests(deps: Deps, inputs: Inputs, now: datetime) -> bool:
+    """Apply every pending request; returns whether any was applied."""
+    pending = deps.store.pending_requests()
+    for request in pending:
+        outcome = _apply(deps, inputs, request, now)
+        deps.store.finish_request(request.id, outcome, now)
+        event(now, "request_applied", f"request {request.id} ({request.kind}): {outcome}", request=request.id, kind=request.kind.value)
+    return bool(pending)
+
+
+def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
+    store, args = deps.store, request.args
+    if request.kind is RequestKind.APPROVE:
+        held = store.held_change()
+        if held is None:
+            return "nothing was waiting for approval"
+        if args.get("fingerprint") not in (None, "", held.fingerprint):
+            return "the edit changed since it was shown; look at `mentorship changes` again"
+        store.approve_change(held.fingerprint)
+        return "approved: " + "; ".join(held.summary)
+    pair_id = args.get("pair", "")
+    if request.kind is RequestKind.WITHDRAW:
+        store.withdraw(pair_id, now)
+        return f"{pair_id} withdrawn: coming sessions cancelled, no more emails"
+    if request.kind is RequestKind.RELEASE:
+        store.release(pair_id, now)
+        for number in (0, 1, 2):
+            store.set_alert(pair_id, number, None)
+        return f"{pair_id} released: it is planned again"
+    if request.kind is RequestKind.RESCHEDULE:
+        return _reschedule(deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), now)
+    if request.kind is RequestKind.RESOLVE:
+        rows = [r for r in store.messages_needing_a_human() if r.state is State.UNCERTAIN and r.ref == args.get("message")]
+        if not rows:
+            return f"no uncertain email {args.get('message')}"
+        store.mark_sent(rows[0], now, was=State.UNCERTAIN)
+        return f"{args.get('message')} settled as sent"
+    return f"unknown request {request.kind}"
+
+
+def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, now: datetime) -> str:
+    store, cohort = deps.store, inputs.cohort
+    current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
+    sessions = current.booked.get(pair_id)
+    if not sessions:
+        return f"{pair_id} has no booked sessions to move"
+    session = sessions[number - 1]
+    if session.start <= now:
+        return f"session {number} of {pair_id} has already started"
+    standing = {p: tuple(s for s in ss if s != session) for p, ss in current.standing().items()}
+    if at == "auto":
+        pair = next(p for p in cohort.pairs if p.id == pair_id)
+        busy = dict(busy_now(deps, inputs, now, {person.email for person in pair.people}))
+        for person in pair.people:  # not the time being moved away from
+            busy[person.email] = [*busy.get(person.email, ()), (session.start, session.end)]
+        new = replan_session(cohort, busy, pair_id=pair_id, number=number, booked=standing, now=now)
+        if new is None:
+            return f"no other time fits both for session {number} of {pair_id}"
+    else:
+        start = datetime.fromisoformat(at)
+        new = Session(pair_id=pair_id, number=number, start=start, end=start + (session.end - session.start))
+        clash = _clash(cohort, pair_id, new, standing)
+        if clash:
+            return clash
+    store.move(new, now, "the coordinator moved it")
+    return f"session {number} of {pair_id} moved to {new.start:%Y-%m-%d %H:%M} UTC"
+
+
+def _clash(cohort, pair_id: str, new: Session, standing) -> str | None:
+    pair = next(p for p in cohort.pairs if p.id == pair_id)
+    people = {person.email for person in pair.people}
+    for other in cohort.pairs:
+        if not people & {person.email for person in other.people}:
+            continue
+        for session in standing.get(other.id, ()):
+            if session.start < new.end and new.start < session.end:
+                return f"not moved: it would overlap session {session.number} of {other.id}"
+    return None
