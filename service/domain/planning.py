@@ -479,3 +479,27 @@ def _starts(shared: Sequence[SharedSpan], lo: int, hi: int, frame: _Frame):
 
 def _fits(shared: Sequence[SharedSpan], lo: int, hi: int, frame: _Frame) -> bool:
     return next(_starts(shared, lo, hi, frame), None) is not None
+
+
+def misfit(pair: Pair, session: Session, busy: Busy) -> str | None:
+    """Why a booked session no longer suits both people (a blackout, new hours or days, a
+    new time zone, a busy calendar), in words for them; None while it does.
+
+    A busy interval at exactly the session's time is the session itself, as it shows in
+    an exported calendar: it is not a reason to move.
+    """
+    start, end = to_minutes(session.start), to_minutes(session.end)
+    for person in pair.people:
+        pattern = person.availability
+        day = session.start.astimezone(ZoneInfo(pattern.timezone)).date()
+        working = working_spans(pattern, day - _DAY, day + _DAY)
+        if not any(s.start <= start and end <= s.end for s in working):
+            if day in pattern.blackout_dates:
+                return f"{person.name} is away on {day:%A} {day.day} {day:%B}"
+            if day.weekday() not in pattern.days:
+                return f"{person.name} no longer meets on {day:%A}s"
+            return f"it falls outside {person.name}'s hours ({pattern.describe_hours()} in {person.place})"
+        for busy_start, busy_end in busy.get(person.email, ()):
+            if (busy_start, busy_end) != (session.start, session.end) and busy_start < session.end and session.start < busy_end:
+                return f"{person.name} is busy then"
+    return None

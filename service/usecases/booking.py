@@ -9,7 +9,7 @@ from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
 from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
-from ..domain.planning import Busy, replan_session
+from ..domain.planning import Busy, misfit, replan_session
 from ..logs import event
 from ..mail import wording
 from .deps import Deps, Inputs
@@ -48,6 +48,7 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
             )
     problems = unplanned(plan)
     problems.update(_resume(deps, inputs, current, {item.pair.id: item.sessions for item in new}, busy, now))
+    _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now)
     sync_messages(deps, inputs, now)
     return problems
 
@@ -137,6 +138,37 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
         reason=reason,
     )
     return True
+
+
+def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> None:
+    """Booked sessions still to come, checked against what is known now (blackouts,
+    hours, days, time zones, busy calendars): one that no longer fits moves to the best
+    time both are free, both told why; with none, the coordinator is asked."""
+    store, cohort = deps.store, inputs.cohort
+    pairs = {p.id: p for p in cohort.pairs}
+    standing = current.standing()
+    for pair_id, sessions in current.booked.items():
+        for session in sessions:
+            reason = misfit(pairs[pair_id], session, inputs.busy) if session.start > now else None
+            if reason is None:
+                continue
+            others = {p: tuple(s for s in ss if s != session) for p, ss in standing.items()}
+            new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=others, now=now)
+            if new is None:
+                store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
+                continue
+            store.move(new, now, reason)
+            store.set_alert(pair_id, session.number, None)
+            standing[pair_id] = tuple(new if s == session else s for s in standing[pair_id])
+            event(
+                now,
+                "session_moved",
+                f"moved session {session.number} of {pair_id} to {new.start:%Y-%m-%d %H:%M} UTC: {reason}",
+                pair=pair_id,
+                session=session.number,
+                start=new.start,
+                reason=reason,
+            )
 
 
 def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:

@@ -3,9 +3,12 @@ fact, and the coordinator's commands, on the real store and a simulated clock.""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -164,3 +167,68 @@ def test_commands_work_while_the_daemon_runs(cohort_dir, tmp_path, capsys):
     # Released, the pairs are planned again.
     assert cli(cohort_dir, state, "release", "maya-zoe") == 0
     assert daemon.store.pending_requests()[0].kind is RequestKind.RELEASE
+
+
+def edit_row(folder: Path, pair_id: str, column: str, value: str) -> None:
+    path = folder / "pairings.example.csv"
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    names = header.rstrip("\n").split(",")
+    out = [header]
+    for row in rows:
+        cells = next(csv.reader([row]))
+        if cells[0] == pair_id:
+            cells[names.index(column)] = value
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow(cells)
+            row = buffer.getvalue()
+        out.append(row)
+    path.write_text("".join(out), encoding="utf-8")
+
+
+def test_a_vacation_over_a_booked_session_moves_it_and_both_are_told_why(cohort_dir, tmp_path):
+    daemon = start(cohort_dir, tmp_path)
+    daemon.run(until=INVITATIONS_OUT)
+    first = next(r.session for r in daemon.store.sessions() if r.session.pair_id == "jonas-priya" and r.session.number == 1)
+    day = first.start.astimezone(ZoneInfo("Europe/Berlin")).date()
+    edit_row(cohort_dir, "jonas-priya", "mentor_blackout", f"{day}..{day + timedelta(days=2)}")
+    daemon.tick()
+    moved = next(r for r in daemon.store.sessions() if r.session.pair_id == "jonas-priya" and r.session.number == 1)
+    assert moved.sequence == 1 and moved.previous_start == first.start
+    assert not day <= moved.session.start.astimezone(ZoneInfo("Europe/Berlin")).date() <= day + timedelta(days=2)
+    assert moved.change_reason.startswith("Jonas Weber is away on")
+    daemon.run(until=moved.changed_at + timedelta(hours=1))
+    mailer = daemon.controller.deps.mailer
+    for email in ("jonas.weber@example.de", "priya.nair@example.in"):
+        (notice,) = [
+            m
+            for m in mailer.to(email)
+            if "session 1" in str(m["Subject"]).lower() and m["Date"] and "new time" in str(m["Subject"]).lower()
+        ]
+        assert "Jonas Weber is away on" in notice.get_body(preferencelist=("plain",)).get_content()
+    # Nothing else of Jonas's moved.
+    assert all(r.sequence == 0 for r in daemon.store.sessions() if r.session.pair_id == "jonas-sofia")
+
+
+def test_a_new_time_zone_replans_rather_than_re_renders(cohort_dir, tmp_path):
+    daemon = start(cohort_dir, tmp_path)
+    daemon.run(until=INVITATIONS_OUT)
+    before = {r.session.number: r.session for r in daemon.store.sessions() if r.session.pair_id == "lucas-amara"}
+    edit_row(cohort_dir, "lucas-amara", "mentee_timezone", "Asia/Dubai")  # Amara moved from Lagos to Dubai
+    daemon.tick()
+    after = {r.session.number: r for r in daemon.store.sessions() if r.session.pair_id == "lucas-amara"}
+    for number in (1, 2):
+        assert after[number].session != before[number]
+        assert after[number].change_reason.startswith("it falls outside Amara Diallo's hours")
+        dubai = after[number].session.start.astimezone(ZoneInfo("Asia/Dubai"))
+        sao_paulo = after[number].session.start.astimezone(ZoneInfo("America/Sao_Paulo"))
+        assert 9 <= dubai.hour and (dubai + timedelta(hours=1)).hour <= 17 and 9 <= sao_paulo.hour < 17
+
+
+def test_when_no_time_fits_any_more_the_coordinator_is_asked(cohort_dir, tmp_path):
+    daemon = start(cohort_dir, tmp_path)
+    daemon.run(until=INVITATIONS_OUT)
+    edit_row(cohort_dir, "lucas-amara", "mentee_timezone", "Asia/Tokyo")  # no working hour in common with Sao Paulo
+    daemon.tick()
+    alerts = [a for a in daemon.store.alerts() if a.pair_id == "lucas-amara"]
+    assert [a.session for a in alerts] == [1, 2]
+    assert all("no other time fits both" in a.text and "Amara Diallo" in a.text for a in alerts)

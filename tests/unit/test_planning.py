@@ -4,7 +4,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.planning import plan_sessions
+from service.domain.model import Session
+from service.domain.planning import misfit, plan_sessions
 from tests.builders import cohort, pair, person
 from tests.planchecks import violations
 
@@ -237,3 +238,22 @@ def test_a_declined_session_gets_another_time_around_everything_else():
     booked["a"] = (new, booked["a"][1])
     again = plan_sessions(c, busy, now=NOW, booked=booked)
     assert violations(c, again, busy) == []
+
+
+def test_a_booked_session_that_no_longer_fits_says_why():
+
+    a = person("Maya Okafor", "America/New_York", "09:00-17:00")
+    b = person("Zoe Park", "Europe/Berlin", "09:00-18:00")
+    start = datetime(2027, 3, 9, 15, tzinfo=UTC)  # Tuesday: 10:00 New York, 16:00 Berlin
+    session = Session(pair_id="p", number=1, start=start, end=start + timedelta(hours=1))
+    assert misfit(pair(a, b), session, {}) is None
+    away = person("Maya Okafor", "America/New_York", blackout=frozenset({date(2027, 3, 9)}))
+    assert misfit(pair(away, b), session, {}) == "Maya Okafor is away on Tuesday 9 March"
+    no_tuesdays = person("Maya Okafor", "America/New_York", days=frozenset({0, 2, 3, 4}))
+    assert misfit(pair(no_tuesdays, b), session, {}) == "Maya Okafor no longer meets on Tuesdays"
+    moved_west = person("Maya Okafor", "America/Los_Angeles")  # 07:00 there
+    assert misfit(pair(moved_west, b), session, {}) == "it falls outside Maya Okafor's hours (09:00-17:00 in Los Angeles)"
+    busy = {a.email: [(start - timedelta(minutes=30), start + timedelta(minutes=30))]}
+    assert misfit(pair(a, b), session, busy) == "Maya Okafor is busy then"
+    itself = {a.email: [(session.start, session.end)]}  # the session in an exported calendar
+    assert misfit(pair(a, b), session, itself) is None
