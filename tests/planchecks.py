@@ -17,6 +17,7 @@ def violations(cohort: Cohort, plan: Plan, busy=None, now: datetime | None = Non
     program_end = datetime.combine(cohort.end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     found: list[str] = []
     by_person: dict[str, list] = {}
+    by_room: dict[str, list] = {}
     for item in plan.pairs:
         if not item.sessions:
             if not item.problems:
@@ -43,11 +44,18 @@ def violations(cohort: Cohort, plan: Plan, busy=None, now: datetime | None = Non
                     if session.start < b_end and b_start < session.end:
                         found.append(f"{item.pair.id}: session {session.number} while {person.name} is busy")
                 by_person.setdefault(person.email, []).append((session.start, session.end, item.pair.id))
+            if room := cohort.link_for(item.pair):
+                by_room.setdefault(room, []).append((session.start, session.end, item.pair.id))
     for email, sessions in by_person.items():
         sessions.sort()
         for (_, end, a), (start, _, b) in zip(sessions, sessions[1:]):
             if start < end + rules.buffer:
                 found.append(f"{email} double-booked: {a} and {b}")
+    for room, sessions in by_room.items():
+        sessions.sort()
+        for (_, end, a), (start, _, b) in zip(sessions, sessions[1:]):
+            if start < end:
+                found.append(f"room {room} double-booked: {a} and {b}")
     return found
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -86,14 +86,14 @@ def plan_sessions(
     outcome: dict[str, PairPlan] = {}
     # Groups share nobody, so each one's free time is worked out, used and dropped in
     # turn: memory stays proportional to the largest group, not to the cohort.
-    for group in _groups(cohort.pairs):
+    for group in _groups(cohort.pairs, cohort.link_for):
         people = {p.email: p for pair in group for p in pair.people}
         free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
         shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email]) for pair in group}
         # A pair with no possible sessions of its own only slows the search down.
         hopeful = [p for p in group if p.id in booked or _could_meet(frame, shared[p.id])]
         chosen: dict[str, tuple[int, int]] = {}
-        for part in _groups(hopeful):  # without them a group may fall apart: smaller searches
+        for part in _groups(hopeful, cohort.link_for):  # without them a group may fall apart: smaller searches
             chosen.update(_Search(frame, part, shared, index, node_budget, booked).run())
         sessions_of: dict[str, list[Pair]] = defaultdict(list)
         for pair in group:
@@ -124,7 +124,7 @@ def replan_session(
     session in `booked`, which holds the pair's other session but not this one. Add the
     refused time to the decliner's `busy` so it is not offered again."""
     frame = _Frame.of(cohort, now)
-    group = next(g for g in _groups(cohort.pairs) if any(p.id == pair_id for p in g))
+    group = next(g for g in _groups(cohort.pairs, cohort.link_for) if any(p.id == pair_id for p in g))
     pair = next(p for p in group if p.id == pair_id)
     people = {p.email: p for member in group for p in member.people}
     free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
@@ -242,8 +242,13 @@ def _floor(value: int, step: int) -> int:
     return value // step * step
 
 
-def _groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
-    """Pairs linked by shared people (union-find over emails), in cohort order."""
+def _room(link: str) -> str:
+    """A shared meeting room, booked like a person (no email has this form)."""
+    return f"room {link}"
+
+
+def _groups(pairs: Sequence[Pair], room_of: Callable[[Pair], str | None]) -> list[list[Pair]]:
+    """Pairs linked by shared people or rooms (union-find over emails), in cohort order."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -255,6 +260,8 @@ def _groups(pairs: Sequence[Pair]) -> list[list[Pair]]:
 
     for pair in pairs:
         parent[find(pair.mentor.email)] = find(pair.mentee.email)
+        if room := room_of(pair):  # pairs meeting in one room cannot meet at once either
+            parent[find(_room(room))] = find(pair.mentor.email)
     groups: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
         groups[find(pair.mentor.email)].append(pair)
@@ -337,6 +344,11 @@ class _Search:
             else:
                 self.booked[person.email].remove(span)
             self.days[person.email][day] += sign
+        if room := frame.cohort.link_for(pair):
+            if sign > 0:
+                self.booked[_room(room)].append(span)
+            else:
+                self.booked[_room(room)].remove(span)
 
     def _unbook(self, pair: Pair, option: _Option) -> None:
         self._book(pair, option, sign=-1)
@@ -350,7 +362,8 @@ class _Search:
         """The best few start times for one session in [lo, hi), best first."""
         frame = self.frame
         length, step = frame.length, frame.step
-        taken = merge(self.booked[pair.mentor.email] + self.booked[pair.mentee.email])
+        room = frame.cohort.link_for(pair)
+        taken = merge(self.booked[pair.mentor.email] + self.booked[pair.mentee.email] + (self.booked[_room(room)] if room else []))
         spread = (self.index[pair.id] * GOLDEN + (number - 1) * 0.5) % 1.0
         preferred = lo + int((hi - lo) * spread)
         mentor_days, mentee_days = self.days[pair.mentor.email], self.days[pair.mentee.email]
@@ -451,6 +464,12 @@ def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_o
             others := [o.mentee.name if o.mentor == person else o.mentor.name for o in sessions_of.get(person.email, ()) if o.id != pair.id]
         )
     ]
+    room = cohort.link_for(pair)
+    if not busy_with and room:
+        return (
+            f"every time both are free is taken by other sessions in the shared room {room}:"
+            " give the mentor a room of their own (mentor_video_link)"
+        )
     return (
         "every time both are free is taken by other sessions (" + "; ".join(busy_with) + "): free up time or move a pair to another mentor"
     )

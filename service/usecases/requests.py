@@ -84,9 +84,9 @@ def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, 
 
 def _clash(cohort, pair_id: str, new: Session, standing) -> str | None:
     pair = next(p for p in cohort.pairs if p.id == pair_id)
-    people = {person.email for person in pair.people}
+    people, room = {person.email for person in pair.people}, cohort.link_for(pair)
     for other in cohort.pairs:
-        if not people & {person.email for person in other.people}:
+        if not people & {person.email for person in other.people} and not (room and cohort.link_for(other) == room):
             continue
         for session in standing.get(other.id, ()):
             if session.start < new.end and new.start < session.end:

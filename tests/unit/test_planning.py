@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -257,3 +258,21 @@ def test_a_booked_session_that_no_longer_fits_says_why():
     assert misfit(pair(a, b), session, busy) == "Maya Okafor is busy then"
     itself = {a.email: [(session.start, session.end)]}  # the session in an exported calendar
     assert misfit(pair(a, b), session, itself) is None
+
+
+def test_pairs_sharing_a_meeting_room_never_meet_in_it_at_once():
+    # Everyone in one zone with a narrow shared window: without the room rule, several
+    # pairs would take the same hour.
+    people = [(person(f"Mentor {i}", "UTC", "10:00-12:00"), person(f"Mentee {i}", "UTC", "10:00-12:00")) for i in range(6)]
+    c = cohort(*(pair(a, b) for a, b in people), timezone="UTC", first_within=timedelta(weeks=1))
+    alone = plan_sessions(c, {}, now=NOW)
+    assert alone.booked == 6
+    starts = [s.start for item in alone.pairs for s in item.sessions if s.number == 1]
+    assert len(set(starts)) < len(starts)  # the rule below is what spreads them
+    shared = replace(c, video_link="https://meet.example.org/cohort-room")
+    plan = plan_sessions(shared, {}, now=NOW)
+    assert plan.booked == 5  # one session a day fits the two-hour window, buffers included
+    (left,) = [item for item in plan.pairs if item.problems]
+    assert "shared room https://meet.example.org/cohort-room" in left.problems[0]
+    assert violations(shared, plan, now=NOW) == []  # the independent check includes rooms
+    assert any("room" in v for v in violations(shared, alone, now=NOW))  # and it would have caught the clash
