@@ -95,6 +95,9 @@ class SessionRecord:
     responses: Mapping[str, str] = field(default_factory=dict)
     rebooks: int = 0  # times it was moved because someone declined
     held: bool = False  # cancelled because its event was deleted by hand: not booked again
+    counters: int = 0  # times someone proposed another time that did not suit both
+    countered_by: str | None = None  # who proposed last, and when: they get other times
+    countered_at: datetime | None = None
 
     @property
     def in_calendar(self) -> bool:
@@ -130,6 +133,8 @@ def wanted_for_pair(
     wanted = []
     if cohort.calendar == "google":
         wanted += _updates(pair, records) + _nudges(pair, records)
+    else:
+        wanted += _other_times(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
         info = STAGES[planned.stage]
         revision = 0
@@ -184,6 +189,25 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
         if record.in_calendar
         for role, person in _people(pair)
         if record.responses.get(person.email) == "needsAction"
+    ]
+
+
+def _other_times(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
+    """To whoever proposed a time that did not suit both: times that do (one per proposal)."""
+    return [
+        Wanted(
+            due=record.countered_at,
+            pair_id=pair.id,
+            stage=stage,
+            recipient=person.email,
+            revision=record.counters,
+            role=role,
+            expires=record.session.start,
+        )
+        for stage, record in _about(Kind.OTHER_TIMES, records)
+        if record.counters and record.countered_at is not None
+        for role, person in _people(pair)
+        if person.email == record.countered_by
     ]
 
 

@@ -522,3 +522,21 @@ def misfit(pair: Pair, session: Session, busy: Busy) -> str | None:
             if (busy_start, busy_end) != (session.start, session.end) and busy_start < session.end and session.start < busy_end:
                 return f"{person.name} is busy then"
     return None
+
+
+def alternatives(
+    cohort: Cohort, busy: Busy, *, pair_id: str, number: int, booked: Mapping[str, tuple[Session, ...]], now: datetime, count: int = 3
+) -> list[Session]:
+    """Up to `count` other times for one session, best first, each on a different day."""
+    found: list[Session] = []
+    busy = dict(busy)
+    pair = next(p for p in cohort.pairs if p.id == pair_id)
+    while len(found) < count:
+        option = replan_session(cohort, busy, pair_id=pair_id, number=number, booked=booked, now=now)
+        if option is None:
+            break
+        found.append(option)
+        day = option.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        for person in pair.people:  # the next one on another day
+            busy[person.email] = [*busy.get(person.email, ()), (day, day + _DAY)]
+    return found

@@ -15,6 +15,7 @@ from typing import Protocol
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from .replies import Reply
 from .requests import Request, RequestKind
 from .retry import Delivery
 
@@ -81,6 +82,22 @@ class FreeBusy(Protocol):
         """Busy intervals by email, and the emails whose calendars cannot be read."""
 
 
+class RepliesError(Exception):
+    """The mailbox could not be read; it is tried again on a later tick."""
+
+
+class Replies(Protocol):
+    """The organiser's mailbox, where answers to invitations sent by email arrive."""
+
+    def unread(self) -> list[Reply]:
+        """Answers in messages not yet marked done, oldest first. A message that carries no
+        answer, or one that cannot be read, is marked done at once (and left unanswered).
+        Raises RepliesError when the mailbox cannot be reached."""
+
+    def done(self, messages: Sequence[str]) -> None:
+        """Mark these messages done, so a restart does not apply them twice."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class HeldChange:
     """An edit that would cancel too much at once, kept aside until approved."""
@@ -132,6 +149,13 @@ class Store(Protocol):
 
     def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
         """Answers and the Meet link as the calendar last showed them."""
+
+    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+        """An attendee's answer to an invitation sent by email (accepted, tentative, declined)."""
+
+    def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
+        """Someone proposed another time that does not suit both: they are sent others.
+        The same message counted twice (after a crash) counts once."""
 
     def calendar_token(self) -> str | None:
         """Where the calendar's change feed was last read up to."""

@@ -30,6 +30,8 @@ class Stage(StrEnum):
     SESSION2_UPDATE = "session2_update"
     SESSION1_NUDGE = "session1_nudge"
     SESSION2_NUDGE = "session2_nudge"
+    SESSION1_OTHER_TIMES = "session1_other_times"
+    SESSION2_OTHER_TIMES = "session2_other_times"
     SESSION1_CANCELLATION = "session1_cancellation"
     SESSION2_CANCELLATION = "session2_cancellation"
     COORDINATOR_DIGEST = "coordinator_digest"
@@ -49,6 +51,7 @@ class Kind(StrEnum):
     INVITATION = "invitation"  # on the timeline, and carries its session's calendar request
     UPDATE = "update"  # a session moved (Google Calendar): why, to both people
     NUDGE = "nudge"  # to whoever has not answered a session's invitation
+    OTHER_TIMES = "other_times"  # the time someone proposed does not suit both: times that do
     CANCELLATION = "cancellation"  # a booked session will not happen (email invitations)
     DIGEST = "digest"  # what needs a human, to the coordinator
 
@@ -93,6 +96,8 @@ STAGES: Mapping[Stage, StageInfo] = {
     Stage.SESSION2_UPDATE: _about(Kind.UPDATE, "session_moved", 2),
     Stage.SESSION1_NUDGE: _about(Kind.NUDGE, "nudge", 1),
     Stage.SESSION2_NUDGE: _about(Kind.NUDGE, "nudge", 2),
+    Stage.SESSION1_OTHER_TIMES: _about(Kind.OTHER_TIMES, "other_times", 1),
+    Stage.SESSION2_OTHER_TIMES: _about(Kind.OTHER_TIMES, "other_times", 2),
     Stage.SESSION1_CANCELLATION: _about(Kind.CANCELLATION, "cancellation", 1),
     Stage.SESSION2_CANCELLATION: _about(Kind.CANCELLATION, "cancellation", 2),
     Stage.COORDINATOR_DIGEST: StageInfo(kind=Kind.DIGEST, folder="coordinator_digest"),

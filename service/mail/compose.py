@@ -31,6 +31,7 @@ def compose(
     revision: int = 0,
     change: Change | None = None,
     links: tuple[str | None, ...] = (),
+    other_times: tuple[Session, ...] = (),
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -39,7 +40,7 @@ def compose(
     """
     info = stage.info
     folder = MOVED_FOLDER if info.kind is Kind.INVITATION and revision else info.folder
-    context = pair_context(cohort, pair, sessions, role, stage=stage, links=links)
+    context = pair_context(cohort, pair, sessions, role, stage=stage, links=links, other_times=other_times)
     if change is not None:
         context["change"] = change
     rendered = templates.render(folder, role, context)
@@ -114,12 +115,13 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
             found.setdefault((problem.file, problem.line, problem.message), problem)
 
     # Every stage a pair can be sent; updates (and moved invitations) below, with a change.
-    notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION)]
+    notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION, Kind.OTHER_TIMES)]
     for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare)):
         for role in (Role.MENTOR, Role.MENTEE):
             for stage in (*timings(cohort), *notices):
-                context = pair_context(sample_cohort, pair, sessions, role, stage=stage)
-                attempt(templates.render, stage.info.folder, role, context)
+                for options in ((), sessions):  # other times to offer: none, or some
+                    context = pair_context(sample_cohort, pair, sessions, role, stage=stage, other_times=options)
+                    attempt(templates.render, stage.info.folder, role, context)
             base = pair_context(sample_cohort, pair, sessions, role, stage=Stage.SESSION2_UPDATE)
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")

@@ -73,9 +73,11 @@ def pair_context(
     *,
     stage: Stage,
     links: tuple[str | None, ...] = (),
+    other_times: tuple[Session, ...] = (),
 ) -> dict[str, Any]:
     """Everything a pair's email template may use, for the person in `role`. `links` are
-    the sessions' own meeting links (Meet) where known; else the cohort's or mentor's."""
+    the sessions' own meeting links (Meet) where known; else the cohort's or mentor's.
+    `other_times`: times a session could move to, for the reader to choose from."""
     reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
     partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
     fallback = cohort.link_for(pair)
@@ -92,6 +94,7 @@ def pair_context(
         session1=first,
         session2=second,
         session=second if stage.info.session == 2 else first,  # for per-session stages
+        other_times=[session_view(s, reader, partner, fallback) for s in other_times],
     )
     return context
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from ..domain.model import Cohort
 from ..domain.planning import Busy
-from ..domain.ports import Calendar, FreeBusy, Mailer, Store
+from ..domain.ports import Calendar, FreeBusy, Mailer, Replies, Store
 from ..mail.templates import Templates
 
 
@@ -38,3 +38,4 @@ class Deps:
     batch: int = 200  # messages sent per connection and store read
     calendar: Calendar | None = None  # None: invitations go by email (iMIP)
     free_busy: FreeBusy | None = None  # None: declared hours and .ics files only
+    replies: Replies | None = None  # the organiser's mailbox, for answers to invitations by email

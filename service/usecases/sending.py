@@ -10,8 +10,10 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-from ..domain.model import Pair
+from ..domain.bookings import bookings
+from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
+from ..domain.planning import alternatives
 from ..domain.ports import MailConnection, MailError
 from ..domain.retry import CheckAt, GiveUp, HoldUncertain, RetryAt, after_failure, maybe_sent
 from ..domain.stages import Kind, Stage
@@ -183,6 +185,7 @@ def _compose(
     # An update, or an invitation sent again because its session moved, says what changed.
     moved = info.session if info.kind is Kind.UPDATE or (info.kind is Kind.INVITATION and row.revision) else None
     change = change_view(cohort, pair, pair_records[moved - 1], row.role) if moved else None
+    options = _other_times(deps, inputs, pair_records[info.session - 1], now) if info.kind is Kind.OTHER_TIMES and info.session else ()
     return compose(
         cohort,
         pair,
@@ -194,4 +197,14 @@ def _compose(
         revision=row.revision,
         change=change,
         links=tuple(r.meet_link for r in pair_records),
+        other_times=options,
     )
+
+
+def _other_times(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime) -> tuple[Session, ...]:
+    """Times the session could move to, as things stand when the email goes out."""
+    session = record.session
+    current = bookings(inputs.cohort, deps.store.sessions(), withdrawn=deps.store.withdrawn(), now=now)
+    others = {p: tuple(s for s in ss if s != session) for p, ss in current.standing().items()}
+    found = alternatives(inputs.cohort, inputs.busy, pair_id=session.pair_id, number=session.number, booked=others, now=now)
+    return tuple(found)

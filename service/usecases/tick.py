@@ -9,6 +9,7 @@ from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
 from .deps import Deps, Inputs
 from .digest import attention, plan_digest
+from .replies import read_replies
 from .requests import apply_requests
 from .sending import recover_in_flight, send_due
 
@@ -40,6 +41,8 @@ class Controller:
             self.inputs = in_force(deps, given, now)
         inputs = self.inputs
         observed = pull_calendar(deps, deps.calendar, inputs, now) if deps.calendar else False
+        if deps.replies:
+            observed |= read_replies(deps, deps.replies, inputs, now)
         if changed or observed or requested or not self.reconciled:
             self.unplanned = reconcile(deps, inputs, now)
             self.reconciled = True

@@ -618,3 +618,17 @@ def test_a_held_change_and_its_approval(store):
     assert store.approved_change() == "abc"
     store.hold_change(None)
     assert store.held_change() is None
+
+
+def test_answers_and_declined_proposals_by_email(store):
+    store.book([session(), session(number=2, start=T0 + timedelta(weeks=4))], T0 - timedelta(days=1))
+    store.set_response("p1", 1, "a@example.org", "accepted")
+    store.set_response("p1", 1, "b@example.org", "tentative")
+    store.set_response("p1", 1, "a@example.org", "declined")
+    store.record_counter("p1", 2, "b@example.org", "7:101", T0)
+    store.record_counter("p1", 2, "b@example.org", "7:101", T0)  # the same message again: counted once
+    store.record_counter("p1", 2, "b@example.org", "7:102", T0 + timedelta(hours=1))
+    first, second = by_number(store)[1], by_number(store)[2]
+    assert dict(first.responses) == {"a@example.org": "declined", "b@example.org": "tentative"}
+    assert (second.counters, second.countered_by, second.countered_at) == (2, "b@example.org", T0 + timedelta(hours=1))
+    assert (first.counters, first.countered_by) == (0, None)

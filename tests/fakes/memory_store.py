@@ -51,6 +51,7 @@ class MemoryStore(Store):
         self.closed = False
         self._purpose: Purpose | None = None
         self._withdrawn: set[str] = set()
+        self._countered: dict[tuple[str, int], str] = {}  # the last proposal counted, by session
         self._requests: dict[int, Request] = {}
         self._held_change: HeldChange | None = None
         self._approved: str | None = None
@@ -138,6 +139,18 @@ class MemoryStore(Store):
 
     def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
         self._seen(pair_id, number, event)
+
+    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+        old = self._sessions.get((pair_id, number))
+        if old is not None:
+            self._sessions[(pair_id, number)] = replace(old, responses={**old.responses, email: response})
+
+    def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
+        old = self._sessions.get((pair_id, number))
+        if old is not None and self._countered.get((pair_id, number)) != message:
+            self._countered[(pair_id, number)] = message
+            self._sessions[(pair_id, number)] = replace(old, counters=old.counters + 1, countered_by=email, countered_at=_utc(now))
+        self._did(now)
 
     def calendar_token(self) -> str | None:
         return self._calendar_token

@@ -60,6 +60,11 @@ sessions = Table(
     Column("conference", String(16)),
     Column("responses", Text, nullable=False, server_default="{}"),
     Column("rebooks", Integer, nullable=False, server_default="0"),
+    # Since schema 5: proposals of another time that did not suit both.
+    Column("counters", Integer, nullable=False, server_default="0"),
+    Column("countered_by", String(320)),
+    Column("countered_at", UTCDateTime),
+    Column("countered_message", Text),  # the mailbox's handle of the last proposal counted
 )
 
 messages = Table(
@@ -154,8 +159,21 @@ def _timestamp(connection: Connection) -> str:
     return "TIMESTAMP WITHOUT TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
 
 
+def _counters_v5(connection: Connection) -> None:
+    """Sessions remember proposals of another time that did not suit both."""
+    have = {column["name"] for column in inspect(connection).get_columns("sessions")}
+    for name, ddl in (
+        ("counters", "INTEGER NOT NULL DEFAULT 0"),
+        ("countered_by", "VARCHAR(320)"),
+        ("countered_at", _timestamp(connection)),
+        ("countered_message", "TEXT"),
+    ):
+        if name not in have:
+            connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
+
+
 # Each step moves the schema one version up; a released step never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3, _requests_v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3, _requests_v4, _counters_v5]
 
 
 def migrate(connection: Connection) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, or_, select, update
 
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
@@ -154,6 +154,24 @@ class SqlStore(Store):
             connection.execute(
                 update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**_event_values(event))
             )
+
+    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+        with self.engine.begin() as connection:
+            key = (sessions.c.pair_id == pair_id, sessions.c.number == number)
+            stored = connection.execute(select(sessions.c.responses).where(*key)).scalar()
+            if stored is not None:
+                responses = {**json.loads(stored), email: response}
+                connection.execute(update(sessions).where(*key).values(responses=json.dumps(responses, sort_keys=True)))
+
+    def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(sessions)
+                .where(sessions.c.pair_id == pair_id, sessions.c.number == number)
+                .where(or_(sessions.c.countered_message.is_(None), sessions.c.countered_message != message))
+                .values(counters=sessions.c.counters + 1, countered_by=email, countered_at=now, countered_message=message)
+            )
+            _audit(connection, now, "counter_declined", pair_id, number=number, by=email)
 
     def alerts(self) -> list[Alert]:
         with self.engine.begin() as connection:
@@ -535,6 +553,9 @@ def _session_record(r) -> SessionRecord:
         conference=r.conference,
         responses=json.loads(r.responses),
         rebooks=r.rebooks,
+        counters=r.counters,
+        countered_by=r.countered_by,
+        countered_at=r.countered_at,
     )
 
 
