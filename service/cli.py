@@ -97,13 +97,20 @@ def _parser() -> argparse.ArgumentParser:
     resolve = command("resolve", "settle an email that may or may not have gone out, as sent")
     resolve.add_argument("message", metavar="MESSAGE", help="its reference, m-... as status prints it")
     resolve.add_argument("--sent", action="store_true", required=True, help="it did arrive: do not send it again")
-    for sub in (changes, approve, withdraw, release, reschedule, resolve):
+    history = command("history", "every email and session change, oldest first, in UTC and the reader's own time")
+    who = history.add_mutually_exclusive_group()
+    who.add_argument("--person", metavar="EMAIL")
+    who.add_argument("--pair", metavar="PAIR")
+    export = command("export", "one CSV row per pair: people, sessions, answers, emails sent, what needs attention")
+    export.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
+    export.add_argument("--format", choices=("csv",), default="csv")
+    for sub in (changes, approve, withdraw, release, reschedule, resolve, history):
         sub.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
         sub.add_argument("--format", choices=("text", "json"), default="text")
     auth = command("auth", "get Google credentials (login) or test them (check)")
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")
     auth.add_argument("--token", type=Path, default=Path("secrets/google-token.json"), help="login: where to keep the token")
-    for sub in (plan, preview, run, status, health, changes, approve):
+    for sub in (plan, preview, run, status, health, changes, approve, history, export):
         sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")
     return parser

@@ -125,16 +125,42 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    report = _report(args)
+    if report is None:
+        return EXIT_CONFIG
+    print(views.status_json(report) if args.format == "json" else views.status_table(report))
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    report = _report(args)
+    if report is None:
+        return EXIT_CONFIG
+    lines = views.history_lines(report, person=args.person, pair_id=args.pair)
+    if args.format == "json":
+        print(json.dumps(lines, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(lines) if lines else "nothing yet")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    report = _report(args)
+    if report is None:
+        return EXIT_CONFIG
+    print(views.export_csv(report), end="")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> dict | None:
     inputs = bootstrap.load_inputs(args.config, args.pairings)
     store = _existing_state(args)
     if store is None:
-        return EXIT_CONFIG
+        return None
     try:
-        report = status_report(inputs, store, now=args.now or SystemClock().now())
+        return status_report(inputs, store, now=args.now or SystemClock().now())
     finally:
         store.close()
-    print(views.status_json(report) if args.format == "json" else views.status_table(report))
-    return EXIT_OK
 
 
 def _changes(args: argparse.Namespace) -> int:
@@ -263,6 +289,8 @@ COMMANDS = {
     "status": _status,
     "health": _health,
     "changes": _changes,
+    "history": _history,
+    "export": _export,
     "approve": _approve,
     "withdraw": _withdraw,
     "release": _release,

@@ -23,22 +23,29 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
     for row in sorted(rows, key=lambda r: (r.due, r.stage, r.recipient)):
         messages_of.setdefault(row.pair_id, []).append(row)
     names = {p.id: p for p in cohort.pairs}
+    known = store.known_pairs(set(records) - set(names))
+    attention = attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held)
     pairs = []
     for pair_id in list(names) + sorted(set(records) - set(names)):
-        pair = names.get(pair_id)
+        pair = names.get(pair_id) or known.get(pair_id)
         pairs.append(
             {
                 "id": pair_id,
                 "mentor": pair.mentor.name if pair else None,
                 "mentee": pair.mentee.name if pair else None,
-                "in_pairings": pair is not None,
+                "people": [{"name": p.name, "email": p.email, "timezone": p.timezone} for p in pair.people] if pair else [],
+                "in_pairings": pair_id in names,
                 "sessions": [
                     {
                         "number": r.session.number,
                         "start": r.session.start.isoformat(),
                         "end": r.session.end.isoformat(),
-                        "status": "cancelled" if r.cancelled else "booked",
+                        "status": "held" if r.held else "cancelled" if r.cancelled else "booked",
                         "sequence": r.sequence,
+                        "changed_at": r.changed_at.isoformat(),
+                        "previous_start": r.previous_start.isoformat() if r.previous_start else None,
+                        "reason": r.change_reason,
+                        "answers": dict(r.responses),
                     }
                     for r in records.get(pair_id, [])
                 ],
@@ -50,17 +57,19 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
                         "revision": m.revision,
                         "due": m.due.isoformat(),
                         "state": m.state.value,
+                        "sent_at": m.sent_at.isoformat() if m.sent_at else None,
                         "attempts": m.attempts,
                         "error": m.last_error,
                     }
                     for m in messages_of.get(pair_id, [])
                 ],
                 "problems": [problems[pair_id]] if pair_id in problems else [],
+                "attention": [item["summary"] for item in attention if item["pair_id"] == pair_id],
             }
         )
     return {
         "cohort": cohort.name,
         "pairs": pairs,
         "totals": dict(sorted(Counter(m.state.value for m in rows).items())),
-        "attention": attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held),
+        "attention": attention,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -161,3 +163,79 @@ def change_table(report: dict) -> str:
     else:
         lines.append("The daemon applies this on its next tick.")
     return "\n".join(lines)
+
+
+EXPORT_COLUMNS = [
+    "pair", "mentor", "mentor_email", "mentee", "mentee_email",
+    "session1_utc", "session1_mentor_local", "session1_mentee_local", "session1_status", "session1_answers",
+    "session2_utc", "session2_mentor_local", "session2_mentee_local", "session2_status", "session2_answers",
+    "emails_sent", "emails_total", "attention",
+]  # fmt: skip
+
+
+def export_csv(report: dict) -> str:
+    """One row per pair: people, sessions (UTC and local), answers, emails, attention."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for pair in report["pairs"]:
+        people = pair["people"] or [{"name": "", "email": "", "timezone": "UTC"}] * 2
+        row = {"pair": pair["id"], "mentor": people[0]["name"], "mentor_email": people[0]["email"]}
+        row |= {"mentee": people[1]["name"], "mentee_email": people[1]["email"]}
+        for s in pair["sessions"]:
+            start = datetime.fromisoformat(s["start"])
+            prefix = f"session{s['number']}_"
+            row[prefix + "utc"] = f"{start:%Y-%m-%d %H:%M}"
+            for role, person in zip(("mentor", "mentee"), people, strict=True):
+                local = start.astimezone(ZoneInfo(person["timezone"]))
+                row[prefix + f"{role}_local"] = f"{local:%Y-%m-%d %H:%M} {zone_label(local)}"
+            row[prefix + "status"] = s["status"]
+            row[prefix + "answers"] = "; ".join(f"{who}: {what}" for who, what in sorted(s["answers"].items()))
+        row["emails_sent"] = sum(1 for m in pair["messages"] if m["state"] == "sent")
+        row["emails_total"] = sum(1 for m in pair["messages"] if m["state"] != "cancelled")
+        row["attention"] = " | ".join(pair["attention"] + pair["problems"])
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def history_lines(report: dict, *, person: str | None = None, pair_id: str | None = None) -> list[str]:
+    """Every email and session change, oldest first, in UTC and in the reader's own zone."""
+    entries: list[tuple[str, str]] = []
+    for pair in report["pairs"]:
+        if pair_id and pair["id"] != pair_id:
+            continue
+        emails = {p["email"] for p in pair["people"]}
+        if person and person.lower() not in {e.lower() for e in emails}:
+            continue
+        zones = {p["email"]: p["timezone"] for p in pair["people"]}
+        for s in pair["sessions"]:
+            start = _utc_and_local(s["start"], zones.get(person or "", "UTC"))
+            if s["previous_start"]:
+                what = f"session {s['number']} moved to {start} ({s['reason'] or 'changed'})"
+            else:
+                what = f"session {s['number']} {s['status']} for {start}"
+            entries.append((s["changed_at"], f"{pair['id']}: {what}"))
+        for m in pair["messages"]:
+            if person and m["to"].lower() != person.lower():
+                continue
+            at = m["sent_at"] or m["due"]
+            entries.append((at, f"{pair['id']}: {m['ref']} {m['stage'].replace('_', ' ')} to {m['to']}: {m['state']}"))
+    lines = []
+    for at, text in sorted(entries):
+        lines.append(f"{_utc_and_local(at, _zone_of(report, person))}  {text}")
+    return lines
+
+
+def _zone_of(report: dict, person: str | None) -> str:
+    for pair in report["pairs"]:
+        for p in pair["people"]:
+            if person and p["email"].lower() == person.lower():
+                return p["timezone"]
+    return "UTC"
+
+
+def _utc_and_local(iso: str, zone: str) -> str:
+    moment = datetime.fromisoformat(iso)
+    local = moment.astimezone(ZoneInfo(zone))
+    text = f"{moment:%Y-%m-%d %H:%M} UTC"
+    return text if zone == "UTC" else f"{text} ({local:%H:%M} {zone_label(local)})"
