@@ -209,6 +209,9 @@ class Store(Protocol):
     def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         """sending -> planned, to be checked with the transport at `at` before anything else."""
 
+    def mark_unsent(self, row: MessageRow, now: datetime) -> None:
+        """A send cut short surely never left: planned again, free to be re-timed or cancelled."""
+
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         """sending -> planned, to be tried again at `at`."""
 

@@ -32,6 +32,7 @@ def compose(
     change: Change | None = None,
     links: tuple[str | None, ...] = (),
     other_times: tuple[Session, ...] = (),
+    recipient: str | None = None,
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -54,7 +55,7 @@ def compose(
     return _message(
         cohort,
         rendered,
-        to=Contact(name=reader.name, email=reader.email),
+        to=Contact(name=reader.name, email=recipient or reader.email),  # a stored email goes where it was planned to
         key=(cohort.name, pair.id, stage, reader.email, str(revision)),
         stamp=stamp,
         calendar=calendar,

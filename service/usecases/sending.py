@@ -21,7 +21,7 @@ from ..logs import event
 from ..mail.compose import compose, compose_digest
 from ..mail.context import change_view
 from ..mail.templates import TemplateProblem
-from .booking import pairs_by_id
+from .booking import pairs_by_id, sync_messages
 from .deps import Deps, Inputs
 
 
@@ -44,12 +44,44 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
         needed = {row.pair_id for row in rows if row.pair_id}
         pairs = pairs_by_id(deps, inputs, needed)
         records = by_pair(store.sessions(needed))
+        waiting = [row for row in rows if row.verify]
+        if waiting:  # first settle whether earlier attempts went out, late or not
+            if _check(deps, waiting, now):
+                sync_messages(deps, inputs, now)  # those that never left: wanted still, as things are now?
+            continue
         with deps.mailer.connect() as connection:
             for row in rows:
                 if deps.stop.is_set():
                     break
                 sent += _send_one(deps, inputs, pairs, records, row, connection, now)
     return sent
+
+
+def _check(deps: Deps, rows: list[MessageRow], now: datetime) -> bool:
+    """Ask the transport about sends cut short. Returns whether any surely never left:
+    those become planned messages again, for the outbox to keep or cancel."""
+    store, unsent = deps.store, False
+    for row in rows:
+        fields = _fields(row)
+        verdict = deps.mailer.was_sent(row.message_id or "")
+        if verdict is True:
+            store.mark_sent(row, now, was=State.PLANNED)
+            event(now, "message_confirmed", f"confirmed {row.stage} to {row.recipient} went out before", state=State.SENT, **fields)
+        elif verdict is None:
+            store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
+            event(
+                now,
+                "message_uncertain",
+                f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator",
+                level=logging.WARNING,
+                state=State.UNCERTAIN,
+                **fields,
+            )
+        else:
+            store.mark_unsent(row, now)
+            event(now, "message_unsent", f"{row.stage} to {row.recipient} never left", state=State.PLANNED, **fields)
+            unsent = True
+    return unsent
 
 
 def _send_one(
@@ -63,43 +95,30 @@ def _send_one(
 ) -> int:
     store = deps.store
     fields = _fields(row)
-    if row.verify:  # first settle whether an earlier attempt went out, late or not
-        verdict = deps.mailer.was_sent(row.message_id or "")
-        if verdict is True:
-            store.mark_sent(row, now, was=State.PLANNED)
-            event(now, "message_confirmed", f"confirmed {row.stage} to {row.recipient} went out before", state=State.SENT, **fields)
-            return 0
-        if verdict is None:
-            store.mark_uncertain(row, f"{row.last_error}; the transport cannot tell whether it went out", now, was=State.PLANNED)
-            event(
-                now,
-                "message_uncertain",
-                f"UNCERTAIN {row.stage} to {row.recipient}: left for the coordinator",
-                level=logging.WARNING,
-                state=State.UNCERTAIN,
-                **fields,
-            )
-            return 0
-        # It surely never left: treat it as any planned message.
     if row.expires is not None and now >= row.expires:
         store.mark_skipped(row, "its session had already started", now)
         event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
         return 0
     try:
         message = _compose(deps, inputs, pairs, records, row, now)
-    except TemplateProblem as problem:
-        store.mark_failed(row, f"template: {problem}", now, was=State.PLANNED)
+    except Exception as problem:  # a broken template, or an address no email can carry
+        built = isinstance(problem, TemplateProblem)
+        reason = f"template: {problem}" if built else f"the email could not be built ({type(problem).__name__})"
+        store.mark_failed(row, reason, now, was=State.PLANNED)
         event(
-            now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {problem}", level=logging.WARNING, state=State.FAILED, **fields
+            now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {reason}", level=logging.WARNING, state=State.FAILED, **fields
         )
         return 0
     store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
     try:
         connection.send(message)
-    except MailError as error:
+    except Exception as raised:  # whatever happens, the row is settled now, never left `sending`
+        failure = (
+            raised if isinstance(raised, MailError) else MailError(MailError.UNKNOWN, f"the transport failed ({type(raised).__name__})")
+        )
         decision = after_failure(
-            error.kind,
-            error.reason,
+            failure.kind,
+            failure.reason,
             attempts=row.attempts + 1,
             now=now,
             key="/".join(map(str, row.key)),
@@ -198,6 +217,7 @@ def _compose(
         change=change,
         links=tuple(r.meet_link for r in pair_records),
         other_times=options,
+        recipient=row.recipient,
     )
 
 

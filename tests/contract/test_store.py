@@ -632,3 +632,16 @@ def test_answers_and_declined_proposals_by_email(store):
     assert dict(first.responses) == {"a@example.org": "declined", "b@example.org": "tentative"}
     assert (second.counters, second.countered_by, second.countered_at) == (2, "b@example.org", T0 + timedelta(hours=1))
     assert (first.counters, first.countered_by) == (0, None)
+
+
+def test_a_send_cut_short_that_never_left_is_planned_again(store):
+    store.apply(Changes(insert=(wanted("welcome"),)), T0)
+    (row,) = store.messages()
+    store.mark_sending(row, "<w@example.org>", T0)
+    store.mark_verify(row, T0 + timedelta(minutes=10), "dropped", T0)
+    (row,) = store.messages()
+    store.mark_unsent(row, T0 + timedelta(minutes=10))
+    (row,) = store.messages()
+    assert (row.state, row.verify, row.attempts) == (State.PLANNED, False, 1)
+    store.apply(Changes(cancel=(row.key,)), T0 + timedelta(minutes=11))  # free to cancel now
+    assert store.messages()[0].state is State.CANCELLED

@@ -257,6 +257,9 @@ class MemoryStore(Store):
     def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, verify=True, last_error=error)
 
+    def mark_unsent(self, row: MessageRow, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, wake_at=row.due, verify=False)
+
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, last_error=error)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from service.domain.outbox import State
@@ -77,3 +78,75 @@ def test_a_transport_that_can_tell_is_asked_before_anything_is_sent_again(deps):
     (settled,) = [r for r in deps.store.messages() if r.key == row.key]
     assert settled.state is State.SENT
     assert all(m["Message-ID"] != "<cut-short@example.org>" for m in deps.mailer.sent)
+
+
+def test_a_transport_that_breaks_in_any_way_leaves_nothing_sending(deps):
+    inputs = booked(deps)
+    at = welcome_time(deps) + timedelta(hours=12)
+
+    def disk_full(message):
+        raise OSError(28, "No space left on device")
+
+    deps.mailer.fault = disk_full
+    send_due(deps, inputs, at)
+    assert deps.store.in_flight() == []  # settled at once, not stranded until a restart
+    unsure = deps.store.messages_needing_a_human()
+    assert unsure and all(r.state is State.UNCERTAIN and "OSError" in r.last_error for r in unsure)
+
+
+def test_an_email_that_cannot_be_built_fails_alone(deps, monkeypatch):
+    inputs = booked(deps)
+    at = welcome_time(deps) + timedelta(hours=12)
+    import service.usecases.sending as sending
+
+    real = sending.compose
+
+    def fussy(*args, **options):
+        if options["recipient"] == "zoe.park@example.org":
+            raise UnicodeEncodeError("ascii", "ü", 0, 1, "not ASCII")
+        return real(*args, **options)
+
+    monkeypatch.setattr(sending, "compose", fussy)
+    send_due(deps, inputs, at)
+    (failed,) = deps.store.messages_needing_a_human()[:1]
+    assert failed.recipient == "zoe.park@example.org" and failed.state is State.FAILED
+    assert "could not be built (UnicodeEncodeError)" in failed.last_error
+    assert any(m["To"].addresses[0].addr_spec == "maya.chen@example.org" for m in deps.mailer.sent)  # the rest went out
+
+
+def test_a_send_cut_short_for_a_pair_that_left_meanwhile_is_not_sent(deps):
+    inputs = booked(deps)
+    deps.mailer.verify_after = timedelta(minutes=10)
+    at = welcome_time(deps) + timedelta(hours=12)
+    (row,) = [r for r in deps.store.due(at, 50) if r.pair_id == "jonas-priya" and r.stage is Stage.WELCOME][:1]
+    deps.store.mark_sending(row, "<cut-short@example.org>", at)
+    recover_in_flight(deps, at)
+    smaller = replace(inputs.cohort, pairs=tuple(p for p in inputs.cohort.pairs if p.id != "jonas-priya"))
+    deps.source.edit(smaller)
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, at)  # the edit: the row waits for its check, so it is kept for now
+    deps.mailer.knows = lambda message_id: False  # it never left
+    send_due(deps, inputs, at + timedelta(minutes=10))
+    (settled,) = [r for r in deps.store.messages() if r.key == row.key]
+    assert settled.state is State.CANCELLED
+    assert not [m for m in deps.mailer.sent if "jonas" in m["To"].addresses[0].addr_spec]
+
+
+def test_an_email_goes_to_the_address_it_was_planned_for(deps):
+    inputs = booked(deps)
+    deps.mailer.verify_after = timedelta(minutes=10)
+    at = welcome_time(deps) + timedelta(hours=12)
+    (row,) = [r for r in deps.store.due(at, 50) if r.recipient == "zoe.park@example.org" and r.stage is Stage.WELCOME]
+    deps.store.mark_sending(row, "<cut-short@example.org>", at)
+    recover_in_flight(deps, at)
+    cohort = inputs.cohort
+    zoe = next(p for p in cohort.pairs if p.id == "maya-zoe")
+    moved = replace(zoe, mentee=replace(zoe.mentee, email="zoe.p@example.net"))
+    deps.source.edit(replace(cohort, pairs=tuple(moved if p.id == "maya-zoe" else p for p in cohort.pairs)))
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, at)
+    deps.mailer.knows = lambda message_id: True  # it did go out, to the old address
+    send_due(deps, inputs, at + timedelta(minutes=10))
+    welcomes = [m["To"].addresses[0].addr_spec for m in deps.mailer.sent if "Welcome" in str(m["Subject"])]
+    assert "zoe.park@example.org" not in welcomes  # not twice: it had gone out
+    assert welcomes.count("zoe.p@example.net") == 1  # the new address gets its own, once

@@ -381,6 +381,9 @@ class SqlStore(Store):
         """It may have gone out: at `at`, ask the transport before anything else."""
         self._transition(row, State.SENDING, now, "verify", state=State.PLANNED.value, verify=True, wake_at=at, last_error=error)
 
+    def mark_unsent(self, row: MessageRow, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, "unsent", verify=False, wake_at=row.due)
+
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, "retry", state=State.PLANNED.value, wake_at=at, last_error=error)
 
