@@ -103,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             run_forever(controller, clock, watcher.configuration.poll)
     finally:
         release()
+    if controller.lost_lock:
+        print(f"stopped: the lock on {state} was lost, so another daemon may be working on it; start again when it is not", file=sys.stderr)
+        return EXIT_BUSY
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from .adapters.clock import SimulatedClock
 from .domain.ports import Clock
 from .logs import logger
-from .usecases import Controller
+from .usecases import Controller, LockLost
 
 REQUEST_CHECK_SECONDS = 2  # how soon a queued command is applied while the daemon runs
 
@@ -34,6 +34,11 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         now = clock.now()
         try:
             next_due = controller.tick(now)
+        except LockLost as lost:
+            logger.error(f"stopping: {lost}", extra={"event": "lock_lost", "at": now, "fields": {}})
+            controller.lost_lock = True
+            stop.set()
+            next_due = None
         except Exception:  # a bug or an outage must not end the daemon: log, try again later
             logger.exception(f"tick failed; trying again in {poll}", extra={"event": "tick_failed", "at": now, "fields": {}})
             next_due = None
@@ -55,8 +60,9 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         threading.Thread(target=shut_down, daemon=True).start()
 
     def wake_for_requests() -> None:
-        """A command queued a request: tick now rather than at the next poll."""
-        if stop.is_set() or not controller.deps.store.pending_requests():
+        """A command queued a request, or the lock was lost: tick now, not at the next poll."""
+        store = controller.deps.store
+        if stop.is_set() or (store.lock_held() and not store.pending_requests()):
             return
         with contextlib.suppress(JobLookupError):  # no tick waiting: one is running, and will see it
             scheduler.modify_job("tick", next_run_time=clock.now())
@@ -75,7 +81,12 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     while not stop.is_set():
-        next_due = controller.tick(clock.now())
+        try:
+            next_due = controller.tick(clock.now())
+        except LockLost as lost:
+            logger.error(f"stopping: {lost}", extra={"event": "lock_lost", "at": clock.now(), "fields": {}})
+            controller.lost_lock = True
+            return
         if next_due is None or (until is not None and next_due > until):
             return
         clock.advance_to(next_due)

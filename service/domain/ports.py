@@ -276,6 +276,10 @@ class Store(Protocol):
     def last_tick(self) -> datetime | None:
         """When the daemon last finished a tick."""
 
+    def lock_held(self) -> bool:
+        """Whether this process still holds the lock that makes it the only daemon on this
+        state (a database session that dropped has lost it): nothing is sent without it."""
+
     def latest_activity(self) -> datetime | None:
         """When the last effect was recorded (a simulated clock resumes from there)."""
 

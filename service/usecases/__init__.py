@@ -3,7 +3,7 @@ pure domain functions and writes the outcome back, one transaction per effect. R
 a tick twice, in another process, or after a crash at any point leads to the same result.
 """
 
-from .deps import Deps, Inputs, InputsSource
+from .deps import Deps, Inputs, InputsSource, LockLost
 from .tick import Controller
 
-__all__ = ["Controller", "Deps", "Inputs", "InputsSource"]
+__all__ = ["Controller", "Deps", "Inputs", "InputsSource", "LockLost"]

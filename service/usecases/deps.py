@@ -39,3 +39,7 @@ class Deps:
     calendar: Calendar | None = None  # None: invitations go by email (iMIP)
     free_busy: FreeBusy | None = None  # None: declared hours and .ics files only
     replies: Replies | None = None  # the organiser's mailbox, for answers to invitations by email
+
+
+class LockLost(Exception):
+    """Another daemon may be working on this state now: this one must stop at once."""

@@ -22,7 +22,7 @@ from ..mail.compose import compose, compose_digest
 from ..mail.context import change_view
 from ..mail.templates import TemplateProblem
 from .booking import pairs_by_id, sync_messages
-from .deps import Deps, Inputs
+from .deps import Deps, Inputs, LockLost
 
 
 def recover_in_flight(deps: Deps, now: datetime) -> None:
@@ -53,6 +53,8 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
             for row in rows:
                 if deps.stop.is_set():
                     break
+                if not store.lock_held():  # never send without being the only daemon
+                    raise LockLost("the state's lock was lost (its database connection dropped)")
                 sent += _send_one(deps, inputs, pairs, records, row, connection, now)
     return sent
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from .booking import reconcile
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
-from .deps import Deps, Inputs
+from .deps import Deps, Inputs, LockLost
 from .digest import attention, plan_digest
 from .replies import read_replies
 from .requests import apply_requests
@@ -23,6 +23,7 @@ class Controller:
         self.inputs: Inputs | None = None  # the configuration in force, pairs under their stored keys
         self.reconciled = False
         self.recovered = False
+        self.lost_lock = False  # another daemon may have the state now: this one stopped
 
     def tick(self, now: datetime) -> datetime | None:
         """One pass: recover after a crash, settle what the configuration in force is,
@@ -30,6 +31,8 @@ class Controller:
         re-plan, bring the calendar up to date, send what is due. Returns when the next
         message falls due."""
         deps = self.deps
+        if not deps.store.lock_held():
+            raise LockLost("the state's lock was lost (its database connection dropped)")
         given, changed = deps.source.current()
         if not self.recovered:
             recover_in_flight(deps, now)

@@ -321,6 +321,9 @@ class MemoryStore(Store):
     def approve_change(self, fingerprint: str) -> None:
         self._approved = fingerprint
 
+    def lock_held(self) -> bool:
+        return not self.closed
+
     def purpose(self) -> Purpose | None:
         return self._purpose
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
@@ -69,10 +70,21 @@ class SqlStore(Store):
 
     def close(self) -> None:
         if self._lock is not None:
-            self._lock.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK})")
-            self._lock.close()
+            try:
+                self._lock.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK})")
+                self._lock.close()
+            except SQLAlchemyError:  # the connection is gone, and its lock with it
+                pass
             self._lock = None
         self.engine.dispose()
+
+    def lock_held(self) -> bool:
+        if self._lock is None:
+            return True  # SQLite: the lock is a file the process holds
+        try:
+            return bool(self._lock.exec_driver_sql("SELECT 1").scalar())
+        except SQLAlchemyError:  # the session dropped: its advisory lock went with it
+            return False
 
     def try_lock(self) -> bool:
         """PostgreSQL: hold a session advisory lock for the life of this store, so only
