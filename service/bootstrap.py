@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
+import re
+import sqlite3
+import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -122,6 +126,39 @@ class AlreadyRunning(Exception):
     pass
 
 
+class LostState(Exception):
+    pass
+
+
+def witness(state: str | Path, cohort: str) -> Path:
+    """A file beside the state that says a cohort's real program has run: it outlives a
+    state file deleted by mistake."""
+    folder = Path("state") if "://" in str(state) else Path(state).resolve().parent
+    name = re.sub(r"[^A-Za-z0-9]+", "-", cohort).strip("-").lower() or "cohort"
+    return folder / f".{name}.has-run"
+
+
+def guard_against_lost_state(store: Store, state: str | Path, cohort: str, *, fresh: bool, now: datetime) -> None:
+    """An empty state for a cohort that has already run would send the whole program again:
+    refuse it, unless told to start over. A first run leaves the witness."""
+    if store.latest_activity() is not None:
+        return
+    mark = witness(state, cohort)
+    if mark.exists() and not fresh:
+        try:
+            seen = json.loads(mark.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            seen = {}
+        raise LostState(
+            f"the cohort {cohort!r} has already run (first on {seen.get('first_run', '?')[:10]}, state at {seen.get('state', '?')}),"
+            f" but the state at {state} is empty: restore it from a backup (mentorship backup), or pass --fresh to start the"
+            " whole program again"
+        )
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    shown = state if "://" not in str(state) else str(state).split("@")[-1]  # no password from a URL
+    mark.write_text(json.dumps({"cohort": cohort, "state": str(shown), "first_run": now.isoformat()}), encoding="utf-8")
+
+
 def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
     """The store, locked for this process, and the function that releases both."""
     if "://" in str(state):
@@ -130,8 +167,9 @@ def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
             store.close()
             raise AlreadyRunning(f"another daemon is already working on {state}")
         return store, store.close
-    descriptor = lock_state(Path(state))
-    store = open_store(state)
+    path = Path(state).resolve()  # a symlink to the state locks the state itself
+    descriptor = lock_state(path)
+    store = open_store(path)
 
     def release() -> None:
         store.close()
@@ -145,7 +183,7 @@ def lock_state(state: Path) -> int:
     daemon on the same state refuses to start."""
     state.parent.mkdir(parents=True, exist_ok=True)
     path = state.with_name(state.name + ".lock")
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -155,6 +193,25 @@ def lock_state(state: Path) -> int:
     os.ftruncate(descriptor, 0)
     os.write(descriptor, str(os.getpid()).encode())
     return descriptor
+
+
+def backup(state: str | Path, target: Path) -> str:
+    """A consistent copy of the state while the daemon runs: SQLite's online backup, or
+    pg_dump for PostgreSQL. Returns what was done, in words."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if "://" in str(state):
+        url = str(state).replace("postgresql+psycopg://", "postgresql://", 1)
+        with open(target, "wb") as out:
+            subprocess.run(["pg_dump", "--format=custom", url], stdout=out, check=True)
+        return f"pg_dump of the state written to {target} (restore with pg_restore)"
+    source = sqlite3.connect(f"file:{Path(state).resolve()}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    return f"a copy of {state} written to {target}"
 
 
 class ConfigWatcher:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,6 +69,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    os.umask(0o077)  # the state, its lock and the outbox hold participants' details: owner only
     configure_logs(args.log_format)
     purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
     state = args.state or str(bootstrap.default_state(args.config, purpose))
@@ -78,9 +82,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_BUSY
     try:
+        if purpose is Purpose.REAL:
+            bootstrap.guard_against_lost_state(store, state, watcher.configuration.cohort.name, fresh=args.fresh, now=clock.now())
         bootstrap.claim(store, state, purpose)
         calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
-    except (bootstrap.WrongPurpose, bootstrap.GoogleSetupError) as exc:
+    except (bootstrap.WrongPurpose, bootstrap.LostState, bootstrap.GoogleSetupError) as exc:
         release()
         print(f"not starting: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -132,6 +138,20 @@ def _status(args: argparse.Namespace) -> int:
     if report is None:
         return EXIT_CONFIG
     print(views.status_json(report) if args.format == "json" else views.status_table(report))
+    return EXIT_OK
+
+
+def _backup(args: argparse.Namespace) -> int:
+    os.umask(0o077)
+    state = args.state or str(bootstrap.default_state(args.config))
+    if "://" not in state and not Path(state).exists():
+        print(f"no state at {state}: nothing to back up", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        print(bootstrap.backup(state, args.to))
+    except (OSError, sqlite3.Error, subprocess.CalledProcessError) as error:
+        print(f"backup failed: {type(error).__name__}", file=sys.stderr)
+        return EXIT_BUSY
     return EXIT_OK
 
 
@@ -293,6 +313,7 @@ COMMANDS = {
     "health": _health,
     "changes": _changes,
     "history": _history,
+    "backup": _backup,
     "export": _export,
     "approve": _approve,
     "withdraw": _withdraw,

@@ -23,7 +23,7 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(tmp_path, simulate):
     shutil.copytree(ROOT / "config", folder)
     rng = random.Random(20270301)
     for attempt in range(8):
-        state = tmp_path / f"state{attempt}.sqlite"
+        state = tmp_path / f"run{attempt}" / "state.sqlite"  # a state of its own: each run is a first run
         command = [sys.executable, "-m", "service", "run", "--config", str(folder / "cohort.example.yaml"), "--state", str(state)]
         command += ["--outbox", str(tmp_path / f"out{attempt}")]
         if simulate:
