@@ -31,6 +31,9 @@ class FileMailer(Mailer, MailConnection):
         self.folder.mkdir(parents=True, exist_ok=True)
         yield self
 
+    def ready(self) -> None:
+        pass  # the folder was made when connecting
+
     def send(self, message: EmailMessage) -> None:
         token = _token(message["Message-ID"])
         date = parsedate_to_datetime(message["Date"])

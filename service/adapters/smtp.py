@@ -75,18 +75,39 @@ class SmtpConnection(MailConnection):
         self.mailer = mailer
         self.client: smtplib.SMTP | None = None
 
+    def ready(self) -> None:
+        if self.client is not None:
+            return
+        s = self.mailer.settings
+        try:
+            self.client = self.mailer.open()
+        except smtplib.SMTPAuthenticationError as exc:
+            reason = f"the mail server refused the login: login refused (SMTP {exc.smtp_code}): {_text(exc.smtp_error)}"
+            raise MailError(MailError.TRANSIENT, reason, transport=True) from None
+        except ssl.SSLCertVerificationError as exc:
+            reason = f"the mail server {s.host}:{s.port} shows a certificate that is not trusted ({exc.verify_message})"
+            raise MailError(MailError.TRANSIENT, reason, transport=True) from None
+        except (smtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
+            reason = f"cannot connect to the mail server {s.host}:{s.port} ({type(exc).__name__})"
+            raise MailError(MailError.TRANSIENT, reason, transport=True) from None
+        except MissingSecret as exc:
+            raise MailError(MailError.TRANSIENT, f"cannot log in: {exc}", transport=True) from None
+        except ValueError:  # e.g. a password smtplib cannot encode; never quote it
+            raise MailError(
+                MailError.TRANSIENT, "cannot log in: the password has characters SMTP login cannot carry", transport=True
+            ) from None
+
     def send(self, message: EmailMessage) -> None:
+        self.ready()
         sender = message["From"].addresses[0].addr_spec
         recipient = message["To"].addresses[0].addr_spec
         international = not (sender + recipient).isascii()
         # With SMTPUTF8 the addresses go out as UTF-8 (RFC 6532), never as encoded words.
         data = message.as_bytes(policy=policy.SMTPUTF8 if international else policy.SMTP)
-        phase = "connect"
+        phase = "envelope"
         try:
-            if self.client is None:
-                self.client = self.mailer.open()
+            assert self.client is not None
             options = ["SMTPUTF8"] if international else []
-            phase = "envelope"
             _expect(self.client.mail(sender, options), 250)
             _expect(self.client.rcpt(recipient), 250, 251)
             _expect(self.client.docmd("DATA"), 354)
@@ -95,10 +116,6 @@ class SmtpConnection(MailConnection):
             phase = "data"
             self.client.send(_dot_stuffed(data))
             _expect(self.client.getreply(), 250)
-        except smtplib.SMTPAuthenticationError as exc:
-            # The login, not this message, is wrong: keep retrying while someone fixes it.
-            self._drop()
-            raise MailError(MailError.TRANSIENT, f"login refused (SMTP {exc.smtp_code}): {_text(exc.smtp_error)}") from None
         except smtplib.SMTPResponseException as exc:
             self._drop()
             if exc.smtp_code < 0 and phase == "data":
@@ -113,9 +130,6 @@ class SmtpConnection(MailConnection):
             self._drop()
             kind = MailError.UNKNOWN if phase == "data" else MailError.TRANSIENT
             raise MailError(kind, f"connection lost during {phase}: {exc or type(exc).__name__}") from None
-        except (ValueError, MissingSecret) as exc:  # e.g. a password smtplib cannot encode
-            self._drop()
-            raise MailError(MailError.TRANSIENT, f"cannot log in: {exc}") from None
 
     def close(self) -> None:
         if self.client is not None:

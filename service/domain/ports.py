@@ -33,16 +33,21 @@ class Clock(Protocol):
 
 
 class MailError(Exception):
-    """A message could not be handed over. `kind` says what may happen next."""
+    """A message could not be handed over. `kind` says what may happen next; `transport`
+    that the transport as a whole is down or refuses us (nothing to do with this message)."""
 
     TRANSIENT, PERMANENT, UNKNOWN = Delivery.TRANSIENT, Delivery.PERMANENT, Delivery.UNKNOWN
 
-    def __init__(self, kind: Delivery, reason: str):
+    def __init__(self, kind: Delivery, reason: str, *, transport: bool = False):
         super().__init__(reason)
-        self.kind, self.reason = kind, reason
+        self.kind, self.reason, self.transport = kind, reason, transport
 
 
 class MailConnection(Protocol):
+    def ready(self) -> None:
+        """Be ready to send (connect and log in if not yet), or raise MailError with
+        `transport` set: then no message is tried until a later tick."""
+
     def send(self, message: EmailMessage) -> None:
         """Hand one message over for delivery, or raise MailError. Returning means the
         transport accepted it (not that it reached the inbox)."""

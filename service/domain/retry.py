@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 FIRST_DELAY = timedelta(minutes=1)
-MAX_DELAY = timedelta(hours=2)
-MAX_ATTEMPTS = 8  # about five hours of trying before a human is asked
+MAX_DELAY = timedelta(hours=4)
+# 1, 2, 4 ... 128 minutes, then every 4 hours: 13 waits of 18 to 24 hours in all, so a
+# mail server down for a night is ridden out before a human is asked.
+MAX_ATTEMPTS = 14
 
 
 class Delivery(StrEnum):
@@ -80,4 +82,4 @@ def retry_decision(*, attempts: int, now: datetime, key: str) -> RetryAt | GiveU
         return GiveUp(f"gave up after {attempts} attempts")
     delay = min(FIRST_DELAY * 2 ** (attempts - 1), MAX_DELAY)
     spread = int(hashlib.sha256(f"{key}:{attempts}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return RetryAt(now + delay * (0.5 + spread / 2), "backing off")
+    return RetryAt(now + delay * (0.75 + spread / 4), "backing off")

@@ -20,6 +20,10 @@ def deleted_by_hand(number: int) -> str:
     return f"Session {number} was deleted in Google Calendar; it was not booked again."
 
 
+def mail_down(reason: str) -> str:
+    return f"Email cannot go out: {reason}. Emails wait, and go out once this is fixed."
+
+
 def attention_items(
     unplanned: Mapping[str, str],
     rows: Iterable[MessageRow],

@@ -15,9 +15,10 @@ from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
 from ..domain.planning import alternatives
 from ..domain.ports import MailConnection, MailError
-from ..domain.retry import CheckAt, GiveUp, HoldUncertain, RetryAt, after_failure, maybe_sent
+from ..domain.retry import CheckAt, Delivery, GiveUp, HoldUncertain, RetryAt, after_failure, maybe_sent
 from ..domain.stages import Kind, Stage
 from ..logs import event
+from ..mail import wording
 from ..mail.compose import compose, compose_digest
 from ..mail.context import change_view
 from ..mail.templates import TemplateProblem
@@ -49,13 +50,22 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
             if _check(deps, waiting, now):
                 sync_messages(deps, inputs, now)  # those that never left: wanted still, as things are now?
             continue
-        with deps.mailer.connect() as connection:
-            for row in rows:
-                if deps.stop.is_set():
-                    break
-                if not store.lock_held():  # never send without being the only daemon
-                    raise LockLost("the state's lock was lost (its database connection dropped)")
-                sent += _send_one(deps, inputs, pairs, records, row, connection, now)
+        try:
+            with deps.mailer.connect() as connection:
+                for row in rows:
+                    if deps.stop.is_set():
+                        break
+                    if not store.lock_held():  # never send without being the only daemon
+                        raise LockLost("the state's lock was lost (its database connection dropped)")
+                    sent += _send_one(deps, inputs, pairs, records, row, connection, now)
+        except MailError as down:  # the transport as a whole: one probe a tick, no attempt spent
+            if not down.transport:
+                raise
+            store.set_alert("", 0, wording.mail_down(down.reason))
+            event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again next tick", level=logging.WARNING)
+            break
+        if sent:
+            store.set_alert("", 0, None)
     return sent
 
 
@@ -111,10 +121,14 @@ def _send_one(
             now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {reason}", level=logging.WARNING, state=State.FAILED, **fields
         )
         return 0
+    connection.ready()  # a transport that is down raises here, before the row is touched
     store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
     try:
         connection.send(message)
     except Exception as raised:  # whatever happens, the row is settled now, never left `sending`
+        if isinstance(raised, MailError) and raised.transport and raised.kind is not Delivery.UNKNOWN:
+            _settle(deps, row, RetryAt(now, raised.reason), now)  # not this message's fault: straight back
+            raise
         failure = (
             raised if isinstance(raised, MailError) else MailError(MailError.UNKNOWN, f"the transport failed ({type(raised).__name__})")
         )

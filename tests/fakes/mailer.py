@@ -17,11 +17,18 @@ class RecordingMailer:
         # Called before each delivery; return a MailError to make that attempt fail.
         self.fault: Callable[[EmailMessage], MailError | None] = lambda message: None
         self.knows: Callable[[str], bool | None] = lambda message_id: None
+        self.down: MailError | None = None  # the whole transport refuses us (unreachable, bad login)
+        self.probes = 0
 
     @contextmanager
     def connect(self) -> Iterator[RecordingMailer]:
         self.connections += 1
         yield self
+
+    def ready(self) -> None:
+        self.probes += 1
+        if self.down is not None:
+            raise self.down
 
     def send(self, message: EmailMessage) -> None:
         error = self.fault(message)

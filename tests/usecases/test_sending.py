@@ -150,3 +150,19 @@ def test_an_email_goes_to_the_address_it_was_planned_for(deps):
     welcomes = [m["To"].addresses[0].addr_spec for m in deps.mailer.sent if "Welcome" in str(m["Subject"])]
     assert "zoe.park@example.org" not in welcomes  # not twice: it had gone out
     assert welcomes.count("zoe.p@example.net") == 1  # the new address gets its own, once
+
+
+def test_a_mail_server_that_is_down_costs_one_probe_a_tick_and_no_attempts(deps):
+    inputs = booked(deps)
+    at = welcome_time(deps) + timedelta(hours=12)
+    deps.mailer.down = MailError(MailError.TRANSIENT, "the mail server refused the login: login refused (SMTP 535)", transport=True)
+    for hour in range(3):
+        send_due(deps, inputs, at + timedelta(hours=hour))
+    assert deps.mailer.probes == 3  # one a tick, not one per due email
+    rows = deps.store.messages()
+    assert all(r.attempts == 0 and r.state is State.PLANNED for r in rows)
+    (alert,) = deps.store.alerts()
+    assert alert.text.startswith("Email cannot go out: the mail server refused the login")
+    deps.mailer.down = None
+    assert send_due(deps, inputs, at + timedelta(hours=4)) > 0
+    assert deps.store.alerts() == []  # fixed: the coordinator is no longer told

@@ -53,6 +53,9 @@ class GmailConnection(MailConnection):
     def __init__(self, service: Any):
         self.service = service
 
+    def ready(self) -> None:
+        pass  # each message is one request; a refused token shows on the first
+
     def send(self, message: EmailMessage) -> None:
         raw = base64.urlsafe_b64encode(message.as_bytes(policy=policy.SMTP)).decode("ascii")
         request = self.service.users().messages().send(userId="me", body={"raw": raw})
