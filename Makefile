@@ -42,6 +42,7 @@ test-fast: $(STAMP)
 test: $(STAMP)
 	@if [ -z "$$MENTORSHIP_TEST_POSTGRES" ]; then scripts/ensure-postgres; fi
 	@scripts/ensure-chromium
+	@scripts/ensure-dovecot
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
