@@ -7,12 +7,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from email import policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from ..domain.ports import MailConnection, Mailer
+from .wire import wire_bytes
 
 
 class FileMailer(Mailer, MailConnection):
@@ -41,7 +41,7 @@ class FileMailer(Mailer, MailConnection):
         final = self.folder / f"{date:%Y%m%dT%H%M}-{_safe(recipient)}-{token}.eml"
         temporary = self.folder / f".{token}.tmp"
         with open(temporary, "wb") as handle:
-            handle.write(message.as_bytes(policy=policy.SMTP))
+            handle.write(wire_bytes(message))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)

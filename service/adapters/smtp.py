@@ -10,10 +10,10 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email import policy
 from email.message import EmailMessage
 
 from ..domain.ports import MailConnection, Mailer, MailError
+from .wire import addresses, wire_bytes
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,9 @@ class SmtpConnection(MailConnection):
 
     def send(self, message: EmailMessage) -> None:
         self.ready()
-        sender = message["From"].addresses[0].addr_spec
-        recipient = message["To"].addresses[0].addr_spec
+        sender, recipient = addresses(message)
         international = not (sender + recipient).isascii()
-        # With SMTPUTF8 the addresses go out as UTF-8 (RFC 6532), never as encoded words.
-        data = message.as_bytes(policy=policy.SMTPUTF8 if international else policy.SMTP)
+        data = wire_bytes(message)
         phase = "envelope"
         try:
             assert self.client is not None

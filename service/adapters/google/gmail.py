@@ -6,13 +6,13 @@ import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from email import policy
 from email.message import EmailMessage
 from typing import Any
 
 from googleapiclient.errors import HttpError
 
 from ...domain.ports import MailConnection, Mailer, MailError
+from ..wire import wire_bytes
 from .api import Backoff, call, classify
 
 VERIFY_AFTER = timedelta(minutes=10)
@@ -57,7 +57,7 @@ class GmailConnection(MailConnection):
         pass  # each message is one request; a refused token shows on the first
 
     def send(self, message: EmailMessage) -> None:
-        raw = base64.urlsafe_b64encode(message.as_bytes(policy=policy.SMTP)).decode("ascii")
+        raw = base64.urlsafe_b64encode(wire_bytes(message)).decode("ascii")
         request = self.service.users().messages().send(userId="me", body={"raw": raw})
         try:
             # One attempt: the outbox schedules retries, minutes or hours apart.
