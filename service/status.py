@@ -7,7 +7,7 @@ from datetime import datetime
 
 from .domain.bookings import bookings, plan_around, unplanned
 from .domain.ports import Store
-from .mail.wording import attention_items
+from .mail.wording import attention_items, stuck
 from .usecases import Inputs
 from .usecases.changes import read_change
 
@@ -24,7 +24,7 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
         messages_of.setdefault(row.pair_id, []).append(row)
     names = {p.id: p for p in cohort.pairs}
     known = store.known_pairs(set(records) - set(names))
-    attention = attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held)
+    attention = attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held, stuck(store.in_flight(), now))
     pairs = []
     for pair_id in list(names) + sorted(set(records) - set(names)):
         pair = names.get(pair_id) or known.get(pair_id)

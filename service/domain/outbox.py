@@ -63,6 +63,7 @@ class MessageRow:
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
+    updated_at: datetime | None = None  # its last change of state
 
     @property
     def key(self) -> MessageKey:

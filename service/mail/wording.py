@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 from ..domain.outbox import MessageRow, State
 from ..domain.ports import Alert, HeldChange
@@ -30,6 +31,7 @@ def attention_items(
     config_problems: Iterable[str],
     alerts: Iterable[Alert],
     held: HeldChange | None = None,
+    stuck: Iterable[MessageRow] = (),
 ) -> list[dict[str, str]]:
     """What needs a human, as sentences by pair: for `status` and the coordinator's digest."""
     items = [{"pair_id": "", "summary": f"The last edit of the configuration was not applied: {p}"} for p in config_problems]
@@ -46,4 +48,16 @@ def attention_items(
         else:
             summary = f"{what} could not be sent: {row.last_error}."
         items.append({"pair_id": row.pair_id, "summary": summary})
+    for row in stuck:
+        when = f"{row.updated_at:%Y-%m-%d %H:%M} UTC" if row.updated_at else "a while"
+        summary = f"The {row.stage.words} email {row.ref} to {row.recipient} has been sending since {when}: is the daemon stuck?"
+        items.append({"pair_id": row.pair_id, "summary": summary})
     return items
+
+
+STUCK_AFTER = timedelta(minutes=5)  # a send takes seconds: a row `sending` longer than this is stuck
+
+
+def stuck(rows: Iterable[MessageRow], now: datetime) -> list[MessageRow]:
+    """Rows left `sending` longer than any send takes."""
+    return [r for r in rows if r.updated_at is not None and now - r.updated_at > STUCK_AFTER]

@@ -16,10 +16,11 @@ from ..timefmt import local
 from .deps import Deps, Inputs
 
 
-def attention(deps: Deps, unplanned: dict[str, str], config_problems: list[str]) -> list[dict[str, str]]:
+def attention(deps: Deps, unplanned: dict[str, str], config_problems: list[str], now: datetime) -> list[dict[str, str]]:
     """Everything that needs a human now, as sentences."""
     store = deps.store
-    return wording.attention_items(unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), store.held_change())
+    stuck = wording.stuck(store.in_flight(), now)
+    return wording.attention_items(unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), store.held_change(), stuck)
 
 
 def plan_digest(deps: Deps, inputs: Inputs, items: list[dict[str, str]], now: datetime) -> bool:

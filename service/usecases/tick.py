@@ -52,10 +52,10 @@ class Controller:
         if deps.calendar:
             push_calendar(deps, deps.calendar, inputs, now)
         send_due(deps, inputs, now)
-        if plan_digest(deps, inputs, self.attention(), now):
+        if plan_digest(deps, inputs, self.attention(now), now):
             send_due(deps, inputs, now)
         deps.store.record_tick(now)
         return deps.store.next_due()
 
-    def attention(self) -> list[dict[str, str]]:
-        return attention(self.deps, self.unplanned, self.deps.source.problems)
+    def attention(self, now: datetime) -> list[dict[str, str]]:
+        return attention(self.deps, self.unplanned, self.deps.source.problems, now)

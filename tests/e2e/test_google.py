@@ -150,7 +150,7 @@ def test_an_event_deleted_by_hand_is_reported_and_not_rebooked(google, tmp_path)
     world.clock.advance_to(START + timedelta(hours=1))
     world.tick()
     assert world.session("lucas-amara", 1).cancelled
-    assert any("deleted in Google Calendar" in item["summary"] for item in world.controller.attention())
+    assert any("deleted in Google Calendar" in item["summary"] for item in world.controller.attention(world.clock.now()))
     assert {r.state for r in world.store.messages() if r.pair_id == "lucas-amara"} == {State.CANCELLED}
 
 

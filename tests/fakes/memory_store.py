@@ -36,6 +36,9 @@ class _Message:
     wake_at: datetime  # the later of due and the next retry
     updated_at: datetime
 
+    def out(self) -> MessageRow:
+        return replace(self.row, updated_at=self.updated_at)
+
 
 class MemoryStore(Store):
     def __init__(self) -> None:
@@ -187,7 +190,7 @@ class MemoryStore(Store):
 
     def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
         wanted = None if pair_ids is None else set(pair_ids)
-        return [m.row for m in self._messages.values() if wanted is None or m.row.pair_id in wanted]
+        return [m.out() for m in self._messages.values() if wanted is None or m.row.pair_id in wanted]
 
     def _insert(self, items: Sequence[Wanted], now: datetime) -> None:
         """New planned rows; a key already stored (or given twice) fails before any is added."""
@@ -226,17 +229,17 @@ class MemoryStore(Store):
     def due(self, now: datetime, limit: int) -> list[MessageRow]:
         ready = [m for m in self._messages.values() if m.row.state is State.PLANNED and m.wake_at <= now]
         ready.sort(key=lambda m: (m.wake_at, m.row.pair_id, m.row.stage.value, m.row.recipient))
-        return [m.row for m in ready[:limit]]
+        return [m.out() for m in ready[:limit]]
 
     def next_due(self) -> datetime | None:
         return min((m.wake_at for m in self._messages.values() if m.row.state is State.PLANNED), default=None)
 
     def in_flight(self) -> list[MessageRow]:
-        return [m.row for m in self._messages.values() if m.row.state is State.SENDING]
+        return [m.out() for m in self._messages.values() if m.row.state is State.SENDING]
 
     def messages_needing_a_human(self) -> list[MessageRow]:
         waiting = [m for m in self._messages.values() if m.row.state in (State.FAILED, State.UNCERTAIN)]
-        return [m.row for m in sorted(waiting, key=lambda m: m.updated_at)]
+        return [m.out() for m in sorted(waiting, key=lambda m: m.updated_at)]
 
     def _transition(self, row: MessageRow, expected: State, now: datetime, wake_at: datetime | None = None, **values) -> None:
         m = self._messages.get(row.key)

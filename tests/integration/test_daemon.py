@@ -155,7 +155,7 @@ def test_an_invalid_edit_is_reported_and_the_last_good_configuration_stays(cohor
     daemon.tick()
     assert len(daemon.rows()) >= planned  # nothing cancelled by the broken edit
     assert mailer.to("zoe.nunez@example.net")  # Zoë still gets her emails
-    attention = daemon.controller.attention()
+    attention = daemon.controller.attention(daemon.clock.now())
     assert any("not applied" in item["summary"] and "zoe.nunez@" in item["summary"] for item in attention)
     digest = [m for m in mailer.to("renata.alves@example.org")]
     assert len(digest) == 1 and "not applied" in digest[0].get_body(("plain",)).get_content()

@@ -589,4 +589,5 @@ def _message_row(r) -> MessageRow:
         attempts=r.attempts,
         last_error=r.last_error,
         sent_at=r.sent_at,
+        updated_at=r.updated_at,
     )
