@@ -527,7 +527,7 @@ def misfit(pair: Pair, session: Session, busy: Busy) -> str | None:
 def alternatives(
     cohort: Cohort, busy: Busy, *, pair_id: str, number: int, booked: Mapping[str, tuple[Session, ...]], now: datetime, count: int = 3
 ) -> list[Session]:
-    """Up to `count` other times for one session, best first, each on a different day."""
+    """Up to `count` other times for one session, each on a different day, in date order."""
     found: list[Session] = []
     busy = dict(busy)
     pair = next(p for p in cohort.pairs if p.id == pair_id)
@@ -539,4 +539,4 @@ def alternatives(
         day = option.start.replace(hour=0, minute=0, second=0, microsecond=0)
         for person in pair.people:  # the next one on another day
             busy[person.email] = [*busy.get(person.email, ()), (day, day + _DAY)]
-    return found
+    return sorted(found)
