@@ -177,15 +177,7 @@ def _updates(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
 def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
     """For each person who has not answered the invitation (as the calendar last showed)."""
     return [
-        Wanted(
-            due=record.session.start - NUDGE_BEFORE,
-            pair_id=pair.id,
-            stage=stage,
-            recipient=person.email,
-            revision=record.sequence,
-            role=role,
-            expires=record.session.start,
-        )
+        _notice(pair, stage, record, role, person, due=record.session.start - NUDGE_BEFORE)
         for stage, record in _about(Kind.NUDGE, records)
         if record.in_calendar
         for role, person in _people(pair)
@@ -196,15 +188,7 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
 def _other_times(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
     """To whoever proposed a time that did not suit both: times that do (one per proposal)."""
     return [
-        Wanted(
-            due=record.countered_at,
-            pair_id=pair.id,
-            stage=stage,
-            recipient=person.email,
-            revision=record.counters,
-            role=role,
-            expires=record.session.start,
-        )
+        _notice(pair, stage, record, role, person, due=record.countered_at, revision=record.counters)
         for stage, record in _about(Kind.OTHER_TIMES, records)
         if record.counters and record.countered_at is not None
         for role, person in _people(pair)
@@ -222,14 +206,16 @@ def _cancellations(pair: Pair, records: Sequence[SessionRecord], handed_over: se
     ]
 
 
-def _notice(pair: Pair, stage: Stage, record: SessionRecord, role: Role, person: Person) -> Wanted:
-    """Word of a change to one session: due when it changed, pointless once it starts."""
+def _notice(
+    pair: Pair, stage: Stage, record: SessionRecord, role: Role, person: Person, *, due: datetime | None = None, revision: int | None = None
+) -> Wanted:
+    """Word about one session: due when it changed (unless told), pointless once it starts."""
     return Wanted(
-        due=record.changed_at,
+        due=record.changed_at if due is None else due,
         pair_id=pair.id,
         stage=stage,
         recipient=person.email,
-        revision=record.sequence,
+        revision=record.sequence if revision is None else revision,
         role=role,
         expires=record.session.start,
     )

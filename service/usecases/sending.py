@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -33,8 +34,17 @@ def recover_in_flight(deps: Deps, now: datetime) -> None:
         _settle(deps, row, maybe_sent("the process stopped while sending it", now=now, verify_after=deps.mailer.verify_after), now)
 
 
-def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
-    """Send every message whose time has come. Returns how many went out."""
+MAIL_DOWN_WAIT = timedelta(minutes=5)  # between probes of a mail transport that is down
+
+
+@dataclass(frozen=True)
+class Sent:
+    count: int  # how many went out
+    down: bool = False  # the transport as a whole refused: try again after MAIL_DOWN_WAIT
+
+
+def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
+    """Send every message whose time has come."""
     store = deps.store
     sent = 0
     while not deps.stop.is_set():
@@ -62,11 +72,11 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> int:
             if not down.transport:
                 raise
             store.set_alert("", 0, wording.mail_down(down.reason))
-            event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again next tick", level=logging.WARNING)
-            break
+            event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again in a few minutes", level=logging.WARNING)
+            return Sent(sent, down=True)
         if sent:
             store.set_alert("", 0, None)
-    return sent
+    return Sent(sent)
 
 
 def _check(deps: Deps, rows: list[MessageRow], now: datetime) -> bool:

@@ -11,7 +11,7 @@ from .deps import Deps, Inputs, LockLost
 from .digest import attention, plan_digest
 from .replies import read_replies
 from .requests import apply_requests
-from .sending import recover_in_flight, send_due
+from .sending import MAIL_DOWN_WAIT, recover_in_flight, send_due
 
 
 class Controller:
@@ -51,11 +51,14 @@ class Controller:
             self.reconciled = True
         if deps.calendar:
             push_calendar(deps, deps.calendar, inputs, now)
-        send_due(deps, inputs, now)
-        if plan_digest(deps, inputs, self.attention(now), now):
-            send_due(deps, inputs, now)
+        sent = send_due(deps, inputs, now)
+        if not sent.down and plan_digest(deps, inputs, self.attention(now), now):
+            sent = send_due(deps, inputs, now)
         deps.store.record_tick(now)
-        return deps.store.next_due()
+        next_due = deps.store.next_due()
+        if sent.down and next_due is not None:  # not back at once: one probe every few minutes
+            return max(next_due, now + MAIL_DOWN_WAIT)
+        return next_due
 
     def attention(self, now: datetime) -> list[dict[str, str]]:
         return attention(self.deps, self.unplanned, self.deps.source.problems, now)

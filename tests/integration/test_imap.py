@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-import subprocess
 import time
 import traceback
 from datetime import UTC, datetime
@@ -33,20 +32,6 @@ def fixture(name: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- server
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """A self-signed certificate for 127.0.0.1 and localhost, made with the openssl tool."""
-    folder = tmp_path_factory.mktemp("imap-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
 
 
 @pytest.fixture(scope="module")

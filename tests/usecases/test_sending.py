@@ -27,11 +27,11 @@ def welcome_time(deps):
 
 def test_what_is_due_goes_out_once_and_nothing_early(deps):
     inputs = booked(deps)
-    assert send_due(deps, inputs, NOW) == 0
+    assert send_due(deps, inputs, NOW).count == 0
     at = welcome_time(deps)
-    sent = send_due(deps, inputs, at + timedelta(hours=12))
+    sent = send_due(deps, inputs, at + timedelta(hours=12)).count
     assert sent == len(deps.mailer.sent) > 0
-    assert send_due(deps, inputs, at + timedelta(hours=12)) == 0
+    assert send_due(deps, inputs, at + timedelta(hours=12)).count == 0
     assert max(Counter(m["Message-ID"] for m in deps.mailer.sent).values()) == 1
     states = Counter(r.state for r in deps.store.messages())
     assert states[State.SENT] == sent
@@ -164,5 +164,5 @@ def test_a_mail_server_that_is_down_costs_one_probe_a_tick_and_no_attempts(deps)
     (alert,) = deps.store.alerts()
     assert alert.text.startswith("Email cannot go out: the mail server refused the login")
     deps.mailer.down = None
-    assert send_due(deps, inputs, at + timedelta(hours=4)) > 0
+    assert send_due(deps, inputs, at + timedelta(hours=4)).count > 0
     assert deps.store.alerts() == []  # fixed: the coordinator is no longer told
