@@ -226,7 +226,7 @@ def _release(args: argparse.Namespace) -> int:
 
 def _reschedule(args: argparse.Namespace) -> int:
     at = "auto" if args.at is None else args.at.isoformat()
-    return _about_pairs(args, RequestKind.RESCHEDULE, {"session": str(args.session), "at": at})
+    return _about_pairs(args, RequestKind.RESCHEDULE, {"session": str(args.session), "at": at}, session=args.session)
 
 
 def _resolve(args: argparse.Namespace) -> int:
@@ -243,7 +243,9 @@ def _resolve(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _about_pairs(args: argparse.Namespace, kind: RequestKind, extra: dict[str, str], *, people: bool = False) -> int:
+def _about_pairs(
+    args: argparse.Namespace, kind: RequestKind, extra: dict[str, str], *, people: bool = False, session: int | None = None
+) -> int:
     """Queue one request per pair named (by id, or by a person's email where `people`)."""
     inputs = bootstrap.load_inputs(args.config, args.pairings)
     store = _existing_state(args)
@@ -264,7 +266,14 @@ def _about_pairs(args: argparse.Namespace, kind: RequestKind, extra: dict[str, s
             print(f"no pair {'or person ' if people else ''}{target!r}; `mentorship status` lists them", file=sys.stderr)
             return EXIT_CONFIG
         for key in keys:
-            code = _queue(store, kind, {"pair": key, **extra}, args, f"{kind.value} {key}")
+            request = {"pair": key, **extra}
+            if session is not None:  # the session as it stands now: the request moves it once
+                record = next((r for r in store.sessions([key]) if r.session.number == session and not r.cancelled), None)
+                if record is None:
+                    print(f"{key} has no booked session {session} to move", file=sys.stderr)
+                    return EXIT_CONFIG
+                request["sequence"] = str(record.sequence)
+            code = _queue(store, kind, request, args, f"{kind.value} {key}")
         return code
     finally:
         store.close()

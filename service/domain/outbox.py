@@ -197,10 +197,12 @@ def _other_times(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
 
 
 def _cancellations(pair: Pair, records: Sequence[SessionRecord], handed_over: set[tuple[str, Stage, str]]) -> list[Wanted]:
-    """A cancellation for each session whose invitation someone received."""
+    """A cancellation for each cancelled session whose invitation someone received (one
+    that took place stays as it was)."""
     return [
         _notice(pair, stage, record, role, person)
         for stage, record in _about(Kind.CANCELLATION, records)
+        if record.cancelled
         for role, person in _people(pair)
         if (pair.id, about_session(Kind.INVITATION, record.session.number), person.email) in handed_over
     ]

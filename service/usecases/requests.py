@@ -44,7 +44,7 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
             store.set_alert(pair_id, number, None)
         return f"{pair_id} released: it is planned again"
     if request.kind is RequestKind.RESCHEDULE:
-        return _reschedule(deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), now)
+        return _reschedule(deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), args.get("sequence"), now)
     if request.kind is RequestKind.RESOLVE:
         rows = [r for r in store.messages_needing_a_human() if r.state is State.UNCERTAIN and r.ref == args.get("message")]
         if not rows:
@@ -54,8 +54,13 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
     return f"unknown request {request.kind}"
 
 
-def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, now: datetime) -> str:
+def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, sequence: str | None, now: datetime) -> str:
+    """Move a session; once only, as the coordinator saw it (`sequence`): a request
+    applied again after a crash finds the session moved already and leaves it."""
     store, cohort = deps.store, inputs.cohort
+    record = next((r for r in store.sessions([pair_id]) if r.session.number == number), None)
+    if record is not None and sequence is not None and str(record.sequence) != sequence:
+        return f"session {number} of {pair_id} changed since the request was made; it was left as it is"
     current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
     sessions = current.booked.get(pair_id)
     if not sessions:

@@ -9,6 +9,11 @@ become uncertain, for the coordinator).
 
 The kill delays come from a seeded generator; the moments they land on still depend on
 the machine's speed, so the checks are on invariants, not on exact counts.
+
+The third test does the same to a program that changes while it runs: between two runs
+the coordinator saves the pairings without a quarter of the rows (held), approves that,
+moves a session and withdraws a person, so kills also land while the daemon cancels,
+rebooks and sends the notices.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -24,8 +30,9 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -134,6 +141,7 @@ class Crashes:
     exits: list[str] = field(default_factory=list)  # runs that ended by themselves, not 0
     stderr: list[str] = field(default_factory=list)  # anything a run wrote to stderr
     sent_went_down: list[str] = field(default_factory=list)
+    killed_runs: list[int] = field(default_factory=list)  # the numbers of the runs a kill hit
     finished: bool = False
     seconds: float = 0.0
     last_stdout: str = ""
@@ -157,13 +165,17 @@ def crash_until_done(
     kill_window: float,
     wall_cap: float,
     max_restarts: int = 200,
+    between: Callable[[int], None] | None = None,
 ) -> Crashes:
     """Start the daemon, SIGKILL it after a seeded random delay, start it again, until
     `kills_wanted` kills hit a running process (or `kill_window` seconds passed); then
     let the next run finish by itself. Never runs past `wall_cap` or `max_restarts`.
 
     Half the delays count from the start (most land in start-up, recovery or booking),
-    half from the run's first log line (they land while it sends)."""
+    half from the run's first log line (they land while it sends).
+
+    `between`, if given, is called after every run a kill hit, with that run's number
+    (from 1), before the next run starts: the place for a coordinator's edits and commands."""
     rng = random.Random(seed)
     crashes = Crashes()
     logs.mkdir(parents=True, exist_ok=True)
@@ -209,15 +221,17 @@ def crash_until_done(
             if not killing:
                 break  # over the wall-clock cap
             crashes.kills_during_work += 1
+            crashes.killed_runs.append(crashes.runs)
             counts = state_counts(state)
             crashes.phases[phase(text, counts)] += 1
-            if counts is None:
-                continue
-            crashes.in_flight_at_kill[counts["messages"].get(State.SENDING.value, 0)] += 1
-            sent = counts["messages"].get(State.SENT.value, 0)
-            if sent < sent_before:
-                crashes.sent_went_down.append(f"run {crashes.runs}: {sent_before} -> {sent}")
-            sent_before = sent
+            if counts is not None:
+                crashes.in_flight_at_kill[counts["messages"].get(State.SENDING.value, 0)] += 1
+                sent = counts["messages"].get(State.SENT.value, 0)
+                if sent < sent_before:
+                    crashes.sent_went_down.append(f"run {crashes.runs}: {sent_before} -> {sent}")
+                sent_before = sent
+            if between is not None:
+                between(crashes.runs)
             continue
         if returncode == 0:
             crashes.finished = True
@@ -534,3 +548,417 @@ def test_killed_at_random_moments_smtp_never_delivers_twice_and_flags_what_it_ca
     assert not session_problems, f"{text}\n" + "\n".join(session_problems[:10])
     if outcome.uncertain:
         assert digests, f"uncertain messages but no digest for the coordinator\n{text}"
+
+
+# A living program in the mix: edits of the pairings and the coordinator's commands
+
+
+@dataclass
+class Peek:
+    """What the state holds between two runs, read without writing to it."""
+
+    now: datetime | None  # the latest moment recorded: where a resumed simulation carries on
+    held: bool  # an edit waits for approval
+    sessions: dict[tuple[str, int], tuple[datetime, str]]  # (pair, number) -> (start, status)
+    withdrawn: set[str]
+    done: set[int]  # requests the daemon has applied
+    messages: list[tuple[str, str, int, str]]  # (pair, stage, revision, state) of every row
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def peek(state: Path) -> Peek | None:
+    if not state.exists():
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            latest = connection.execute("SELECT max(at) FROM audit").fetchone()[0]
+            held = connection.execute("SELECT value FROM meta WHERE key = 'change:held'").fetchone()
+            sessions = {
+                (pair_id, number): (_utc(start), status)
+                for pair_id, number, start, status in connection.execute("SELECT pair_id, number, start, status FROM sessions")
+            }
+            withdrawn = {pair_id for (pair_id,) in connection.execute("SELECT pair_id FROM pairs WHERE withdrawn_at IS NOT NULL")}
+            done = {number for (number,) in connection.execute("SELECT id FROM requests WHERE done_at IS NOT NULL")}
+            messages = connection.execute("SELECT pair_id, stage, revision, state FROM messages").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None  # killed before the schema existed
+    return Peek(
+        now=_utc(latest) if latest else None,
+        held=bool(held and held[0]),
+        sessions=sessions,
+        withdrawn=withdrawn,
+        done=done,
+        messages=messages,
+    )
+
+
+@dataclass
+class Action:
+    name: str
+    planned: int  # the killed run after which it is due
+    run: int | None = None  # the killed run after which it was done (later when its moment was not ready)
+    at: datetime | None = None  # the simulated moment the state had reached then
+    what: str = ""
+    request: int | None = None  # the number of the request a command queued
+    effective: int | None = None  # the first run after which the state showed it applied (the edit: held)
+
+
+class Coordinator:
+    """The coordinator, between a kill and the next start: at run numbers drawn from a
+    seeded generator, one thing at a time and in this order, saves the pairings without
+    a quarter of the rows (more than the limits allow: held), approves that edit, moves
+    a session of a pair still running, withdraws one person."""
+
+    def __init__(self, cohort: Path, state: Path, seed: int):
+        self.cohort, self.state = cohort, state
+        self.rng = random.Random(seed)
+        self.pairings = cohort.parent / "pairings.csv"
+        with open(self.pairings, newline="", encoding="utf-8") as handle:
+            self.rows = list(csv.DictReader(handle))
+        edit = self.rng.randint(2, 3)
+        approve = edit + self.rng.randint(2, 3)
+        reschedule = approve + self.rng.randint(1, 2)
+        withdraw = reschedule + self.rng.randint(1, 2)
+        self.actions = [
+            Action("edit", edit),
+            Action("approve", approve),
+            Action("reschedule", reschedule),
+            Action("withdraw", withdraw),
+        ]
+        ids = [row["pair_id"] for row in self.rows]
+        self.removed = sorted(self.rng.sample(ids, len(ids) // 4))
+        self.moved: tuple[str, int] | None = None  # (pair, session) moved by `reschedule`
+        self.moved_people: tuple[str, str] = ("", "")
+        self.withdrawn_email = ""
+        self.withdrawn_pairs: set[str] = set()
+        self.cancelled_while_held: list[str] = []  # sessions cancelled before the approval: none, or the hold failed
+        self.failures: list[str] = []  # commands that did not do what they should
+        self.underway: Counter = Counter()  # kills that landed with an action applied but not yet carried through
+
+    def __call__(self, run: int) -> None:
+        seen = peek(self.state)
+        if seen is None or seen.now is None:
+            return  # nothing recorded yet: the next killed run, then
+        # From the state, not the log: a kill can land between a commit and its log line.
+        for done in self.actions:
+            if done.run is not None and done.effective is None:
+                if (done.name == "edit" and seen.held) or (done.request is not None and done.request in seen.done):
+                    done.effective = run
+            if done.effective is not None and self._unfinished(done, seen):
+                self.underway[done.name] += 1
+        action = next((a for a in self.actions if a.run is None), None)
+        if action is None or run < action.planned:
+            return
+        if getattr(self, "_" + action.name)(seen):
+            action.run, action.at = run, seen.now
+
+    def _unfinished(self, action: Action, seen: Peek) -> bool:
+        """Applied, but what follows from it not all done when the kill landed: sessions
+        still to be cancelled or notices still to go (approve, withdraw), the new invitation
+        not yet sent to both (reschedule)."""
+        assert seen.now is not None
+        if action.name in ("approve", "withdraw"):
+            pairs = set(self.removed) if action.name == "approve" else self.withdrawn_pairs
+            booked = any(p in pairs and status == "booked" and start > seen.now for (p, _), (start, status) in seen.sessions.items())
+            notices = any(
+                p in pairs and "cancellation" in stage and state in ("planned", "sending") for p, stage, _, state in seen.messages
+            )
+            return booked or notices
+        if action.name == "reschedule" and self.moved:
+            pair_id, number = self.moved
+            stage = f"session{number}_invitation"
+            return (
+                sum(1 for p, s, revision, state in seen.messages if p == pair_id and s == stage and revision >= 1 and state == "sent") < 2
+            )
+        return False
+
+    def action(self, name: str) -> Action:
+        return next(a for a in self.actions if a.name == name)
+
+    def _edit(self, seen: Peek) -> bool:
+        kept = [row for row in self.rows if row["pair_id"] not in self.removed]
+        with open(self.pairings, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(kept)
+        self.action("edit").what = f"{len(self.removed)} of {len(self.rows)} rows removed"
+        return True
+
+    def _approve(self, seen: Peek) -> bool:
+        if not seen.held:
+            return False  # no run has seen the edit yet: approving now would approve nothing
+        self.cancelled_while_held = sorted(f"{p}#{n}" for (p, n), (_, status) in seen.sessions.items() if status != "booked")
+        self._queue("approve")
+        return True
+
+    def _reschedule(self, seen: Peek) -> bool:
+        assert seen.now is not None
+        soon = seen.now + timedelta(days=2)
+        live = self._live(seen)
+        choices = sorted((pair_id, number) for (pair_id, number), (start, _) in seen.sessions.items() if pair_id in live and start > soon)
+        if not choices:
+            self.failures.append(f"no session left to move at {seen.now}")
+            return True
+        # Session 1 where it is still ahead, else session 2.
+        firsts = [c for c in choices if c[1] == 1]
+        self.moved = self.rng.choice(firsts or choices)
+        pair_id, number = self.moved
+        row = next(r for r in self.rows if r["pair_id"] == pair_id)
+        self.moved_people = (row["mentor_email"], row["mentee_email"])
+        self._queue("reschedule", pair_id, "--session", str(number), "--auto")
+        return True
+
+    def _withdraw(self, seen: Peek) -> bool:
+        assert seen.now is not None
+        live = self._live(seen) - {self.moved[0] if self.moved else ""}
+        ahead = {p for (p, _), (start, _) in seen.sessions.items() if start > seen.now + timedelta(days=1)}
+        pairs_of: defaultdict[str, set[str]] = defaultdict(set)
+        for row in self.rows:
+            pairs_of[row["mentor_email"]].add(row["pair_id"])
+            pairs_of[row["mentee_email"]].add(row["pair_id"])
+        # Someone with two pairs, both still running, if there is one.
+        people = sorted(email for email, mine in pairs_of.items() if mine <= live and mine & ahead)
+        two = [email for email in people if len(pairs_of[email]) == 2]
+        if not people:
+            self.failures.append(f"nobody left to withdraw at {seen.now}")
+            return True
+        self.withdrawn_email = self.rng.choice(two or people)
+        self.withdrawn_pairs = pairs_of[self.withdrawn_email]
+        self._queue("withdraw", self.withdrawn_email)
+        return True
+
+    def _live(self, seen: Peek) -> set[str]:
+        """Pairs still in the pairings, not withdrawn, both sessions booked."""
+        return {
+            row["pair_id"]
+            for row in self.rows
+            if row["pair_id"] not in self.removed
+            and row["pair_id"] not in seen.withdrawn
+            and all(seen.sessions.get((row["pair_id"], n), (None, ""))[1] == "booked" for n in (1, 2))
+        }
+
+    def _queue(self, *args: str) -> None:
+        name = args[0]
+        command = [sys.executable, "-m", "service", name, "--config", str(self.cohort), "--state", str(self.state), *args[1:]]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        action = self.action(name)
+        action.what = " ".join(args[1:]) or name
+        found = re.search(r"request (\d+) queued", result.stdout)
+        if result.returncode != 0 or not found:
+            self.failures.append(f"{' '.join(args)}: exit {result.returncode}\n{result.stdout}{result.stderr}")
+            return
+        action.request = int(found.group(1))
+
+
+def skipped_in_time(row) -> bool:
+    return row.state is State.SKIPPED and row.expires is not None and row.updated_at is not None and row.updated_at >= row.expires
+
+
+def overlapping(known, records) -> list[str]:
+    """Sessions that still stand and put one person in two places at once."""
+    people = defaultdict(list)
+    for pair_id, mine in records.items():
+        for record in mine:
+            if not record.cancelled and pair_id in known:
+                for person in known[pair_id].people:
+                    people[person.email].append((record.session.start, record.session.end, f"{pair_id}#{record.session.number}"))
+    problems = []
+    for email, sessions in people.items():
+        sessions.sort()
+        for (_, end, one), (start, _, other) in zip(sessions, sessions[1:]):
+            if start < end:
+                problems.append(f"{email}: {one} and {other} overlap")
+    return problems
+
+
+def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goes_twice(tmp_path):
+    pairs, min_kills = 48, 12
+    cohort = write_cohort(tmp_path / "config", pairs)
+    check_configuration(cohort, pairs)
+    state, outbox, logs = tmp_path / "state.sqlite", tmp_path / "outbox", tmp_path / "logs"
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "run",
+        "--config",
+        str(cohort),
+        "--simulate",
+        "--now",
+        NOW,
+        "--state",
+        str(state),
+        "--outbox",
+        str(outbox),
+    ]
+    coordinator = Coordinator(cohort, state, seed=20270303)
+    crashes = crash_until_done(command, state, logs, seed=20270304, kills_wanted=18, kill_window=50.0, wall_cap=110.0, between=coordinator)
+    mix = []
+    for action in coordinator.actions:
+        if action.run is None or action.at is None:
+            mix.append(f"{action.name} not done (planned after run {action.planned})")
+            continue
+        # Not seen applied after any killed run: the run that finished by itself applied it.
+        effective = action.effective or (crashes.runs if crashes.finished else None)
+        killed = effective in crashes.killed_runs
+        before = sum(1 for run in crashes.killed_runs if action.run < run < (effective or crashes.runs + 1))
+        after = sum(1 for run in crashes.killed_runs if run > action.run)
+        mix.append(
+            f"{action.name} {action.what!r} after run {action.run} (planned {action.planned}) at {action.at:%m-%d %H:%M}, "
+            f"in force from run {effective} ({'killed' if killed else 'not killed'}), kills before that {before}, kills after it {after}"
+            f" (of which while it was being carried through {coordinator.underway[action.name]})"
+        )
+    text = summary("living program", crashes) + "\n  " + "\n  ".join(mix)
+    print("\n" + text)
+    assert_crash_run(crashes, text, min_kills)
+    assert not coordinator.failures, f"{text}\n" + "\n".join(coordinator.failures)
+    assert all(a.run is not None for a in coordinator.actions), text
+    assert all(sum(1 for run in crashes.killed_runs if run > a.run) >= 1 for a in coordinator.actions if a.run is not None), (
+        f"an action with no kill after it\n{text}"
+    )
+
+    deliveries, dates = Counter(), {}
+    for path in outbox.glob("*.eml"):
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(path.read_bytes())
+        message_id = str(headers["Message-ID"]).strip()
+        deliveries[message_id] += 1
+        dates[message_id] = headers["Date"].datetime
+    leftovers = sorted(p.name for p in outbox.iterdir() if p.suffix != ".eml")
+    inputs = bootstrap.load_inputs(cohort)
+    store = open_store(state)
+    try:
+        rows = store.messages()
+        records = by_pair(store.sessions())
+        known = store.known_pairs()
+        withdrawn = store.withdrawn()
+        audit = store.audit_log()
+    finally:
+        store.close()
+
+    # Every email once: per Message-ID, one file; every sent row one file, every file a sent row.
+    states = Counter(row.state.value for row in rows)
+    sent_ids = {row.message_id for row in rows if row.state is State.SENT}
+    duplicates = [f"{mid} x{n}" for mid, n in deliveries.items() if n > 1]
+    sent_not_once = ["/".join(map(str, r.key)) for r in rows if r.state is State.SENT and deliveries.get(r.message_id or "", 0) != 1]
+    unknown = [mid for mid in deliveries if mid not in sent_ids]
+    # Nothing lost: what the program wants now, for every pair it ever knew, went out.
+    received = handed_over(rows)
+    by_key = {row.key: row for row in rows}
+    wanted = {w.key for pair in known.values() for w in wanted_for_pair(inputs.cohort, pair, records.get(pair.id, []), received)}
+    # Skipped only when its moment had truly passed: at or after its expiry.
+    lost = [
+        "/".join(map(str, key)) + f" ({by_key[key].state.value if key in by_key else 'no row'})"
+        for key in sorted(wanted)
+        if key not in by_key or not (by_key[key].state is State.SENT or skipped_in_time(by_key[key]))
+    ]
+    skipped_wanted = sum(1 for key in wanted if key in by_key and by_key[key].state is State.SKIPPED)
+    # A notice about a session that was never cancelled (it had already happened).
+    odd_notices = sorted(
+        "/".join(map(str, r.key))
+        for r in rows
+        if "cancellation" in r.stage.value
+        and r.stage.info.session
+        and not any(x.cancelled for x in records.get(r.pair_id, []) if x.session.number == r.stage.info.session)
+    )
+
+    # Cancelled pairs: after the moment their sessions were cancelled, only cancellation
+    # notices. Checked twice: in the order of the audit log (nothing handed to the
+    # transport after the cancellation was committed) and by the Date of the .eml files
+    # against the sessions' changed_at.
+    cancelled_pairs = {
+        pair_id: min(r.changed_at for r in mine if r.cancelled) for pair_id, mine in records.items() if any(r.cancelled for r in mine)
+    }
+    first_cancel: dict[str, int] = {}
+    late = []
+    for index, entry in enumerate(audit):
+        pair_id = entry.get("pair_id")
+        if entry["event"] == "sessions_cancelled":
+            first_cancel.setdefault(pair_id, index)
+        elif entry["event"] == "message_sending" and pair_id in first_cancel and "cancellation" not in str(entry.get("stage")):
+            late.append(f"{pair_id} {entry.get('stage')} to {entry.get('recipient')} handed over after the cancellation")
+    for row in rows:
+        when = cancelled_pairs.get(row.pair_id)
+        dated = dates.get(row.message_id or "")
+        if when and dated and row.state is State.SENT and "cancellation" not in row.stage.value:
+            if dated > when.replace(microsecond=0):
+                late.append(f"{row.pair_id} {row.stage} to {row.recipient} dated {dated}, cancelled {when}")
+    notices = [r for r in rows if r.state is State.SENT and "cancellation" in r.stage.value]
+
+    # The edit: held (no session cancelled) until the approval was applied; then every
+    # removed pair's coming sessions cancelled, and nobody else's.
+    done = {entry["request"]: index for index, entry in enumerate(audit) if entry["event"] == "request_done"}
+    approve = coordinator.action("approve")
+    approved_at = done.get(approve.request, len(audit))
+    too_early = sorted(p for p, index in first_cancel.items() if p in coordinator.removed and index < approved_at)
+    approve_moment = next((e["at"] for e in audit if e["event"] == "request_done" and e["request"] == approve.request), None)
+    still_booked = sorted(
+        f"{pair_id}#{r.session.number}"
+        for pair_id in coordinator.removed
+        for r in records.get(pair_id, [])
+        if not r.cancelled and approve_moment and r.session.start > approve_moment
+    )
+    expected_out = set(coordinator.removed) | coordinator.withdrawn_pairs
+    cancelled_others = sorted(set(cancelled_pairs) - expected_out)
+
+    # The withdrawal: the person's pairs withdrawn, their coming sessions cancelled.
+    withdraw = coordinator.action("withdraw")
+    withdraw_moment = next((e["at"] for e in audit if e["event"] == "request_done" and e["request"] == withdraw.request), None)
+    withdraw_booked = sorted(
+        f"{pair_id}#{r.session.number}"
+        for pair_id in coordinator.withdrawn_pairs
+        for r in records.get(pair_id, [])
+        if not r.cancelled and withdraw_moment and r.session.start > withdraw_moment
+    )
+
+    # The move: once, to another time, and both people got the new invitation.
+    moves, told, moved_record = [], [], None
+    if coordinator.moved:
+        pair_id, number = coordinator.moved
+        moved_record = records[pair_id][number - 1]
+        moves = [
+            e for e in audit if e["event"] == "session_moved" and e["pair_id"] == pair_id and e.get("reason") == "the coordinator moved it"
+        ]
+        stage = f"session{number}_invitation"
+        told = sorted(
+            r.recipient for r in rows if r.pair_id == pair_id and r.stage.value == stage and r.revision >= 1 and r.state is State.SENT
+        )
+
+    overlaps = overlapping(known, records)
+
+    text = (
+        summary("living program", crashes)
+        + "\n  "
+        + "\n  ".join(mix)
+        + f"\n  messages: {len(rows)} rows {dict(states)}; .eml files {sum(deliveries.values())}, duplicates {len(duplicates)}, "
+        f"sent-not-once {len(sent_not_once)}, unknown {len(unknown)}, wanted {len(wanted)} (lost {len(lost)}, skipped {skipped_wanted}), "
+        f"cancellation notices sent {len(notices)}, pairs cancelled {len(cancelled_pairs)}, other files in the outbox {len(leftovers)}"
+        + f"\n  cancellation notices planned for sessions that were never cancelled (they had happened): {len(odd_notices)} {odd_notices[:4]}"
+        + f"\n  moved {coordinator.moved} {len(moves)} time(s), new invitation sent to {told}; "
+        f"withdrawn {coordinator.withdrawn_email} -> {sorted(withdrawn)}"
+    )
+    print("\n".join(text.splitlines()[-3:]))
+
+    assert not duplicates, f"{text}\nduplicates: {duplicates[:10]}"
+    assert states.get(State.PLANNED.value, 0) == 0 and states.get(State.SENDING.value, 0) == 0, text
+    assert set(states) <= {State.SENT.value, State.CANCELLED.value, State.SKIPPED.value}, text
+    assert not sent_not_once, f"{text}\n{sent_not_once[:10]}"
+    assert not unknown, f"{text}\n.eml files of no sent row: {unknown[:10]}"
+    assert not lost, f"{text}\nlost: {lost[:10]}"
+    assert not late, f"{text}\n" + "\n".join(late[:10])
+    assert not coordinator.cancelled_while_held, f"{text}\ncancelled while the edit was held: {coordinator.cancelled_while_held}"
+    assert not too_early, f"{text}\ncancelled before the approval was applied: {too_early}"
+    assert not still_booked, f"{text}\nremoved pairs still booked after the approval: {still_booked}"
+    assert not cancelled_others, f"{text}\ncancelled though neither removed nor withdrawn: {cancelled_others}"
+    assert withdrawn == coordinator.withdrawn_pairs, text
+    assert not withdraw_booked, f"{text}\nwithdrawn pairs still booked: {withdraw_booked}"
+    assert len(moves) == 1, f"{text}\nmoves: {moves}"
+    assert moved_record is not None and moved_record.sequence >= 1 and not moved_record.cancelled, text
+    assert moved_record.previous_start is not None and moved_record.previous_start != moved_record.session.start, text
+    assert not overlaps, f"{text}\n" + "\n".join(overlaps[:10])
+    assert told == sorted(coordinator.moved_people), text
