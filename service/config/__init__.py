@@ -9,11 +9,13 @@ from pathlib import Path
 
 import icalendar
 
-from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, SessionRules, Timing, WorkingPattern
+from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, Pair, SessionRules, Timing, WorkingPattern
 from ..domain.stages import DEFAULT_TIMINGS, Kind
+from . import files
 from .cohortfile import CohortFile, Google, Mail, WorkingHours, parse_cohort_file
-from .pairings import Defaults, load_pairs
-from .problems import ConfigError, Problem, display
+from .limits import MAX_COHORT_BYTES, MAX_CREDENTIALS_BYTES, WINDOW_MARGIN_DAYS
+from .pairings import Defaults, load_pairs, size_limit
+from .problems import ConfigError, Problem, ProblemList, TooManyProblems, display, quote
 from .yamlfile import load_yaml
 
 __all__ = ["ConfigError", "Configuration", "Problem", "load_cohort", "load_configuration"]
@@ -40,53 +42,12 @@ def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
 def load_configuration(config: Path, pairings: Path | None = None) -> Configuration:
     """Read and check the cohort file and its pairings; raise ConfigError listing every
     problem found. `pairings` overrides the path given in the cohort file."""
-    problems: list[Problem] = []
+    problems = ProblemList()
     calendars: dict[str, icalendar.Calendar] = {}
-    doc = load_yaml(config, problems)
-    settings = parse_cohort_file(doc, problems) if doc else None
-    if pairings is None:
-        named = settings.pairings if settings else doc and isinstance(doc.data, dict) and doc.data.get("pairings")
-        if doc is not None and isinstance(named, str) and named.strip():
-            pairings = config.parent / named.strip()
-            if not pairings.is_file():
-                problems.append(
-                    Problem(
-                        file=doc.file,
-                        line=doc.line_of(("pairings",)),
-                        message=f"pairings file '{named.strip()}' not found (looked for {display(pairings)})",
-                    )
-                )
-                pairings = None
-    if pairings is not None:
-        # Even when the cohort file is broken, report the pairings' own problems too.
-        pattern = (
-            WorkingPattern(
-                timezone=settings.working_hours.timezone or settings.program.timezone,
-                hours=settings.working_hours.hours,
-                days=settings.working_hours.days,
-            )
-            if settings
-            else WorkingHoursFallback
-        )
-        pairs = load_pairs(pairings, Defaults(availability=pattern), problems, calendars)
-    if doc and settings and settings.google.credentials and not (config.parent / settings.google.credentials).is_file():
-        problems.append(
-            Problem(
-                file=doc.file,
-                line=doc.line_of(("google", "credentials")),
-                message=f"google.credentials '{settings.google.credentials}' is not a file",
-            )
-        )
-    if doc and settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
-        problems.append(
-            Problem(
-                file=doc.file,
-                line=doc.line_of(("emails", "templates")),
-                message=f"emails.templates '{settings.emails.templates}' is not a folder",
-            )
-        )
-    if settings is not None and pairings is None and not problems:
-        problems.append(Problem(file=display(config), line=1, message="no pairings file: name one in the cohort file or give --pairings"))
+    try:
+        settings, pairings, pairs = _check(config, pairings, problems, calendars)
+    except TooManyProblems as exc:
+        raise ConfigError(problems.stopped(exc.file)) from None
     if problems or settings is None or pairings is None:
         raise ConfigError(problems)
     return Configuration(
@@ -99,6 +60,68 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         pairings=pairings,
         busy_calendars=calendars,
     )
+
+
+def _check(
+    config: Path, pairings: Path | None, problems: list[Problem], calendars: dict[str, icalendar.Calendar]
+) -> tuple[CohortFile | None, Path | None, list[Pair]]:
+    """The cohort file's settings, the pairings file in use and its pairs, each None (or
+    empty) where they cannot be read; every problem found goes into `problems`."""
+    pairs: list[Pair] = []
+    doc = load_yaml(config, problems, MAX_COHORT_BYTES)
+    settings = parse_cohort_file(doc, problems) if doc else None
+    if pairings is None:
+        named = settings.pairings if settings else doc and isinstance(doc.data, dict) and doc.data.get("pairings")
+        if doc is not None and isinstance(named, str) and named.strip():
+            pairings = config.parent / named.strip()
+            try:
+                files.check(pairings, size_limit(pairings))
+            except files.Missing:
+                message = f"pairings file {quote(named.strip())} not found (looked for {display(pairings)})"
+            except files.Unusable as exc:
+                message = f"pairings file {quote(named.strip())} {exc}"
+            else:
+                message = ""
+            if message:
+                problems.append(Problem(file=doc.file, line=doc.line_of(("pairings",)), message=message))
+                pairings = None
+    if pairings is not None:
+        # Even when the cohort file is broken, report the pairings' own problems too.
+        pattern = (
+            WorkingPattern(
+                timezone=settings.working_hours.timezone or settings.program.timezone,
+                hours=settings.working_hours.hours,
+                days=settings.working_hours.days,
+            )
+            if settings
+            else WorkingHoursFallback
+        )
+        margin = timedelta(days=WINDOW_MARGIN_DAYS)
+        window = (settings.program.start - margin, settings.program.end + margin) if settings else None
+        pairs = load_pairs(pairings, Defaults(availability=pattern, window=window), problems, calendars)
+    if doc and settings and settings.google.credentials:
+        try:
+            files.check(config.parent / settings.google.credentials, MAX_CREDENTIALS_BYTES)
+        except files.Unusable as exc:
+            problems.append(
+                Problem(
+                    file=doc.file,
+                    line=doc.line_of(("google", "credentials")),
+                    message=f"google.credentials {quote(settings.google.credentials)} "
+                    + ("is not a file" if isinstance(exc, files.Missing) else str(exc)),
+                )
+            )
+    if doc and settings and settings.emails.templates and not (config.parent / settings.emails.templates).is_dir():
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("emails", "templates")),
+                message=f"emails.templates {quote(settings.emails.templates)} is not a folder",
+            )
+        )
+    if settings is not None and pairings is None and not problems:
+        problems.append(Problem(file=display(config), line=1, message="no pairings file: name one in the cohort file or give --pairings"))
+    return settings, pairings, pairs
 
 
 # Defaults that let the pairings be checked while the cohort file itself is broken.

@@ -13,14 +13,15 @@ from pydantic_core import ErrorDetails
 from ..domain.model import Anchor, TimeRange
 from ..domain.stages import DEFAULT_TIMINGS
 from . import fields
-from .problems import Problem
+from .limits import EARLIEST_PROGRAM_DATE, LATEST_PROGRAM_DATE, MAX_PROGRAM_DAYS
+from .problems import Problem, quote
 from .yamlfile import YamlDocument
 
 
 def _text(parse: Callable[[str], Any]) -> PlainValidator:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
-            raise ValueError(f"must be text, got {value!r}")
+            raise ValueError(f"must be text, got {quote(value)}")
         return parse(value)
 
     return PlainValidator(check)
@@ -34,7 +35,7 @@ def _date(value: Any) -> date:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"{value!r} is not a date like 2027-03-01")
+    raise ValueError(f"{quote(value)} is not a date like 2027-03-01")
 
 
 Name = Annotated[str, _text(fields.name)]
@@ -162,9 +163,21 @@ def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile 
             problems.append(_problem(doc, error))
         return None
     start, end = settings.program.start, settings.program.end
+    if not _program_dates_are_sensible(doc, start, end, problems):
+        return None
     if end < start:
         problems.append(
             Problem(file=doc.file, line=doc.line_of(("program", "end")), message=f"program.end {end} is before program.start {start}")
+        )
+        return None
+    if (end - start).days + 1 > MAX_PROGRAM_DAYS:
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(("program", "end")),
+                message=f"the program runs {(end - start).days + 1:,} days ({start} to {end});"
+                f" at most {MAX_PROGRAM_DAYS} days (two years) are allowed",
+            )
         )
         return None
     days = (end - start).days + 1
@@ -194,16 +207,34 @@ def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile 
                 Problem(
                     file=doc.file,
                     line=doc.line_of(("emails", "schedule", stage)),
-                    message=f"unknown email stage '{stage}'" + _suggest(stage, list(DEFAULT_TIMINGS)),
+                    message=f"unknown email stage {quote(stage)}" + _suggest(stage, list(DEFAULT_TIMINGS)),
                 )
             )
             return None
     return settings
 
 
+def _program_dates_are_sensible(doc: YamlDocument, start: date, end: date, problems: list[Problem]) -> bool:
+    ok = True
+    for key, day in (("start", start), ("end", end)):
+        if not EARLIEST_PROGRAM_DATE <= day <= LATEST_PROGRAM_DATE:
+            problems.append(
+                Problem(
+                    file=doc.file,
+                    line=doc.line_of(("program", key)),
+                    message=f"program.{key} {day} is outside the years a program may run"
+                    f" ({EARLIEST_PROGRAM_DATE} to {LATEST_PROGRAM_DATE})",
+                )
+            )
+            ok = False
+    return ok
+
+
 def _problem(doc: YamlDocument, error: ErrorDetails) -> Problem:
     location = tuple(error["loc"])
-    where = ".".join(str(part) for part in location)
+    # Names in the path may be keys the coordinator typed (under emails.schedule, say).
+    path = ".".join(str(part) for part in location)
+    where = quote(path, bare=True, limit=120)
     kind = error["type"]
     if kind == "missing":
         # Point at the section that lacks the setting, not at line 1.
@@ -211,13 +242,13 @@ def _problem(doc: YamlDocument, error: ErrorDetails) -> Problem:
         message = f"'{where}' is required"
     elif kind == "extra_forbidden":
         line = doc.line_of(location)
-        message = f"unknown setting '{where}'" + _did_you_mean(location)
+        message = f"unknown setting {quote(path, limit=120)}" + _did_you_mean(location)
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         line = doc.line_of(location)
         message = f"{where} must be a group of settings (indented 'key: value' lines)"
     elif kind in ("int_type", "int_parsing", "int_from_float"):
         line = doc.line_of(location)
-        message = f"{where} must be a whole number, got {error['input']!r}"
+        message = f"{where} must be a whole number, got {quote(error['input'])}"
     elif kind == "value_error":
         line = doc.line_of(location)
         text = error["msg"].removeprefix("Value error, ")
@@ -238,5 +269,7 @@ def _did_you_mean(location: tuple) -> str:
 
 
 def _suggest(word: str, known: list[str]) -> str:
+    if len(word) > 100:  # no name is that long, and comparing long text is slow
+        return ""
     match = get_close_matches(word, known, n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""

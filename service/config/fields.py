@@ -1,5 +1,6 @@
 """Parsers for the text a coordinator writes: each returns a value or raises ValueError
-with a sentence that names the bad value (the caller adds which field it was)."""
+with a sentence that names the bad value (the caller adds which field it was). Values are
+shown with problems.quote: short, on one line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 
 from ..domain.model import WEEKDAY_NAMES, TimeRange
+from .limits import EARLIEST_PROGRAM_DATE, LATEST_PROGRAM_DATE, MAX_OFFSET_DAYS, WINDOW_MARGIN_DAYS
+from .problems import quote
 
 _DAY_INDEX = {name.lower(): i for i, name in enumerate(WEEKDAY_NAMES)}
 _TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?$")
@@ -24,12 +27,12 @@ def name(value: str) -> str:
     names end up in email headers."""
     bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
-        raise ValueError(f"{value.strip(' ')!r} contains a control character ({_codepoint(bad[0])})")
+        raise ValueError(f"{quote(value.strip(' '))} contains a control character ({_codepoint(bad[0])})")
     value = value.strip()
     if not value:
         raise ValueError("is empty")
     if "=?" in value:
-        raise ValueError(f"{value!r} contains '=?', which mail programs would decode as hidden text")
+        raise ValueError(f"{quote(value)} contains '=?', which mail programs would decode as hidden text")
     if len(value) > 200:
         raise ValueError("is longer than 200 characters")
     return value
@@ -50,7 +53,7 @@ def email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError:
-        raise ValueError(f"{value!r} is not an email address") from None
+        raise ValueError(f"{quote(value)} is not an email address") from None
     return result.normalized.lower()
 
 
@@ -59,9 +62,9 @@ def timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ValueError, KeyError, OSError):
-        raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin") from None
+        raise ValueError(f"{quote(value)} is not a time zone: use an IANA name such as Europe/Berlin") from None
     if "/" not in value and value not in ("UTC",):
-        raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin")
+        raise ValueError(f"{quote(value)} is not a time zone: use an IANA name such as Europe/Berlin")
     return value
 
 
@@ -71,19 +74,19 @@ def url(value: str) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not a web address starting with https://")
+        raise ValueError(f"{quote(value)} is not a web address starting with https://")
     return value
 
 
 def clock(value: str) -> time:
     match = _TIME.match(value.strip())
     if not match:
-        raise ValueError(f"{value.strip()!r} is not a time like 09:30")
+        raise ValueError(f"{quote(value.strip())} is not a time like 09:30")
     hour, minute = int(match[1]), int(match[2] or 0)
     if hour == 24 and minute == 0:
         return time(23, 59)
     if hour > 23 or minute > 59:
-        raise ValueError(f"{value.strip()!r} is not a time like 09:30")
+        raise ValueError(f"{quote(value.strip())} is not a time like 09:30")
     return time(hour, minute)
 
 
@@ -95,10 +98,10 @@ def hours(value: str) -> tuple[TimeRange, ...]:
             continue
         start, sep, end = part.partition("-")
         if not sep:
-            raise ValueError(f"{part.strip()!r} is not a range of hours like 09:00-17:00")
+            raise ValueError(f"{quote(part.strip())} is not a range of hours like 09:00-17:00")
         first, last = clock(start), clock(end)
         if not first < last:
-            raise ValueError(f"{part.strip()!r} ends before it starts")
+            raise ValueError(f"{quote(part.strip())} ends before it starts")
         ranges.append(TimeRange(start=first, end=last))
     if not ranges:
         raise ValueError("is empty")
@@ -120,16 +123,26 @@ def days(value: str) -> frozenset[int]:
             a = _DAY_INDEX[first[:3].lower()]
             b = _DAY_INDEX[last[:3].lower()] if last else a
         except KeyError:
-            raise ValueError(f"{part!r} is not a day or range of days like Mon-Fri") from None
+            raise ValueError(f"{quote(part)} is not a day or range of days like Mon-Fri") from None
         result.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
     if not result:
         raise ValueError("is empty")
     return frozenset(result)
 
 
-def dates(value: str) -> frozenset[date]:
-    """'2027-03-10; 2027-03-20..2027-03-24': single dates and inclusive ranges."""
-    result: set[date] = set()
+# Dates that can matter when the program is not known (its file is broken, say).
+ANY_PROGRAM = (EARLIEST_PROGRAM_DATE - timedelta(days=WINDOW_MARGIN_DAYS), LATEST_PROGRAM_DATE + timedelta(days=WINDOW_MARGIN_DAYS))
+
+
+def dates(value: str, window: tuple[date, date] | None = ANY_PROGRAM) -> frozenset[date]:
+    """'2027-03-10; 2027-03-20..2027-03-24': single dates and inclusive ranges.
+
+    Only the dates inside `window` (first and last day) are kept: a range such as
+    0001-01-01..9999-12-31 is clipped to it, never spelled out day by day. With no
+    window (the program is not known) the text is only checked, and no date kept.
+    """
+    lo, hi = window or (date.max, date.min)
+    spans: list[tuple[date, date]] = []
     for part in re.split(r"[,;\s]+", value.strip()):
         if not part:
             continue
@@ -138,14 +151,26 @@ def dates(value: str) -> frozenset[date]:
             a = date.fromisoformat(first)
             b = date.fromisoformat(last) if last else a
         except ValueError:
-            raise ValueError(f"{part!r} is not a date like 2027-03-10 or a range like 2027-03-10..2027-03-14") from None
+            raise ValueError(f"{quote(part)} is not a date like 2027-03-10 or a range like 2027-03-10..2027-03-14") from None
         if b < a:
-            raise ValueError(f"{part!r} ends before it starts")
+            raise ValueError(f"{quote(part)} ends before it starts")
+        a, b = max(a, lo), min(b, hi)
+        if a <= b:
+            spans.append((a, b))
+    # Overlapping spans are merged first, so many of them cost no more than the window.
+    result: set[date] = set()
+    reached: date | None = None
+    for a, b in sorted(spans):
+        if reached is not None:
+            if b <= reached:
+                continue
+            a = max(a, reached + timedelta(days=1))
         result.update(a + timedelta(days=i) for i in range((b - a).days + 1))
+        reached = b
     return frozenset(result)
 
 
-_OFFSET = re.compile(r"^([+-]?)\s*(\d+)\s*(minute|hour|day|week)s?$", re.IGNORECASE)
+_OFFSET = re.compile(r"^([+-]?)\s*(\d{1,6})\s*(minute|hour|day|week)s?$", re.IGNORECASE)
 
 
 def offset(value: str) -> timedelta:
@@ -155,9 +180,12 @@ def offset(value: str) -> timedelta:
         return timedelta(0)
     match = _OFFSET.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not an offset like '-3 days' or '2 hours'")
+        raise ValueError(f"{quote(text)} is not an offset like '-3 days' or '2 hours'")
     sign = -1 if match[1] == "-" else 1
-    return sign * timedelta(**{f"{match[3].lower()}s": int(match[2])})
+    amount = timedelta(**{f"{match[3].lower()}s": int(match[2])})  # six digits of weeks still fit a timedelta
+    if amount > timedelta(days=MAX_OFFSET_DAYS):
+        raise ValueError(f"{quote(text)} is more than {MAX_OFFSET_DAYS} days")
+    return sign * amount
 
 
 def _codepoint(char: str) -> str:

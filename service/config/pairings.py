@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -15,8 +16,9 @@ from typing import Any
 import icalendar
 
 from ..domain.model import Pair, Person, WorkingPattern
-from . import busyfiles, fields
-from .problems import Problem, display, read_text
+from . import busyfiles, fields, files
+from .limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ICS_BYTES, MAX_PAIRINGS_BYTES, MAX_ROWS, MAX_YAML_PAIRINGS_BYTES
+from .problems import Problem, display, quote, read_text
 from .yamlfile import load_yaml
 
 REQUIRED = ("mentor_name", "mentor_email", "mentee_name", "mentee_email")
@@ -40,6 +42,19 @@ class Row:
 @dataclass(frozen=True)
 class Defaults:
     availability: WorkingPattern  # blackout dates are always per person
+    # First and last day that matter (the program and a margin): blackout dates are
+    # clipped to them and busy calendars read within them. None: the program is not
+    # known, so those are only checked for form.
+    window: tuple[date, date] | None = None
+
+
+def is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml")
+
+
+def size_limit(path: Path) -> int:
+    """The most bytes a pairings file may have: YAML takes far longer to read than CSV."""
+    return MAX_YAML_PAIRINGS_BYTES if is_yaml(path) else MAX_PAIRINGS_BYTES
 
 
 def load_pairs(
@@ -48,10 +63,11 @@ def load_pairs(
     """Every pair in the file; problems for every bad row, not just the first. Busy
     calendars named in the rows are read once, into `calendars` by path."""
     file = display(path)
-    rows = _read_yaml(path, problems) if path.suffix.lower() in (".yaml", ".yml") else _read_csv(path, problems)
+    before = len(problems)
+    rows = _read_yaml(path, problems) if is_yaml(path) else _read_csv(path, problems)
     if rows is None:
         return []
-    if not rows:
+    if not rows and len(problems) == before:  # not when every row was refused, each with its own problem
         problems.append(Problem(file=file, line=1, message="no pairs: the file has no rows after its header"))
         return []
     builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars)
@@ -60,7 +76,7 @@ def load_pairs(
 
 def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
     file = display(path)
-    text = read_text(path, problems)
+    text = read_text(path, problems, size_limit(path))
     if text is None:
         return None
     if not text.strip():
@@ -69,6 +85,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[Row] = []
     header: list[str] | None = None
+    records = 0
     try:
         while True:
             start = reader.line_num + 1
@@ -79,10 +96,21 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
             if not any(cell.strip() for cell in record):
                 continue
             if header is None:
+                if len(record) > MAX_COLUMNS:
+                    problems.append(
+                        Problem(file=file, line=start, message=f"the header has {len(record):,} columns; at most {MAX_COLUMNS} are allowed")
+                    )
+                    return None
                 header = [_column(cell) for cell in record]
                 if not _check_header(header, file, start, problems):
                     return None
                 continue
+            records += 1
+            if records > MAX_ROWS:
+                problems.append(
+                    Problem(file=file, line=start, message=f"more than {MAX_ROWS:,} rows; at most {MAX_ROWS:,} pairs are allowed")
+                )
+                return None
             if len(record) != len(header):
                 problems.append(
                     Problem(
@@ -93,9 +121,13 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
                     )
                 )
                 continue
+            long = next((column for column, cell in zip(header, record, strict=True) if len(cell) > MAX_CELL_CHARS), None)
+            if long is not None:
+                problems.append(Problem(file=file, line=start, message=_too_long(long, len(record[header.index(long)]))))
+                continue
             rows.append(Row(line=start, values=dict(zip(header, record, strict=False)), lines={}))
     except csv.Error as exc:
-        problems.append(Problem(file=file, line=reader.line_num, message=f"not valid CSV: {exc}"))
+        problems.append(Problem(file=file, line=reader.line_num, message=f"not valid CSV: {quote(str(exc), bare=True, limit=120)}"))
         return None
     return rows
 
@@ -104,17 +136,33 @@ def _column(cell: str) -> str:
     return re.sub(r"[\s-]+", "_", cell.strip().lower())
 
 
+def _too_long(column: str, length: int) -> str:
+    return f"{column} is {length:,} characters long; at most {MAX_CELL_CHARS:,} are allowed"
+
+
 def _check_header(header: list[str], file: str, line: int, problems: list[Problem]) -> bool:
+    if not any(column in COLUMNS for column in header):
+        # Perhaps not a pairings file at all: say so without repeating what it holds.
+        problems.append(
+            Problem(
+                file=file,
+                line=line,
+                message="this is not a pairings header: it names none of the known columns"
+                f" (the first line must name at least {', '.join(REQUIRED)})",
+            )
+        )
+        return False
     ok = True
     for column in header:
         if column not in COLUMNS:
-            hint = get_close_matches(column, COLUMNS, n=1)
-            suggestion = f" (did you mean '{hint[0]}'?)" if hint else f"; known columns: {', '.join(COLUMNS)}"
-            problems.append(Problem(file=file, line=line, message=f"unknown column '{column}'{suggestion}"))
+            hint = _suggest(column)
+            suggestion = f" (did you mean '{hint}'?)" if hint else f"; known columns: {', '.join(COLUMNS)}"
+            problems.append(Problem(file=file, line=line, message=f"unknown column {quote(column)}{suggestion}"))
             ok = False
-    for column in sorted({c for c in header if header.count(c) > 1}):
-        problems.append(Problem(file=file, line=line, message=f"column '{column}' appears twice"))
-        ok = False
+    for column, times in sorted(Counter(header).items()):
+        if times > 1:
+            problems.append(Problem(file=file, line=line, message=f"column {quote(column)} appears twice"))
+            ok = False
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         problems.append(Problem(file=file, line=line, message="missing required column(s): " + ", ".join(missing)))
@@ -122,8 +170,15 @@ def _check_header(header: list[str], file: str, line: int, problems: list[Proble
     return ok
 
 
+def _suggest(word: str) -> str | None:
+    if len(word) > 100:  # no column is that long, and comparing long text is slow
+        return None
+    hint = get_close_matches(word, COLUMNS, n=1)
+    return hint[0] if hint else None
+
+
 def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
-    doc = load_yaml(path, problems)
+    doc = load_yaml(path, problems, size_limit(path))
     if doc is None:
         return None
     items = doc.data
@@ -133,26 +188,46 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
     if not isinstance(items, list):
         problems.append(Problem(file=doc.file, line=1, message="expected a list of pairs ('- mentor_name: ...')"))
         return None
+    if len(items) > MAX_ROWS:
+        problems.append(
+            Problem(
+                file=doc.file,
+                line=doc.line_of(base + (MAX_ROWS,)),
+                message=f"more than {MAX_ROWS:,} pairs; at most {MAX_ROWS:,} are allowed",
+            )
+        )
+        return None
     rows = []
     for i, item in enumerate(items):
         where = base + (i,)
         if not isinstance(item, dict):
             problems.append(Problem(file=doc.file, line=doc.line_of(where), message="each pair must be a group of 'key: value' lines"))
             continue
+        if len(item) > MAX_COLUMNS:
+            problems.append(
+                Problem(
+                    file=doc.file, line=doc.line_of(where), message=f"this pair has {len(item):,} keys; at most {MAX_COLUMNS} are allowed"
+                )
+            )
+            continue
         values, lines, ok = {}, {}, True
         for key, value in item.items():
             line = doc.line_of(where + (key,))
             column = _column(str(key))
             if column not in COLUMNS:
-                hint = get_close_matches(column, COLUMNS, n=1)
+                hint = _suggest(column)
                 problems.append(
-                    Problem(file=doc.file, line=line, message=f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+                    Problem(file=doc.file, line=line, message=f"unknown key {quote(key)}" + (f" (did you mean '{hint}'?)" if hint else ""))
                 )
                 ok = False
                 continue
             text = _scalar_text(value)
             if text is None:
-                problems.append(Problem(file=doc.file, line=line, message=f"{column} must be text, got {value!r}"))
+                problems.append(Problem(file=doc.file, line=line, message=f"{column} must be text, got {quote(value)}"))
+                ok = False
+                continue
+            if len(text) > MAX_CELL_CHARS:
+                problems.append(Problem(file=doc.file, line=line, message=_too_long(column, len(text))))
                 ok = False
                 continue
             values[column], lines[column] = text, line
@@ -183,6 +258,7 @@ class _Builder:
     def __init__(self, file: str, folder: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar]):
         self.file, self.folder, self.defaults, self.problems = file, folder, defaults, problems
         self.calendars = calendars
+        self.unreadable: dict[str, str] = {}  # .ics files already refused, with why
         self.people: dict[str, tuple[Person, Row, str]] = {}
         self.pair_lines: dict[tuple[str, str], int] = {}
         self.id_lines: dict[str, int] = {}
@@ -209,7 +285,7 @@ class _Builder:
     def _pair_id(self, row: Row, mentor: Person | None, mentee: Person | None) -> str | None:
         given = row.values.get("pair_id", "").strip()
         if given and not fields.PAIR_ID.match(given):
-            self._report(row, "pair_id", f"{given!r} may contain only letters, digits, '-' and '_' (at most 63)")
+            self._report(row, "pair_id", f"{quote(given)} may contain only letters, digits, '-' and '_' (at most 63)")
             return None
         if not given:
             if not (mentor and mentee):
@@ -220,7 +296,7 @@ class _Builder:
             while given in self.id_lines:
                 given, n = f"{base}-{n}", n + 1
         elif given in self.id_lines:
-            self._report(row, "pair_id", f"{given!r} is already used on line {self.id_lines[given]}")
+            self._report(row, "pair_id", f"{quote(given)} is already used on line {self.id_lines[given]}")
             return None
         self.id_lines[given] = row.line
         return given
@@ -233,7 +309,7 @@ class _Builder:
         timezone = self._field(row, f"{role}_timezone", fields.timezone) or default.timezone
         hours = self._field(row, f"{role}_hours", fields.hours) or default.hours
         days = self._field(row, f"{role}_days", fields.days) or default.days
-        blackout = self._field(row, f"{role}_blackout", fields.dates) or frozenset()
+        blackout = self._field(row, f"{role}_blackout", lambda text: fields.dates(text, self.defaults.window)) or frozenset()
         linkedin = self._field(row, f"{role}_linkedin", fields.url)
         busy_ics = self._field(row, f"{role}_busy_ics", self._ics_path)
         video_link = self._field(row, "mentor_video_link", fields.url) if role == "mentor" else None
@@ -276,7 +352,7 @@ class _Builder:
                 self._report(
                     row,
                     column,
-                    f"{shown!r} contradicts {earlier!r} given for {person.email} on line {first_row.line}",
+                    f"{quote(shown)} contradicts {quote(earlier)} given for {person.email} on line {first_row.line}",
                 )
                 ok = False
         return merged if ok else None
@@ -285,12 +361,29 @@ class _Builder:
         value = value.strip()
         if not value:
             return None
-        path = (self.folder / value).resolve()
-        if not path.is_file():
-            raise ValueError(f"{value!r} is not a file (looked for {display(path)})")
-        if str(path) not in self.calendars:
-            self.calendars[str(path)] = busyfiles.parse(path)
-        return str(path)
+        path = self.folder / value
+        try:
+            path = files.check(path, MAX_ICS_BYTES)
+        except files.Missing:
+            raise ValueError(f"{quote(value)} is not a file (looked for {display(path)})") from None
+        except files.Unusable as exc:
+            raise ValueError(f"{quote(value)} {exc}") from None
+        key = str(path)
+        if key in self.unreadable:
+            raise ValueError(self.unreadable[key])
+        if key not in self.calendars:
+            try:
+                if self.defaults.window:
+                    self.calendars[key] = busyfiles.read(path, *self.defaults.window)
+                else:  # the program is not known: check the file, expand nothing
+                    self.calendars[key] = busyfiles.parse(path)
+            except files.Unusable as exc:
+                self.unreadable[key] = f"{quote(value)} {exc}"
+                raise ValueError(self.unreadable[key]) from None
+            except ValueError as exc:
+                self.unreadable[key] = str(exc)
+                raise
+        return key
 
     def _field(self, row: Row, column: str, parse: Callable[[str], Any]) -> Any:
         raw = row.values.get(column, "")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import reprlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import files
+from .limits import MAX_PROBLEMS_PER_FILE, PATH_CHARS, QUOTE_CHARS
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -26,24 +31,81 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class TooManyProblems(Exception):
+    """One file has more problems than are worth listing; reading stops."""
+
+    def __init__(self, file: str):
+        super().__init__(file)
+        self.file = file
+
+
+class ProblemList(list[Problem]):
+    """The problems found so far. Once one file has MAX_PROBLEMS_PER_FILE of them, the
+    next raises TooManyProblems: a file of a million bad rows must not become a million
+    lines of output (nor the memory and time to make them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_file: Counter[str] = Counter()
+
+    def append(self, problem: Problem) -> None:
+        if self.per_file[problem.file] >= MAX_PROBLEMS_PER_FILE:
+            raise TooManyProblems(problem.file)
+        self.per_file[problem.file] += 1
+        super().append(problem)
+
+    def stopped(self, file: str) -> list[Problem]:
+        """All the problems, and a last one saying that reading `file` stopped early."""
+        note = Problem(file=file, line=0, message=f"more than {MAX_PROBLEMS_PER_FILE} problems: stopped reading here; fix these first")
+        return [*self, note]
+
+
+_brief = reprlib.Repr()
+_brief.maxstring = _brief.maxother = _brief.maxlong = QUOTE_CHARS + 10
+
+
+def quote(value: object, *, bare: bool = False, limit: int = QUOTE_CHARS) -> str:
+    """How every message shows something taken from an input: text in quotes (as Python
+    writes it), anything else as its short representation; at most `limit` characters
+    of it, cut with '…', and control characters escaped so a message stays one line.
+    `bare` leaves out the quotes (for file paths and text from a library)."""
+    if not isinstance(value, str):
+        # reprlib stops early, so a huge list or number is never written out in full.
+        try:
+            shown = _brief.repr(value)
+        except ValueError:  # an integer too long for Python to write out
+            shown = f"<a {type(value).__name__} too long to show>"
+        return quote(shown, bare=True, limit=limit)
+    cut = len(value) > limit
+    text = value[:limit] if cut else value
+    if bare:
+        shown = "".join(c if c.isprintable() else _escape(c) for c in text)
+        return shown + "…" if cut else shown
+    shown = repr(text)
+    return shown[:-1] + "…" + shown[-1] if cut else shown
+
+
+def _escape(char: str) -> str:
+    return repr(char)[1:-1] if char not in "'\"" else char
+
+
 def display(path: Path) -> str:
     """A path as the coordinator typed it, relative to where they are when possible."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        shown = str(path.relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        shown = str(path)
+    return quote(shown, bare=True, limit=PATH_CHARS)
 
 
-def read_text(path: Path, problems: list[Problem]) -> str | None:
-    """The file as text (UTF-8, a BOM allowed), or None with the problem recorded."""
+def read_text(path: Path, problems: list[Problem], limit: int) -> str | None:
+    """The file as text (UTF-8, a BOM allowed), or None with the problem recorded. Only a
+    regular file of at most `limit` bytes is read (see files.py)."""
     name = display(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        problems.append(Problem(file=name, line=0, message="file not found"))
-        return None
-    except OSError as exc:
-        problems.append(Problem(file=name, line=0, message=f"cannot be read: {exc.strerror}"))
+        data = files.read_bytes(path, limit)
+    except files.Unusable as exc:
+        problems.append(Problem(file=name, line=0, message=str(exc)))
         return None
     try:
         return data.decode("utf-8-sig")

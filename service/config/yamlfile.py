@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from .problems import Problem, display, read_text
+from .limits import MAX_YAML_DEPTH, MAX_YAML_NODES
+from .problems import Problem, display, quote, read_text
 
 Location = tuple[str | int, ...]
 
@@ -27,15 +28,80 @@ class YamlDocument:
         return 1
 
 
-def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
-    """Parse one YAML document; None (with the problems recorded) if that fails."""
+class _Refused(yaml.MarkedYAMLError):
+    """A value this loader cannot read (reported as not valid YAML), with its line."""
+
+    def __init__(self, message: str, mark: yaml.Mark | None):
+        super().__init__(problem=message, problem_mark=mark)
+
+
+class _TooBig(_Refused):
+    """Valid YAML beyond a limit: reported as it is."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that never follows an alias (each becomes a placeholder, and the
+    document is refused), bounds nesting, and reports values Python cannot hold as
+    problems on their line."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.aliases: list[yaml.Mark] = []
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            self.aliases.append(event.start_mark)
+            # A placeholder, so neither this walk nor the constructor ever expands it.
+            return yaml.ScalarNode("tag:yaml.org,2002:null", "", event.start_mark, event.end_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise _TooBig(f"values are nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark)
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            # Parsing stops here, before the rest of the file is read.
+            raise _TooBig(f"the file holds more than {MAX_YAML_NODES:,} values (lists and groups included)", self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError):
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                message = f"{quote(node.value)} is not a real date"
+            elif node.tag == "tag:yaml.org,2002:int":
+                message = "a number with too many digits"
+            else:
+                message = "a value that cannot be read"
+            raise _Refused(message, node.start_mark) from None
+
+
+def load_yaml(path: Path, problems: list[Problem], limit: int) -> YamlDocument | None:
+    """Parse one YAML document of at most `limit` bytes; None (with the problems
+    recorded) if that fails."""
     name = display(path)
-    text = read_text(path, problems)
+    text = read_text(path, problems, limit)
     if text is None:
         return None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if loader.aliases:
+            first = loader.aliases[0].line + 1
+            more = f" ({len(loader.aliases):,} in all)" if len(loader.aliases) > 1 else ""
+            problems.append(
+                Problem(
+                    file=name,
+                    line=first,
+                    message=f"YAML aliases ('*name') are not allowed in this file{more}: write each value out in full",
+                )
+            )
+            return None
         if node is None:
             problems.append(Problem(file=name, line=1, message="file is empty"))
             return None
@@ -46,13 +112,24 @@ def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
             return None
         document.data = loader.construct_document(node)
         return document
+    except _TooBig as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        problems.append(Problem(file=name, line=line, message=exc.problem or ""))
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        problems.append(Problem(file=name, line=line, message=f"not valid YAML: {exc.problem}"))
+        problems.append(Problem(file=name, line=line, message=f"not valid YAML: {quote(exc.problem or '', bare=True, limit=120)}"))
         return None
-    except yaml.YAMLError as exc:
-        problems.append(Problem(file=name, line=1, message=f"not valid YAML: {exc}"))
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        problems.append(
+            Problem(file=name, line=line, message=f"not valid YAML: contains a character YAML does not allow (U+{ord(char):04X})")
+        )
+        return None
+    except yaml.YAMLError:
+        problems.append(Problem(file=name, line=1, message="not valid YAML"))
         return None
     finally:
         loader.dispose()
@@ -62,10 +139,13 @@ def _record_lines(node: yaml.Node, here: Location, doc: YamlDocument, problems: 
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file=doc.file, line=line, message="a key must be a plain name, not a list or a group"))
+                continue
+            key = key_node.value
             if key in seen:
-                problems.append(Problem(file=doc.file, line=line, message=f"'{key}' appears twice (also on line {seen[key]})"))
+                problems.append(Problem(file=doc.file, line=line, message=f"{quote(key)} appears twice (also on line {seen[key]})"))
                 continue
             seen[key] = line
             doc.lines[here + (key,)] = line

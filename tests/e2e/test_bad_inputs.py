@@ -1,7 +1,10 @@
 """Every broken configuration in tests/data/bad gives exactly its expected report."""
 
+import os
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,42 @@ def test_the_real_command_exits_2_without_a_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr == (folder / "expected.txt").read_text(encoding="utf-8")
+
+
+# Inputs that once took minutes and gigabytes: each must now be refused at once.
+COSTLY = [
+    "yaml_alias_bomb",  # a billion laughs
+    "yaml_alias_bomb_pairings",
+    "yaml_recursive_alias",
+    "yaml_nested_too_deep",
+    "blackout_ranges_are_clipped",  # 0001-01-01..9999-12-31
+    "busy_calendar_repeats_every_second",
+    "busy_calendar_costly_time_zone",
+    "busy_calendar_too_many_busy_times",
+    "header_too_wide",
+]
+
+
+@pytest.mark.parametrize("case", COSTLY)
+def test_costly_input_is_refused_quickly_by_the_real_command(case):
+    folder = CORPUS / case
+    with tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "validate", "--config", "cohort.yaml"], cwd=folder, stdout=subprocess.DEVNULL, stderr=err
+        )
+        watchdog = threading.Timer(60, process.kill)  # a regression must fail the test, not hang it
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            watchdog.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode("utf-8")
+    assert process.returncode == 2
+    assert "Traceback" not in stderr
+    assert stderr == (folder / "expected.txt").read_text(encoding="utf-8")
+    # Processor time, not wall time, so that a busy machine does not fail the test; most
+    # of it is Python starting up.
+    assert usage.ru_utime + usage.ru_stime < 2.0
+    assert usage.ru_maxrss < 200 * 1024  # kilobytes
