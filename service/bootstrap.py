@@ -23,7 +23,7 @@ from .config.busyfiles import busy_intervals
 from .config.problems import display
 from .domain.model import Cohort
 from .domain.planning import Busy
-from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Purpose, Store
+from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Purpose, Replies, Store
 from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
@@ -271,6 +271,25 @@ class ConfigWatcher:
             except OSError:
                 marks.append((str(path), None, None))
         return tuple(marks)
+
+
+def make_replies(configuration: Configuration) -> Replies | None:
+    """The organiser's mailbox, when answers to invitations by email are to be read."""
+    imap = configuration.imap
+    if imap is None or configuration.cohort.calendar != "imip":
+        return None
+    from .adapters.imap import ImapReplies, ImapSettings  # only then: imapclient loads on demand
+
+    settings = ImapSettings(
+        imap.host,
+        imap.port,
+        imap.security,
+        username_env=imap.username_env,
+        password_env=imap.password_env,
+        folder=imap.folder,
+        timeout=float(imap.timeout_seconds),
+    )
+    return ImapReplies(settings)
 
 
 class GoogleSetupError(Exception):

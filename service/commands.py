@@ -97,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         if gmail and not args.outbox
         else bootstrap.make_mailer(watcher.configuration, bootstrap.default_outbox(state, purpose), args.outbox)
     )
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
+    replies = bootstrap.make_replies(watcher.configuration)
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies))
     try:
         if simulated:
             run_simulated(controller, simulated, args.until)

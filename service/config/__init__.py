@@ -12,7 +12,7 @@ import icalendar
 from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, Pair, SessionRules, Timing, WorkingPattern
 from ..domain.stages import DEFAULT_TIMINGS, Kind
 from . import files
-from .cohortfile import CohortFile, Google, Mail, WorkingHours, parse_cohort_file
+from .cohortfile import CohortFile, Google, Imap, Mail, WorkingHours, parse_cohort_file
 from .limits import MAX_COHORT_BYTES, MAX_CREDENTIALS_BYTES, WINDOW_MARGIN_DAYS
 from .pairings import Defaults, load_pairs, size_limit
 from .problems import ConfigError, Problem, ProblemList, TooManyProblems, display, quote
@@ -33,6 +33,7 @@ class Configuration:
     folder: Path  # the cohort file's folder: relative paths start here
     pairings: Path  # the pairings file in use
     busy_calendars: Mapping[str, icalendar.Calendar]  # the .ics files people gave, by path, read once
+    imap: Imap | None = None  # the organiser's mailbox, for answers to invitations by email
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
@@ -59,6 +60,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         folder=config.parent,
         pairings=pairings,
         busy_calendars=calendars,
+        imap=settings.imap,
     )
 
 

@@ -116,6 +116,18 @@ class Mail(_Section):
     smtp: Smtp | None = None
 
 
+class Imap(_Section):
+    """The organiser's mailbox, read for answers to invitations sent by email."""
+
+    host: Annotated[str, _text(lambda v: v.strip() or _raise("is empty"))]
+    port: int = Field(993, strict=True, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username_env: str  # names of environment variables holding the login, never the login
+    password_env: str
+    folder: str = "INBOX"
+    timeout_seconds: int = Field(30, strict=True, ge=1, le=600)
+
+
 class Calendar(_Section):
     backend: Literal["imip", "google"] = "imip"  # imip: invitations by email
     calendar_id: str = "primary"  # google: the organiser's calendar, or a dedicated one
@@ -145,6 +157,7 @@ class CohortFile(_Section):
     working_hours: WorkingHours = WorkingHours()
     emails: Emails = Emails()
     mail: Mail = Mail()
+    imap: Imap | None = None  # with invitations by email: where the answers arrive
     calendar: Calendar = Calendar()
     google: Google = Google()
     daemon: Daemon = Daemon()
