@@ -161,13 +161,13 @@ def guard_against_lost_state(store: Store, state: str | Path, cohort: str, *, fr
 
 def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
     """The store, locked for this process, and the function that releases both."""
-    if "://" in str(state):
+    if "://" in str(state) and not str(state).startswith("sqlite:///"):
         store = open_store(state)
         if not store.try_lock():
             store.close()
             raise AlreadyRunning(f"another daemon is already working on {state}")
         return store, store.close
-    path = Path(state).resolve()  # a symlink to the state locks the state itself
+    path = Path(str(state).removeprefix("sqlite:///")).resolve()  # a symlink to the state locks the state itself
     descriptor = lock_state(path)
     store = open_store(path)
 

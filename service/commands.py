@@ -13,6 +13,7 @@ from pathlib import Path
 from . import bootstrap, views
 from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
+from .adapters.store import StateError
 from .config import ConfigError
 from .domain.changes import base_id, identify
 from .domain.outbox import State
@@ -41,6 +42,9 @@ def dispatch(args: argparse.Namespace) -> int:
         )
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    except StateError as exc:
+        print(f"{args.state or 'state'}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

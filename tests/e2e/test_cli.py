@@ -7,6 +7,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from service.cli import main
+
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "config" / "cohort.example.yaml"
 COMMAND = shutil.which("mentorship", path=str(Path(sys.executable).parent)) or "mentorship"
@@ -53,3 +55,15 @@ def test_a_pairings_file_given_on_the_command_line_wins(tmp_path):
     result = run("validate", "--config", str(EXAMPLE), "--pairings", str(other))
     assert result.returncode == 2
     assert result.stderr.endswith("pairs.csv:2: mentor_email 'maya@' is not an email address\n")
+
+
+def test_a_state_that_is_not_one_is_a_clear_error(tmp_path, capsys):
+    broken = tmp_path / "state.sqlite"
+    broken.write_bytes(bytes(range(256)) * 20)  # a corrupted file
+    config = str(ROOT / "config" / "cohort.example.yaml")
+    for command in (["status"], ["run", "--outbox", str(tmp_path / "out")]):
+        assert main([command[0], "--config", config, "--state", str(broken), *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert "the state cannot be opened: it is not a database" in err and "Traceback" not in err
+    assert main(["status", "--config", config, "--state", "mysql://db.example.org/state"]) == 2
+    assert "a SQLite file path or a postgresql+psycopg:// URL" in capsys.readouterr().err

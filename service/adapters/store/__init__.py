@@ -1,5 +1,5 @@
 """The store: SQLAlchemy Core tables on SQLite (default) or PostgreSQL."""
 
-from .sql import SqlStore, open_store
+from .sql import SqlStore, StateError, open_store
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["SqlStore", "StateError", "open_store"]

@@ -20,17 +20,32 @@ from . import schema
 from .schema import audit, messages, pairs, requests, sessions
 
 
+class StateError(Exception):
+    """The state cannot be opened: a plain sentence, without the database's own words."""
+
+
 def open_store(url_or_path: str | Path) -> SqlStore:
-    """A store at a SQLite path (created with its folder) or a database URL."""
+    """A store at a SQLite path (created with its folder) or a PostgreSQL URL; StateError
+    when it is neither, or holds something else."""
     text = str(url_or_path)
+    if text.startswith("sqlite:///"):
+        text = text.removeprefix("sqlite:///")
     if "://" in text:
+        if not text.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise StateError("the state is a SQLite file path or a postgresql+psycopg:// URL")
         engine = create_engine(text, future=True)
     else:
         path = Path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = _sqlite_engine(path)
     store = SqlStore(engine)
-    store.migrate()
+    try:
+        store.migrate()
+    except SQLAlchemyError as error:
+        engine.dispose()
+        cause = getattr(error, "orig", None) or error  # the driver's own error, named but not quoted
+        reason = "it is not a database" if "not a database" in str(error) else f"the database answered {type(cause).__name__}"
+        raise StateError(f"the state cannot be opened: {reason}") from None
     return store
 
 
