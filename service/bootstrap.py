@@ -318,7 +318,12 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
             "Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS"
         )
     scopes = auth.scopes(calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail)
-    credentials = auth.load_credentials(path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint())
+    try:
+        credentials = auth.load_credentials(
+            path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint()
+        )
+    except ValueError as error:
+        raise GoogleSetupError(f"google.credentials: {error}") from None
     calendar: Calendar | None = None
     free_busy: FreeBusy | None = None
     mailer: Mailer | None = None

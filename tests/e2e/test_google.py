@@ -213,3 +213,15 @@ def test_a_run_logs_json_events_and_never_the_private_key(google, tmp_path, caps
     assert secret_lines
     for secret in [*secret_lines, key["private_key_id"]]:
         assert secret not in out
+
+
+def test_a_key_file_that_is_not_one_is_named_not_quoted(google, tmp_path, capsys):
+    from service.cli import main
+
+    World(google, tmp_path / "cohort")
+    (tmp_path / "cohort" / "key.json").write_text("not a key: CANARY-7f3a\n")
+    config = str(tmp_path / "cohort" / "cohort.yaml")
+    assert main(["run", "--config", config, "--state", str(tmp_path / "state.sqlite"), "--simulate"]) == 2
+    err = capsys.readouterr().err
+    assert "google.credentials: key.json is not a service-account key or a token file from Google" in err
+    assert "CANARY" not in err and "Traceback" not in err

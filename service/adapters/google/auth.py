@@ -33,12 +33,18 @@ def key_file(configured: Path | None) -> Path | None:
 def load_credentials(path: Path, *, scopes: list[str], subject: str, endpoint: str | None):
     """Credentials from a service-account key (acting as `subject`) or a user token file.
 
-    The key is read here, when the daemon starts, and never logged.
+    The key is read here, when the daemon starts, and never logged nor quoted: a file that
+    is not one raises ValueError saying so in general terms.
     """
-    info = json.loads(path.read_text(encoding="utf-8"))
-    if info.get("type") == "service_account":
-        return service_account.Credentials.from_service_account_info(info, scopes=scopes).with_subject(subject)
-    creds = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(info, dict):
+            raise ValueError
+        if info.get("type") == "service_account":
+            return service_account.Credentials.from_service_account_info(info, scopes=scopes).with_subject(subject)
+        creds = user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
+    except (OSError, ValueError, KeyError):  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path.name} is not a service-account key or a token file from Google") from None
     # from_authorized_user_info always points at Google's token URL.
     token_uri = info.get("token_uri") or (f"{endpoint.rstrip('/')}/token" if endpoint else None)
     return creds.with_token_uri(token_uri) if token_uri else creds
