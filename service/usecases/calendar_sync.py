@@ -19,12 +19,14 @@ from .booking import pairs_by_id, rebook
 from .deps import Deps, Inputs
 
 
-def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> None:
-    """Create, move or cancel the events of sessions the calendar does not show yet."""
+def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> bool:
+    """Create, move or cancel the events of sessions the calendar does not show yet.
+    Returns whether the calendar now shows something it did not (reminders follow it)."""
     store, cohort = deps.store, inputs.cohort
     behind = store.sessions_out_of_calendar()
     if not behind:
-        return
+        return False
+    written = False
     pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in behind})
     live = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if not r.cancelled}
     gone = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if r.cancelled}
@@ -42,6 +44,7 @@ def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
             )
             continue
         store.event_written(session.pair_id, session.number, live[key].sequence, outcome, now)
+        written = True
         meet = " with Meet" if outcome.meet_link else ""
         event(
             now,
@@ -66,6 +69,8 @@ def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
             )
             continue
         store.event_written(session.pair_id, session.number, record.sequence, None, now)
+        written = True
+    return written
 
 
 def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .booking import reconcile
+from .booking import reconcile, sync_messages
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
 from .deps import Deps, Inputs, LockLost
@@ -49,8 +49,8 @@ class Controller:
         if changed or observed or requested or not self.reconciled:
             self.unplanned = reconcile(deps, inputs, now)
             self.reconciled = True
-        if deps.calendar:
-            push_calendar(deps, deps.calendar, inputs, now)
+        if deps.calendar and push_calendar(deps, deps.calendar, inputs, now):
+            sync_messages(deps, inputs, now)  # an invitation now in the calendar may want a reminder
         sent = send_due(deps, inputs, now)
         if not sent.down and plan_digest(deps, inputs, self.attention(now), now):
             sent = send_due(deps, inputs, now)

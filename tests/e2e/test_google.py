@@ -17,6 +17,7 @@ from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.store import open_store
 from service.domain.calendar import event_id
 from service.domain.outbox import State
+from service.domain.stages import Kind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
 from tests.fakes.google import FakeGoogle
@@ -99,6 +100,11 @@ def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, t
         invited = {email for email, kind in google.invitations(event["id"]) if kind == "invite"}
         assert invited == {a["email"] for a in event["attendees"]}
     rows = world.store.messages()
+    # Reminders were planned once the invitations were in the calendar; Maya's and Zoë's
+    # were cancelled when they answered. Everything else went out.
+    withdrawn = {(r.pair_id, r.stage.info.kind) for r in rows if r.state is State.CANCELLED}
+    assert withdrawn == {("maya-zoe", Kind.NUDGE)}
+    rows = [r for r in rows if r.state is not State.CANCELLED]
     assert {r.state for r in rows} == {State.SENT}
     nudges = [r for r in rows if r.stage.endswith("_nudge")]
     assert len(rows) - len(nudges) == PAIRS * 7 * 2  # no invitation emails: Google sends those
