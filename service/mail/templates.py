@@ -1,7 +1,14 @@
-"""Email templates: one folder per stage, subject/text/HTML per role, overridable per cohort."""
+"""Email templates: one folder per stage, subject/text/HTML per role, overridable per cohort.
+
+A cohort's own templates (`emails.templates`) are not trusted code: a coordinator may paste them from
+anywhere and edit them through a web page, and `mentorship validate` renders them. So every template
+renders in Jinja's sandbox (no access to Python internals), may read only regular files really inside the
+template folders, and has bounded size, output and work. Anything refused becomes a TemplateProblem.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,12 +18,14 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 
 from ..domain.model import Role
+from .sandbox import MAX_OUTPUT, METER, FolderLoader, Meter, Refused, Sandbox, TooLarge, printable
 
 # The package service._templates is the repository's templates/ folder (see pyproject.toml). setuptools
 # installs package data as plain files (unpacked from a wheel, or read in place by an editable install),
-# so files() is a real directory here, which is what jinja2's FileSystemLoader needs.
+# so files() is a real directory here.
 DEFAULT_DIR = Path(str(files("service._templates") / "emails")).resolve()
 
 
@@ -39,13 +48,14 @@ class Templates:
     def __init__(self, override: str | Path | None = None, default: Path = DEFAULT_DIR):
         folders = [Path(override)] if override else []
         self.folders = folders + [default]
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(f) for f in self.folders]),
+        self.env = Sandbox(
+            loader=FolderLoader(self.folders),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=printable,
         )
 
     def render(self, folder: str, role: Role, context: Mapping[str, Any]) -> Rendered:
@@ -66,20 +76,40 @@ class Templates:
         return _tidy(self._render(name, context))
 
     def _render(self, name: str, context: Mapping[str, Any], fallback: str | None = None) -> str:
+        roots = [str(f) for f in self.folders]
+        file = name
+        token = METER.set(Meter())
         try:
-            return self.env.select_template([name, fallback] if fallback else [name]).render(context)
-        except jinja2.TemplateNotFound:
+            template = self.env.select_template([name, fallback] if fallback else [name])
+            file = template.filename or name
+            out: list[str] = []
+            size = 0
+            for chunk in template.generate(context):  # streamed, so an endless template stops at the bound
+                size += len(chunk)
+                if size > MAX_OUTPUT:
+                    raise TooLarge(f"template output is too large (over {MAX_OUTPUT:,} characters)")
+                out.append(chunk)
+            return "".join(out)
+        except jinja2.TemplateNotFound as exc:
+            where = _template_frame(exc.__traceback__, roots)
+            if where:  # {% include %}, {% extends %} or {% import %} of a file that is not there
+                raise TemplateProblem(*where, f"template file '{exc.name}' is missing") from None
             raise TemplateProblem(str(self.folders[-1] / name), 0, "template file is missing") from None
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(exc.filename or name, exc.lineno, f"template error: {exc.message}") from None
-        except Exception as exc:  # undefined names, bad filters, errors inside expressions
-            file, line = _template_frame(exc.__traceback__, self.folders) or (name, 0)
+        except Refused as exc:  # the sandbox's bounds, and files the loader will not serve
+            file, line = _template_frame(exc.__traceback__, roots) or (exc.file or file, 0)
+            raise TemplateProblem(file, line, exc.message) from None
+        except Exception as exc:  # undefined names, bad filters, errors inside expressions, the sandbox
+            file, line = _template_frame(exc.__traceback__, roots) or (file, 0)
             raise TemplateProblem(file, line, f"template error: {_plain(exc)}") from None
+        finally:
+            METER.reset(token)
 
 
-def _template_frame(tb: TracebackType | None, folders: list[Path]) -> tuple[str, int] | None:
+def _template_frame(tb: TracebackType | None, folders: list[str]) -> tuple[str, int] | None:
     """The innermost traceback frame inside one of our template files."""
-    roots = tuple(str(f) for f in folders)
+    roots = tuple(os.path.join(f, "") for f in folders)
     found = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
@@ -94,10 +124,20 @@ def _plain(exc: Exception) -> str:
         # Jinja says "'x' is undefined" or "'... object' has no attribute 'x'".
         names = re.findall(r"'([^']*)'", exc.message or "")
         name = names[-1] if names else "?"
+        if name.startswith("__"):  # |attr('__globals__') of an attribute the sandbox refused gives a plain undefined
+            return f"not allowed in a template: access to '{name}'"
         return f"'{name}' is not available to this template (misspelt, or not one of its variables)"
+    if isinstance(exc, SecurityError):
+        # "access to attribute '__class__' of 'str' object is unsafe.", or "<repr> is not safely callable":
+        # name the attribute, never a value.
+        attribute = re.match(r"access to attribute '([^']*)'", exc.message or "")
+        return f"not allowed in a template: access to '{attribute[1]}'" if attribute else "not allowed in a template: that call"
     return f"{type(exc).__name__}: {exc}"
 
 
 def _tidy(text: str) -> str:
     """At most one blank line in a row, one newline at the end."""
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+# --- Refusals -----------------------------------------------------------------------------------------
