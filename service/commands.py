@@ -8,6 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import bootstrap, views
@@ -72,8 +74,23 @@ def _preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """Files made meanwhile (the state, its lock, the outbox, a backup) hold participants'
+    details: readable by their owner only."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def _run(args: argparse.Namespace) -> int:
-    os.umask(0o077)  # the state, its lock and the outbox hold participants' details: owner only
+    with _owner_only():
+        return _run_daemon(args)
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
     configure_logs(args.log_format)
     purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
     state = args.state or str(bootstrap.default_state(args.config, purpose))
@@ -147,13 +164,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    os.umask(0o077)
     state = args.state or str(bootstrap.default_state(args.config))
     if "://" not in state and not Path(state).exists():
         print(f"no state at {state}: nothing to back up", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        print(bootstrap.backup(state, args.to))
+        with _owner_only():
+            print(bootstrap.backup(state, args.to))
     except (OSError, sqlite3.Error, subprocess.CalledProcessError) as error:
         print(f"backup failed: {type(error).__name__}", file=sys.stderr)
         return EXIT_BUSY

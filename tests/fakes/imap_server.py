@@ -153,8 +153,10 @@ class DovecotServer:
         root = self.root
         for folder in ("run", "state", "home"):
             (root / folder).mkdir(exist_ok=True)
+            (root / folder).chmod(0o755)  # whatever the umask: Dovecot's own users read these
         users = {self.user: self.password, **self.other_users}
         (root / "passwd").write_text("".join(f"{name}:{{PLAIN}}{password}::::::\n" for name, password in users.items()), encoding="utf-8")
+        (root / "passwd").chmod(0o644)
         if os.geteuid() == 0:
             # Mail is never handled as root: the mail processes run as `nobody`, and the
             # login processes as Debian's dovenull (the package creates it).
@@ -221,6 +223,7 @@ service imap-login {{
 }}
 """
         )
+        conf.chmod(0o644)
         return conf
 
     # ------------------------------------------------------------------ the mailbox
