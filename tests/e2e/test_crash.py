@@ -411,6 +411,12 @@ def message_id_of(data: bytes) -> str:
     return str(BytesHeaderParser(policy=policy.default).parsebytes(data)["Message-ID"]).strip()
 
 
+def simulate_command(cohort: Path, state: Path, outbox: Path) -> list[str]:
+    """`mentorship run --simulate` on the file transport, as a separate process."""
+    command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW]
+    return command + ["--state", str(state), "--outbox", str(outbox)]
+
+
 # The tests
 
 
@@ -419,21 +425,7 @@ def test_killed_at_random_moments_the_file_transport_sends_every_email_once(tmp_
     cohort = write_cohort(tmp_path / "config", pairs)
     inputs = check_configuration(cohort, pairs)
     state, outbox = tmp_path / "state.sqlite", tmp_path / "outbox"
-    command = [
-        sys.executable,
-        "-m",
-        "service",
-        "run",
-        "--config",
-        str(cohort),
-        "--simulate",
-        "--now",
-        NOW,
-        "--state",
-        str(state),
-        "--outbox",
-        str(outbox),
-    ]
+    command = simulate_command(cohort, state, outbox)
 
     crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=22, kill_window=45.0, wall_cap=150.0)
     text = summary("file transport", crashes)
@@ -782,21 +774,7 @@ def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goe
     cohort = write_cohort(tmp_path / "config", pairs)
     check_configuration(cohort, pairs)
     state, outbox, logs = tmp_path / "state.sqlite", tmp_path / "outbox", tmp_path / "logs"
-    command = [
-        sys.executable,
-        "-m",
-        "service",
-        "run",
-        "--config",
-        str(cohort),
-        "--simulate",
-        "--now",
-        NOW,
-        "--state",
-        str(state),
-        "--outbox",
-        str(outbox),
-    ]
+    command = simulate_command(cohort, state, outbox)
     coordinator = Coordinator(cohort, state, seed=20270303)
     crashes = crash_until_done(command, state, logs, seed=20270304, kills_wanted=18, kill_window=50.0, wall_cap=110.0, between=coordinator)
     mix = []
