@@ -84,7 +84,7 @@ def change_set(identified: Sequence[Pair], known: Mapping[str, Pair], live: set[
     )
 
 
-def in_force(identified: Sequence[Pair], known: Mapping[str, Pair], change: ChangeSet, cohort: Cohort) -> Cohort:
+def while_held(identified: Sequence[Pair], known: Mapping[str, Pair], change: ChangeSet, cohort: Cohort) -> Cohort:
     """The cohort while an edit waits for approval: every pair it would cancel stays as it
     was remembered, and the pairs that would replace them wait too."""
     waiting = {new for _, new in change.repaired}
@@ -113,5 +113,5 @@ def settle(cohort: Cohort, known: Mapping[str, Pair], live: set[str], approved: 
     identified = identify(cohort.pairs, known)
     change = change_set(identified, known, live)
     if change.needs_approval(cohort.hold_above) and approved != change.fingerprint:
-        return in_force(identified, known, change, cohort), change, True
+        return while_held(identified, known, change, cohort), change, True
     return replace(cohort, pairs=identified), change, False
