@@ -32,9 +32,10 @@ class Bookings:
         """Pairs the planner still has to find both times for."""
         return [p.id for p in cohort.pairs if p.id not in self.booked and p.id not in self.held and p.id not in self.partial]
 
-    def standing(self) -> dict[str, tuple[Session, ...]]:
-        """Every session that stands, by pair: what new bookings must go around."""
-        return {**self.partial, **self.booked}
+    def standing(self, *, but: Session | None = None) -> dict[str, tuple[Session, ...]]:
+        """Every session that stands, by pair: what new bookings must go around (`but` the
+        one being moved)."""
+        return {pair_id: tuple(s for s in sessions if s != but) for pair_id, sessions in {**self.partial, **self.booked}.items()}
 
 
 def bookings(cohort: Cohort, stored: Iterable[SessionRecord], *, withdrawn: Iterable[str] = (), now: datetime) -> Bookings:

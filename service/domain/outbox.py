@@ -99,6 +99,7 @@ class SessionRecord:
     counters: int = 0  # times someone proposed another time that did not suit both
     countered_by: str | None = None  # who proposed last, and when: they get other times
     countered_at: datetime | None = None
+    agreed: bool = False  # a person chose this time (moved the event, proposed it): never re-planned
 
     @property
     def in_calendar(self) -> bool:

@@ -133,10 +133,13 @@ class Store(Protocol):
     def book(self, booked: Sequence[Session], now: datetime) -> None:
         """Record sessions as booked: sequence 0, or one more than a cancelled predecessor."""
 
-    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
+    def move(
+        self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
+    ) -> None:
         """Give a booked session a new time; its sequence goes up by one. `seen_in_calendar`:
-        the calendar shows it already (someone moved the event); `rebook`: chosen because
-        someone declined, which counts towards the limit of rebookings."""
+        the calendar shows it already (someone moved the event, so its time is agreed);
+        `rebook`: chosen because someone declined, which counts towards the limit of
+        rebookings; `agreed`: a person chose the time, so later re-checks leave it."""
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         """Mark a pair's booked sessions that have not started cancelled; their sequences go

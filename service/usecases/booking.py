@@ -114,10 +114,7 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
     if record.rebooks >= MAX_REBOOKS:
         store.set_alert(session.pair_id, session.number, wording.declined_too_often(session.number, record.rebooks + 1))
         return False
-    booked = {
-        pair_id: tuple(r.session for r in records if not r.cancelled and r.session != session)
-        for pair_id, records in by_pair(store.sessions()).items()
-    }
+    booked = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now).standing(but=session)
     pair = next(p for p in cohort.pairs if p.id == session.pair_id)
     busy = dict(busy_now(deps, inputs, now, {person.email for person in pair.people}))
     if refused_by:
@@ -146,29 +143,29 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
     time both are free, both told why; with none, the coordinator is asked."""
     store, cohort = deps.store, inputs.cohort
     pairs = {p.id: p for p in cohort.pairs}
-    standing = current.standing()
-    for pair_id, sessions in current.booked.items():
-        for session in sessions:
-            reason = misfit(pairs[pair_id], session, inputs.busy) if session.start > now else None
-            if reason is None:
-                continue
-            others = {p: tuple(s for s in ss if s != session) for p, ss in standing.items()}
-            new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=others, now=now)
-            if new is None:
-                store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
-                continue
-            store.move(new, now, reason)
-            store.set_alert(pair_id, session.number, None)
-            standing[pair_id] = tuple(new if s == session else s for s in standing[pair_id])
-            event(
-                now,
-                "session_moved",
-                f"moved session {session.number} of {pair_id} to {new.start:%Y-%m-%d %H:%M} UTC: {reason}",
-                pair=pair_id,
-                session=session.number,
-                start=new.start,
-                reason=reason,
-            )
+    records = [record for pair_id in current.booked for record in current.records[pair_id]]
+    for record in records:
+        session, pair_id = record.session, record.session.pair_id
+        # A time a person chose (moved by hand, proposed, set by the coordinator) stays theirs.
+        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy)
+        if reason is None:
+            continue
+        new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=current.standing(but=session), now=now)
+        if new is None:
+            store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
+            continue
+        store.move(new, now, reason)
+        store.set_alert(pair_id, session.number, None)
+        current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)  # a move is rare: read again
+        event(
+            now,
+            "session_moved",
+            f"moved session {session.number} of {pair_id} to {new.start:%Y-%m-%d %H:%M} UTC: {reason}",
+            pair=pair_id,
+            session=session.number,
+            start=new.start,
+            reason=reason,
+        )
 
 
 def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:

@@ -71,7 +71,7 @@ def _counter(deps: Deps, inputs: Inputs, reply: Reply, pair: Pair, name: str, em
     start, end = reply.proposed
     proposed = Session(pair_id=pair.id, number=session.number, start=start, end=end)
     if start > now and misfit(pair, proposed, inputs.busy) is None and not _clashes(deps, inputs, pair, proposed, now):
-        store.move(proposed, now, f"{name} proposed this time")
+        store.move(proposed, now, f"{name} proposed this time", agreed=True)
         event(
             now,
             "session_moved",

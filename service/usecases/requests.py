@@ -68,7 +68,7 @@ def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, 
     session = sessions[number - 1]
     if session.start <= now:
         return f"session {number} of {pair_id} has already started"
-    standing = {p: tuple(s for s in ss if s != session) for p, ss in current.standing().items()}
+    standing = current.standing(but=session)
     if at == "auto":
         pair = next(p for p in cohort.pairs if p.id == pair_id)
         busy = dict(busy_now(deps, inputs, now, {person.email for person in pair.people}))
@@ -83,7 +83,7 @@ def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, 
         clash = _clash(cohort, pair_id, new, standing)
         if clash:
             return clash
-    store.move(new, now, "the coordinator moved it")
+    store.move(new, now, "the coordinator moved it", agreed=at != "auto")
     return f"session {number} of {pair_id} moved to {new.start:%Y-%m-%d %H:%M} UTC"
 
 

@@ -51,15 +51,15 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
         rows = store.due(now, deps.batch)
         if not rows:
             break
-        # Only what this batch needs: pairs removed from the pairings come from the store.
-        needed = {row.pair_id for row in rows if row.pair_id}
-        pairs = pairs_by_id(deps, inputs, needed)
-        records = by_pair(store.sessions(needed))
         waiting = [row for row in rows if row.verify]
         if waiting:  # first settle whether earlier attempts went out, late or not
             if _check(deps, waiting, now):
                 sync_messages(deps, inputs, now)  # those that never left: wanted still, as things are now?
             continue
+        # Only what this batch needs: pairs removed from the pairings come from the store.
+        needed = {row.pair_id for row in rows if row.pair_id}
+        pairs = pairs_by_id(deps, inputs, needed)
+        records = by_pair(store.sessions(needed))
         try:
             with deps.mailer.connect() as connection:
                 for row in rows:
@@ -251,6 +251,6 @@ def _other_times(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetim
     """Times the session could move to, as things stand when the email goes out."""
     session = record.session
     current = bookings(inputs.cohort, deps.store.sessions(), withdrawn=deps.store.withdrawn(), now=now)
-    others = {p: tuple(s for s in ss if s != session) for p, ss in current.standing().items()}
+    others = current.standing(but=session)
     found = alternatives(inputs.cohort, inputs.busy, pair_id=session.pair_id, number=session.number, booked=others, now=now)
     return tuple(found)

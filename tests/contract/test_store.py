@@ -645,3 +645,16 @@ def test_a_send_cut_short_that_never_left_is_planned_again(store):
     assert (row.state, row.verify, row.attempts) == (State.PLANNED, False, 1)
     store.apply(Changes(cancel=(row.key,)), T0 + timedelta(minutes=11))  # free to cancel now
     assert store.messages()[0].state is State.CANCELLED
+
+
+def test_a_time_a_person_chose_is_marked_agreed_until_booked_again(store):
+    store.book([session()], T0 - timedelta(days=1))
+    store.move(session(start=T0 + timedelta(days=1)), T0, "the coordinator moved it", agreed=True)
+    assert by_number(store)[1].agreed
+    store.move(session(start=T0 + timedelta(days=2)), T0, "a vacation")
+    assert not by_number(store)[1].agreed
+    store.move(session(start=T0 + timedelta(days=3)), T0, "moved in the calendar", seen_in_calendar=True)
+    assert by_number(store)[1].agreed
+    store.cancel_pair("p1", T0, "removed")
+    store.book([session(start=T0 + timedelta(days=4))], T0)
+    assert not by_number(store)[1].agreed

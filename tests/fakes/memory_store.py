@@ -83,6 +83,7 @@ class MemoryStore(Store):
                     session=session,
                     cancelled=False,
                     held=False,
+                    agreed=False,
                     sequence=old.sequence + 1,
                     changed_at=now,
                     previous_start=None,
@@ -91,7 +92,9 @@ class MemoryStore(Store):
             self._sessions[(s.pair_id, s.number)] = record
             self._did(now)
 
-    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
+    def move(
+        self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
+    ) -> None:
         old = self._sessions[(session.pair_id, session.number)]  # KeyError where SqlStore raises NoResultFound
         self._sessions[(session.pair_id, session.number)] = replace(
             old,
@@ -102,6 +105,7 @@ class MemoryStore(Store):
             changed_at=_utc(now),
             rebooks=old.rebooks + (1 if rebook else 0),
             event_sequence=old.sequence + 1 if seen_in_calendar else old.event_sequence,
+            agreed=agreed or seen_in_calendar,
         )
         self._did(now)
 

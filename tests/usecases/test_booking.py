@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from service.domain.bookings import bookings
+from service.domain.model import Session
 from service.domain.outbox import State
 from service.domain.planning import PairPlan, Plan
 from service.domain.stages import DEFAULT_TIMINGS
@@ -60,3 +61,19 @@ def test_a_held_pair_is_not_booked_again(deps):
     held = [r for r in deps.store.sessions() if r.session.pair_id == "jonas-priya"]
     assert all(r.held and r.cancelled for r in held)
     assert "jonas-priya" not in bookings(inputs.cohort, deps.store.sessions(), now=NOW).booked
+
+
+def test_a_time_a_person_chose_is_not_planned_again_by_a_re_check(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    first = next(r.session for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1)
+    night = first.start.replace(hour=2)  # 03:00 in Berlin: outside Jonas's hours
+    moved = Session(pair_id="jonas-priya", number=1, start=night, end=night + (first.end - first.start))
+    deps.store.move(moved, NOW, "the event was moved in Google Calendar", seen_in_calendar=True)
+    reconcile(deps, inputs, NOW)
+    kept = next(r for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1)
+    assert kept.session == moved and kept.agreed  # they agreed on it: it stays
+    deps.store.move(moved, NOW, "the service chose it")  # the same time, chosen by the service
+    reconcile(deps, inputs, NOW)
+    replanned = next(r for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1)
+    assert replanned.session != moved and not replanned.agreed  # it no longer fits: moved

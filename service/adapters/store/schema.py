@@ -65,6 +65,7 @@ sessions = Table(
     Column("countered_by", String(320)),
     Column("countered_at", UTCDateTime),
     Column("countered_message", Text),  # the mailbox's handle of the last proposal counted
+    Column("agreed", Boolean, nullable=False, server_default=false()),  # a person chose this time
 )
 
 messages = Table(
@@ -160,13 +161,15 @@ def _timestamp(connection: Connection) -> str:
 
 
 def _counters_v5(connection: Connection) -> None:
-    """Sessions remember proposals of another time that did not suit both."""
+    """Sessions remember proposals of another time that did not suit both, and whether a
+    person chose their time."""
     have = {column["name"] for column in inspect(connection).get_columns("sessions")}
     for name, ddl in (
         ("counters", "INTEGER NOT NULL DEFAULT 0"),
         ("countered_by", "VARCHAR(320)"),
         ("countered_at", _timestamp(connection)),
         ("countered_message", "TEXT"),
+        ("agreed", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ):
         if name not in have:
             connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")

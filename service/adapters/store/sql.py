@@ -136,13 +136,13 @@ class SqlStore(Store):
                     connection.execute(
                         update(sessions)
                         .where(sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
-                        .values(sequence=old.sequence + 1, previous_start=None, change_reason=None, **values)
+                        .values(sequence=old.sequence + 1, previous_start=None, change_reason=None, agreed=False, **values)
                     )
                 _audit(connection, now, "session_booked", session.pair_id, number=session.number, start=session.start.isoformat())
 
-    def move(self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False) -> None:
-        """A new time for a booked session. `seen_in_calendar`: the calendar already shows
-        it (someone moved the event); `rebook`: we chose it because someone declined."""
+    def move(
+        self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
+    ) -> None:
         with self.engine.begin() as connection:
             key = (sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
             old = connection.execute(select(sessions).where(*key)).one()
@@ -154,6 +154,7 @@ class SqlStore(Store):
                 change_reason=reason,
                 changed_at=now,
                 rebooks=old.rebooks + (1 if rebook else 0),
+                agreed=agreed or seen_in_calendar,
             )
             if seen_in_calendar:
                 values["event_sequence"] = old.sequence + 1
@@ -586,6 +587,7 @@ def _session_record(r) -> SessionRecord:
         counters=r.counters,
         countered_by=r.countered_by,
         countered_at=r.countered_at,
+        agreed=r.agreed,
     )
 
 
