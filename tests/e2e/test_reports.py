@@ -41,3 +41,13 @@ def test_export_has_a_row_per_pair_with_local_times(rehearsed, capsys):
     zoe = next(r for r in rows if r["pair"] == "maya-zoe")
     assert (zoe["mentee"], zoe["session1_utc"], zoe["session1_mentee_local"]) == ("Zoë Ñúñez", "2027-03-01 18:00", "2027-03-01 12:00 CST")
     assert zoe["session1_status"] == "booked" and int(zoe["emails_sent"]) == 10 and int(zoe["emails_total"]) == 18
+
+
+def test_health_says_whether_the_daemon_ticked_lately(rehearsed, capsys, tmp_path):
+    # The rehearsal's last tick was at the last moment it simulated, 2027-03-10 at the latest.
+    assert main(["health", *rehearsed, "--now", "2027-03-10T00:05:00+00:00", "--max-age", "1d"]) == 0
+    assert "healthy: last tick" in capsys.readouterr().out
+    assert main(["health", *rehearsed, "--now", "2027-04-01T00:00:00+00:00", "--max-age", "15m"]) == 1
+    assert "unhealthy: the daemon's last tick was" in capsys.readouterr().err
+    config = rehearsed[1]
+    assert main(["health", "--config", config, "--state", str(tmp_path / "none.sqlite")]) == 1
