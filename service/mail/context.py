@@ -129,5 +129,11 @@ def change_view(cohort: Cohort, pair: Pair, record: SessionRecord, role: Role) -
     return Change(
         session=session_view(session, reader, partner, cohort.link_for(pair)),
         old_when=old_when,
-        reason=record.change_reason or "the session was changed",
+        reason=_sentence(record.change_reason or "the session was changed"),
     )
+
+
+def _sentence(text: str) -> str:
+    """Reasons are written to follow other words ("it falls outside ..."): in an email they
+    start a sentence."""
+    return text[:1].upper() + text[1:]

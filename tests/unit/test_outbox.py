@@ -6,6 +6,7 @@ import pytest
 from service.domain.model import Role, Session
 from service.domain.outbox import MessageRow, SessionRecord, State, Wanted, changes, handed_over, wanted_for_pair
 from service.domain.stages import DEFAULT_TIMINGS, Kind, Stage
+from service.mail.context import change_view
 from tests.builders import cohort as make_cohort
 from tests.builders import pair as make_pair
 from tests.builders import person
@@ -137,3 +138,10 @@ def test_a_moved_session_gets_a_new_invitation_revision_due_when_it_moved():
     assert {w.revision for w in invitations} == {2}
     assert all(w.due >= moved_at for w in invitations)
     assert all(w.expires == S1 + timedelta(days=2) for w in invitations)
+
+
+def test_a_reason_given_as_words_to_follow_starts_its_sentence_in_an_email():
+    moved = record(1, S1 + timedelta(days=1), sequence=1, previous=S1)
+    moved = _replace(moved, change_reason="it falls outside Zoe Park's hours (09:00-17:00 in Berlin)")
+    view = change_view(EMAIL, PAIR, moved, Role.MENTEE)
+    assert view.reason == "It falls outside Zoe Park's hours (09:00-17:00 in Berlin)"
