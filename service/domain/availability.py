@@ -64,7 +64,7 @@ def working_spans(pattern: WorkingPattern, first: date, last: date) -> tuple[Day
     spans: list[DaySpan] = []
     day = first
     while day <= last:
-        if day.weekday() in pattern.days and day not in pattern.blackout_dates:
+        if day.weekday() in pattern.days and day not in pattern.blackout_dates and day not in pattern.holidays:
             for hours in pattern.hours:
                 start = to_minutes(local_moment(day, hours.start, pattern.timezone))
                 end = to_minutes(local_moment(day, hours.end, pattern.timezone))

@@ -41,7 +41,10 @@ class WorkingPattern:
     timezone: str
     hours: tuple[TimeRange, ...]
     days: frozenset[int]  # 0 = Monday, as date.weekday()
-    blackout_dates: frozenset[date] = frozenset()
+    blackout_dates: frozenset[date] = frozenset()  # the person's own days away
+    # Public holidays where the person lives, within the program: kept apart from
+    # blackouts so a reason can say which of the two took a day.
+    holidays: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.hours:
