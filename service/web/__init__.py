@@ -1,0 +1,1 @@
+"""The web face: participant pages reached through signed links, and the coordinator's dashboard."""
