@@ -175,6 +175,9 @@ class Cohort:
         return {p.email: p for pair in self.pairs for p in pair.people}
 
 
+SESSIONS_PER_PAIR = 2
+
+
 @dataclass(frozen=True, kw_only=True, order=True)
 class Session:
     """One planned or booked meeting of a pair. Times are aware and in UTC."""
@@ -187,5 +190,5 @@ class Session:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("session times must be time-zone aware")
-        if self.number not in (1, 2):
+        if not 1 <= self.number <= SESSIONS_PER_PAIR:
             raise ValueError(f"a pair has sessions 1 and 2, not {self.number}")

@@ -90,8 +90,9 @@ def _message(cohort, rendered, *, to: Contact, key: tuple[str, ...], stamp: date
 
 
 def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProblem]:
-    """Render every template against a pair with every detail filled in and one with
-    none, so a broken template is found by `validate`, not at send time."""
+    """Render every template against a pair with every detail filled in, one with none,
+    and a cohort of another session length and span, so a broken template is found by
+    `validate`, not at send time."""
     if not cohort.pairs:
         return []
     full = cohort.pairs[0]
@@ -117,7 +118,9 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
 
     # Every stage a pair can be sent; updates (and moved invitations) below, with a change.
     notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION, Kind.OTHER_TIMES)]
-    for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare)):
+    # Templates must read lengths and spans from the settings: one sample has others than the cohort's.
+    other_shape = replace(cohort, rules=replace(cohort.rules, length=timedelta(minutes=45)), end=cohort.start + timedelta(days=121))
+    for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare), (other_shape, full)):
         for role in (Role.MENTOR, Role.MENTEE):
             for stage in (*timings(cohort), *notices):
                 for options in ((), sessions):  # other times to offer: none, or some

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.model import Cohort, Pair, Person, Role, Session
+from ..domain.model import SESSIONS_PER_PAIR, Cohort, Pair, Person, Role, Session
 from ..domain.outbox import SessionRecord
 from ..domain.stages import Stage
 from ..domain.timeline import due_time, timings
-from ..timefmt import clock, local, long_date, short_date, span, zone_label
+from ..timefmt import clock, duration, how_many, local, long_date, period, short_date, span, zone_label
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,23 @@ def digest_context(cohort: Cohort, attention: list[dict[str, str]]) -> dict[str,
 
 
 def _common(cohort: Cohort, stage: Stage, reader: Person | None, sessions: tuple[Session, ...] | None) -> dict[str, Any]:
-    follow_up = None
+    follow_up = since_end = None
     if reader and sessions and Stage.FOLLOW_UP in timings(cohort):
-        due = due_time(cohort, Stage.FOLLOW_UP, sessions, reader.availability)
-        follow_up = long_date(local(due, reader.timezone).date())
+        due = local(due_time(cohort, Stage.FOLLOW_UP, sessions, reader.availability), reader.timezone).date()
+        follow_up, since_end = long_date(due), period(cohort.end, due)
     return {
         "stage": stage.value,
         "cohort": {"name": cohort.name},
         "coordinator": {"name": cohort.coordinator.name, "email": cohort.coordinator.email},
-        "program": {"start": long_date(cohort.start), "end": long_date(cohort.end), "follow_up": follow_up},
+        "program": {
+            "start": long_date(cohort.start),
+            "end": long_date(cohort.end),
+            "span": period(cohort.start, cohort.end),  # 'two months'
+            "sessions": how_many(SESSIONS_PER_PAIR, "session"),  # 'two sessions'
+            "length": duration(cohort.rules.length),  # 'one hour', '45 minutes'
+            "follow_up": follow_up,
+            "since_end": since_end,  # how long after the program the follow-up comes: 'three months'
+        },
     }
 
 

@@ -239,3 +239,38 @@ def test_preview_command_writes_the_folder(tmp_path, capsys):
     )
     assert "18 emails written" in capsys.readouterr().out
     assert len(list((tmp_path / "messages").glob("*.eml"))) == 18
+
+
+def test_wording_follows_the_session_length_and_program_span(tmp_path):
+    folder = tmp_path / "cohort"
+    shutil.copytree(ROOT / "config", folder)
+    config = folder / "cohort.example.yaml"
+    text = (
+        config.read_text(encoding="utf-8").replace("length_minutes: 60", "length_minutes: 45").replace("end: 2027-04-30", "end: 2027-06-30")
+    )
+    config.write_text(text, encoding="utf-8")
+    inputs = bootstrap.load_inputs(config)
+    out = tmp_path / "out"
+    write_preview(plan_sessions(inputs.cohort, inputs.busy, now=NOW), inputs.templates, out, pair_id="maya-zoe")
+    bodies = {
+        p.stem.split("maya-zoe-")[1]: words(" ".join(parts(message_from_bytes(p.read_bytes(), policy=policy.default))))
+        for p in (out / "messages").glob("*.eml")
+    }
+    for role in ("mentor", "mentee"):
+        assert "over four months you and" in bodies[f"welcome-{role}"]
+        assert "two sessions by video, 45 minutes each" in bodies[f"welcome-{role}"]
+        assert "ended three months ago" in bodies[f"follow_up-{role}"]
+    assert not [name for name, body in bodies.items() if "one hour" in body or "two months" in body]
+
+
+def test_validate_renders_templates_with_another_session_length(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "cohort"
+    shutil.copytree(ROOT / "config", folder)
+    (folder / "my-templates" / "welcome").mkdir(parents=True)
+    broken_for_others = "Hi,\n{% if program.length != 'one hour' %}{{ reader.nickname }}{% endif %}\n"
+    (folder / "my-templates" / "welcome" / "mentor.txt").write_text(broken_for_others)
+    config = folder / "cohort.example.yaml"
+    config.write_text(config.read_text() + "\nemails:\n  templates: my-templates\n")
+    monkeypatch.chdir(folder)
+    assert main(["validate", "--config", "cohort.example.yaml"]) == 2
+    assert "my-templates/welcome/mentor.txt:2: template error: 'nickname'" in capsys.readouterr().err
