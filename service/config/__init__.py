@@ -34,6 +34,7 @@ class Configuration:
     pairings: Path  # the pairings file in use
     busy_calendars: Mapping[str, icalendar.Calendar]  # the .ics files people gave, by path, read once
     imap: Imap | None = None  # the organiser's mailbox, for answers to invitations by email
+    public_url: str | None = None  # where the web pages are reached (http.public_url)
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
@@ -61,6 +62,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         pairings=pairings,
         busy_calendars=calendars,
         imap=settings.imap,
+        public_url=settings.http.public_url,
     )
 
 

@@ -148,6 +148,12 @@ class Daemon(_Section):
     hold_above_percent: int = Field(10, strict=True, ge=0, le=100)
 
 
+class Http(_Section):
+    """The web pages the daemon serves (`run --http`)."""
+
+    public_url: Link | None = None  # how people reach them; links in emails start here
+
+
 class CohortFile(_Section):
     name: Name
     coordinator: Coordinator
@@ -161,6 +167,7 @@ class CohortFile(_Section):
     calendar: Calendar = Calendar()
     google: Google = Google()
     daemon: Daemon = Daemon()
+    http: Http = Http()
 
 
 def parse_cohort_file(doc: YamlDocument, problems: list[Problem]) -> CohortFile | None:

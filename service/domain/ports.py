@@ -4,7 +4,7 @@ test suite runs against every implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -270,6 +270,20 @@ class Store(Protocol):
         """The fingerprint of the last held edit the coordinator approved."""
 
     def approve_change(self, fingerprint: str) -> None: ...
+
+    # The web pages
+
+    def web_secret(self, make: Callable[[], str]) -> str:
+        """The key that signs participant links and sign-ins: the one kept in the state, or
+        else `make()`'s, kept from now on (two processes asking at once get the same)."""
+
+    def password_hash(self) -> str | None:
+        """The coordinator's password as `mentorship set-password` hashed it."""
+
+    def set_password_hash(self, value: str) -> None: ...
+
+    def requests(self) -> list[Request]:
+        """Every request, oldest first, applied ones with their outcome."""
 
     # The daemon itself
 

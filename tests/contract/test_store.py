@@ -658,3 +658,27 @@ def test_a_time_a_person_chose_is_marked_agreed_until_booked_again(store):
     store.cancel_pair("p1", T0, "removed")
     store.book([session(start=T0 + timedelta(days=4))], T0)
     assert not by_number(store)[1].agreed
+
+
+def test_the_web_secret_is_made_once_and_kept(store):
+    assert store.web_secret(lambda: "first") == "first"
+    assert store.web_secret(lambda: "second") == "first"  # already kept: `make` is not used again
+
+
+def test_every_request_is_listed_with_its_outcome(store):
+    first = store.add_request(RequestKind.WITHDRAW, {"pair": "p1", "by": "a@example.org"}, T0)
+    second = store.add_request(RequestKind.RELEASE, {"pair": "p2"}, T0 + timedelta(seconds=1))
+    store.finish_request(first, "p1 withdrawn", T0 + timedelta(minutes=1))
+    listed = store.requests()
+    assert [(r.id, r.outcome, dict(r.args)) for r in listed] == [
+        (first, "p1 withdrawn", {"pair": "p1", "by": "a@example.org"}),
+        (second, None, {"pair": "p2"}),
+    ]
+    assert listed[0].done_at == T0 + timedelta(minutes=1) and listed[1].done_at is None
+
+
+def test_the_coordinators_password_hash(store):
+    assert store.password_hash() is None
+    store.set_password_hash("scrypt$1")
+    store.set_password_hash("scrypt$2")
+    assert store.password_hash() == "scrypt$2"

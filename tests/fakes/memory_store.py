@@ -8,7 +8,7 @@ method that raises has changed nothing, as a rolled-back transaction would.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -58,6 +58,8 @@ class MemoryStore(Store):
         self._requests: dict[int, Request] = {}
         self._held_change: HeldChange | None = None
         self._approved: str | None = None
+        self._web_secret: str | None = None
+        self._password_hash: str | None = None
 
     def _did(self, now: datetime) -> None:
         """What SqlStore writes to its audit table: latest_activity is the latest of these."""
@@ -327,6 +329,20 @@ class MemoryStore(Store):
 
     def approve_change(self, fingerprint: str) -> None:
         self._approved = fingerprint
+
+    def web_secret(self, make: Callable[[], str]) -> str:
+        if self._web_secret is None:
+            self._web_secret = make()
+        return self._web_secret
+
+    def password_hash(self) -> str | None:
+        return self._password_hash
+
+    def set_password_hash(self, value: str) -> None:
+        self._password_hash = value
+
+    def requests(self) -> list[Request]:
+        return [self._requests[number] for number in sorted(self._requests)]
 
     def lock_held(self) -> bool:
         return not self.closed

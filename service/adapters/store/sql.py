@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
@@ -260,6 +260,33 @@ class SqlStore(Store):
     def approve_change(self, fingerprint: str) -> None:
         with self.engine.begin() as connection:
             _set_meta(connection, "change:approved", fingerprint)
+
+    # The web pages
+
+    def web_secret(self, make: Callable[[], str]) -> str:
+        try:
+            with self.engine.begin() as connection:
+                kept = _meta(connection, "web:secret")
+                if kept is None:
+                    kept = make()
+                    connection.execute(schema.meta.insert().values(key="web:secret", value=kept))
+                return kept
+        except IntegrityError:  # another process kept its own a moment ago: that one stands
+            with self.engine.begin() as connection:
+                return str(_meta(connection, "web:secret"))
+
+    def password_hash(self) -> str | None:
+        with self.engine.begin() as connection:
+            return _meta(connection, "web:password")
+
+    def set_password_hash(self, value: str) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "web:password", value)
+
+    def requests(self) -> list[Request]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(requests).order_by(requests.c.id)).all()
+        return [_request(r) for r in rows]
 
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
