@@ -45,6 +45,9 @@ class WorkingPattern:
     # Public holidays where the person lives, within the program: kept apart from
     # blackouts so a reason can say which of the two took a day.
     holidays: frozenset[date] = frozenset()
+    # The person gave these hours in the pairings (not the cohort's default): the
+    # planner stretches them only when the cohort allows it (Stretch.declared).
+    declared: bool = False
 
     def __post_init__(self) -> None:
         if not self.hours:
@@ -148,6 +151,18 @@ class ChangeLimits:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Stretch:
+    """How far outside their working hours a pair whose hours never meet may be booked."""
+
+    minutes: int = 180  # before the start or after the end of a person's working day
+    declared: bool = False  # also stretch hours people declared in the pairings
+
+    def allowance(self, pattern: WorkingPattern) -> int:
+        """The minutes this person's day may be stretched at either end."""
+        return 0 if pattern.declared and not self.declared else self.minutes
+
+
+@dataclass(frozen=True, kw_only=True)
 class Cohort:
     name: str
     coordinator: Contact
@@ -160,6 +175,7 @@ class Cohort:
     calendar: str = "imip"  # imip: invitations by email; google: Google Calendar events
     rebook_deleted: bool = False  # google: book a session again when its event is deleted by hand
     hold_above: ChangeLimits = field(default_factory=ChangeLimits)
+    stretch: Stretch = field(default_factory=Stretch)
     pairs: tuple[Pair, ...] = ()
 
     def __post_init__(self) -> None:
