@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from .domain.model import Role
 from .domain.planning import Plan
 from .domain.timeline import email_timeline
 from .mail.compose import compose
@@ -44,13 +45,18 @@ def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str |
             html = body.get_content()
             (messages_dir / f"{name}.html").write_text(html, encoding="utf-8")
             when = local(planned.due, cohort.timezone)
+            reader = item.pair.mentor if planned.role is Role.MENTOR else item.pair.mentee
             entries.append(
                 {
                     "day": long_date(when.date()),
+                    "date": when.date().isoformat(),
                     "due": planned.due,
                     "time": f"{when:%H:%M} {zone_label(when)}",
                     "stage": planned.stage,
+                    "stage_words": planned.stage.words,
                     "role": planned.role.value,
+                    "person": reader.email,
+                    "name": reader.name,
                     "to": str(message["To"]),
                     "subject": str(message["Subject"]),
                     "eml": f"messages/{name}.eml",
@@ -59,13 +65,18 @@ def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str |
             )
     entries.sort(key=lambda e: (e["due"], e["html"]))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(INDEX_DIR), autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    days = [(day, list(items)) for day, items in groupby(entries, key=lambda e: e["day"])]
     page = env.get_template("index.html").render(
         cohort=cohort.name,
         timezone=cohort.timezone,
         count=len(entries),
         pairs=len(pairs),
-        days=[(day, list(items)) for day, items in groupby(entries, key=lambda e: e["day"])],
+        days=days,
         first=entries[0]["html"] if entries else "about:blank",
+        # What the filters offer: each person, stage and day that has an email.
+        people=sorted({(e["name"], e["person"]) for e in entries}, key=lambda p: p[0].casefold()),
+        stages=sorted({(e["stage"].value, e["stage_words"]) for e in entries}, key=lambda s: s[1]),
+        dates=[(items[0]["date"], day) for day, items in days],
     )
     (out / "index.html").write_text(page, encoding="utf-8")
     return len(entries)
