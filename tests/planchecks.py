@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from service.domain.model import Cohort, Person
@@ -38,7 +38,8 @@ def violations(cohort: Cohort, plan: Plan, busy=None, now: datetime | None = Non
             if now and session.start < now:
                 found.append(f"{item.pair.id}: session {session.number} in the past")
             for person in item.pair.people:
-                if not _within_hours(person, session.start, session.end):
+                reach = cohort.stretch.allowance(person.availability)
+                if not _within_hours(person, session.start, session.end, reach):
                     found.append(f"{item.pair.id}: session {session.number} outside {person.name}'s hours")
                 for b_start, b_end in busy.get(person.email, ()):
                     if session.start < b_end and b_start < session.end:
@@ -59,12 +60,35 @@ def violations(cohort: Cohort, plan: Plan, busy=None, now: datetime | None = Non
     return found
 
 
-def _within_hours(person: Person, start: datetime, end: datetime) -> bool:
+def _within_hours(person: Person, start: datetime, end: datetime, reach: int) -> bool:
+    """Inside the person's hours, or at most `reach` minutes before their day's first
+    period or after its last, and never before 06:00 or after 22:00 their time."""
     pattern = person.availability
     zone = ZoneInfo(pattern.timezone)
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     if local_start.date() != local_end.date() and local_end.time() != datetime.min.time():
         return False
-    if local_start.weekday() not in pattern.days or local_start.date() in pattern.blackout_dates:
+    day = local_start.date()
+    if local_start.weekday() not in pattern.days or day in pattern.blackout_dates or day in pattern.holidays:
         return False
-    return any(r.start <= local_start.time() and local_end.time() <= r.end for r in pattern.hours)
+    if any(r.start <= local_start.time() and local_end.time() <= r.end for r in pattern.hours):
+        return True
+    if not reach:
+        return False
+    first = datetime.combine(day, min(r.start for r in pattern.hours), tzinfo=zone)
+    last = datetime.combine(day, max(r.end for r in pattern.hours), tzinfo=zone)
+    earliest = max(first - timedelta(minutes=reach), datetime.combine(day, time(6), tzinfo=zone))
+    latest = min(last + timedelta(minutes=reach), datetime.combine(day, time(22), tzinfo=zone))
+    # Outside the hours only at the ends of the day, never across a gap between periods.
+    if not (local_start < first or local_end > last):
+        return False
+    return earliest <= local_start and local_end <= latest and _no_gap(pattern, local_start, local_end)
+
+
+def _no_gap(pattern, local_start: datetime, local_end: datetime) -> bool:
+    """The session does not cover a gap between two working periods of the day."""
+    periods = sorted(pattern.hours)
+    for a, b in zip(periods, periods[1:]):
+        if local_start.time() < b.start and local_end.time() > a.end:
+            return False
+    return True

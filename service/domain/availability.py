@@ -74,6 +74,36 @@ def working_spans(pattern: WorkingPattern, first: date, last: date) -> tuple[Day
     return tuple(spans)
 
 
+# However far hours are stretched, nobody meets before 06:00 or after 22:00 their time.
+EARLIEST, LATEST = time(6), time(22)
+
+
+@lru_cache(maxsize=4096)
+def stretched_spans(pattern: WorkingPattern, first: date, last: date, minutes: int) -> tuple[DaySpan, ...]:
+    """working_spans with each working day widened by up to `minutes` before its first
+    period and after its last, never before EARLIEST or after LATEST local time. The
+    spans keep the real edges of the hours in day_start and day_end, so the minutes
+    outside them can be measured."""
+    spans = list(working_spans(pattern, first, last))
+    if minutes <= 0:
+        return tuple(spans)
+    for i, span in enumerate(spans):
+        day = date.fromordinal(span.day)
+        start, end = span.start, span.end
+        if i == 0 or spans[i - 1].day != span.day:  # the day's first period
+            start = min(start, max(start - minutes, to_minutes(local_moment(day, EARLIEST, pattern.timezone))))
+        if i + 1 == len(spans) or spans[i + 1].day != span.day:  # the day's last period
+            end = max(end, min(end + minutes, to_minutes(local_moment(day, LATEST, pattern.timezone))))
+        spans[i] = DaySpan(start, end, span.day_start, span.day_end, span.day)
+    return tuple(spans)
+
+
+def outside(start: int, length: int, day_start: int, day_end: int) -> tuple[int, int]:
+    """How far a session starting at `start` reaches before `day_start` and after
+    `day_end`, in minutes: what the person's day is stretched by."""
+    return max(0, day_start - start), max(0, start + length - day_end)
+
+
 def merge(spans: Iterable[Span]) -> list[Span]:
     """Sorted, non-overlapping union of spans."""
     merged: list[list[int]] = []
@@ -123,8 +153,18 @@ class SharedSpan:
     mentee_day: int
 
 
-def intersect(a: Sequence[DaySpan], b: Sequence[DaySpan]) -> list[SharedSpan]:
-    """Where both sorted, disjoint span lists are free at once."""
+@dataclass(frozen=True, slots=True)
+class StretchedSpan(SharedSpan):
+    """Shared time that may lie outside someone's hours: each person's real working
+    period, (start, end) in UTC minutes, is kept to measure by how much."""
+
+    mentor_hours: tuple[int, int]
+    mentee_hours: tuple[int, int]
+
+
+def intersect(a: Sequence[DaySpan], b: Sequence[DaySpan], *, stretched: bool = False) -> list[SharedSpan]:
+    """Where both sorted, disjoint span lists are free at once; `stretched` keeps each
+    side's own working period (a is the mentor's, b the mentee's)."""
     out: list[SharedSpan] = []
     i = j = 0
     na, nb = len(a), len(b)
@@ -136,7 +176,11 @@ def intersect(a: Sequence[DaySpan], b: Sequence[DaySpan]) -> list[SharedSpan]:
         if start < end:
             day_start = x.day_start if x.day_start > y.day_start else y.day_start
             day_end = x.day_end if x.day_end < y.day_end else y.day_end
-            out.append(SharedSpan(start, end, day_start, day_end, x.day, y.day))
+            if stretched:
+                hours = (x.day_start, x.day_end), (y.day_start, y.day_end)
+                out.append(StretchedSpan(start, end, day_start, day_end, x.day, y.day, *hours))
+            else:
+                out.append(SharedSpan(start, end, day_start, day_end, x.day, y.day))
         if x_end <= y_end:
             i += 1
         else:

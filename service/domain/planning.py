@@ -6,6 +6,12 @@ own. Inside a group the search is depth-first: the most constrained pair first, 
 session times first. The first descent is the greedy answer; when it leaves a pair out,
 the search backtracks (within a node budget) looking for an arrangement that books more
 pairs, so small hard groups are solved exactly.
+
+A pair whose hours never meet in the session window may be booked outside them, up to
+the cohort's stretch at either end of a person's day: at the time that keeps the larger
+of the two people's minutes outside their hours smallest, taking turns over the two
+sessions. A pair left out gets its true reason and the smallest change that would plan
+it, found by planning that pair again with the change.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -22,15 +28,19 @@ from .availability import (
     DaySpan,
     SharedSpan,
     Span,
+    StretchedSpan,
     from_minutes,
     intersect,
     merge,
     midnight,
+    outside,
+    stretched_spans,
     subtract,
     to_minutes,
     working_spans,
 )
-from .model import Cohort, Pair, Person, Session
+from .model import Cohort, Pair, Person, Session, Stretch, WorkingPattern
+from .stretch import outside_hours
 
 # How a session time is scored, in minutes of "comfort": being this far inside both
 # people's working day is all the comfort there is; each other session either person has
@@ -44,6 +54,14 @@ OPTIONS_PER_SESSION = 6
 DEFAULT_NODE_BUDGET = 20_000
 # Spreads pairs' preferred days evenly over a window, without global state.
 GOLDEN = 0.6180339887
+# A stretched session: each minute the more burdened person spends outside their hours
+# outweighs every other preference; then, over both sessions, the larger total of either.
+STRETCH_COST = 1000
+FAIR_COST = 10
+# How far a fix may go when a pair is left out: stretch in steps up to this many minutes.
+FIX_STRETCH_STEP, FIX_STRETCH_MOST = 15, 480
+FIX_BLACKOUTS_TRIED = 30
+FIX_NODE_BUDGET = 2_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,26 +106,34 @@ def plan_sessions(
     # turn: memory stays proportional to the largest group, not to the cohort.
     for group in _groups(cohort.pairs, cohort.link_for):
         people = {p.email: p for pair in group for p in pair.people}
-        free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
-        shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email]) for pair in group}
+        taken = {email: merge(map(_span, busy.get(email, ()))) for email in people}
+        free = {email: _free(frame, person, taken[email]) for email, person in people.items()}
+        shared: dict[str, list[SharedSpan]] = {}
+        stretched: set[str] = set()
+        for pair in group:
+            shared[pair.id], wide = _pair_spans(frame, pair, free, taken, cohort.stretch)
+            if wide:
+                stretched.add(pair.id)
         # A pair with no possible sessions of its own only slows the search down.
         hopeful = [p for p in group if p.id in booked or _could_meet(frame, shared[p.id])]
         chosen: dict[str, tuple[int, int]] = {}
         for part in _groups(hopeful, cohort.link_for):  # without them a group may fall apart: smaller searches
-            chosen.update(_Search(frame, part, shared, index, node_budget, booked).run())
+            chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
         sessions_of: dict[str, list[Pair]] = defaultdict(list)
         for pair in group:
             if pair.id in chosen or pair.id in booked:
                 for person in pair.people:
                     sessions_of[person.email].append(pair)
+        fixed = {pair_id: tuple(booked[pair_id]) for pair_id in booked if pair_id in shared}
+        fixed.update((pair_id, frame.sessions(pair_id, starts)) for pair_id, starts in chosen.items())
         for pair in group:
             if pair.id in booked:
                 outcome[pair.id] = PairPlan(pair=pair, sessions=tuple(booked[pair.id]), problems=())
             elif pair.id in chosen:
-                outcome[pair.id] = PairPlan(pair=pair, sessions=frame.sessions(pair.id, chosen[pair.id]), problems=())
+                outcome[pair.id] = PairPlan(pair=pair, sessions=fixed[pair.id], problems=())
             else:
-                reason = _explain(frame, pair, shared[pair.id], sessions_of)
-                outcome[pair.id] = PairPlan(pair=pair, sessions=(), problems=(reason,))
+                diagnosis = _Diagnosis(frame, pair, group, free, taken, fixed, index)
+                outcome[pair.id] = PairPlan(pair=pair, sessions=(), problems=(diagnosis.reason(shared[pair.id], sessions_of),))
     return Plan(cohort=cohort, pairs=tuple(outcome[pair.id] for pair in cohort.pairs))
 
 
@@ -126,10 +152,10 @@ def replan_session(
     frame = _Frame.of(cohort, now)
     group = next(g for g in _groups(cohort.pairs, cohort.link_for) if any(p.id == pair_id for p in g))
     pair = next(p for p in group if p.id == pair_id)
-    people = {p.email: p for member in group for p in member.people}
-    free = {email: _free(frame, person, busy.get(email, ())) for email, person in people.items()}
-    shared = {pair.id: intersect(free[pair.mentor.email], free[pair.mentee.email])}
-    search = _Search(frame, [], shared, {pair.id: 0}, 0, booked)
+    taken = {p.email: merge(map(_span, busy.get(p.email, ()))) for p in pair.people}
+    free = {email: _free(frame, person, taken[email]) for email, person in zip(taken, pair.people, strict=True)}
+    spans, wide = _pair_spans(frame, pair, free, taken, cohort.stretch)
+    search = _Search(frame, [], {pair.id: spans}, {pair.id: 0}, 0, booked, {pair.id} if wide else set())
     for member in group:  # _Search books fixed sessions of the pairs it is given
         if member.id != pair.id:
             for session in booked.get(member.id, ()):
@@ -146,17 +172,55 @@ def replan_session(
         if other is not None:
             lo = max(lo, to_minutes(other.start) + frame.gap)
     search.thorough = True
-    options = search.options(pair, number, lo, hi)
+    options = search.options(pair, number, lo, hi, _carried(pair, other) if wide and other else None)
     if not options:
         return None
     start = options[0].start
     return Session(pair_id=pair.id, number=number, start=from_minutes(start), end=from_minutes(start + frame.length))
 
 
-def _free(frame: _Frame, person: Person, busy: Sequence[tuple[datetime, datetime]]) -> list[DaySpan]:
+def _free(frame: _Frame, person: Person, taken: Sequence[Span], stretch: int = 0) -> list[DaySpan]:
+    """The person's working time, stretched by `stretch` minutes, minus `taken` (merged)."""
     cohort = frame.cohort
-    working = working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY)
-    return frame.clip(subtract(working, merge(map(_span, busy))))
+    if stretch:
+        working = stretched_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY, stretch)
+    else:
+        working = working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY)
+    return frame.clip(subtract(working, taken))
+
+
+def _pair_spans(
+    frame: _Frame, pair: Pair, free: Mapping[str, list[DaySpan]], taken: Mapping[str, Sequence[Span]], stretch: Stretch
+) -> tuple[list[SharedSpan], bool]:
+    """The times a pair may meet, and whether they reach outside someone's hours: only
+    when the pair has no room for both sessions inside both people's hours."""
+    inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
+    if _could_meet(frame, inside):
+        return inside, False
+    wide = _stretched(frame, pair, taken, stretch)
+    if wide is not None and _could_meet(frame, wide):
+        return wide, True
+    return inside, False
+
+
+def _stretched(frame: _Frame, pair: Pair, taken: Mapping[str, Sequence[Span]], stretch: Stretch) -> list[SharedSpan] | None:
+    """When both are free with their days stretched as far as the cohort allows; None
+    when neither may be stretched."""
+    mentor, mentee = pair.mentor, pair.mentee
+    reach = stretch.allowance(mentor.availability), stretch.allowance(mentee.availability)
+    if not any(reach):
+        return None
+    return intersect(
+        _free(frame, mentor, taken[mentor.email], reach[0]), _free(frame, mentee, taken[mentee.email], reach[1]), stretched=True
+    )
+
+
+def _carried(pair: Pair, session: Session) -> _Option:
+    """What each of a pair carries outside their hours in a session that stands."""
+    start = to_minutes(session.start)
+    mentor = sum(outside_hours(pair.mentor.availability, session.start, session.end))
+    mentee = sum(outside_hours(pair.mentee.availability, session.start, session.end))
+    return _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start), mentor, mentee)
 
 
 def _span(interval: tuple[datetime, datetime]) -> Span:
@@ -271,9 +335,10 @@ def _groups(pairs: Sequence[Pair], room_of: Callable[[Pair], str | None]) -> lis
 class _Search:
     """Depth-first search for the arrangement of one group that books the most pairs."""
 
-    def __init__(self, frame: _Frame, group: list[Pair], shared, index, node_budget: int, fixed):
+    def __init__(self, frame: _Frame, group: list[Pair], shared, index, node_budget: int, fixed, stretched=frozenset()):
         self.frame = frame
         self.shared = shared
+        self.stretched = stretched  # ids of pairs whose spans reach outside someone's hours
         self.index = index
         self.budget = node_budget
         # Most constrained first: fewest possible times for session 1.
@@ -322,7 +387,7 @@ class _Search:
         frame = self.frame
         for first in self.options(pair, 1, frame.earliest, frame.first_deadline):
             self._book(pair, first)
-            for second in self.options(pair, 2, first.start + frame.gap, frame.program_end):
+            for second in self.options(pair, 2, first.start + frame.gap, frame.program_end, first):
                 self._book(pair, second)
                 self.current[pair.id] = (first.start, second.start)
                 self._visit(k + 1)
@@ -358,8 +423,9 @@ class _Search:
         start = to_minutes(session.start)
         self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
 
-    def options(self, pair: Pair, number: int, lo: int, hi: int) -> list[_Option]:
-        """The best few start times for one session in [lo, hi), best first."""
+    def options(self, pair: Pair, number: int, lo: int, hi: int, other: _Option | None = None) -> list[_Option]:
+        """The best few start times for one session in [lo, hi), best first. `other`: the
+        pair's other session, whose minutes outside hours a stretched pair weighs."""
         frame = self.frame
         length, step = frame.length, frame.step
         room = frame.cohort.link_for(pair)
@@ -367,8 +433,9 @@ class _Search:
         spread = (self.index[pair.id] * GOLDEN + (number - 1) * 0.5) % 1.0
         preferred = lo + int((hi - lo) * spread)
         mentor_days, mentee_days = self.days[pair.mentor.email], self.days[pair.mentee.email]
-        scored: list[tuple[float, int, int, int]] = []  # (-score, start, mentor day, mentee day)
+        scored: list[tuple] = []  # (-score, start, mentor day, mentee day[, mentor outside, mentee outside])
         spans = self.shared[pair.id]
+        wide = pair.id in self.stretched
         for i in range(bisect_right(spans, lo, key=_end), len(spans)):
             span = spans[i]
             if span.start >= hi:
@@ -380,6 +447,9 @@ class _Search:
                 first, last = -(-start // step) * step, (end - length) // step * step
                 if first > last:
                     continue
+                if wide:
+                    scored += _stretched_options(span, first, last, length, step, crowding, preferred, other)
+                    continue
                 centre = (day_start + day_end - length + step) // 2 // step * step
                 centre = min(max(centre, first), last)
                 for t in {centre, first, last} if self.thorough else (centre,):
@@ -387,7 +457,37 @@ class _Search:
                     distance = DAY_COST * abs(t - preferred) / 1440
                     scored.append((crowding + distance - comfort, t, span.mentor_day, span.mentee_day))
         scored.sort()
-        return [_Option(t, a, b) for _, t, a, b in scored[:OPTIONS_PER_SESSION]]
+        return [_Option(*option[1:]) for option in scored[:OPTIONS_PER_SESSION]]
+
+
+def _stretched_options(
+    span: StretchedSpan, first: int, last: int, length: int, step: int, crowding: float, preferred: int, other: _Option | None
+) -> list[tuple]:
+    """Scored start times in [first, last] of a span that may reach outside someone's
+    hours. Each person's minutes outside are piecewise linear in the start, so the best
+    times lie on the grid next to their bends and crossings: only those are scored."""
+    (mentor_from, mentor_to), (mentee_from, mentee_to) = span.mentor_hours, span.mentee_hours
+    marks = (
+        first,
+        last,
+        mentor_from,
+        mentee_from,
+        mentor_to - length,
+        mentee_to - length,
+        (mentor_from + mentee_to - length) // 2,
+        (mentee_from + mentor_to - length) // 2,
+    )
+    times = {min(max(t, first), last) for mark in marks for t in (mark // step * step, -(-mark // step) * step)}
+    scored = []
+    for t in times:
+        mentor = sum(outside(t, length, mentor_from, mentor_to))
+        mentee = sum(outside(t, length, mentee_from, mentee_to))
+        worst = max(mentor, mentee)
+        carried = max(mentor + other.mentor_out, mentee + other.mentee_out) if other else worst
+        comfort = 0 if worst else min(t - span.day_start, span.day_end - t - length, COMFORT_CAP)
+        score = crowding + DAY_COST * abs(t - preferred) / 1440 + STRETCH_COST * worst + FAIR_COST * carried - comfort
+        scored.append((score, t, span.mentor_day, span.mentee_day, mentor, mentee))
+    return scored
 
 
 def _end(span: SharedSpan) -> int:
@@ -402,6 +502,8 @@ class _Option(NamedTuple):
     start: int
     mentor_day: int  # local dates, for spreading a person's sessions over days
     mentee_day: int
+    mentor_out: int = 0  # minutes outside each one's hours
+    mentee_out: int = 0
 
 
 def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
@@ -431,48 +533,237 @@ def _choices(spans: Sequence[SharedSpan], frame: _Frame) -> int:
     return count
 
 
-def _explain(frame: _Frame, pair: Pair, shared: Sequence[SharedSpan], sessions_of) -> str:
-    """Why a pair got no sessions, in a sentence a coordinator can act on."""
-    cohort = frame.cohort
-    mentor, mentee = pair.mentor, pair.mentee
-    working = intersect(
-        frame.clip(working_spans(mentor.availability, cohort.start - _DAY, cohort.end + _DAY)),
-        frame.clip(working_spans(mentee.availability, cohort.start - _DAY, cohort.end + _DAY)),
-    )
-    if not any(s.end - s.start >= frame.length for s in working):
-        return f"no common working hours: {_who(mentor)} and {_who(mentee)} never overlap for a whole session during the program"
-    weeks = _weeks(cohort.rules.first_within)
-    deadline = frame.local_date(frame.first_deadline - 1)
-    if frame.earliest + frame.length > frame.first_deadline:
-        return f"session 1 had to take place by {deadline:%d %b %Y}, which has passed"
-    if not _fits(shared, frame.earliest, frame.first_deadline, frame):
+class _Diagnosis:
+    """Why one pair was left out, and the smallest change that would plan it: each change
+    is tried by planning the pair again around the sessions its group got."""
+
+    def __init__(self, frame: _Frame, pair: Pair, group: list[Pair], free, taken, fixed, index):
+        self.frame, self.pair, self.group = frame, pair, group
+        self.free, self.taken, self.fixed, self.index = free, taken, fixed, index
+        cohort = frame.cohort
+        self.reach = tuple(cohort.stretch.allowance(p.availability) for p in pair.people)
+        # Their hours alone: every working day, nobody busy, stretched as far as allowed.
+        self.hours = intersect(
+            *(
+                frame.clip(list(stretched_spans(_every_day(p.availability), cohort.start - _DAY, cohort.end + _DAY, reach)))
+                for p, reach in zip(pair.people, self.reach, strict=True)
+            )
+        )
+
+    def reason(self, shared: Sequence[SharedSpan], sessions_of) -> str:
+        cause = self._cause(shared, sessions_of)
+        fixes = self._fixes()
+        if fixes:
+            return f"{cause}; it would be planned with {' or '.join(fixes)}"
+        return f"{cause}; no single change of the session window, the stretch or a blackout date would plan it"
+
+    def _cause(self, shared: Sequence[SharedSpan], sessions_of) -> str:
+        frame, pair, hours = self.frame, self.pair, self.hours
+        cohort = frame.cohort
+        mentor, mentee = pair.mentor, pair.mentee
+        if not any(s.end - s.start >= frame.length for s in hours):
+            return (
+                f"no common working hours: {_who(mentor)} and {_who(mentee)} never overlap for a whole session"
+                f" during the program{self._stretch_note()}"
+            )
+        weeks = _weeks(cohort.rules.first_within)
+        deadline = frame.local_date(frame.first_deadline - 1)
+        if frame.earliest + frame.length > frame.first_deadline:
+            return f"session 1 had to take place by {deadline:%d %b %Y}, which has passed"
+        if not _fits(hours, frame.earliest, frame.first_deadline, frame):
+            meet = next(_starts(hours, frame.earliest, frame.program_end, frame), None)
+            if meet is None:
+                return f"their working hours do not meet again before the program ends on {cohort.end:%d %b %Y}"
+            change = _clock_change(pair.people, frame.local_date(frame.earliest), frame.local_date(meet))
+            if change:
+                day, place = change
+                return (
+                    f"their working hours meet only after the clock change on {day:%d %b %Y} in {place},"
+                    f" too late for session 1 in the first {weeks} (by {deadline:%d %b %Y})"
+                )
+            return f"their working hours first meet on {frame.local_date(meet):%d %b %Y}, too late for session 1 in the first {weeks}"
+        wide = _stretched(frame, pair, self.taken, cohort.stretch) or shared
+        if not _fits(wide, frame.earliest, frame.first_deadline, frame):
+            return (
+                f"no hour when both are free in the first {weeks} (by {deadline:%d %b %Y}) for session 1:"
+                f" {self._covering(frame.earliest, frame.first_deadline)} cover every common working hour"
+            )
+        firsts = list(_starts(wide, frame.earliest, frame.first_deadline, frame))
+        if not any(_fits(wide, t + frame.gap, frame.program_end, frame) for t in firsts):
+            gap = _weeks(cohort.rules.min_gap)
+            later = firsts[0] + frame.gap
+            if _fits(hours, later, frame.program_end, frame):
+                return (
+                    f"no hour when both are free at least {gap} after a possible session 1 and before the program"
+                    f" ends on {cohort.end:%d %b %Y}: {self._covering(later, frame.program_end)} cover every common working hour"
+                )
+            return (
+                f"the program is too short for {gap} between sessions: their working hours do not meet at least"
+                f" {gap} after a possible session 1 and before the program ends on {cohort.end:%d %b %Y}"
+            )
+        busy_with = [
+            f"{person.name} with {', '.join(others)}"
+            for person in pair.people
+            if (
+                others := [
+                    o.mentee.name if o.mentor == person else o.mentor.name for o in sessions_of.get(person.email, ()) if o.id != pair.id
+                ]
+            )
+        ]
+        room = cohort.link_for(pair)
+        if not busy_with and room:
+            return (
+                f"every time both are free is taken by other sessions in the shared room {room}:"
+                " give the mentor a room of their own (mentor_video_link)"
+            )
         return (
-            f"no hour when both are free in the first {weeks} (by {deadline:%d %b %Y}) for"
-            " session 1: busy times and blackout dates cover every common working hour"
+            f"every time both are free is taken by other sessions ({'; '.join(busy_with)}): free up time or move a pair to another mentor"
         )
-    if not any(
-        _fits(shared, t + frame.gap, frame.program_end, frame) for t in _starts(shared, frame.earliest, frame.first_deadline, frame)
-    ):
-        return (
-            f"no hour when both are free at least {_weeks(cohort.rules.min_gap)} after"
-            f" a possible session 1 and before the program ends on {cohort.end:%d %b %Y}"
+
+    def _stretch_note(self) -> str:
+        stretch = self.frame.cohort.stretch
+        note = f", even with their days stretched by up to {max(self.reach)} minutes" if any(self.reach) else ""
+        own = [p.name for p, reach in zip(self.pair.people, self.reach, strict=True) if not reach and stretch.minutes]
+        if own:
+            note += f" ({' and '.join(own)} declared {'their' if len(own) > 1 else 'own'} hours, which are not stretched)"
+        return note
+
+    def _covering(self, lo: int, hi: int) -> str:
+        """Whose busy times, blackout dates and public holidays take the common hours in [lo, hi)."""
+        spans = [s for s in self.hours if s.end > lo and s.start < hi]
+        found = []
+        for person, days in zip(self.pair.people, ("mentor_day", "mentee_day"), strict=True):
+            taken = self.taken.get(person.email, ())
+            if any(b_start < s.end and s.start < b_end for s in spans for b_start, b_end in taken):
+                found.append(f"{person.name}'s busy times")
+            own = {date.fromordinal(getattr(s, days)) for s in spans}
+            if own & person.availability.blackout_dates:
+                found.append(f"{person.name}'s blackout dates")
+            if own & person.availability.holidays:
+                found.append(f"{person.name}'s public holidays")
+        if not found:
+            return "other sessions"
+        return ", ".join(found[:-1]) + " and " + found[-1] if len(found) > 1 else found[0]
+
+    def _fixes(self) -> list[str]:
+        frame, cohort = self.frame, self.frame.cohort
+        rules, found = cohort.rules, []
+        most = ((cohort.end - cohort.start).days + 1) // 7
+        weeks = _smallest(list(range(rules.first_within.days // 7 + 1, most + 1)), lambda n: self._attempt(self._within(n)))
+        if weeks is not None:
+            found.append(f"first_within_weeks: {weeks}")
+        gap = _smallest(list(range(-(-rules.min_gap.days // 7) - 1, -1, -1)), lambda n: self._attempt(replace(frame, gap=n * 7 * 1440)))
+        if gap is not None:
+            found.append(f"min_weeks_between: {gap}")
+        if stretch := self._stretch_fix():
+            found.append(stretch)
+        if blackout := self._blackout_fix():
+            found.append(blackout)
+        return found
+
+    def _within(self, weeks: int) -> _Frame:
+        cohort = self.frame.cohort
+        deadline = midnight(cohort.start + timedelta(weeks=weeks), cohort.timezone)
+        return replace(self.frame, first_deadline=min(deadline, self.frame.program_end))
+
+    def _stretch_fix(self) -> str | None:
+        frame, stretch = self.frame, self.frame.cohort.stretch
+        steps = range(FIX_STRETCH_STEP, FIX_STRETCH_MOST + 1, FIX_STRETCH_STEP)
+        minutes = _smallest(
+            [m for m in steps if m > stretch.minutes], lambda m: self._attempt(frame, Stretch(minutes=m, declared=stretch.declared))
         )
-    busy_with = [
-        f"{person.name} with {', '.join(others)}"
-        for person in pair.people
-        if (
-            others := [o.mentee.name if o.mentor == person else o.mentor.name for o in sessions_of.get(person.email, ()) if o.id != pair.id]
-        )
-    ]
-    room = cohort.link_for(pair)
-    if not busy_with and room:
-        return (
-            f"every time both are free is taken by other sessions in the shared room {room}:"
-            " give the mentor a room of their own (mentor_video_link)"
-        )
-    return (
-        "every time both are free is taken by other sessions (" + "; ".join(busy_with) + "): free up time or move a pair to another mentor"
-    )
+        if minutes is not None:
+            return f"working_hours.stretch_minutes: {minutes}"
+        if stretch.declared or not any(p.availability.declared for p in self.pair.people):
+            return None
+        minutes = _smallest(list(steps), lambda m: self._attempt(frame, Stretch(minutes=m, declared=True)))
+        if minutes is None:
+            return None
+        more = f" and stretch_minutes: {minutes}" if minutes > stretch.minutes else ""
+        return f"working_hours.stretch_declared: true{more}"
+
+    def _blackout_fix(self) -> str | None:
+        """The first blackout date whose loss would plan the pair, among those that fall
+        on a day both could otherwise meet."""
+        tried = 0
+        for person, days in zip(self.pair.people, ("mentor_day", "mentee_day"), strict=True):
+            pattern = person.availability
+            for day in sorted({date.fromordinal(getattr(s, days)) for s in self.hours} & pattern.blackout_dates):
+                if tried == FIX_BLACKOUTS_TRIED:
+                    return None
+                tried += 1
+                back = replace(person, availability=replace(pattern, blackout_dates=pattern.blackout_dates - {day}))
+                if self._attempt(self.frame, changed=back).plans():
+                    return f"{person.name}'s blackout date {day:%d %b %Y} dropped"
+        return None
+
+    def _attempt(self, frame: _Frame, stretch: Stretch | None = None, changed: Person | None = None) -> _Attempt:
+        """The pair under a changed frame, stretch or person, ready to be planned again."""
+        pair, free = self.pair, self.free
+        if changed is not None:
+            free = {**free, changed.email: _free(frame, changed, self.taken[changed.email])}
+            pair = replace(pair, mentor=changed) if pair.mentor.email == changed.email else replace(pair, mentee=changed)
+        spans, wide = _pair_spans(frame, pair, free, self.taken, stretch or frame.cohort.stretch)
+        return _Attempt(self, frame, pair, spans, wide)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    diagnosis: _Diagnosis
+    frame: _Frame
+    pair: Pair
+    spans: list[SharedSpan]
+    wide: bool
+
+    def possible(self) -> bool:
+        """Both sessions fit, other pairs aside: needed, and cheap to know."""
+        return _could_meet(self.frame, self.spans)
+
+    def plans(self) -> bool:
+        """The planner books the pair, around the sessions the rest of its group got."""
+        if not self.possible():
+            return False
+        d, pair = self.diagnosis, self.pair
+        others = [p for p in d.group if p.id in d.fixed]
+        stretched = {pair.id} if self.wide else set()
+        return pair.id in _Search(self.frame, [pair, *others], {pair.id: self.spans}, d.index, FIX_NODE_BUDGET, d.fixed, stretched).run()
+
+
+def _smallest(changes: list[int], attempt: Callable[[int], _Attempt], tries: int = 3) -> int | None:
+    """The first of `changes` (ordered from least to most) that plans the pair. A larger
+    change keeps every time a smaller one allows, so the first change that makes room at
+    all is found by halving; from there a few are planned in turn (other pairs' sessions
+    and the search's limits may still keep the pair out)."""
+    lo, hi = 0, len(changes)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if attempt(changes[mid]).possible():
+            hi = mid
+        else:
+            lo = mid + 1
+    return next((change for change in changes[lo : lo + tries] if attempt(change).plans()), None)
+
+
+def _every_day(pattern: WorkingPattern) -> WorkingPattern:
+    """The same hours without days off."""
+    return replace(pattern, blackout_dates=frozenset(), holidays=frozenset())
+
+
+def _clock_change(people: Sequence[Person], first: date, last: date) -> tuple[date, str] | None:
+    """The latest day in (first, last] on which either person's clocks change, and where."""
+    found: tuple[date, str] | None = None
+    for person in people:
+        zone = ZoneInfo(person.timezone)
+        offset = datetime.combine(first, time(12), zone).utcoffset()
+        day = first
+        while day < last:
+            day += _DAY
+            now = datetime.combine(day, time(12), zone).utcoffset()
+            if now != offset:
+                offset = now
+                if found is None or day > found[0]:
+                    found = (day, person.place)
+    return found
 
 
 def _who(person: Person) -> str:
@@ -500,9 +791,11 @@ def _fits(shared: Sequence[SharedSpan], lo: int, hi: int, frame: _Frame) -> bool
     return next(_starts(shared, lo, hi, frame), None) is not None
 
 
-def misfit(pair: Pair, session: Session, busy: Busy) -> str | None:
+def misfit(pair: Pair, session: Session, busy: Busy, *, stretch: Stretch | None = None) -> str | None:
     """Why a booked session no longer suits both people (a blackout, new hours or days, a
-    new time zone, a busy calendar), in words for them; None while it does.
+    new time zone, a busy calendar), in words for them; None while it does. With the
+    cohort's `stretch`, a session outside someone's hours suits them as far as their
+    hours may be stretched.
 
     A busy interval at exactly the session's time is the session itself, as it shows in
     an exported calendar: it is not a reason to move.
@@ -511,7 +804,7 @@ def misfit(pair: Pair, session: Session, busy: Busy) -> str | None:
     for person in pair.people:
         pattern = person.availability
         day = session.start.astimezone(ZoneInfo(pattern.timezone)).date()
-        working = working_spans(pattern, day - _DAY, day + _DAY)
+        working = stretched_spans(pattern, day - _DAY, day + _DAY, stretch.allowance(pattern) if stretch else 0)
         if not any(s.start <= start and end <= s.end for s in working):
             if day in pattern.blackout_dates:
                 return f"{person.name} is away on {day:%A} {day.day} {day:%B}"

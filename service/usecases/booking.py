@@ -147,7 +147,7 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
     for record in records:
         session, pair_id = record.session, record.session.pair_id
         # A time a person chose (moved by hand, proposed, set by the coordinator) stays theirs.
-        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy)
+        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch)
         if reason is None:
             continue
         new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=current.standing(but=session), now=now)

@@ -92,7 +92,8 @@ def test_no_common_working_hours_is_explained():
     assert item.sessions == ()
     assert item.problems == (
         "no common working hours: Ana Lima in Honolulu (Mon,Tue,Wed,Thu,Fri 09:00-12:00) and"
-        " Jonas Weber in Berlin (Mon,Tue,Wed,Thu,Fri 09:00-12:00) never overlap for a whole session during the program",
+        " Jonas Weber in Berlin (Mon,Tue,Wed,Thu,Fri 09:00-12:00) never overlap for a whole session during the program,"
+        " even with their days stretched by up to 180 minutes; it would be planned with working_hours.stretch_minutes: 360",
     )
 
 
@@ -102,7 +103,7 @@ def test_busy_first_weeks_are_explained():
     (item,) = plan_sessions(cohort(pair(a, b), timezone="UTC"), busy, now=NOW).pairs
     assert item.problems == (
         "no hour when both are free in the first 3 weeks (by 21 Mar 2027) for session 1:"
-        " busy times and blackout dates cover every common working hour",
+        " A's busy times cover every common working hour; it would be planned with first_within_weeks: 4",
     )
 
 
@@ -111,14 +112,17 @@ def test_no_room_for_session_two_is_explained():
     busy = {a.email: [(datetime(2027, 3, 15, tzinfo=UTC), datetime(2027, 5, 1, tzinfo=UTC))]}
     (item,) = plan_sessions(cohort(pair(a, b), timezone="UTC"), busy, now=NOW).pairs
     assert item.problems == (
-        "no hour when both are free at least 3 weeks after a possible session 1 and before the program ends on 30 Apr 2027",
+        "no hour when both are free at least 3 weeks after a possible session 1 and before the program ends on 30 Apr 2027:"
+        " A's busy times cover every common working hour; it would be planned with min_weeks_between: 1",
     )
 
 
 def test_a_program_whose_first_weeks_have_passed_is_explained():
     c = cohort(pair(person("A", "UTC"), person("B", "UTC")), timezone="UTC")
     (item,) = plan_sessions(c, {}, now=datetime(2027, 3, 25, tzinfo=UTC)).pairs
-    assert item.problems == ("session 1 had to take place by 21 Mar 2027, which has passed",)
+    assert item.problems == (
+        "session 1 had to take place by 21 Mar 2027, which has passed; it would be planned with first_within_weeks: 4",
+    )
 
 
 def test_a_mentor_with_too_little_time_books_as_many_mentees_as_fit_and_names_the_rest():
@@ -133,7 +137,7 @@ def test_a_mentor_with_too_little_time_books_as_many_mentees_as_fit_and_names_th
     others = sorted(m.name for m in mentees if m.name != left_out.pair.mentee.name)
     assert left_out.problems == (
         f"every time both are free is taken by other sessions (Maya with {', '.join(others)}):"
-        " free up time or move a pair to another mentor",
+        " free up time or move a pair to another mentor; it would be planned with first_within_weeks: 4",
     )
 
 
