@@ -9,7 +9,7 @@ from pathlib import Path
 
 import icalendar
 
-from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, Pair, SessionRules, Timing, WorkingPattern
+from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, Pair, SessionRules, Stretch, Timing, WorkingPattern
 from ..domain.stages import DEFAULT_TIMINGS, Kind
 from . import files
 from .cohortfile import CohortFile, Google, Imap, Mail, WorkingHours, parse_cohort_file
@@ -163,5 +163,6 @@ def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
         calendar=settings.calendar.backend,
         rebook_deleted=settings.calendar.rebook_deleted,
         hold_above=ChangeLimits(pairs=settings.daemon.hold_above_pairs, share=settings.daemon.hold_above_percent / 100),
+        stretch=Stretch(minutes=settings.working_hours.stretch_minutes, declared=settings.working_hours.stretch_declared),
         pairs=tuple(pairs),
     )

@@ -83,6 +83,10 @@ class WorkingHours(_Section):
     hours: Hours = (TimeRange(start=time(9), end=time(17)),)
     days: Days = frozenset(range(5))
     timezone: TimeZone | None = None  # None: the program's time zone
+    # A pair whose hours never meet may be booked up to this many minutes before the start
+    # or after the end of a person's day (never before 06:00 or after 22:00 their time).
+    stretch_minutes: int = Field(180, strict=True, ge=0, le=360)
+    stretch_declared: bool = Field(False, strict=True)  # also stretch hours given in the pairings
 
 
 class Sender(_Section):
