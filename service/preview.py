@@ -74,8 +74,8 @@ def write_preview(plan: Plan, templates: Templates, out: Path, *, pair_id: str |
         days=days,
         first=entries[0]["html"] if entries else "about:blank",
         # What the filters offer: each person, stage and day that has an email.
-        people=sorted({(e["name"], e["person"]) for e in entries}, key=lambda p: p[0].casefold()),
-        stages=sorted({(e["stage"].value, e["stage_words"]) for e in entries}, key=lambda s: s[1]),
+        people=sorted({(str(e["name"]), str(e["person"])) for e in entries}, key=lambda p: p[0].casefold()),
+        stages=sorted({(str(e["stage"]), str(e["stage_words"])) for e in entries}, key=lambda s: s[1]),
         dates=[(items[0]["date"], day) for day, items in days],
     )
     (out / "index.html").write_text(page, encoding="utf-8")

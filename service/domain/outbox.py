@@ -31,6 +31,8 @@ class State(StrEnum):
 
 
 HANDED_OVER = {State.SENDING, State.SENT, State.UNCERTAIN}
+# What the coordinator may send again: an email that went, failed for good, or may have gone.
+RESENDABLE = {State.SENT, State.FAILED, State.UNCERTAIN}
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -229,6 +229,10 @@ class Store(Protocol):
     def mark_uncertain(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         """-> uncertain: it may or may not have gone out; a human must look."""
 
+    def mark_resend(self, row: MessageRow, now: datetime) -> None:
+        """sent, failed or uncertain -> planned and due now, attempts counted afresh: the
+        coordinator asked for it to go (again)."""
+
     def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
         """planned -> skipped: its moment passed."""
 

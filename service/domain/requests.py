@@ -14,7 +14,8 @@ class RequestKind(StrEnum):
     RESCHEDULE = "reschedule"  # args: pair, session, at (ISO time) or auto
     WITHDRAW = "withdraw"  # args: pair (one of the person's pairs each)
     RELEASE = "release"  # args: pair: held or withdrawn, planned again
-    RESOLVE = "resolve"  # args: message (ref), outcome: sent
+    RESOLVE = "resolve"  # args: message (ref), outcome: sent | resend
+    RESEND = "resend"  # args: message (ref): send a sent or failed email again
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ..domain.bookings import bookings
 from ..domain.model import Session
-from ..domain.outbox import State
+from ..domain.outbox import RESENDABLE, State
 from ..domain.planning import replan_session
 from ..domain.requests import Request, RequestKind
 from ..logs import event
@@ -49,8 +49,17 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
         rows = [r for r in store.messages_needing_a_human() if r.state is State.UNCERTAIN and r.ref == args.get("message")]
         if not rows:
             return f"no uncertain email {args.get('message')}"
+        if args.get("outcome") == "resend":
+            store.mark_resend(rows[0], now)
+            return f"{args.get('message')} goes out again"
         store.mark_sent(rows[0], now, was=State.UNCERTAIN)
         return f"{args.get('message')} settled as sent"
+    if request.kind is RequestKind.RESEND:
+        rows = [r for r in store.messages() if r.ref == args.get("message")]
+        if not rows or rows[0].state not in RESENDABLE:
+            return f"{args.get('message')} cannot be sent again: {rows[0].state.value if rows else 'no such email'}"
+        store.mark_resend(rows[0], now)
+        return f"{args.get('message')} goes out again"
     return f"unknown request {request.kind}"
 
 

@@ -647,6 +647,19 @@ def test_a_send_cut_short_that_never_left_is_planned_again(store):
     assert store.messages()[0].state is State.CANCELLED
 
 
+def test_a_sent_or_failed_email_is_planned_again_when_the_coordinator_asks(store):
+    store.apply(Changes(insert=(wanted("welcome"), wanted("session1_prep"))), T0)
+    sent, failed = store.messages()
+    for row in (sent, failed):
+        store.mark_sending(row, "<m@example.org>", T0)
+    store.mark_sent(sent, T0)
+    store.mark_failed(failed, "550 no such user", T0)
+    for row in store.messages():
+        store.mark_resend(row, T0 + timedelta(days=1))
+    assert {(r.state, r.attempts, r.last_error, r.sent_at) for r in store.messages()} == {(State.PLANNED, 0, None, None)}
+    assert len(store.due(T0 + timedelta(days=1), 10)) == 2  # due at once, whatever their first time was
+
+
 def test_a_time_a_person_chose_is_marked_agreed_until_booked_again(store):
     store.book([session()], T0 - timedelta(days=1))
     store.move(session(start=T0 + timedelta(days=1)), T0, "the coordinator moved it", agreed=True)

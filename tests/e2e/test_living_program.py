@@ -16,6 +16,7 @@ from service.cli import main
 from service.domain.outbox import State
 from service.domain.requests import RequestKind
 from service.domain.stages import Kind, Stage
+from tests.fakes.mailer import RecordingMailer
 from tests.integration.test_daemon import start
 
 ROOT = Path(__file__).parents[2]
@@ -232,3 +233,21 @@ def test_when_no_time_fits_any_more_the_coordinator_is_asked(cohort_dir, tmp_pat
     alerts = [a for a in daemon.store.alerts() if a.pair_id == "lucas-amara"]
     assert [a.session for a in alerts] == [1, 2]
     assert all("no other time fits both" in a.text and "Amara Diallo" in a.text for a in alerts)
+
+
+def test_an_email_a_person_never_got_is_sent_again_on_request(cohort_dir, tmp_path, capsys):
+    mailer = RecordingMailer()
+    daemon = start(cohort_dir, tmp_path, mailer)
+    daemon.run(until=INVITATIONS_OUT)
+    state = tmp_path / "state.sqlite"
+    welcome = next(r for r in daemon.rows() if r.stage is Stage.WELCOME and r.state is State.SENT)
+    coming = next(r for r in daemon.rows() if r.state is State.PLANNED)
+    capsys.readouterr()
+    assert cli(cohort_dir, state, "resend", coming.ref) == 2  # not gone yet: nothing to send again
+    assert f"{coming.ref} cannot be sent again: it is planned" in capsys.readouterr().err
+    assert cli(cohort_dir, state, "resend", welcome.ref) == 0
+    before = len(mailer.sent)
+    daemon.tick()
+    again = mailer.sent[before:]
+    assert [m["To"].addresses[0].addr_spec for m in again] == [welcome.recipient]
+    assert again[0]["Message-ID"] == welcome.message_id  # the same email: a mail program that has it shows it once

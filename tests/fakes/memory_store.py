@@ -269,6 +269,9 @@ class MemoryStore(Store):
     def mark_unsent(self, row: MessageRow, now: datetime) -> None:
         self._transition(row, State.PLANNED, now, wake_at=row.due, verify=False)
 
+    def mark_resend(self, row: MessageRow, now: datetime) -> None:
+        self._transition(row, row.state, now, wake_at=now, state=State.PLANNED, attempts=0, last_error=None, verify=False, sent_at=None)
+
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, last_error=error)
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from service.domain.outbox import State
+from service.domain.ports import MailError
 from service.domain.requests import RequestKind
+from service.domain.stages import Stage
 from service.usecases.booking import reconcile
 from service.usecases.requests import apply_requests
+from service.usecases.sending import send_due
 
 from .conftest import NOW
 
@@ -41,3 +45,40 @@ def test_a_withdrawal_and_its_release(deps):
     apply_requests(deps, inputs, NOW)
     reconcile(deps, inputs, NOW)
     assert not any(r.cancelled for r in deps.store.sessions(["maya-noah"]))
+
+
+def test_an_email_is_sent_again_only_when_the_coordinator_asks(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    at = min(r.due for r in deps.store.messages() if r.stage is Stage.WELCOME) + timedelta(hours=12)
+    send_due(deps, inputs, at)
+    welcome = next(r for r in deps.store.messages() if r.stage is Stage.WELCOME and r.recipient == "zoe.park@example.org")
+    planned = next(r for r in deps.store.messages() if r.state is State.PLANNED)
+    deps.store.add_request(RequestKind.RESEND, {"message": welcome.ref}, at)
+    deps.store.add_request(RequestKind.RESEND, {"message": planned.ref}, at)
+    apply_requests(deps, inputs, at)
+    outcomes = [r.outcome for r in deps.store.requests()]
+    assert outcomes[-2:] == [f"{welcome.ref} goes out again", f"{planned.ref} cannot be sent again: planned"]
+    before = len(deps.mailer.sent)
+    send_due(deps, inputs, at + timedelta(minutes=1))
+    again = [m for m in deps.mailer.sent[before:] if m["To"].addresses[0].addr_spec == "zoe.park@example.org"]
+    assert len(again) == 1 and "Welcome" in again[0]["Subject"]
+    assert send_due(deps, inputs, at + timedelta(minutes=2)).count == 0  # once, not every tick
+
+
+def test_an_uncertain_email_is_settled_as_sent_or_sent_again(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    at = min(r.due for r in deps.store.messages() if r.stage is Stage.WELCOME) + timedelta(hours=12)
+    deps.mailer.fault = lambda m: MailError(MailError.UNKNOWN, "connection dropped after DATA")
+    send_due(deps, inputs, at)
+    deps.mailer.fault = lambda m: None
+    first, second = deps.store.messages_needing_a_human()[:2]
+    deps.store.add_request(RequestKind.RESOLVE, {"message": first.ref, "outcome": "sent"}, at)
+    deps.store.add_request(RequestKind.RESOLVE, {"message": second.ref, "outcome": "resend"}, at)
+    apply_requests(deps, inputs, at)
+    states = {r.ref: r.state for r in deps.store.messages()}
+    assert (states[first.ref], states[second.ref]) == (State.SENT, State.PLANNED)
+    before = len(deps.mailer.sent)
+    send_due(deps, inputs, at + timedelta(minutes=1))
+    assert [m["To"].addresses[0].addr_spec for m in deps.mailer.sent[before:]] == [second.recipient]

@@ -439,6 +439,11 @@ class SqlStore(Store):
     def mark_unsent(self, row: MessageRow, now: datetime) -> None:
         self._transition(row, State.PLANNED, now, "unsent", verify=False, wake_at=row.due)
 
+    def mark_resend(self, row: MessageRow, now: datetime) -> None:
+        self._transition(
+            row, row.state, now, "resend", state=State.PLANNED.value, attempts=0, last_error=None, verify=False, wake_at=now, sent_at=None
+        )
+
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, "retry", state=State.PLANNED.value, wake_at=at, last_error=error)
 
