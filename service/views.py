@@ -6,14 +6,15 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from .domain.changes import ChangeSet, describe
-from .domain.model import Cohort, Pair, Person
+from .domain.model import Cohort, Pair, Person, Session
 from .domain.planning import Plan
 from .domain.ports import HeldChange
+from .domain.stretch import Stretched, stretched
 from .domain.timeline import email_timeline
 from .timefmt import zone_label
 from .usecases import Inputs
@@ -42,16 +43,22 @@ def cohort_summary(cohort: Cohort, busy_files: int) -> str:
     return "\n".join(lines)
 
 
-def plan_table(plan: Plan) -> str:
-    lines = [f"{plan.cohort.name}: {plan.booked} of {len(plan.pairs)} pairs fully planned", ""]
+def plan_table(plan: Plan, booked: Collection[Session] = ()) -> str:
+    """The plan for people; sessions in `booked` stand already (from the state)."""
+    outside = sum(1 for item in plan.pairs if any(stretched(item.pair, s) for s in item.sessions))
+    also = f"; {outside} outside someone's working hours" if outside else ""
+    lines = [f"{plan.cohort.name}: {plan.booked} of {len(plan.pairs)} pairs fully planned{also}", ""]
     for item in plan.pairs:
         pair = item.pair
         lines.append(f"{pair.id}  {pair.mentor.name} ({pair.mentor.place}) and {pair.mentee.name} ({pair.mentee.place})")
         for session in item.sessions:
+            shares = stretched(pair, session)
             lines.append(
                 f"  session {session.number}  {session.start:%a %d %b %Y %H:%M} UTC"
                 f" | mentor {_local(session.start, pair.mentor)}"
                 f" | mentee {_local(session.start, pair.mentee)}"
+                + (" | booked" if session in booked else "")
+                + (" | outside hours: " + ", ".join(_share(s) for s in shares) if shares else "")
             )
         for problem in item.problems:
             lines.append(f"  NOT PLANNED: {problem}")
@@ -59,7 +66,11 @@ def plan_table(plan: Plan) -> str:
     return "\n".join(lines).rstrip()
 
 
-def plan_json(plan: Plan) -> str:
+def _share(share: Stretched) -> str:
+    return f"{share.person.name} {share.minutes} min {share.side.value}"
+
+
+def plan_json(plan: Plan, booked: Collection[Session] = ()) -> str:
     return json.dumps(
         {
             "cohort": plan.cohort.name,
@@ -75,6 +86,12 @@ def plan_json(plan: Plan) -> str:
                             "end": s.end.isoformat(),
                             "mentor_local": s.start.astimezone(ZoneInfo(item.pair.mentor.timezone)).isoformat(),
                             "mentee_local": s.start.astimezone(ZoneInfo(item.pair.mentee.timezone)).isoformat(),
+                            "status": "booked" if s in booked else "planned",
+                            # Who meets outside their working hours, which end and by how much.
+                            "stretched": [
+                                {"email": x.person.email, "side": x.side.value, "minutes": x.minutes, "because_of": x.partner.email}
+                                for x in stretched(item.pair, s)
+                            ],
                         }
                         for s in item.sessions
                     ],
