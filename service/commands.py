@@ -17,9 +17,11 @@ from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
 from .adapters.store import StateError
 from .config import ConfigError
+from .domain.bookings import Bookings, bookings, plan_around
 from .domain.changes import base_id, identify
-from .domain.outbox import RESENDABLE, State
-from .domain.planning import plan_sessions
+from .domain.model import Pair
+from .domain.outbox import State
+from .domain.planning import PairPlan, Plan, plan_sessions
 from .domain.ports import Purpose, Store
 from .domain.requests import RequestKind
 from .logs import configure as configure_logs
@@ -58,9 +60,32 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     inputs = bootstrap.load_inputs(args.config, args.pairings)
-    plan = plan_sessions(inputs.cohort, inputs.busy, now=args.now or SystemClock().now())
-    print(views.plan_json(plan) if args.format == "json" else views.plan_table(plan))
+    now = args.now or SystemClock().now()
+    if args.state is None:
+        plan, booked = plan_sessions(inputs.cohort, inputs.busy, now=now), set()
+    else:  # what stands is shown as booked; only the rest is planned
+        store = _existing_state(args)
+        if store is None:
+            return EXIT_CONFIG
+        try:
+            current = bookings(inputs.cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
+        finally:
+            store.close()
+        planned = {item.pair.id: item for item in plan_around(inputs.cohort, inputs.busy, current, now=now).pairs}
+        plan = Plan(cohort=inputs.cohort, pairs=tuple(planned.get(p.id) or _waiting(p, current) for p in inputs.cohort.pairs))
+        booked = {s for sessions in current.standing().values() for s in sessions}
+    print(views.plan_json(plan, booked) if args.format == "json" else views.plan_table(plan, booked))
     return EXIT_OK
+
+
+def _waiting(pair: Pair, current: Bookings) -> PairPlan:
+    """A pair the planner leaves to the daemon or the coordinator, and why."""
+    if pair.id in current.partial:
+        (standing,) = current.partial[pair.id][:1]
+        why = f"session {standing.number} stands at {standing.start:%a %d %b %Y %H:%M} UTC; the daemon books the other again"
+    else:
+        why = "held for the coordinator (see `mentorship status`)"
+    return PairPlan(pair=pair, sessions=(), problems=(why,))
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -260,24 +285,7 @@ def _resolve(args: argparse.Namespace) -> int:
         if args.message not in refs:
             print(f"no email {args.message!r} is waiting to be settled; `mentorship status` lists them", file=sys.stderr)
             return EXIT_CONFIG
-        if args.resend:
-            return _queue(store, RequestKind.RESOLVE, {"message": args.message, "outcome": "resend"}, args, f"{args.message} sent again")
-        return _queue(store, RequestKind.RESOLVE, {"message": args.message, "outcome": "sent"}, args, f"{args.message} settled as sent")
-    finally:
-        store.close()
-
-
-def _resend(args: argparse.Namespace) -> int:
-    store = _existing_state(args)
-    if store is None:
-        return EXIT_CONFIG
-    try:
-        row = next((row for row in store.messages() if row.ref == args.message), None)
-        if row is None or row.state not in RESENDABLE:
-            why = f"it is {row.state.value}" if row else "there is no such email; `mentorship history` lists them"
-            print(f"{args.message} cannot be sent again: {why}", file=sys.stderr)
-            return EXIT_CONFIG
-        return _queue(store, RequestKind.RESEND, {"message": args.message}, args, f"{args.message} sent again to {row.recipient}")
+        return _queue(store, RequestKind.RESOLVE, {"message": args.message}, args, f"{args.message} settled as sent")
     finally:
         store.close()
 
@@ -368,6 +376,5 @@ COMMANDS = {
     "release": _release,
     "reschedule": _reschedule,
     "resolve": _resolve,
-    "resend": _resend,
     "auth": _auth,
 }
