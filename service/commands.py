@@ -20,7 +20,7 @@ from .config import ConfigError
 from .domain.bookings import Bookings, bookings, plan_around
 from .domain.changes import base_id, identify
 from .domain.model import Pair
-from .domain.outbox import State
+from .domain.outbox import RESENDABLE, State
 from .domain.planning import PairPlan, Plan, plan_sessions
 from .domain.ports import Purpose, Store
 from .domain.requests import RequestKind
@@ -285,7 +285,24 @@ def _resolve(args: argparse.Namespace) -> int:
         if args.message not in refs:
             print(f"no email {args.message!r} is waiting to be settled; `mentorship status` lists them", file=sys.stderr)
             return EXIT_CONFIG
-        return _queue(store, RequestKind.RESOLVE, {"message": args.message}, args, f"{args.message} settled as sent")
+        if args.resend:
+            return _queue(store, RequestKind.RESOLVE, {"message": args.message, "outcome": "resend"}, args, f"{args.message} sent again")
+        return _queue(store, RequestKind.RESOLVE, {"message": args.message, "outcome": "sent"}, args, f"{args.message} settled as sent")
+    finally:
+        store.close()
+
+
+def _resend(args: argparse.Namespace) -> int:
+    store = _existing_state(args)
+    if store is None:
+        return EXIT_CONFIG
+    try:
+        row = next((row for row in store.messages() if row.ref == args.message), None)
+        if row is None or row.state not in RESENDABLE:
+            why = f"it is {row.state.value}" if row else "there is no such email; `mentorship history` lists them"
+            print(f"{args.message} cannot be sent again: {why}", file=sys.stderr)
+            return EXIT_CONFIG
+        return _queue(store, RequestKind.RESEND, {"message": args.message}, args, f"{args.message} sent again to {row.recipient}")
     finally:
         store.close()
 
@@ -376,5 +393,6 @@ COMMANDS = {
     "release": _release,
     "reschedule": _reschedule,
     "resolve": _resolve,
+    "resend": _resend,
     "auth": _auth,
 }
