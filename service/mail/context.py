@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from ..domain.model import SESSIONS_PER_PAIR, Cohort, Pair, Person, Role, Session
 from ..domain.outbox import SessionRecord
 from ..domain.stages import Stage
+from ..domain.stretch import Side, stretched
 from ..domain.timeline import due_time, timings
 from ..timefmt import clock, duration, how_many, local, long_date, period, short_date, span, zone_label
 
@@ -30,6 +32,8 @@ class SessionView:
     partner_when: str  # '09:00 CST for Zoë in Mexico City'
     date: str  # 'Tuesday 2 March'
     link: str | None
+    # When the time lies outside the reader's working hours: a sentence that says so and why.
+    stretch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,10 @@ def pair_context(
     partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
     fallback = cohort.link_for(pair)
     links = tuple(links) + (None,) * (len(sessions) - len(links))
-    first, second = (session_view(s, reader, partner, link or fallback) for s, link in zip(sessions, links, strict=False))
+    first, second = (
+        replace(session_view(s, reader, partner, link or fallback), stretch=_stretch_sentence(pair, sessions, s, reader))
+        for s, link in zip(sessions, links, strict=False)
+    )
     views = {role: person_view(reader, role), partner_role: person_view(partner, partner_role)}
     context = _common(cohort, stage, reader, sessions)
     context.update(
@@ -125,6 +132,31 @@ def _common(cohort: Cohort, stage: Stage, reader: Person | None, sessions: tuple
             "since_end": since_end,  # how long after the program the follow-up comes: 'three months'
         },
     }
+
+
+def _outside(pair: Pair, session: Session, person: Person) -> int:
+    return sum(share.minutes for share in stretched(pair, session) if share.person == person)
+
+
+def _stretch_sentence(pair: Pair, sessions: tuple[Session, ...], session: Session, reader: Person) -> str | None:
+    """'This is early for you ... because Sam is in Sydney; ...' when the session lies
+    outside the reader's hours; None when it does not."""
+    mine = [share for share in stretched(pair, session) if share.person == reader]
+    if not mine:
+        return None
+    share = max(mine, key=lambda s: s.minutes)
+    edge = "before your working day starts" if share.side is Side.EARLY else "after your working day ends"
+    partner = share.partner
+    text = (
+        f"This is {share.side.value} for you, {duration(timedelta(minutes=share.minutes))} {edge},"
+        f" because {partner.name.split()[0]} is in {partner.place}"
+    )
+    other = next((s for s in sessions if s.number != session.number), None)
+    if other is not None and session.number == 1 and _outside(pair, other, reader) < _outside(pair, session, reader):
+        text += "; the next session is at a better time for you"
+    elif other is not None and session.number == 2 and _outside(pair, other, partner) > _outside(pair, other, reader):
+        text += f"; the first session was the less convenient one for {partner.name.split()[0]}"
+    return text + "."
 
 
 def change_view(cohort: Cohort, pair: Pair, record: SessionRecord, role: Role) -> Change:
