@@ -55,12 +55,13 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 from sqlalchemy import func, select
 
@@ -90,6 +91,7 @@ from service.runner import run_simulated
 from service.usecases import Controller, Deps
 
 HOST = "127.0.0.1"
+POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Targets, printed next to the figures (nothing is asserted).
 IDLE_TICK_TARGET_MS = 50.0
@@ -108,7 +110,7 @@ class Counters:
 class Daemon:
     """A daemon as `mentorship run --simulate` assembles it, with counters on the side."""
 
-    def __init__(self, config: Path, state: Path, clock: SimulatedClock, outbox: Path | None = None):
+    def __init__(self, config: Path, state: Path | str, clock: SimulatedClock, outbox: Path | None = None):
         self.clock = clock
         began = perf_counter()
         self.watcher = bootstrap.ConfigWatcher.start(config, None, clock)  # validation: ConfigError ends here
@@ -123,6 +125,7 @@ class Daemon:
             Deps(store=self.store, mailer=self.mailer, source=self.watcher, calendar=calendar, free_busy=free_busy)
         )
         self.counters = Counters()
+        self.cap: int | None = None  # run() stops once this many have been sent in all
         self._label: str | None = None  # set while run() prints progress
         self._began = self._last = 0.0
         self._last_sent = 0
@@ -136,6 +139,8 @@ class Daemon:
         def counted_mark_sent(row, now, **options):
             mark_sent(row, now, **options)
             self.counters.sent += 1
+            if self.cap is not None and self.counters.sent >= self.cap:
+                self.controller.deps.stop.set()  # the current message is settled; run_simulated returns
             if self._label is not None and self.counters.sent % 100 == 0:
                 self._progress(now)
 
@@ -157,15 +162,18 @@ class Daemon:
     def tick(self) -> datetime | None:
         return self.controller.tick(self.clock.now())
 
-    def run(self, until: datetime | None, label: str, every: float = 30.0) -> float:
-        """run_simulated, with a progress line every `every` seconds. Returns seconds."""
+    def run(self, until: datetime | None, label: str, every: float = 30.0, most: int | None = None) -> float:
+        """run_simulated, with a progress line every `every` seconds, stopping after
+        `most` messages if given. Returns seconds."""
         self._label, self.every = label, every
+        self.cap = None if most is None else self.counters.sent + most
         self._began = self._last = perf_counter()
         self._last_sent = self.counters.sent
         try:
             run_simulated(self.controller, self.clock, until)
         finally:
-            self._label = None
+            self._label, self.cap = None, None
+            self.controller.deps.stop.clear()
         return perf_counter() - self._began
 
     def close(self) -> None:
@@ -589,6 +597,25 @@ def moment(text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@contextlib.contextmanager
+def new_state(args: argparse.Namespace, folder: Path, name: str) -> Iterator[Path | str]:
+    """A fresh state: a SQLite file in `folder`, or a new database on the PostgreSQL
+    server of --postgres, dropped afterwards."""
+    if args.store == "sqlite":
+        yield folder / f"{name}.sqlite"
+        return
+    import psycopg
+
+    database = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(args.postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield args.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{database}"
+    finally:
+        with psycopg.connect(args.postgres, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
 # --------------------------------------------------------------------------- phases
 
 
@@ -613,6 +640,12 @@ def main() -> None:
         help="mail.smtp.security of the cohort run over SMTP (4a); 4b measures both when openssl is there",
     )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the traced first tick (about 5x the first tick)")
+    parser.add_argument("--max-messages", type=int, default=0, help="stop the file-transport run after this many messages (0: no cap)")
+    parser.add_argument("--no-smtp", action="store_true", help="skip the SMTP phase (4)")
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="the state of the main cohort (phases 1-3 and 5)"
+    )
+    parser.add_argument("--postgres", default=POSTGRES, help="with --store postgresql: the server (a new database is made on it)")
     args = parser.parse_args()
 
     began = perf_counter()
@@ -620,7 +653,8 @@ def main() -> None:
     summary = Summary()
     rss: list[tuple[str, float]] = []
     try:
-        run_phases(args, temporary, summary, rss)
+        with new_state(args, temporary, "state") as state:
+            run_phases(args, temporary, state, summary, rss)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     heading("Summary")
@@ -628,10 +662,10 @@ def main() -> None:
     print(f"\nwhole benchmark: {perf_counter() - began:.0f} s; {_load()}; temporary files removed ({temporary})")
 
 
-def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss: list[tuple[str, float]]) -> None:
+def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, summary: Summary, rss: list[tuple[str, float]]) -> None:
     print(
         f"service at {_revision()}; Python {'.'.join(map(str, sys.version_info[:3]))}, {os.cpu_count()} CPUs; temporary folder {temporary}"
-        f" ({_filesystem(temporary)}); SQLite state in WAL mode with synchronous=FULL, as the daemon opens it;"
+        f" ({_filesystem(temporary)}); state {'SQLite in WAL mode with synchronous=FULL, as the daemon opens it' if args.store == 'sqlite' else 'in PostgreSQL at ' + args.postgres.rsplit('@', 1)[-1]};"
         f" fsync of 4 KiB there: {fsync_ms(temporary):.2f} ms (median); {_load()}",
         flush=True,
     )
@@ -650,7 +684,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     )
     clock = SimulatedClock(CLOCK_START)
     outbox = temporary / "outbox"
-    daemon = Daemon(cohort.config, temporary / "state.sqlite", clock, outbox)
+    daemon = Daemon(cohort.config, state, clock, outbox)
     gc.collect()
     with step_times(daemon) as spent:
         tick_seconds = timed(daemon.tick)
@@ -670,6 +704,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     rss.append(("after first tick", max_rss_mb()))
     print(f"max RSS so far {rss[-1][1]:.0f} MB", flush=True)
     summary.add("first tick (load + tick)", f"{first_tick:.1f} s", "")
+    writes = spent.get("store.remember_pairs (pair details)", 0.0) + spent.get("store.book (write the sessions)", 0.0)
+    summary.add("  of which store.book + remember_pairs", f"{writes:.2f} s", "")
+    summary.add("  of which message inserts (store.apply)", f"{spent.get('store.apply (insert the messages)', 0.0):.2f} s", "")
     summary.add("  messages planned by it", f"{planned}", "~180k for 10k pairs")
 
     # 2. Idle ticks ------------------------------------------------------------------------
@@ -686,6 +723,8 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     # 3. The program with the file transport -----------------------------------------------
     whole = args.until is None
     scope = "the whole program and the follow-up" if whole else f"a PREFIX: everything due before {args.until:%Y-%m-%d %H:%M} UTC"
+    if args.max_messages:
+        scope += f", at most {args.max_messages} messages"
     heading(f"3. File transport (FileMailer, fsync'd .eml files): run_simulated over {scope}")
     if not whole:
         print(
@@ -696,13 +735,15 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         )
     sent_before, ticks_before = daemon.counters.sent, daemon.counters.ticks
     gc.collect()
-    file_seconds = daemon.run(args.until, "file")
+    cpu = process_time()
+    file_seconds = daemon.run(args.until, "file", most=args.max_messages or None)
+    cpu = process_time() - cpu
     file_sent = daemon.counters.sent - sent_before
     file_ticks = daemon.counters.ticks - ticks_before
     file_rate = rate(file_sent, file_seconds)
     counts = state_counts(daemon.store)
     files, outbox_mb = folder_size_mb(outbox)
-    state_mb = sum(p.stat().st_size for p in temporary.glob("state.sqlite*")) / 2**20
+    state_mb = sum(p.stat().st_size for p in temporary.glob("state.sqlite*")) / 2**20  # 0 on PostgreSQL
     print(
         f"{'whole program' if whole else 'prefix'}: {file_seconds:.1f} s, {file_sent} messages sent, {file_rate:.1f} messages/s,"
         f" {file_ticks} ticks; simulated clock stopped at {clock.now():%Y-%m-%d %H:%M} UTC"
@@ -711,6 +752,10 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     print(
         f"outbox: {files} .eml files, {outbox_mb:.0f} MB; state files {state_mb:.0f} MB;"
         f" {'every sent message has its file' if files == counts.get('sent', 0) else 'MISMATCH between sent rows and .eml files'}"
+    )
+    print(
+        f"CPU of this process: {cpu:.1f} s, {cpu / max(1, file_sent) * 1000:.2f} ms per message"
+        + (" (PostgreSQL's own CPU is in its server processes, not counted here)" if args.store == "postgresql" else "")
     )
     print(f"fsync of 4 KiB now: {fsync_ms(temporary):.2f} ms (median); {_load()}")
     left = counts.get("planned", 0)
@@ -723,6 +768,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         f"{file_rate:.0f} msg/s",
         f"{file_sent} msgs in {file_seconds:.0f} s, {file_ticks} ticks",
     )
+    summary.add("  CPU per message (this process)", f"{cpu / max(1, file_sent) * 1000:.2f} ms", "")
     if left:
         summary.add(
             "  whole program at that rate (estimate)",
@@ -749,6 +795,14 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
     gc.collect()
 
     # 4. SMTP ------------------------------------------------------------------------------
+    if not args.no_smtp:
+        run_smtp(args, temporary, summary, rss)
+
+    # 5. Memory ----------------------------------------------------------------------------
+    memory(args, temporary, cohort.config, summary, rss)
+
+
+def run_smtp(args: argparse.Namespace, temporary: Path, summary: Summary, rss: list[tuple[str, float]]) -> None:
     certificate = make_certificate(temporary)
     tls = certificate is not None
     if args.smtp_security == "starttls" and certificate is None:
@@ -833,7 +887,8 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
             summary.add(f"  reused / per-message ({security})", f"{ratio:.1f}x", f">= {SMTP_REUSE_TARGET:.0f}x", ratio >= SMTP_REUSE_TARGET)
         rss.append(("after SMTP comparison", max_rss_mb()))
 
-    # 5. Memory ----------------------------------------------------------------------------
+
+def memory(args: argparse.Namespace, temporary: Path, config: Path, summary: Summary, rss: list[tuple[str, float]]) -> None:
     heading("5. Memory")
     for label, value in rss:
         print(f"max RSS {label:<26} {value:6.0f} MB")
@@ -856,7 +911,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, summary: Summary, rss:
         flush=True,
     )
     (temporary / "traced").mkdir()
-    seconds, peak, baseline, child_rss = traced_first_tick(cohort.config, temporary / "traced" / "state.sqlite")
+    seconds, peak, baseline, child_rss = traced_first_tick(config, temporary / "traced" / "state.sqlite")
     print(
         f"traced first tick {seconds:.1f} s; tracemalloc peak {peak / 2**20:.1f} MB (Python allocations made by"
         f" the load and the tick); that process's peak RSS (VmHWM, tracemalloc's bookkeeping included):"
