@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from ..domain.ports import MailConnection, Mailer
-from .wire import wire_bytes
+from .wire import addresses, date_of, wire_bytes
 
 
 class FileMailer(Mailer, MailConnection):
@@ -36,8 +35,8 @@ class FileMailer(Mailer, MailConnection):
 
     def send(self, message: EmailMessage) -> None:
         token = _token(message["Message-ID"])
-        date = parsedate_to_datetime(message["Date"])
-        recipient = message["To"].addresses[0].addr_spec
+        date = date_of(message)
+        recipient = addresses(message)[1]
         final = self.folder / f"{date:%Y%m%dT%H%M}-{_safe(recipient)}-{token}.eml"
         temporary = self.folder / f".{token}.tmp"
         with open(temporary, "wb") as handle:

@@ -1,7 +1,7 @@
 """Headers cannot be injected through any participant value."""
 
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 
 import pytest
 
@@ -83,3 +83,67 @@ def test_message_ids_are_fixed_by_the_message_identity():
     assert message_id(key, "example.org") == message_id(key, "example.org")
     assert message_id(key, "example.org") != message_id(key[:3] + ("maya@example.org",), "example.org")
     assert message_id(key, "example.org").endswith("@example.org>")
+
+
+TEXTS = [
+    "Hello\n",
+    "Zoë and 李雷,\n\nA line with = signs, =?utf-8?q?x?= and trailing spaces   \n.\n..two dots\nFrom here on\n" + "long " * 60 + "\n",
+    "tabs\tinside\t\nwindows\r\nline ends\rand old Mac ones\n\n\n",
+]
+PEOPLE = [
+    Contact(name="Zoë Ñúñez", email="zoe@example.net"),
+    Contact(name='Renata "RJ" Alves, Coordinator', email="renata@example.org"),
+    Contact(name="Maya Bücher", email="maya@bücher.de"),  # an address outside ASCII: UTF-8 headers
+    Contact(name="李雷", email="li.lei@example.cn"),
+]
+SUBJECTS = ["Welcome", "Your first session with Zoë Ñúñez – and a subject long enough to be folded over two lines", "x" * 200]
+
+
+@pytest.mark.parametrize("to", PEOPLE, ids=lambda c: c.email)
+@pytest.mark.parametrize("subject", SUBJECTS, ids=range(len(SUBJECTS)))
+@pytest.mark.parametrize("calendar", [None, b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\n" + b"X" * 300 + b"\r\nEND:VCALENDAR\r\n"])
+def test_the_bytes_sent_are_what_the_email_package_writes_for_the_message(to, subject, calendar):
+    """The bytes worked out when the message is built are the email package's own
+    output for the same message, with UTF-8 headers exactly when an address needs them."""
+    message = build_message(
+        Rendered(subject=subject, text=TEXTS[1], html="<p>Zoë</p>\n"),
+        sender=PEOPLE[1],
+        reply_to=PEOPLE[1],
+        to=to,
+        message_id="<abc@example.org>",
+        date=datetime(2027, 3, 1, 9, tzinfo=UTC),
+        calendar=calendar,
+    )
+    international = not to.email.isascii()
+    assert message.wire == message.as_bytes(policy=policy.SMTPUTF8 if international else policy.SMTP)
+    assert message.envelope == ("renata@example.org", to.email)
+    parsed = message_from_string(message.wire.decode("utf-8"), policy=policy.default)  # RFC 6532: UTF-8 headers
+    assert parsed["To"].addresses[0].display_name == to.name
+    assert parsed["Reply-To"].addresses[0].display_name == PEOPLE[1].name
+    assert str(parsed["Subject"]) == subject
+    assert parsed["MIME-Version"] == "1.0"
+    assert all(len(line) <= 78 for line in message.wire.decode("utf-8").split("\r\n")), "no line longer than RFC 5322 recommends"
+    if calendar:
+        assert [p.get_content() for p in parsed.walk() if p.get_content_type() in ("text/calendar", "application/ics")] == [
+            calendar.decode(),
+            calendar,
+        ]
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_text_and_html_read_back_as_written(text):
+    message = build_message(
+        Rendered(subject="Welcome", text=text, html=f"<p>{text}</p>"),
+        sender=PEOPLE[0],
+        reply_to=PEOPLE[0],
+        to=PEOPLE[0],
+        message_id="<abc@example.org>",
+        date=datetime(2027, 3, 1, 9, tzinfo=UTC),
+    )
+    parsed = message_from_bytes(message.wire, policy=policy.default)
+
+    def read(kind: str) -> str:  # the wire's CRLFs turned back into newlines
+        return parsed.get_body((kind,)).get_content().replace("\r\n", "\n")
+
+    assert read("plain") == "\n".join(text.splitlines()) + "\n"
+    assert read("html") == "\n".join(f"<p>{text}</p>".splitlines()) + "\n"
