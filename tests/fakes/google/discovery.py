@@ -95,6 +95,9 @@ class MethodSpec:
     scopes: list[str]
     literal_weight: int
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    # When the flat path names other parameters than the method's ("v2/spaces/{spacesId}"
+    # routes "v2/{+name}", as Meet's methods do): how to read the method's own values.
+    values: tuple[re.Pattern[str], list[str]] | None = None
 
 
 def _compile(template: str) -> tuple[re.Pattern[str], list[str], int]:
@@ -136,6 +139,10 @@ class Discovery:
             for method in resource.get("methods", {}).values():
                 template = method.get("flatPath") or method["path"]
                 regex, names, literal = _compile(template)
+                values = None
+                if method.get("flatPath") and method["flatPath"] != method["path"]:
+                    own, own_names, _ = _compile(method["path"])
+                    values = (own, own_names)
                 parameters = dict(self.global_parameters)
                 parameters.update(method.get("parameters", {}))
                 self.methods[method["id"]] = MethodSpec(
@@ -150,6 +157,7 @@ class Discovery:
                     scopes=list(method.get("scopes", [])),
                     literal_weight=literal,
                     raw=method,
+                    values=values,
                 )
             self._walk(resource.get("resources", {}))
 
@@ -159,6 +167,11 @@ class Discovery:
             if spec.http_method != http_method.upper():
                 continue
             found = spec.regex.match(relative_path)
+            if found and spec.values is not None:
+                own, names = spec.values
+                matched = own.match(relative_path)
+                if matched:
+                    return spec, {name: urllib.parse.unquote(matched.group(f"p{i}")) for i, name in enumerate(names)}
             if found:
                 values = {name: urllib.parse.unquote(found.group(f"p{i}")) for i, name in enumerate(spec.path_params)}
                 return spec, values

@@ -30,6 +30,7 @@ from .discovery import Discovery, MethodSpec, Validator, apply_mask
 from .errors import ApiError
 from .faults import ApiCall, Chaos, Fault
 from .gmail_api import GmailBackend
+from .meet_api import MeetBackend
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_METHOD = "oauth2.token"
@@ -150,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeGoogle:
-    """Google Calendar v3 + Gmail v1 + OAuth 2.0 token endpoint on a loopback port.
+    """Google Calendar v3 + Gmail v1 + Meet v2 + OAuth 2.0 token endpoint on a loopback port.
 
     with FakeGoogle() as google:
         key = google.service_account_file(tmp_path / "key.json")
@@ -192,7 +193,7 @@ class FakeGoogle:
         self._thread: threading.Thread | None = None
 
         self.apis: dict[str, tuple[Discovery, Validator]] = {}
-        for name, version in (("calendar", "v3"), ("gmail", "v1")):
+        for name, version in (("calendar", "v3"), ("gmail", "v1"), ("meet", "v2")):
             discovery = Discovery.load(name, version)
             self.apis[name] = (discovery, Validator(discovery))
         # Longest service path first, so /calendar/v3/ wins over Gmail's empty one.
@@ -200,7 +201,13 @@ class FakeGoogle:
 
         self.calendar = CalendarBackend(self.clock, meet_delay=meet_delay, cancelled_detail=cancelled_detail)
         self.gmail = GmailBackend(self.clock, keep_message_id=keep_message_id)
-        self._handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {**self.calendar.handlers, **self.gmail.handlers}
+        # Meet reads the spaces Calendar made; its test controls take the server's lock.
+        self.meet = MeetBackend(lambda: self.clock(), self.calendar, self._lock)
+        self._handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
+            **self.calendar.handlers,
+            **self.gmail.handlers,
+            **self.meet.handlers,
+        }
 
         self._accounts: dict[str, ServiceAccount] = {}
         self._tokens: dict[str, TokenInfo] = {}
