@@ -61,6 +61,9 @@ HOLIDAYS = {
     "Australia/Sydney": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
     "Australia/Lord_Howe": frozenset({GOOD_FRIDAY, EASTER_MONDAY}),
 }
+# Twelve zones for a cohort drawn from everywhere: Denver too, whose working day never
+# meets Singapore's or Tokyo's.
+WORLD_ZONES = (*ZONES, "America/Denver")
 NEAR_HOURS = 3.5  # a "near" mentee lives at most this many hours from the mentor
 
 
@@ -72,7 +75,12 @@ def utc_offset_hours(zone: str) -> float:
     return offset.total_seconds() / 3600
 
 
-NEAR_ZONES = {zone: [z for z in ZONES if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in ZONES}
+def near_zones(zones: Sequence[str]) -> dict[str, list[str]]:
+    """For each zone, those of `zones` at most NEAR_HOURS away."""
+    return {zone: [z for z in zones if abs(utc_offset_hours(z) - utc_offset_hours(zone)) <= NEAR_HOURS] for zone in zones}
+
+
+NEAR_ZONES = near_zones(ZONES)
 
 # --------------------------------------------------------------------------- who they are
 
@@ -104,19 +112,24 @@ P = TypeVar("P")
 
 
 def draw_pairs(
-    rng: random.Random, size: int, make_person: Callable[[str, str], P], near_share: float = NEAR_MENTEE_SHARE
+    rng: random.Random,
+    size: int,
+    make_person: Callable[[str, str], P],
+    near_share: float = NEAR_MENTEE_SHARE,
+    zones: Sequence[str] = ZONES,
 ) -> Iterator[tuple[P, P]]:
     """`size` (mentor, mentee) pairs: a mentor in a random zone with 1 to 4 mentees, each
     near the mentor with probability `near_share` (1: always, without a draw) and in any
     zone otherwise. `make_person(role, zone)` builds each person. Lazy, so whatever the
     caller draws between pairs keeps its place in the random sequence."""
+    near_to = NEAR_ZONES if zones == ZONES else near_zones(zones)
     made = 0
     while made < size:
-        zone = rng.choice(ZONES)
+        zone = rng.choice(zones)
         mentor = make_person("mentor", zone)
         for _ in range(min(rng.choices(*MENTEES_PER_MENTOR)[0], size - made)):
             near = near_share >= 1 or rng.random() < near_share
-            mentee = make_person("mentee", rng.choice(NEAR_ZONES[zone] if near else ZONES))
+            mentee = make_person("mentee", rng.choice(near_to[zone] if near else zones))
             made += 1
             yield mentor, mentee
 
@@ -137,14 +150,22 @@ class Generated:
 
 
 def write_cohort(
-    folder: Path, size: int, seed: int, *, name: str, sections: str = "", near_share: float = NEAR_MENTEE_SHARE, details: bool = True
+    folder: Path,
+    size: int,
+    seed: int,
+    *,
+    name: str,
+    sections: str = "",
+    near_share: float = NEAR_MENTEE_SHARE,
+    details: bool = True,
+    zones: Sequence[str] = ZONES,
 ) -> Generated:
     """cohort.yaml and pairings.csv for `size` pairs in `folder`: program
     PROGRAM_START..PROGRAM_END in PROGRAM_ZONE, default session rules, hours and days left
     blank (09:00-17:00 Mon-Fri in each person's zone). `sections` is YAML appended to the
     cohort file (mail, calendar, google). With `details`, people also get their holidays
     and sometimes a week away as blackout dates, LinkedIn and résumé links, and pairs a
-    note; without, only names, emails and zones."""
+    note; without, only names, emails and zones. People live in `zones`."""
     rng = random.Random(f"{seed}-cohort-{size}")
     folder.mkdir(parents=True, exist_ok=True)
     people: dict[str, str] = {}
@@ -171,7 +192,7 @@ def write_cohort(
 
     rows: list[dict[str, str]] = []
     previous: dict[str, str] | None = None
-    for mentor, mentee in draw_pairs(rng, size, person, near_share):
+    for mentor, mentee in draw_pairs(rng, size, person, near_share, zones):
         row = dict.fromkeys(COLUMNS, "")
         # A mentor's details on their first row; later rows give only the name and email.
         row.update(mentor if mentor is not previous else {"mentor_name": mentor["mentor_name"], "mentor_email": mentor["mentor_email"]})
