@@ -27,6 +27,7 @@ from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Purpose, Replies, S
 from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
+from .signals import abandonable
 from .usecases import Inputs
 
 
@@ -237,7 +238,8 @@ class ConfigWatcher:
             return self._inputs, False
         self._seen = seen
         try:
-            configuration, inputs = load(self.config, self.pairings)
+            with abandonable():  # a bad edit can be slow to read: a stop does not wait for it
+                configuration, inputs = load(self.config, self.pairings)
         except ConfigError as error:
             self.problems = [str(p) for p in error.problems]
             event(

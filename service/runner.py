@@ -3,37 +3,60 @@
 The scheduler holds no job that matters: after each tick the next one is set for when
 the next message falls due, or the poll interval, whichever is first. Everything else
 lives in the store.
+
+Ticks run on the main thread, where signals arrive: a stop while the tick reads an edit
+of the files abandons the reading at once (it writes nothing), and the processor-time
+bound on reading a busy calendar (a timer signal) holds in the daemon as in `validate`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
 
 from .adapters.clock import SimulatedClock
 from .domain.ports import Clock
-from .logs import logger
+from .logs import event, logger
+from .signals import Stopped, on_stop
 from .usecases import Controller, LockLost
 
 REQUEST_CHECK_SECONDS = 2  # how soon a queued command is applied while the daemon runs
 
 
+class NextTick(BaseTrigger):
+    """When the tick runs next: the moment the last tick chose. APScheduler asks after
+    each run; there is always an answer, so the job is never dropped, even by a stop
+    that comes while a tick runs."""
+
+    def __init__(self, at: datetime, poll: timedelta):
+        self.at, self.poll = at, poll
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        if previous_fire_time is None or self.at > previous_fire_time:
+            return self.at
+        return now + self.poll  # not chosen yet (the tick was stopped): the scheduler is ending anyway
+
+
 def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
     """Tick until SIGTERM or SIGINT; the effect in progress finishes first."""
     stop = controller.deps.stop
-    scheduler = BlockingScheduler(timezone=UTC, executors={"default": {"type": "threadpool", "max_workers": 1}})
+    # The "debug" executor runs each job on the scheduler's own thread: the main thread.
+    scheduler = BlockingScheduler(timezone=UTC, executors={"default": {"type": "debug"}})
+    next_tick = NextTick(clock.now(), poll)
 
     def tick() -> None:
         now = clock.now()
         try:
             next_due = controller.tick(now)
+        except Stopped:  # the signal's handler has asked the scheduler to shut down
+            abandoned(now)
+            return
         except LockLost as lost:
             logger.error(f"stopping: {lost}", extra={"event": "lock_lost", "at": now, "fields": {}})
             controller.lost_lock = True
@@ -45,19 +68,13 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         if stop.is_set():  # a stop that came before the scheduler was running ends it here
             threading.Thread(target=shut_down, daemon=True).start()
             return
-        wake = now + poll if next_due is None else min(max(next_due, clock.now()), now + poll)
-        scheduler.add_job(tick, "date", run_date=wake, id="tick", replace_existing=True, misfire_grace_time=None)
+        next_tick.at = now + poll if next_due is None else min(max(next_due, clock.now()), now + poll)
 
     def shut_down() -> None:
         try:
             scheduler.shutdown(wait=True)
         except SchedulerNotRunningError:  # a second signal, or one before the scheduler started
             pass
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        # Shutting down waits for the running tick, so not from inside the handler.
-        threading.Thread(target=shut_down, daemon=True).start()
 
     def wake_for_requests() -> None:
         """A command queued a request, or the lock was lost: tick now, not at the next poll."""
@@ -67,10 +84,10 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
         with contextlib.suppress(JobLookupError):  # no tick waiting: one is running, and will see it
             scheduler.modify_job("tick", next_run_time=clock.now())
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    scheduler.add_job(tick, "date", run_date=clock.now(), id="tick", misfire_grace_time=None)
-    scheduler.add_job(wake_for_requests, "interval", seconds=REQUEST_CHECK_SECONDS, id="requests", coalesce=True)
+    # Shutting down waits for the running tick, so not from inside the handler.
+    on_stop(stop, then=lambda: threading.Thread(target=shut_down, daemon=True).start())
+    scheduler.add_job(tick, next_tick, id="tick", misfire_grace_time=None)
+    scheduler.add_job(wake_for_requests, "interval", seconds=REQUEST_CHECK_SECONDS, id="requests", coalesce=True, misfire_grace_time=None)
     scheduler.start()
 
 
@@ -78,11 +95,13 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
     """The same ticks on a clock that jumps straight to the next due time, until nothing
     is left to do (or `until`)."""
     stop = controller.deps.stop
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    on_stop(stop)
     while not stop.is_set():
         try:
             next_due = controller.tick(clock.now())
+        except Stopped:
+            abandoned(clock.now())
+            return
         except LockLost as lost:
             logger.error(f"stopping: {lost}", extra={"event": "lock_lost", "at": clock.now(), "fields": {}})
             controller.lost_lock = True
@@ -90,3 +109,7 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
         if next_due is None or (until is not None and next_due > until):
             return
         clock.advance_to(next_due)
+
+
+def abandoned(now: datetime) -> None:
+    event(now, "stopped_reading", "stopping while reading a configuration edit; it was not applied")
