@@ -45,11 +45,17 @@ class TemplateProblem(Exception):
 
 
 class Templates:
+    """One revision of the templates: each file is read, checked and compiled once, when
+    first used, and kept. An edit to the files makes a new Templates (the configuration
+    watcher loads and validates the edited revision), so nothing is read again per email."""
+
     def __init__(self, override: str | Path | None = None, default: Path = DEFAULT_DIR):
         folders = [Path(override)] if override else []
         self.folders = folders + [default]
+        self._chosen: dict[tuple[str, ...], jinja2.Template] = {}  # the names asked for -> the file that answered
         self.env = Sandbox(
             loader=FolderLoader(self.folders),
+            auto_reload=False,  # no stat of every file at every render: a revision does not change
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             trim_blocks=True,
@@ -80,7 +86,10 @@ class Templates:
         file = name
         token = METER.set(Meter())
         try:
-            template = self.env.select_template([name, fallback] if fallback else [name])
+            names = (name, fallback) if fallback else (name,)
+            template = self._chosen.get(names)
+            if template is None:  # a role's own file or the one for both, looked up once
+                template = self._chosen[names] = self.env.select_template(list(names))
             file = template.filename or name
             out: list[str] = []
             size = 0
