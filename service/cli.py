@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
     run.add_argument("--fresh", action="store_true", help="start the whole program again on an empty state, though it has run before")
     run.add_argument("--log-format", choices=("text", "json"), default="text", help="readable lines, or one JSON object per line")
+    run.add_argument("--http", metavar="HOST:PORT", help="also serve the web pages (dashboard, participant links), e.g. 127.0.0.1:8080")
     status = command("status", "show each pair's sessions and emails, and what needs attention")
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -116,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (changes, approve, withdraw, release, reschedule, resolve, resend, history):
         sub.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
         sub.add_argument("--format", choices=("text", "json"), default="text")
+    password = command("set-password", "set the coordinator's password for the web dashboard (read from standard input)")
+    password.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     auth = command("auth", "get Google credentials (login) or test them (check)")
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")

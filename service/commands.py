@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sqlite3
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import bootstrap, views
 from .adapters.clock import SimulatedClock, SystemClock
@@ -22,16 +24,20 @@ from .domain.changes import base_id, identify
 from .domain.model import Pair
 from .domain.outbox import RESENDABLE, State
 from .domain.planning import PairPlan, Plan, plan_sessions
-from .domain.ports import Purpose, Store
+from .domain.ports import Clock, Purpose, Store
 from .domain.requests import RequestKind
 from .logs import configure as configure_logs
 from .preview import write_preview
-from .runner import run_forever, run_simulated
+from .runner import REQUEST_CHECK_SECONDS, run_forever, run_simulated
 from .status import status_report
 from .usecases import Controller, Deps
 from .usecases.changes import read_change
 
+if TYPE_CHECKING:  # the web's libraries load only when --http asks for the pages
+    from .web.server import WebServer
+
 EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
+MIN_PASSWORD = 10
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -144,21 +150,86 @@ def _run_daemon(args: argparse.Namespace) -> int:
         else bootstrap.make_mailer(watcher.configuration, bootstrap.default_outbox(state, purpose), args.outbox)
     )
     replies = bootstrap.make_replies(watcher.configuration)
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies))
+    deps = Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies)
+    controller, web = Controller(deps), None
+    if args.http:
+        started = _start_web(args.http, deps, clock, watcher)
+        if isinstance(started, str):
+            release()
+            print(f"not starting: {started}", file=sys.stderr)
+            return EXIT_CONFIG
+        controller, web = started
     try:
         if simulated:
             run_simulated(controller, simulated, args.until)
             print(views.totals_line(store.messages()))
             if isinstance(mailer, FileMailer):
                 print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
+            if web is not None:
+                _keep_serving(controller, simulated, args.http)
         else:
             print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
             run_forever(controller, clock, watcher.configuration.poll)
     finally:
+        if web is not None:
+            web.stop()
         release()
     if controller.lost_lock:
         print(f"stopped: the lock on {state} was lost, so another daemon may be working on it; start again when it is not", file=sys.stderr)
         return EXIT_BUSY
+    return EXIT_OK
+
+
+def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.ConfigWatcher) -> tuple[Controller, WebServer] | str:
+    """The web pages beside the daemon (`--http`), and a controller that times its ticks for
+    them; or why they cannot be served."""
+    from .web.metrics import MeteredController, Metrics
+    from .web.serve import links_for, make_site, serve
+    from .web.server import WebError
+
+    metrics = Metrics(deps.store)
+    controller = MeteredController(deps, metrics)
+    given = watcher.current()[0]  # until the first tick settles what is in force
+    site = make_site(
+        deps.store,
+        clock,
+        lambda: controller.inputs or given,
+        poll=watcher.configuration.poll,
+        public_url=watcher.configuration.public_url,
+        metrics=metrics,
+        unplanned=lambda: controller.unplanned,
+        config_problems=lambda: watcher.problems,
+    )
+    deps.links = links_for(site)
+    try:
+        return controller, serve(site, address)
+    except (ValueError, WebError) as error:
+        return str(error)
+
+
+def _keep_serving(controller: Controller, clock: Clock, address: str) -> None:
+    """After a rehearsal the pages stay up, and what is asked there is applied, until stopped."""
+    print(f"The dashboard is at http://{address}/ ; stop with Ctrl-C.", flush=True)
+    store, stop = controller.deps.store, controller.deps.stop
+    while not stop.wait(REQUEST_CHECK_SECONDS):
+        if store.pending_requests():
+            controller.tick(clock.now())
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    """The coordinator's password for the dashboard, kept in the state as a scrypt hash."""
+    from .web.security import hash_password
+
+    password = getpass.getpass("New dashboard password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_PASSWORD:
+        print(f"not set: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return EXIT_CONFIG
+    store = bootstrap.open_state(args.state or str(bootstrap.default_state(args.config)))
+    try:
+        store.set_password_hash(hash_password(password))
+    finally:
+        store.close()
+    print("password set; signed-in sessions made with an older one have ended")
     return EXIT_OK
 
 
@@ -395,4 +466,5 @@ COMMANDS = {
     "resolve": _resolve,
     "resend": _resend,
     "auth": _auth,
+    "set-password": _set_password,
 }

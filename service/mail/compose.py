@@ -33,6 +33,7 @@ def compose(
     links: tuple[str | None, ...] = (),
     other_times: tuple[Session, ...] = (),
     recipient: str | None = None,
+    cant_make_it: str | None = None,
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -44,6 +45,8 @@ def compose(
     context = pair_context(cohort, pair, sessions, role, stage=stage, links=links, other_times=other_times)
     if change is not None:
         context["change"] = change
+    if cant_make_it is not None:  # the reader's own link to move the session or withdraw
+        context["cant_make_it"] = cant_make_it
     rendered = templates.render(folder, role, context)
     calendar = method = None
     if info.session and info.kind in (Kind.INVITATION, Kind.CANCELLATION):

@@ -9,6 +9,7 @@ from typing import Protocol
 from ..domain.model import Cohort
 from ..domain.planning import Busy
 from ..domain.ports import Calendar, FreeBusy, Mailer, Replies, Store
+from ..mail.links import PersonalLinks
 from ..mail.templates import Templates
 
 
@@ -39,6 +40,7 @@ class Deps:
     calendar: Calendar | None = None  # None: invitations go by email (iMIP)
     free_busy: FreeBusy | None = None  # None: declared hours and .ics files only
     replies: Replies | None = None  # the organiser's mailbox, for answers to invitations by email
+    links: PersonalLinks | None = None  # personal links to the web pages, when they are served
 
 
 class LockLost(Exception):

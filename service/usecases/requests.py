@@ -44,7 +44,9 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
             store.set_alert(pair_id, number, None)
         return f"{pair_id} released: it is planned again"
     if request.kind is RequestKind.RESCHEDULE:
-        return _reschedule(deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), args.get("sequence"), now)
+        return _reschedule(
+            deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), args.get("sequence"), now, by=args.get("by")
+        )
     if request.kind is RequestKind.RESOLVE:
         rows = [r for r in store.messages_needing_a_human() if r.state is State.UNCERTAIN and r.ref == args.get("message")]
         if not rows:
@@ -63,9 +65,12 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
     return f"unknown request {request.kind}"
 
 
-def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, sequence: str | None, now: datetime) -> str:
+def _reschedule(
+    deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, sequence: str | None, now: datetime, *, by: str | None = None
+) -> str:
     """Move a session; once only, as the coordinator saw it (`sequence`): a request
-    applied again after a crash finds the session moved already and leaves it."""
+    applied again after a crash finds the session moved already and leaves it. `by`: the
+    participant who asked (on the web page), whom both emails name."""
     store, cohort = deps.store, inputs.cohort
     record = next((r for r in store.sessions([pair_id]) if r.session.number == number), None)
     if record is not None and sequence is not None and str(record.sequence) != sequence:
@@ -92,7 +97,9 @@ def _reschedule(deps: Deps, inputs: Inputs, pair_id: str, number: int, at: str, 
         clash = _clash(cohort, pair_id, new, standing)
         if clash:
             return clash
-    store.move(new, now, "the coordinator moved it", agreed=at != "auto")
+    asker = next((p for p in next(p for p in cohort.pairs if p.id == pair_id).people if by and p.email.casefold() == by.casefold()), None)
+    reason = f"{asker.name.split()[0]} asked for another time" if asker else "the coordinator moved it"
+    store.move(new, now, reason, agreed=at != "auto")
     return f"session {number} of {pair_id} moved to {new.start:%Y-%m-%d %H:%M} UTC"
 
 

@@ -231,6 +231,10 @@ def _compose(
     moved = info.session if info.kind is Kind.UPDATE or (info.kind is Kind.INVITATION and row.revision) else None
     change = change_view(cohort, pair, pair_records[moved - 1], row.role) if moved else None
     options = _other_times(deps, inputs, pair_records[info.session - 1], now) if info.kind is Kind.OTHER_TIMES and info.session else ()
+    # Emails before a session carry the reader's "Can't make it?" link to the web pages.
+    ahead = info.session and info.expires_at == info.session and info.kind is not Kind.CANCELLATION
+    record = pair_records[info.session - 1] if ahead and info.session and len(pair_records) >= info.session else None
+    cant_make_it = deps.links.session(record, row.recipient) if deps.links and record and not record.cancelled else None
     return compose(
         cohort,
         pair,
@@ -244,6 +248,7 @@ def _compose(
         links=tuple(r.meet_link for r in pair_records),
         other_times=options,
         recipient=row.recipient,
+        cant_make_it=cant_make_it,
     )
 
 

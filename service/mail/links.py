@@ -1,0 +1,27 @@
+"""The personal links an email carries to the web pages (when `http.public_url` is set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..domain.links import LinkClaim, LinkPurpose, sign
+from ..domain.outbox import SessionRecord
+
+# The path of each purpose's page under the public address.
+PATHS = {LinkPurpose.SESSION: "session", LinkPurpose.GOALS: "goals", LinkPurpose.MET: "met"}
+
+
+@dataclass(frozen=True)
+class PersonalLinks:
+    base_url: str  # http.public_url
+    key: bytes
+
+    def make(self, purpose: LinkPurpose, email: str, pair_id: str, session: int, revision: int, expires: datetime) -> str:
+        claim = LinkClaim(purpose=purpose, person=email, pair_id=pair_id, session=session, revision=revision, expires=expires)
+        return f"{self.base_url.rstrip('/')}/{PATHS[purpose]}/{sign(claim, self.key)}"
+
+    def session(self, record: SessionRecord, email: str) -> str:
+        """ "Can't make it?": good until the session starts, and only for the session as it is now."""
+        session = record.session
+        return self.make(LinkPurpose.SESSION, email, session.pair_id, session.number, record.sequence, session.start)

@@ -1,0 +1,23 @@
+"""For operators: is the daemon ticking, and the figures Prometheus scrapes."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+STUCK_AFTER_POLLS = 3  # a tick is late after one poll interval; stuck after this many
+
+
+async def healthz(request: Request) -> Response:
+    """200 while the daemon ticks; 503 when its last tick is older than a few poll intervals."""
+    site = request.app.state.site
+    last, now = site.store.last_tick(), site.now()
+    lag = None if last is None else max(0.0, (now - last).total_seconds())
+    stuck = lag is None or lag > (site.poll * STUCK_AFTER_POLLS).total_seconds()
+    body = {"status": "stuck" if stuck else "ok", "last_tick": last.isoformat() if last else None, "lag_seconds": lag}
+    return JSONResponse(body, status_code=503 if stuck else 200)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.site.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,41 @@
+"""What the pages are given: the store, the clock, the configuration in force, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..domain.model import Pair
+from ..domain.ports import Clock, Store
+from ..usecases import Inputs
+from .metrics import Metrics
+from .security import RateLimiter
+
+
+@dataclass
+class Site:
+    store: Store
+    clock: Clock
+    inputs: Callable[[], Inputs]  # the configuration in force, pairs under their stored keys
+    key: bytes  # signs links, sign-ins and CSRF tokens
+    poll: timedelta  # the daemon's poll interval: a tick older than a few of these is stuck
+    metrics: Metrics
+    public_url: str | None = None
+    unplanned: Callable[[], Mapping[str, str]] = dict  # pairs the daemon could not schedule, and why
+    config_problems: Callable[[], list[str]] = list  # why the last configuration edit was not applied
+    # Participant pages: a person clicks a few times; a script guessing tokens does not get far.
+    participant_limit: RateLimiter = field(default_factory=lambda: RateLimiter(30, 60))
+    sign_in_limit: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300))
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def pair(self, pair_id: str) -> Pair | None:
+        """A pair of the program, or one that left it but is still remembered."""
+        found = next((p for p in self.inputs().cohort.pairs if p.id == pair_id), None)
+        return found or self.store.known_pairs([pair_id]).get(pair_id)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
