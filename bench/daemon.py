@@ -112,9 +112,9 @@ class Daemon:
 
     def __init__(self, config: Path, state: Path | str, clock: SimulatedClock, outbox: Path | None = None):
         self.clock = clock
-        began = perf_counter()
+        began, cpu = perf_counter(), process_time()
         self.watcher = bootstrap.ConfigWatcher.start(config, None, clock)  # validation: ConfigError ends here
-        self.load_seconds = perf_counter() - began
+        self.load_seconds, self.load_cpu = perf_counter() - began, process_time() - cpu
         self.store, self._release = bootstrap.open_locked_state(state)
         bootstrap.claim(self.store, state, Purpose.REHEARSAL)  # a fresh state: marked as a rehearsal's
         calendar, free_busy, _ = bootstrap.google_adapters(self.watcher.configuration)  # None: no Google here
@@ -228,11 +228,12 @@ def step_times(daemon: Daemon) -> Iterator[dict[str, float]]:
             owners = _holders(original, name)
 
         def wrapper(*args, _original=original, _label=label, **kwargs):
-            began = perf_counter()
+            began, cpu = perf_counter(), process_time()
             try:
                 return _original(*args, **kwargs)
             finally:
                 spent[_label] = spent.get(_label, 0.0) + perf_counter() - began
+                spent["cpu " + _label] = spent.get("cpu " + _label, 0.0) + process_time() - cpu
 
         for owner in owners:
             patches.append((owner, name, original))
@@ -687,7 +688,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
     daemon = Daemon(cohort.config, state, clock, outbox)
     gc.collect()
     with step_times(daemon) as spent:
+        tick_cpu = process_time()
         tick_seconds = timed(daemon.tick)
+        tick_cpu = process_time() - tick_cpu
     first_tick = daemon.load_seconds + tick_seconds
     counts = state_counts(daemon.store)
     booked = booked_pairs(daemon.store)
@@ -695,6 +698,10 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
     print(f"load and validate (ConfigWatcher.start, as `mentorship run` does first):   {daemon.load_seconds:7.2f} s")
     print(f"controller.tick (reconcile: plan, book, plan the emails; send what is due): {tick_seconds:7.2f} s")
     print(f"first tick in all:                                                         {first_tick:7.2f} s")
+    print(
+        f"CPU of this process in the first tick: {daemon.load_cpu + tick_cpu:.2f} s (load {daemon.load_cpu:.2f} s, tick {tick_cpu:.2f} s)"
+        + ("; PostgreSQL's own is in its server processes" if args.store == "postgresql" else "")
+    )
     print_steps(spent, tick_seconds)
     print(
         f"booked {booked} of {cohort.pairs} pairs ({len(daemon.controller.unplanned)} could not be planned);"
@@ -704,9 +711,13 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
     rss.append(("after first tick", max_rss_mb()))
     print(f"max RSS so far {rss[-1][1]:.0f} MB", flush=True)
     summary.add("first tick (load + tick)", f"{first_tick:.1f} s", "")
-    writes = spent.get("store.remember_pairs (pair details)", 0.0) + spent.get("store.book (write the sessions)", 0.0)
-    summary.add("  of which store.book + remember_pairs", f"{writes:.2f} s", "")
-    summary.add("  of which message inserts (store.apply)", f"{spent.get('store.apply (insert the messages)', 0.0):.2f} s", "")
+    summary.add("  CPU of this process in it", f"{daemon.load_cpu + tick_cpu:.1f} s", "")
+    for prefix, what in (("", "wall"), ("cpu ", "CPU of this process")):
+        writes = spent.get(prefix + "store.remember_pairs (pair details)", 0.0) + spent.get(prefix + "store.book (write the sessions)", 0.0)
+        summary.add(f"  of which store.book + remember_pairs ({what})", f"{writes:.2f} s", "")
+        summary.add(
+            f"  of which message inserts, store.apply ({what})", f"{spent.get(prefix + 'store.apply (insert the messages)', 0.0):.2f} s", ""
+        )
     summary.add("  messages planned by it", f"{planned}", "~180k for 10k pairs")
 
     # 2. Idle ticks ------------------------------------------------------------------------
