@@ -7,7 +7,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, create_engine, event, false, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ...domain.calendar import CalendarEvent
@@ -125,20 +140,43 @@ class SqlStore(Store):
     def book(self, booked: Sequence[Session], now: datetime) -> None:
         """Record sessions as booked; a cancelled session booked again gets a new sequence."""
         with self.engine.begin() as connection:
-            for session in booked:
-                old = connection.execute(
-                    select(sessions.c.sequence).where(sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
-                ).first()
-                values = dict(start=session.start, end=session.end, status="booked", changed_at=now)
-                if old is None:
-                    connection.execute(sessions.insert().values(pair_id=session.pair_id, number=session.number, sequence=0, **values))
-                else:
-                    connection.execute(
-                        update(sessions)
-                        .where(sessions.c.pair_id == session.pair_id, sessions.c.number == session.number)
-                        .values(sequence=old.sequence + 1, previous_start=None, change_reason=None, agreed=False, **values)
-                    )
-                _audit(connection, now, "session_booked", session.pair_id, number=session.number, start=session.start.isoformat())
+            stored = _stored_time(connection)
+            at = stored(now)
+            known: set[tuple[str, int]] = set()
+            pair_ids = sorted({session.pair_id for session in booked})
+            for start in range(0, len(pair_ids), IN_LIST):
+                query = select(sessions.c.pair_id, sessions.c.number).where(sessions.c.pair_id.in_(pair_ids[start : start + IN_LIST]))
+                known.update((pair_id, number) for pair_id, number in connection.execute(query))
+            fresh = [s for s in booked if (s.pair_id, s.number) not in known]
+            again = [s for s in booked if (s.pair_id, s.number) in known]
+            _insert_rows(
+                connection,
+                sessions,
+                ("pair_id", "number", "start", "end", "status", "sequence", "changed_at"),
+                [(s.pair_id, s.number, stored(s.start), stored(s.end), "booked", 0, at) for s in fresh],
+            )
+            if again:
+                connection.execute(
+                    update(sessions)
+                    .where(sessions.c.pair_id == bindparam("k_pair"), sessions.c.number == bindparam("k_number"))
+                    .values(
+                        sequence=sessions.c.sequence + 1,
+                        previous_start=None,
+                        change_reason=None,
+                        agreed=False,
+                        start=bindparam("v_start"),
+                        end=bindparam("v_end"),
+                        status="booked",
+                        changed_at=now,
+                    ),
+                    [{"k_pair": s.pair_id, "k_number": s.number, "v_start": s.start, "v_end": s.end} for s in again],
+                )
+            _insert_rows(
+                connection,
+                audit,
+                ("at", "event", "pair_id", "detail"),
+                [(at, "session_booked", s.pair_id, json.dumps({"number": s.number, "start": s.start.isoformat()})) for s in booked],
+            )
 
     def move(
         self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
@@ -323,12 +361,19 @@ class SqlStore(Store):
     def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
         with self.engine.begin() as connection:
             stored = dict(connection.execute(select(pairs.c.pair_id, pairs.c.data)).all())
+            fresh, changed = [], []
             for pair in known:
                 data = json.dumps(_pair_data(pair), ensure_ascii=False, sort_keys=True)
                 if pair.id not in stored:
-                    connection.execute(pairs.insert().values(pair_id=pair.id, data=data, updated_at=now))
+                    fresh.append((pair.id, data))
                 elif stored[pair.id] != data:
-                    connection.execute(update(pairs).where(pairs.c.pair_id == pair.id).values(data=data, updated_at=now))
+                    changed.append({"k_pair": pair.id, "v_data": data})
+            at = _stored_time(connection)(now)
+            _insert_rows(connection, pairs, ("pair_id", "data", "updated_at"), [(pair_id, data, at) for pair_id, data in fresh])
+            if changed:
+                connection.execute(
+                    update(pairs).where(pairs.c.pair_id == bindparam("k_pair")).values(data=bindparam("v_data"), updated_at=now), changed
+                )
 
     def withdraw(self, pair_id: str, now: datetime) -> None:
         with self.engine.begin() as connection:
@@ -368,23 +413,34 @@ class SqlStore(Store):
         if not len(changes):
             return
         with self.engine.begin() as connection:
-            if changes.insert:
-                connection.execute(
-                    messages.insert(),
-                    [dict(_wanted_values(w), state=State.PLANNED.value, attempts=0, updated_at=now) for w in changes.insert],
-                )
-            for item in changes.retime + changes.revive:
-                connection.execute(
-                    update(messages)
-                    .where(_key(item.key))
-                    .where(messages.c.state.in_([State.PLANNED.value, State.CANCELLED.value]), messages.c.verify == false())
-                    .values(due=item.due, expires=item.expires, wake_at=item.due, state=State.PLANNED.value, updated_at=now)
-                )
-            for key in changes.cancel:
+            stored = _stored_time(connection)
+            at = stored(now)
+            rows = []
+            for w in changes.insert:
+                due = stored(w.due)  # due, and the first wake-up
+                rows.append((w.pair_id, w.stage.value, w.recipient, w.revision, w.role.value, due, stored(w.expires), due, PLANNED, 0, at))
+            _insert_rows(connection, messages, MESSAGE_COLUMNS, rows)
+            moved = changes.retime + changes.revive
+            if moved:
                 connection.execute(
                     update(messages)
-                    .where(_key(key), messages.c.state == State.PLANNED.value, messages.c.verify == false())
-                    .values(state=State.CANCELLED.value, updated_at=now)
+                    .where(_KEY_PARAMETERS)
+                    .where(or_(messages.c.state == PLANNED, messages.c.state == State.CANCELLED.value), messages.c.verify == false())
+                    .values(
+                        due=bindparam("v_due"),
+                        expires=bindparam("v_expires"),
+                        wake_at=bindparam("v_wake"),
+                        state=State.PLANNED.value,
+                        updated_at=now,
+                    ),
+                    [{**_key_parameters(w.key), "v_due": w.due, "v_expires": w.expires, "v_wake": w.due} for w in moved],
+                )
+            if changes.cancel:
+                connection.execute(
+                    update(messages)
+                    .where(_KEY_PARAMETERS, messages.c.state == State.PLANNED.value, messages.c.verify == false())
+                    .values(state=State.CANCELLED.value, updated_at=now),
+                    [_key_parameters(key) for key in changes.cancel],
                 )
             _audit(
                 connection,
@@ -523,6 +579,60 @@ def _set_meta(connection, key: str, value: str | None) -> None:
     connection.execute(schema.meta.delete().where(schema.meta.c.key == key))
     if value:
         connection.execute(schema.meta.insert().values(key=key, value=value))
+
+
+# Many rows at once: see _insert_rows.
+IN_LIST = 500  # values in one IN (...) list
+COPY_FROM = 1000  # rows: from this many, PostgreSQL's COPY is several times quicker than INSERT
+PLANNED = State.PLANNED.value
+MESSAGE_COLUMNS = ("pair_id", "stage", "recipient", "revision", "role", "due", "expires", "wake_at", "state", "attempts", "updated_at")
+
+
+def _stored_time(connection: Connection) -> Callable[[datetime | None], object]:
+    """Aware datetimes as the database keeps them (naive UTC, in the form SQLAlchemy's
+    DateTime gives the driver: a string on SQLite), so rows written by _insert_rows read
+    back like any other."""
+    dialect = connection.dialect
+    process = DateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    def stored(moment: datetime | None) -> object:
+        if moment is None:
+            return None
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        return process(naive) if process else naive
+
+    return stored
+
+
+def _insert_rows(connection: Connection, table: Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Rows of plain values (times already converted by _stored_time) in one go: one
+    executemany of one prepared statement, or COPY on PostgreSQL for many rows, with none
+    of SQLAlchemy's per-value work."""
+    if not rows:
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    names = ", ".join(quote(column) for column in columns)
+    if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+        with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})", rows)
+
+
+_KEY_PARAMETERS = and_(
+    messages.c.pair_id == bindparam("k_pair"),
+    messages.c.stage == bindparam("k_stage"),
+    messages.c.recipient == bindparam("k_recipient"),
+    messages.c.revision == bindparam("k_revision"),
+)
+
+
+def _key_parameters(key: MessageKey) -> dict:
+    pair_id, stage, recipient, revision = key
+    return {"k_pair": pair_id, "k_stage": stage.value, "k_recipient": recipient, "k_revision": revision}
 
 
 def _key(key: MessageKey) -> ColumnElement[bool]:
