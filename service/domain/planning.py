@@ -58,8 +58,9 @@ GOLDEN = 0.6180339887
 # outweighs every other preference; then, over both sessions, the larger total of either.
 STRETCH_COST = 1000
 FAIR_COST = 10
-# How far a fix may go when a pair is left out: stretch in steps up to this many minutes.
-FIX_STRETCH_STEP, FIX_STRETCH_MOST = 15, 480
+# How far a fix may go when a pair is left out: stretch in steps up to the most the
+# cohort file allows (working_hours.stretch_minutes).
+FIX_STRETCH_STEP, FIX_STRETCH_MOST = 15, 360
 FIX_BLACKOUTS_TRIED = 30
 FIX_NODE_BUDGET = 2_000
 
@@ -110,12 +111,13 @@ def plan_sessions(
         free = {email: _free(frame, person, taken[email]) for email, person in people.items()}
         shared: dict[str, list[SharedSpan]] = {}
         stretched: set[str] = set()
+        hopeful = []  # a pair with no possible sessions of its own only slows the search down
         for pair in group:
-            shared[pair.id], wide = _pair_spans(frame, pair, free, taken, cohort.stretch)
+            shared[pair.id], wide, meets = _pair_spans(frame, pair, free, taken, cohort.stretch)
             if wide:
                 stretched.add(pair.id)
-        # A pair with no possible sessions of its own only slows the search down.
-        hopeful = [p for p in group if p.id in booked or _could_meet(frame, shared[p.id])]
+            if meets or pair.id in booked:
+                hopeful.append(pair)
         chosen: dict[str, tuple[int, int]] = {}
         for part in _groups(hopeful, cohort.link_for):  # without them a group may fall apart: smaller searches
             chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
@@ -124,7 +126,7 @@ def plan_sessions(
             if pair.id in chosen or pair.id in booked:
                 for person in pair.people:
                     sessions_of[person.email].append(pair)
-        fixed = {pair_id: tuple(booked[pair_id]) for pair_id in booked if pair_id in shared}
+        fixed = {pair.id: tuple(booked[pair.id]) for pair in group if pair.id in booked}
         fixed.update((pair_id, frame.sessions(pair_id, starts)) for pair_id, starts in chosen.items())
         for pair in group:
             if pair.id in booked:
@@ -154,7 +156,7 @@ def replan_session(
     pair = next(p for p in group if p.id == pair_id)
     taken = {p.email: merge(map(_span, busy.get(p.email, ()))) for p in pair.people}
     free = {email: _free(frame, person, taken[email]) for email, person in zip(taken, pair.people, strict=True)}
-    spans, wide = _pair_spans(frame, pair, free, taken, cohort.stretch)
+    spans, wide, _ = _pair_spans(frame, pair, free, taken, cohort.stretch)
     search = _Search(frame, [], {pair.id: spans}, {pair.id: 0}, 0, booked, {pair.id} if wide else set())
     for member in group:  # _Search books fixed sessions of the pairs it is given
         if member.id != pair.id:
@@ -190,29 +192,58 @@ def _free(frame: _Frame, person: Person, taken: Sequence[Span], stretch: int = 0
 
 
 def _pair_spans(
-    frame: _Frame, pair: Pair, free: Mapping[str, list[DaySpan]], taken: Mapping[str, Sequence[Span]], stretch: Stretch
-) -> tuple[list[SharedSpan], bool]:
-    """The times a pair may meet, and whether they reach outside someone's hours: only
-    when the pair has no room for both sessions inside both people's hours."""
-    inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
+    frame: _Frame,
+    pair: Pair,
+    free: Mapping[str, list[DaySpan]],
+    taken: Mapping[str, Sequence[Span]],
+    stretch: Stretch,
+    widest: Mapping[str, list[DaySpan]] | None = None,
+    inside: list[SharedSpan] | None = None,
+) -> tuple[list[SharedSpan], bool, bool]:
+    """The times a pair may meet; whether they reach outside someone's hours, only when
+    the pair has no room for both sessions inside both people's hours; and whether both
+    sessions fit at all, other pairs aside. `inside`: where both are free inside hours,
+    when known."""
+    if inside is None:
+        inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
     if _could_meet(frame, inside):
-        return inside, False
-    wide = _stretched(frame, pair, taken, stretch)
+        return inside, False, True
+    wide = _stretched(frame, pair, taken, stretch, widest)
     if wide is not None and _could_meet(frame, wide):
-        return wide, True
-    return inside, False
+        return wide, True, True
+    return inside, False, False
 
 
-def _stretched(frame: _Frame, pair: Pair, taken: Mapping[str, Sequence[Span]], stretch: Stretch) -> list[SharedSpan] | None:
+def _stretched(
+    frame: _Frame,
+    pair: Pair,
+    taken: Mapping[str, Sequence[Span]],
+    stretch: Stretch,
+    widest: Mapping[str, list[DaySpan]] | None = None,
+) -> list[SharedSpan] | None:
     """When both are free with their days stretched as far as the cohort allows; None
-    when neither may be stretched."""
+    when neither may be stretched. `widest`: each one's free time stretched further
+    still, to be cut down rather than worked out again."""
     mentor, mentee = pair.mentor, pair.mentee
     reach = stretch.allowance(mentor.availability), stretch.allowance(mentee.availability)
     if not any(reach):
         return None
-    return intersect(
-        _free(frame, mentor, taken[mentor.email], reach[0]), _free(frame, mentee, taken[mentee.email], reach[1]), stretched=True
-    )
+    if widest is None:
+        return intersect(
+            _free(frame, mentor, taken[mentor.email], reach[0]), _free(frame, mentee, taken[mentee.email], reach[1]), stretched=True
+        )
+    return intersect(_narrowed(widest[mentor.email], reach[0]), _narrowed(widest[mentee.email], reach[1]), stretched=True)
+
+
+def _narrowed(free: Sequence[DaySpan], reach: int) -> list[DaySpan]:
+    """Free time stretched further than `reach`, cut back to `reach` minutes either side
+    of each working period (what lies further out can only be a stretched day's edge)."""
+    out = []
+    for span in free:
+        start, end = max(span.start, span.day_start - reach), min(span.end, span.day_end + reach)
+        if start < end:
+            out.append(span if (start, end) == (span.start, span.end) else DaySpan(start, end, span.day_start, span.day_end, span.day))
+    return out
 
 
 def _carried(pair: Pair, session: Session) -> _Option:
@@ -540,6 +571,8 @@ class _Diagnosis:
     def __init__(self, frame: _Frame, pair: Pair, group: list[Pair], free, taken, fixed, index):
         self.frame, self.pair, self.group = frame, pair, group
         self.free, self.taken, self.fixed, self.index = free, taken, fixed, index
+        self.widest: dict[str, list[DaySpan]] | None = None  # free time stretched as far as a fix may go
+        self.inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
         cohort = frame.cohort
         self.reach = tuple(cohort.stretch.allowance(p.availability) for p in pair.people)
         # Their hours alone: every working day, nobody busy, stretched as far as allowed.
@@ -668,6 +701,8 @@ class _Diagnosis:
 
     def _stretch_fix(self) -> str | None:
         frame, stretch = self.frame, self.frame.cohort.stretch
+        if _could_meet(frame, self.inside):
+            return None  # the planner never stretches a pair that can meet inside hours
         steps = range(FIX_STRETCH_STEP, FIX_STRETCH_MOST + 1, FIX_STRETCH_STEP)
         minutes = _smallest(
             [m for m in steps if m > stretch.minutes], lambda m: self._attempt(frame, Stretch(minutes=m, declared=stretch.declared))
@@ -700,11 +735,17 @@ class _Diagnosis:
     def _attempt(self, frame: _Frame, stretch: Stretch | None = None, changed: Person | None = None) -> _Attempt:
         """The pair under a changed frame, stretch or person, ready to be planned again."""
         pair, free = self.pair, self.free
+        widest: dict[str, list[DaySpan]] | None = None
+        inside: list[SharedSpan] | None = self.inside  # unchanged unless a person changes
         if changed is not None:
+            inside = None
             free = {**free, changed.email: _free(frame, changed, self.taken[changed.email])}
             pair = replace(pair, mentor=changed) if pair.mentor.email == changed.email else replace(pair, mentee=changed)
-        spans, wide = _pair_spans(frame, pair, free, self.taken, stretch or frame.cohort.stretch)
-        return _Attempt(self, frame, pair, spans, wide)
+        elif stretch is not None:  # the same frame: each stretch is cut from the widest
+            if self.widest is None:
+                self.widest = {p.email: _free(frame, p, self.taken[p.email], FIX_STRETCH_MOST) for p in pair.people}
+            widest = self.widest
+        return _Attempt(self, frame, pair, *_pair_spans(frame, pair, free, self.taken, stretch or frame.cohort.stretch, widest, inside))
 
 
 @dataclass(frozen=True)
@@ -714,14 +755,11 @@ class _Attempt:
     pair: Pair
     spans: list[SharedSpan]
     wide: bool
-
-    def possible(self) -> bool:
-        """Both sessions fit, other pairs aside: needed, and cheap to know."""
-        return _could_meet(self.frame, self.spans)
+    possible: bool  # both sessions fit, other pairs aside: needed, and cheap to know
 
     def plans(self) -> bool:
         """The planner books the pair, around the sessions the rest of its group got."""
-        if not self.possible():
+        if not self.possible:
             return False
         d, pair = self.diagnosis, self.pair
         others = [p for p in d.group if p.id in d.fixed]
@@ -729,15 +767,17 @@ class _Attempt:
         return pair.id in _Search(self.frame, [pair, *others], {pair.id: self.spans}, d.index, FIX_NODE_BUDGET, d.fixed, stretched).run()
 
 
-def _smallest(changes: list[int], attempt: Callable[[int], _Attempt], tries: int = 3) -> int | None:
+def _smallest(changes: list[int], attempt: Callable[[int], _Attempt], tries: int = 2) -> int | None:
     """The first of `changes` (ordered from least to most) that plans the pair. A larger
     change keeps every time a smaller one allows, so the first change that makes room at
     all is found by halving; from there a few are planned in turn (other pairs' sessions
     and the search's limits may still keep the pair out)."""
-    lo, hi = 0, len(changes)
+    if not changes or not attempt(changes[-1]).possible:
+        return None
+    lo, hi = 0, len(changes) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if attempt(changes[mid]).possible():
+        if attempt(changes[mid]).possible:
             hi = mid
         else:
             lo = mid + 1
