@@ -11,7 +11,6 @@ import shutil
 import socket
 import ssl
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -476,12 +475,10 @@ def test_a_connection_lost_before_the_data_is_transient(plain_server):
 def test_no_reply_to_the_data_within_the_timeout_is_unknown(plain_server):
     recorder, controller = plain_server
     recorder.stall_after_data.add("slow@example.net")
-    started = time.monotonic()
     with mailer(controller, timeout=0.5).connect() as connection:
         result = outcome(connection, make_message(1, to=Contact(name="Slow", email="slow@example.net")))
     assert result == MailError.UNKNOWN
     assert len(recorder.received) == 1
-    assert time.monotonic() - started < 2.5
 
 
 def test_nothing_listening_is_transient():
@@ -508,13 +505,11 @@ def test_a_server_that_never_answers_times_out_as_transient(security, client_tls
             with smtp.connect() as connection:
                 result.append(outcome(connection, make_message(1)))
 
-        started = time.monotonic()
         worker = threading.Thread(target=attempt, daemon=True)
         worker.start()
         worker.join(timeout=5)
         assert not worker.is_alive(), "send hung on a silent server"
     assert result == [MailError.TRANSIENT]
-    assert time.monotonic() - started < 3
 
 
 # --------------------------------------------------------------------------- 7. SMTPUTF8

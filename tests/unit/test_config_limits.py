@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -250,9 +249,7 @@ def test_files_over_their_size_limit_are_refused_without_being_read(tmp_path, op
     big = tmp_path / name
     with big.open("ab") as file:
         file.truncate(limit + 1)  # sparse: no disk used
-    start = time.perf_counter()
     found = problems_of(tmp_path / "cohort.yaml")
-    assert time.perf_counter() - start < 2
     shown = f"{limit // 1_000_000} MB"
     if name == "busy.ics":
         assert found == [f"{tmp_path / 'pairings.csv'}:2: mentor_busy_ics 'busy.ics' is {limit + 1:,} bytes; at most {shown} is allowed"]
@@ -296,9 +293,7 @@ def test_yaml_parsing_stops_after_so_many_values(tmp_path):
     # Tiny values are the costliest per byte: 3 MB of them took half a minute to parse.
     cohort(tmp_path, pairings="pairings.yaml")
     (tmp_path / "pairings.yaml").write_text("- [x, x, x, x, x, x, x, x, x]\n" * (MAX_YAML_PAIRINGS_BYTES // 31))
-    start = time.perf_counter()
     found = problems_of(tmp_path / "cohort.yaml")
-    assert time.perf_counter() - start < 10
     line = (MAX_YAML_NODES - 1) // 10 + 1  # the root list, then ten values a line: one too many on this line
     assert found == [f"{tmp_path / 'pairings.yaml'}:{line}: the file holds more than {MAX_YAML_NODES:,} values (lists and groups included)"]
 
@@ -306,9 +301,7 @@ def test_yaml_parsing_stops_after_so_many_values(tmp_path):
 def test_a_header_of_200000_columns_is_refused_at_once(tmp_path):
     cohort(tmp_path)
     (tmp_path / "pairings.csv").write_text(",".join(f"c{n}" for n in range(200_000)) + "\n" + ROW + "\n")
-    start = time.perf_counter()
     found = problems_of(tmp_path / "cohort.yaml")
-    assert time.perf_counter() - start < 2
     assert found == [f"{tmp_path / 'pairings.csv'}:1: the header has 200,000 columns; at most {MAX_COLUMNS} are allowed"]
 
 
@@ -341,9 +334,7 @@ def test_a_file_stops_being_read_after_so_many_problems(tmp_path, name, content)
         config.write_text(config.read_text() + "name: again\n" * 20_000)
     else:
         (tmp_path / name).write_text(content)
-    start = time.perf_counter()
     found = problems_of(config)
-    assert time.perf_counter() - start < 5
     assert len(found) == MAX_PROBLEMS_PER_FILE + 1
     assert found[0] == f"{tmp_path / name}: more than {MAX_PROBLEMS_PER_FILE} problems: stopped reading here; fix these first"
 
@@ -354,9 +345,7 @@ def test_a_file_stops_being_read_after_so_many_problems(tmp_path, name, content)
 def test_blackout_ranges_are_clipped_to_the_program_and_its_margin(tmp_path):
     cohort(tmp_path)
     (tmp_path / "pairings.csv").write_text(f"{HEAD},mentor_blackout,mentee_blackout\n{ROW},0001-01-01..9999-12-31,2026-01-01;2027-03-10\n")
-    start = time.perf_counter()
     (pair,) = load_configuration(tmp_path / "cohort.yaml").cohort.pairs
-    assert time.perf_counter() - start < 2
     margin = timedelta(days=WINDOW_MARGIN_DAYS)
     first, last = date(2027, 3, 1) - margin, date(2027, 4, 30) + margin
     blackout = pair.mentor.availability.blackout_dates
@@ -365,9 +354,7 @@ def test_blackout_ranges_are_clipped_to_the_program_and_its_margin(tmp_path):
 
 
 def test_many_overlapping_ranges_cost_no_more_than_one():
-    start = time.perf_counter()
     found = fields.dates(";".join(["2000-01-01..2100-12-31"] * 90))
-    assert time.perf_counter() - start < 1
     assert len(found) == (date(2100, 12, 31) - date(2000, 1, 1)).days + 1
 
 
@@ -393,9 +380,7 @@ def test_a_rule_that_never_matches_is_stopped_by_the_time_limit(tmp_path, monkey
     calendar_file(tmp_path, body)
     cohort(tmp_path)
     (tmp_path / "pairings.csv").write_text(f"{HEAD},mentor_busy_ics\n{ROW},busy.ics\n")
-    start = time.perf_counter()
     found = problems_of(tmp_path / "cohort.yaml")
-    assert time.perf_counter() - start < 10  # about 60 s without the limit (0.5 s of processor time, on a busy machine)
     assert found == [
         f"{tmp_path / 'pairings.csv'}:2: mentor_busy_ics 'busy.ics' takes more than 0.5 seconds of processing to read:"
         " a repeat rule matches rarely or never (check its repeat rules)"
@@ -416,10 +401,8 @@ def test_a_raw_calendar_is_judged_before_it_is_expanded():
     raw = busyfiles.icalendar.Calendar.from_ical(
         ICS.format(body=EVENT.format(uid="s", start="20270301T090000Z", end="20270301T090001Z", extra="RRULE:FREQ=SECONDLY\r\n"))
     )
-    start = time.perf_counter()
     with pytest.raises(ValueError, match="repeats too often"):
         busyfiles.busy_intervals(raw, person("P", "Europe/Berlin"), datetime(2027, 2, 27, tzinfo=UTC), datetime(2027, 5, 2, tzinfo=UTC))
-    assert time.perf_counter() - start < 1
 
 
 def test_reading_a_calendar_once_gives_the_same_busy_time_as_expanding_it_each_time(tmp_path):
