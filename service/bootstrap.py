@@ -336,5 +336,12 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
     if use_free_busy:
         free_busy = GoogleFreeBusy(lambda: api.build("calendar", "v3", credentials))
     if use_gmail:
-        mailer = GmailMailer(lambda: api.build("gmail", "v1", credentials), can_read_sent=google.read_sent_mail)
+        from .mail.compose import sender_of
+
+        mailer = GmailMailer(
+            lambda: api.build("gmail", "v1", credentials),
+            can_read_sent=google.read_sent_mail,
+            credentials=credentials,
+            sender=sender_of(cohort).email,
+        )
     return calendar, free_busy, mailer

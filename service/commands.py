@@ -440,7 +440,11 @@ def _auth(args: argparse.Namespace) -> int:
         if not args.client_secrets:
             print("auth login needs --client-secrets FILE (an OAuth client of type Desktop app)", file=sys.stderr)
             return EXIT_CONFIG
-        print(googleauth.login(args.client_secrets, args.token, configuration))
+        try:
+            print(googleauth.login(args.client_secrets, args.token, configuration))
+        except googleauth.LoginFailed as failed:
+            print(f"auth login: {failed}", file=sys.stderr)
+            return EXIT_CONFIG
         return EXIT_OK
     results = googleauth.check(configuration)
     for what, ok, detail in results:

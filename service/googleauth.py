@@ -8,6 +8,10 @@ from .adapters.google import api, auth
 from .config import Configuration
 
 
+class LoginFailed(Exception):
+    """The consent did not give what the daemon needs; nothing was saved."""
+
+
 def login(client_secrets: Path, token: Path, configuration: Configuration) -> str:
     """Run Google's installed-app consent in a browser and keep the refresh token
     (readable by its owner only)."""
@@ -15,7 +19,14 @@ def login(client_secrets: Path, token: Path, configuration: Configuration) -> st
 
     scopes = _scopes(configuration)
     flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=scopes)
-    credentials = flow.run_local_server(port=0, open_browser=True)
+    # Google gives a refresh token with the first consent only, unless asked to show the
+    # consent screen again: a second login without it would save a token dead in an hour.
+    credentials = flow.run_local_server(port=0, open_browser=True, prompt="consent", access_type="offline")
+    if not credentials.refresh_token:
+        raise LoginFailed(
+            "Google gave no refresh token, so the daemon could not keep working after an hour; nothing was saved."
+            " Remove the app's access at https://myaccount.google.com/permissions and log in again."
+        )
     auth.save_user_token(token, credentials)
     return f"saved a token for {', '.join(scopes)} to {token} (mode 0600)"
 

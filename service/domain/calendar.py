@@ -55,11 +55,13 @@ class CalendarEvent:
 
 
 class CalendarError(Exception):
-    """A calendar call failed. Transient ones are tried again on a later tick."""
+    """A calendar call failed. Transient ones are tried again on a later tick; others wait
+    until what was asked changes. `whole`: the calendar as a whole refuses (credentials, an
+    API not enabled, usage limits), so the coordinator is told once, not per event."""
 
-    def __init__(self, reason: str, *, transient: bool):
+    def __init__(self, reason: str, *, transient: bool, whole: bool = False):
         super().__init__(reason)
-        self.reason, self.transient = reason, transient
+        self.reason, self.transient, self.whole = reason, transient, whole
 
 
 @dataclass(frozen=True)

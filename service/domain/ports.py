@@ -34,13 +34,14 @@ class Clock(Protocol):
 
 class MailError(Exception):
     """A message could not be handed over. `kind` says what may happen next; `transport`
-    that the transport as a whole is down or refuses us (nothing to do with this message)."""
+    that the transport as a whole is down or refuses us (nothing to do with this message);
+    `until`, when the transport said so, that nothing goes through before that time."""
 
     TRANSIENT, PERMANENT, UNKNOWN = Delivery.TRANSIENT, Delivery.PERMANENT, Delivery.UNKNOWN
 
-    def __init__(self, kind: Delivery, reason: str, *, transport: bool = False):
+    def __init__(self, kind: Delivery, reason: str, *, transport: bool = False, until: datetime | None = None):
         super().__init__(reason)
-        self.kind, self.reason, self.transport = kind, reason, transport
+        self.kind, self.reason, self.transport, self.until = kind, reason, transport, until
 
 
 class MailConnection(Protocol):

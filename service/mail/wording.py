@@ -25,6 +25,17 @@ def mail_down(reason: str) -> str:
     return f"Email cannot go out: {reason}. Emails wait, and go out once this is fixed."
 
 
+CALENDAR_REFUSED = "Google Calendar refused session"
+
+
+def calendar_refused(number: int, reason: str) -> str:
+    return f"{CALENDAR_REFUSED} {number} ({reason}). Correct the pairing or the setting it names; it is tried again when it changes."
+
+
+def calendar_down(reason: str) -> str:
+    return f"Google Calendar cannot be written: {reason}. Sessions wait, and reach the calendar once this is fixed."
+
+
 def attention_items(
     unplanned: Mapping[str, str],
     rows: Iterable[MessageRow],

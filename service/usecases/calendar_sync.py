@@ -18,6 +18,8 @@ from ..mail.templates import Templates
 from .booking import pairs_by_id, rebook
 from .deps import Deps, Inputs
 
+CALENDAR_ALERT = ("", -1)  # the standing note about the calendar as a whole
+
 
 def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> bool:
     """Create, move or cancel the events of sessions the calendar does not show yet.
@@ -31,18 +33,30 @@ def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
     live = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if not r.cancelled}
     gone = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if r.cancelled}
     requests = [event_request(cohort, inputs.templates, pairs[r.session.pair_id], r, key) for key, r in live.items()]
-    for key, outcome in calendar.put(requests).items():
+    refused_before = {(a.pair_id, a.session) for a in store.alerts() if a.text.startswith(wording.CALENDAR_REFUSED)}
+    outcomes = calendar.put(requests)
+    whole = next((o for o in outcomes.values() if isinstance(o, CalendarError) and o.whole), None)
+    if whole is not None:
+        store.set_alert(*CALENDAR_ALERT, wording.calendar_down(whole.reason))
+    elif any(not isinstance(o, CalendarError) for o in outcomes.values()):
+        store.set_alert(*CALENDAR_ALERT, None)
+    for key, outcome in outcomes.items():
         session = live[key].session
         fields: dict[str, Any] = {"pair": session.pair_id, "session": session.number}
         if isinstance(outcome, CalendarError):
+            if not outcome.transient and not outcome.whole:  # the coordinator must change something first
+                store.set_alert(session.pair_id, session.number, wording.calendar_refused(session.number, outcome.reason))
+            later = "trying again later" if outcome.transient else "waiting for a change"
             event(
                 now,
                 "event_not_written",
-                f"calendar: could not write session {session.number} of {session.pair_id} ({outcome.reason}); trying again later",
+                f"calendar: could not write session {session.number} of {session.pair_id} ({outcome.reason}); {later}",
                 error=outcome.reason,
                 **fields,
             )
             continue
+        if (session.pair_id, session.number) in refused_before:
+            store.set_alert(session.pair_id, session.number, None)
         store.event_written(session.pair_id, session.number, live[key].sequence, outcome, now)
         written = True
         meet = " with Meet" if outcome.meet_link else ""
@@ -80,8 +94,12 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
     try:
         events, token = calendar.changes(store.calendar_token())
     except CalendarError as error:
+        if error.whole:
+            store.set_alert(*CALENDAR_ALERT, wording.calendar_down(error.reason))
         event(now, "calendar_unreadable", f"calendar: cannot read changes ({error.reason}); trying again later", error=error.reason)
         return False
+    if any((alert.pair_id, alert.session) == CALENDAR_ALERT for alert in store.alerts()):
+        store.set_alert(*CALENDAR_ALERT, None)  # Google answers again; a write still refused sets it again
     records = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in store.sessions()}
     current = {p.id: p for p in cohort.pairs}
     changed = False

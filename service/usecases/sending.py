@@ -41,6 +41,7 @@ MAIL_DOWN_WAIT = timedelta(minutes=5)  # between probes of a mail transport that
 class Sent:
     count: int  # how many went out
     down: bool = False  # the transport as a whole refused: try again after MAIL_DOWN_WAIT
+    until: datetime | None = None  # the transport said when it takes mail again
 
 
 def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
@@ -72,8 +73,9 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
             if not down.transport:
                 raise
             store.set_alert("", 0, wording.mail_down(down.reason))
-            event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again in a few minutes", level=logging.WARNING)
-            return Sent(sent, down=True)
+            again = f"at {down.until:%Y-%m-%d %H:%M} UTC" if down.until else "in a few minutes"
+            event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again {again}", level=logging.WARNING)
+            return Sent(sent, down=True, until=down.until)
         if sent:
             store.set_alert("", 0, None)
     return Sent(sent)
@@ -137,7 +139,7 @@ def _send_one(
         connection.send(message)
     except Exception as raised:  # whatever happens, the row is settled now, never left `sending`
         if isinstance(raised, MailError) and raised.transport and raised.kind is not Delivery.UNKNOWN:
-            _settle(deps, row, RetryAt(now, raised.reason), now)  # not this message's fault: straight back
+            _settle(deps, row, RetryAt(max(now, raised.until or now), raised.reason), now)  # not this message's fault: straight back
             raise
         failure = (
             raised if isinstance(raised, MailError) else MailError(MailError.UNKNOWN, f"the transport failed ({type(raised).__name__})")

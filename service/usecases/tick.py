@@ -57,7 +57,7 @@ class Controller:
         deps.store.record_tick(now)
         next_due = deps.store.next_due()
         if sent.down and next_due is not None:  # not back at once: one probe every few minutes
-            return max(next_due, now + MAIL_DOWN_WAIT)
+            return max(next_due, sent.until or now + MAIL_DOWN_WAIT)
         return next_due
 
     def attention(self, now: datetime) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ from service.domain.outbox import State
 from service.domain.stages import Kind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
-from tests.fakes.google import FakeGoogle
+from tests.fakes.google import FakeGoogle, Fault
 from tests.fakes.logs import capture
 
 ROOT = Path(__file__).parents[2]
@@ -53,6 +53,8 @@ class World:
         calendar, free_busy, mailer = bootstrap.google_adapters(self.watcher.configuration)
         quick = Backoff(attempts=6, sleep=lambda seconds: None)  # no real waiting in tests
         calendar.backoff = free_busy.backoff = mailer.backoff = quick
+        calendar.clock = self.clock.now
+        self.calendar, self.mailer = calendar, mailer
         self.cohort = self.watcher.configuration.cohort
         self.store = open_store(folder / "state.sqlite")
         self.log = capture()
@@ -85,6 +87,17 @@ class World:
     def delivered(self) -> Counter:
         return Counter(m["Message-ID"] for m in self.google.sent_mail())
 
+    def later(self, **delta) -> None:
+        """Let time pass and run one tick then."""
+        self.clock.advance_to(self.clock.now() + timedelta(**delta))
+        self.tick()
+
+    def attention(self) -> list[str]:
+        return [item["summary"] for item in self.controller.attention(self.clock.now())]
+
+    def states(self) -> Counter:
+        return Counter(r.state for r in self.store.messages())
+
 
 def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, tmp_path):
     world = World(google, tmp_path / "cohort")
@@ -96,6 +109,10 @@ def test_every_pair_gets_two_meet_events_and_every_email_goes_out_once(google, t
     events = [e for e in google.events(ORGANIZER) if e.get("status") != "cancelled"]
     assert len(events) == 2 * PAIRS
     assert all(e.get("hangoutLink", "").startswith("https://meet.google.com/") for e in events)
+    # No reminders of our own (they would pop up for the organiser only); nobody adds guests;
+    # on the organiser's own calendar, sessions do not make them look busy.
+    assert all(e["reminders"] == {"useDefault": True} for e in events)
+    assert all(e["guestsCanInviteOthers"] is False and e["transparency"] == "transparent" for e in events)
     for event in events:
         invited = {email for email, kind in google.invitations(event["id"]) if kind == "invite"}
         assert invited == {a["email"] for a in event["attendees"]}
@@ -231,3 +248,175 @@ def test_a_key_file_that_is_not_one_is_named_not_quoted(google, tmp_path, capsys
     err = capsys.readouterr().err
     assert "google.credentials: key.json is not a service-account key or a token file from Google" in err
     assert "CANARY" not in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- failures of a first real run
+
+
+@pytest.mark.parametrize("fault", ["refused", "unreachable"])
+def test_a_token_that_cannot_be_refreshed_strands_nothing_and_the_coordinator_is_told(google, tmp_path, fault):
+    world = World(google, tmp_path / "cohort")
+    if fault == "refused":  # delegation not granted yet, say
+        token_fault = Fault(method="oauth2.token", status=401, reason="unauthorized_client", message="Client is unauthorized")
+    else:
+        token_fault = Fault(method="oauth2.token", drop_before=True)
+    google.add_fault(token_fault)
+    world.tick()
+    assert set(world.states()) == {State.PLANNED}  # nothing sending, failed or uncertain
+    assert not any(r.in_calendar for r in world.store.sessions())
+    alerts = world.attention()
+    assert any(a.startswith("Email cannot go out") for a in alerts), alerts
+    if fault == "refused":
+        assert any(a.startswith("Google Calendar cannot be written") and "delegation" in a for a in alerts), alerts
+    # A token that expires mid-run and cannot be renewed: the same.
+    google.remove_fault(token_fault)
+    world.later(minutes=10)
+    assert all(r.in_calendar for r in world.store.sessions())
+    google.expire_tokens()
+    google.add_fault(token_fault)
+    world.later(days=1)
+    assert State.SENDING not in world.states() and State.UNCERTAIN not in world.states() and State.FAILED not in world.states()
+    google.remove_fault(token_fault)
+    world.run()
+    assert not [a for a in world.attention() if "cannot" in a]
+    assert set(world.states()) <= {State.SENT, State.CANCELLED}
+    assert max(world.delivered().values()) == 1
+
+
+def test_a_session_google_refuses_is_shown_once_and_not_retried_until_it_changes(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    target = event_id(world.cohort.name, "lucas-amara", 1)
+    google.add_fault(
+        Fault(
+            method="calendar.events.insert",
+            status=400,
+            reason="invalid",
+            message="Invalid attendee email.",
+            when=lambda c: (c.body or {}).get("id") == target,
+        )
+    )
+    world.tick()
+    world.later(hours=1)
+    world.later(hours=1)
+    inserts = [r for r in google.requests if r.method_id == "calendar.events.insert" and r.status == 400]
+    assert len(inserts) == 1  # once, not every tick
+    alerts = [a for a in world.attention() if "refused session 1" in a]
+    assert len(alerts) == 1 and "Invalid attendee email" in alerts[0], world.attention()
+    assert not world.session("lucas-amara", 1).in_calendar
+    # What Google refused changes (here: the same request, once the daemon restarts and
+    # asks anew): it is tried again, and the note goes once it is written.
+    google.clear_faults()
+    world.calendar._refused.clear()
+    world.later(hours=1)
+    assert world.session("lucas-amara", 1).in_calendar
+    assert not [a for a in world.attention() if "refused" in a]
+
+
+def test_calendar_usage_limits_pause_writing_and_tell_the_coordinator(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    limit = google.add_fault(
+        Fault(method="calendar.events.insert", status=403, reason="quotaExceeded", message="Calendar usage limits exceeded.")
+    )
+    world.tick()
+    tried = limit.fired
+    assert tried >= 1
+    assert any("usage limits exceeded" in a for a in world.attention()), world.attention()
+    world.later(minutes=30)
+    world.later(minutes=30)
+    assert limit.fired == tried  # read-only for hours: not hammered
+    google.clear_faults()
+    world.later(hours=2)
+    assert all(r.in_calendar for r in world.store.sessions())
+    assert not any("usage limits" in a for a in world.attention())
+
+
+def test_a_meet_link_that_failed_is_requested_again_with_a_new_request_id(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    target = event_id(world.cohort.name, "maya-zoe", 1)
+    google.fail_meet(target)
+    world.tick()
+    google.settle_meet()
+    failed = google.event(ORGANIZER, target)
+    assert failed["conferenceData"]["createRequest"]["status"]["statusCode"] == "failure"
+    world.later(minutes=10)  # the change feed shows the failure: asked again
+    world.later(minutes=10)
+    event = google.event(ORGANIZER, target)
+    assert event["hangoutLink"].startswith("https://meet.google.com/")
+    assert event["conferenceData"]["createRequest"]["requestId"] != target
+    assert world.session("maya-zoe", 1).meet_link == event["hangoutLink"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(403, "accessNotConfigured"), (400, "failedPrecondition")], ids=["api-not-enabled", "no-gmail-licence"]
+)
+def test_gmail_not_usable_keeps_the_emails_planned_and_says_what_to_do(google, tmp_path, status, reason):
+    world = World(google, tmp_path / "cohort")
+    google.add_fault(Fault(method="gmail.users.messages.send", status=status, reason=reason))
+    world.tick()
+    world.clock.advance_to(world.store.next_due())
+    world.tick()
+    world.later(hours=1)
+    assert State.FAILED not in world.states() and State.UNCERTAIN not in world.states()
+    assert world.states()[State.PLANNED] > 0
+    alerts = [a for a in world.attention() if a.startswith("Email cannot go out")]
+    assert len(alerts) == 1 and reason in alerts[0], world.attention()
+    google.clear_faults()
+    world.run()
+    assert set(world.states()) <= {State.SENT, State.CANCELLED}
+
+
+def test_a_gateway_error_after_gmail_took_the_email_is_checked_not_resent(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.add_fault(Fault(method="gmail.users.messages.send", status=504, reason="backendError", processed=True, times=1))
+    world.run()
+    assert set(world.states()) <= {State.SENT, State.CANCELLED}
+    assert max(world.delivered().values()) == 1  # not twice
+    assert any("confirmed" in line and "went out before" in line for line in world.lines)
+
+
+def test_gmail_rate_limit_waits_until_the_time_in_the_error_body(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    free_at = START + timedelta(hours=5)
+    google.add_fault(
+        Fault(
+            method="gmail.users.messages.send",
+            status=429,
+            reason="rateLimitExceeded",
+            message=f"User-rate limit exceeded.  Retry after {free_at:%Y-%m-%dT%H:%M:%S}.000Z",
+        )
+    )
+    world.tick()
+    world.clock.advance_to(world.store.next_due())
+    next_tick = world.tick()
+    assert next_tick is not None and next_tick >= free_at  # the daemon sleeps until Gmail takes mail again
+    assert google.api_calls("gmail.users.messages.send") == 1  # one try, not one per email
+    waiting = [r for r in world.store.messages() if r.last_error and "rate limited" in r.last_error]
+    assert len(waiting) == 1 and waiting[0].state is State.PLANNED and waiting[0].attempts == 1
+    assert world.store.next_due() >= free_at
+
+
+def test_a_daily_sending_limit_is_waited_out_and_nothing_fails(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.clock = world.clock.now
+    google.gmail.clock = world.clock.now
+    google.limit_sending(20)
+    world.run()
+    assert set(world.states()) <= {State.SENT, State.CANCELLED}
+    assert max(world.delivered().values()) == 1
+    times = sorted(t for box in google.gmail.sent_at.values() for t in box)
+    assert all(len([u for u in times if t <= u < t + timedelta(hours=24)]) <= 20 for t in times)
+
+
+def test_a_send_cut_short_and_then_trashed_is_still_found(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.add_fault(Fault(method="gmail.users.messages.send", drop_after=True, times=1))
+    world.tick()
+    world.clock.advance_to(world.store.next_due())
+    world.tick()
+    checking = [r for r in world.store.messages() if r.verify]
+    assert len(checking) == 1
+    google.trash(checking[0].message_id)  # someone tidied the Sent folder
+    world.later(minutes=15)
+    row = next(r for r in world.store.messages() if r.key == checking[0].key)
+    assert row.state is State.SENT
+    assert world.delivered()[checking[0].message_id] == 1

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httplib2
 import requests
+from google.auth import exceptions as auth_errors
 from google.auth.transport.requests import AuthorizedSession
 from googleapiclient import discovery
 from googleapiclient.errors import HttpError
@@ -25,6 +28,17 @@ TIMEOUT = 30  # seconds per HTTP request
 
 
 RATE_LIMITS = {"rateLimitExceeded", "userRateLimitExceeded"}
+# Problems only the coordinator can fix (in the Cloud project, the Admin console or the
+# configuration): retrying does not help, but nothing is wrong with the work itself.
+SETUP = {
+    "accessNotConfigured": "the API is not enabled in the Google Cloud project: enable it under APIs & Services > Library",
+    "SERVICE_DISABLED": "the API is not enabled in the Google Cloud project: enable it under APIs & Services > Library",
+    "failedPrecondition": "the organiser's account cannot use this service (a Workspace user without a Gmail licence?)",
+    "insufficientPermissions": "the credentials lack a scope this needs: grant it (Admin console, domain-wide delegation) or log in again",
+    "forbiddenForServiceAccounts": "a service account needs domain-wide delegation to invite people and create Meet links",
+    "authError": "Google refused the credentials: log in again, or check the service account key",
+}
+RETRY_AFTER = re.compile(r"Retry after (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))")
 
 
 def endpoint() -> str | None:
@@ -90,26 +104,49 @@ class Failure:
     maybe_done: bool = False  # the request may have taken effect before the line dropped
     wait: float | None = None  # what the server asked for (Retry-After), in seconds
     code: str = ""  # Google's own reason, e.g. quotaExceeded
+    setup: bool = False  # a configuration problem the coordinator must fix; the work is fine
+    until: datetime | None = None  # Gmail's "Retry after <time>": nothing goes through before it
+    blocks_all: bool = False  # every call would fail alike (credentials, quota, no route): not this one's fault
 
 
 def classify(error: BaseException) -> Failure:
+    if isinstance(error, auth_errors.RefreshError):
+        # Delegation not (yet) granted, a scope missing, a wrong subject or token_uri: the API
+        # request never left, and changes in the Admin console take minutes to apply.
+        return Failure(
+            f"Google refused a token ({_first(error)}): check domain-wide delegation for the service account's"
+            " client id and scopes, or run `mentorship auth login` again (changes can take some minutes to apply)",
+            retry=True,
+            setup=True,
+            blocks_all=True,
+        )
+    if isinstance(error, auth_errors.TransportError):  # the token endpoint could not be reached
+        return Failure(f"cannot reach Google's token service: {_first(error)}", retry=True, blocks_all=True)
     if isinstance(error, HttpError):
         status = error.resp.status
         reason = _reason(error)
         wait = _retry_after(error)
+        until = _retry_time(error)
         if status == 429 or (status == 403 and reason in RATE_LIMITS):
-            return Failure(f"rate limited ({status} {reason})", retry=True, wait=wait, code=reason)
+            return Failure(f"rate limited ({status} {reason})", retry=True, wait=wait, code=reason, until=until, blocks_all=True)
+        if reason in SETUP or status == 401:
+            advice = SETUP.get(reason) or SETUP["authError"]
+            return Failure(f"{status} {reason or 'unauthorised'}: {advice}", retry=True, setup=True, code=reason, blocks_all=True)
         if status >= 500:
-            return Failure(f"Google error {status} {reason}", retry=True, wait=wait, code=reason)
-        if status == 401:
-            return Failure("not authorised (401): the credentials were refused", retry=False, code=reason)
-        return Failure(f"{status} {reason}: {_message(error)}", retry=False, code=reason)
+            # The request reached Google and may have taken effect before the error.
+            return Failure(f"Google error {status} {reason}", retry=True, maybe_done=True, wait=wait, code=reason)
+        return Failure(f"{status} {reason}: {_message(error)}", retry=False, code=reason, until=until)
     if isinstance(error, (ConnectionRefusedError, socket.gaierror, ssl.SSLError)):
-        return Failure(f"cannot reach Google: {error}", retry=True)
+        return Failure(f"cannot reach Google: {error}", retry=True, blocks_all=True)
     if isinstance(error, (OSError, httplib2.HttpLib2Error, requests.exceptions.RequestException)):
         # Timeouts and dropped connections: the request may have arrived.
         return Failure(f"connection lost: {error or type(error).__name__}", retry=True, maybe_done=True)
     raise error
+
+
+def _first(error: Exception) -> str:
+    """The first argument of a google-auth error: its sentence, not the response dict."""
+    return str(error.args[0]) if error.args else type(error).__name__
 
 
 @dataclass
@@ -135,7 +172,7 @@ def call(request, backoff: Backoff, *, idempotent: bool = True) -> Any:
             return request.execute(num_retries=0)
         except Exception as error:  # classified below; anything else is re-raised
             failure = classify(error)
-            if not failure.retry or (failure.maybe_done and not idempotent) or attempt == backoff.attempts - 1:
+            if not failure.retry or failure.setup or (failure.maybe_done and not idempotent) or attempt == backoff.attempts - 1:
                 raise
             backoff.sleep(backoff.delay(attempt, failure))
     raise AssertionError("unreachable")
@@ -160,5 +197,16 @@ def _retry_after(error: HttpError) -> float | None:
     value = error.resp.get("retry-after")
     try:
         return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_time(error: HttpError) -> datetime | None:
+    """Gmail says when a rate limit lifts in the message, not in a header."""
+    found = RETRY_AFTER.search(_message(error))
+    if found is None:
+        return None
+    try:
+        return datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
     except ValueError:
         return None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from googleapiclient.errors import HttpError
@@ -13,15 +16,29 @@ from ...domain.ports import Calendar
 from .api import Backoff, Failure, batch, call, classify
 
 BATCH = 50  # calls per batch, as Google recommends
+# "Calendar usage limits exceeded": Google makes the calendar read-only for hours, and
+# hammering it keeps it so. Nothing is written for this long after.
+USAGE_LIMIT_PAUSE = timedelta(hours=2)
 
 
 class GoogleCalendar(Calendar):
-    def __init__(self, service: Callable[[], Any], *, calendar_id: str, cohort_tag: str, backoff: Backoff | None = None):
+    def __init__(
+        self,
+        service: Callable[[], Any],
+        *,
+        calendar_id: str,
+        cohort_tag: str,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self._service_factory = service
         self._service = None
         self.calendar_id = calendar_id
         self.cohort_tag = cohort_tag
         self.backoff = backoff or Backoff()
+        self.clock = clock
+        self._refused: dict[str, tuple[str, CalendarError]] = {}  # event id -> (what was asked, why Google refused it)
+        self._paused: tuple[datetime, CalendarError] | None = None  # usage limits: no writes before then
 
     @property
     def service(self):
@@ -34,7 +51,20 @@ class GoogleCalendar(Calendar):
     def put(self, requests: Sequence[EventRequest]) -> dict[str, CalendarEvent | CalendarError]:
         """Insert each new event with its stable id (one that turns out to exist, 409, is
         adopted) and patch the ones the calendar has. Batches of 50; failed parts are
-        retried with backoff."""
+        retried with backoff. A request Google refused for good is not sent again until it
+        changes; after "usage limits exceeded" nothing is written for a while."""
+        if self._paused is not None:
+            until, error = self._paused
+            if self.clock() < until:
+                return {request.event_id: error for request in requests}
+            self._paused = None
+        done: dict[str, CalendarEvent | CalendarError] = {}
+        asked = {request.event_id: _fingerprint(self._body(request, new=not request.exists)) for request in requests}
+        for request in requests:
+            refused = self._refused.get(request.event_id)
+            if refused is not None and refused[0] == asked[request.event_id]:
+                done[request.event_id] = refused[1]
+        requests = [request for request in requests if request.event_id not in done]
         events = self.service.events()
 
         def write(request: EventRequest):
@@ -53,7 +83,22 @@ class GoogleCalendar(Calendar):
             outcome = results[request.event_id]
             if isinstance(outcome, HttpError) and outcome.resp.status == 409:
                 results[request.event_id] = self._adopt(request)
-        return {key: _outcome(value) for key, value in results.items()}
+        for key, value in results.items():
+            outcome = _outcome(value)
+            if isinstance(value, HttpError) and _usage_limits(value):
+                outcome = CalendarError(
+                    f"Google Calendar usage limits exceeded (too many invitations or events at once): Google makes the"
+                    f" calendar read-only for some hours; writing resumes after {(self.clock() + USAGE_LIMIT_PAUSE):%Y-%m-%d %H:%M} UTC",
+                    transient=True,
+                    whole=True,
+                )
+                self._paused = (self.clock() + USAGE_LIMIT_PAUSE, outcome)
+            elif isinstance(outcome, CalendarError) and not outcome.transient and not outcome.whole:
+                self._refused[key] = (asked[key], outcome)
+            else:
+                self._refused.pop(key, None)
+            done[key] = outcome
+        return done
 
     def remove(self, event_ids: Sequence[str]) -> dict[str, CalendarError | None]:
         events = self.service.events()
@@ -105,13 +150,13 @@ class GoogleCalendar(Calendar):
                 except Exception as error:  # the whole batch request failed
                     failure = classify(error)
                     answers = {item.event_id: error for item in chunk}
-                    if not failure.retry:
+                    if not failure.retry or failure.setup:
                         results.update(answers)
                         continue
                 for item in chunk:
                     answer = answers.get(item.event_id)
                     answered = _failure(answer)
-                    if answered is not None and answered.retry and attempt < self.backoff.attempts - 1:
+                    if answered is not None and answered.retry and not answered.setup and attempt < self.backoff.attempts - 1:
                         retry.append(item)
                         waits.append(answered)
                     else:
@@ -134,12 +179,34 @@ class GoogleCalendar(Calendar):
                 {"email": person.email, "displayName": person.name, "responseStatus": "needsAction"} for person in request.attendees
             ],
             "guestsCanModify": False,
-            "reminders": {"useDefault": False, "overrides": [{"method": "email", "minutes": 1440}, {"method": "popup", "minutes": 10}]},
+            "guestsCanInviteOthers": False,  # the session is for the pair; Google's default lets them add anyone
+            # No reminders: they would change the organiser's copy only (a popup per session
+            # for the coordinator); attendees keep their own defaults.
             "extendedProperties": {"private": {TAG: self.cohort_tag, **request.tags}},
         }
+        if self._own_calendar:  # a session must not make the coordinator look busy
+            body["transparency"] = "transparent"
         if new:
-            body["conferenceData"] = {"createRequest": {"requestId": request.event_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+            body["conferenceData"] = _conference(request.event_id)
         return body
+
+    @property
+    def _own_calendar(self) -> bool:
+        """Whether events sit on a person's own calendar rather than a dedicated one."""
+        return self.calendar_id == "primary" or not self.calendar_id.endswith("calendar.google.com")
+
+    def _new_conference(self, item: dict) -> dict:
+        """A Meet link whose creation failed is asked for again, with a new request id
+        (Google ignores a repeated one). The event as it is afterwards."""
+        body = {"conferenceData": _conference(f"{item['id']}-{secrets.token_hex(4)}")}
+        request = self.service.events().patch(
+            calendarId=self.calendar_id, eventId=item["id"], body=body, conferenceDataVersion=1, sendUpdates="all"
+        )
+        try:
+            return call(request, self.backoff)
+        except Exception as error:
+            classify(error)  # anything unexpected is raised; a failed call is tried with the next change
+            return item
 
     # Reading
 
@@ -160,12 +227,15 @@ class GoogleCalendar(Calendar):
             except HttpError as error:
                 if error.resp.status == 410 and token:
                     return self.changes(None)  # the token expired: start over
-                raise CalendarError(classify(error).reason, transient=classify(error).retry) from None
+                raise _error(error) from None
             except Exception as error:
-                raise CalendarError(classify(error).reason, transient=True) from None
+                failure = classify(error)
+                raise CalendarError(failure.reason, transient=True, whole=failure.blocks_all) from None
             for item in answer.get("items", []):
                 tags = item.get("extendedProperties", {}).get("private", {})
                 if tags.get(TAG) == self.cohort_tag or item.get("status") == "cancelled":
+                    if _conference_failed(item):
+                        item = self._new_conference(item)
                     found.append(_event(item))
             page = answer.get("nextPageToken")
             if not page:
@@ -187,7 +257,24 @@ def _outcome(value: Any) -> CalendarEvent | CalendarError:
 
 def _error(value: BaseException) -> CalendarError:
     failure = classify(value)
-    return CalendarError(failure.reason, transient=failure.retry)
+    return CalendarError(failure.reason, transient=failure.retry, whole=failure.blocks_all)
+
+
+def _usage_limits(error: HttpError) -> bool:
+    return error.resp.status == 403 and classify(error).code == "quotaExceeded"
+
+
+def _conference(request_id: str) -> dict:
+    return {"createRequest": {"requestId": request_id, "conferenceSolutionKey": {"type": "hangoutsMeet"}}}
+
+
+def _conference_failed(item: dict) -> bool:
+    status = item.get("conferenceData", {}).get("createRequest", {}).get("status", {}).get("statusCode")
+    return status == "failure" and item.get("status") != "cancelled"
+
+
+def _fingerprint(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _event(item: dict) -> CalendarEvent:

@@ -7,10 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ...domain.ports import FreeBusy
-from .api import Backoff, call
+from .api import Backoff, Failure, call
 
 ITEMS = 50  # calendars per query
 WINDOW = timedelta(days=89)  # Google refuses ranges much beyond 90 days
+# Per-calendar answers meaning the organiser may not read it (people outside the
+# organisation): their declared hours stand in. Any other error is Google's own trouble.
+CANNOT_READ = {"notFound", "forbidden", "notACalendarUser", "groupTooBig", "tooManyCalendarsRequested"}
+
+
+class FreeBusyUnavailable(Exception):
+    """Google could not say, for calendars it can read: asked again on a later pass."""
 
 
 class GoogleFreeBusy(FreeBusy):
@@ -19,8 +26,10 @@ class GoogleFreeBusy(FreeBusy):
         self.backoff = backoff or Backoff()
 
     def busy(self, emails: Sequence[str], start: datetime, end: datetime) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str]]:
-        """Busy intervals by email, and the emails whose calendars could not be read
-        (people outside the organisation): those keep their declared availability."""
+        """Busy intervals by email, and the emails whose calendars cannot be read (people
+        outside the organisation): those keep their declared availability. A calendar
+        Google failed to answer for (internalError, backendError) is asked again; if it
+        still fails, FreeBusyUnavailable: it is not passed off as unreadable."""
         service = self._service_factory()
         busy: dict[str, list[tuple[datetime, datetime]]] = {}
         unreadable: set[str] = set()
@@ -29,23 +38,45 @@ class GoogleFreeBusy(FreeBusy):
             window = start
             while window < end:
                 until = min(window + WINDOW, end)
-                body = {
-                    "timeMin": window.isoformat(),
-                    "timeMax": until.isoformat(),
-                    "timeZone": "UTC",
-                    "items": [{"id": email} for email in group],
-                    "calendarExpansionMax": ITEMS,
-                }
-                answer = call(service.freebusy().query(body=body), self.backoff)
-                for email, calendar in answer.get("calendars", {}).items():
-                    if calendar.get("errors"):
-                        unreadable.add(email.lower())
-                        continue
-                    busy.setdefault(email.lower(), []).extend((_moment(b["start"]), _moment(b["end"])) for b in calendar.get("busy", []))
+                asked = group
+                for attempt in range(self.backoff.attempts):
+                    failed = self._query(service, asked, window, until, busy, unreadable)
+                    if not failed:
+                        break
+                    if attempt == self.backoff.attempts - 1:
+                        raise FreeBusyUnavailable(
+                            f"Google failed to answer for {len(failed)} calendar(s) ({', '.join(sorted(set(failed.values())))})"
+                        )
+                    self.backoff.sleep(self.backoff.delay(attempt, Failure("free/busy", retry=True)))
+                    asked = sorted(failed)
                 window = until
         for email in unreadable:
             busy.pop(email, None)
         return busy, unreadable
+
+    def _query(self, service, emails: list[str], start: datetime, end: datetime, busy: dict, unreadable: set[str]) -> dict[str, str]:
+        """One query; busy time and unreadable calendars go into `busy` and `unreadable`.
+        Returns the calendars Google failed for, with the reason."""
+        body = {
+            "timeMin": start.isoformat(),
+            "timeMax": end.isoformat(),
+            "timeZone": "UTC",
+            "items": [{"id": email} for email in emails],
+            "calendarExpansionMax": ITEMS,
+        }
+        answer = call(service.freebusy().query(body=body), self.backoff)
+        failed: dict[str, str] = {}
+        for email, calendar in answer.get("calendars", {}).items():
+            errors = calendar.get("errors")
+            if errors:
+                reasons = {e.get("reason", "") for e in errors}
+                if reasons & CANNOT_READ:
+                    unreadable.add(email.lower())
+                else:
+                    failed[email] = ",".join(sorted(reasons))
+                continue
+            busy.setdefault(email.lower(), []).extend((_moment(b["start"]), _moment(b["end"])) for b in calendar.get("busy", []))
+        return failed
 
 
 def _moment(text: str) -> datetime:

@@ -232,6 +232,7 @@ class CalendarBackend:
         self.page_tokens: dict[str, PageState] = {}
         self.invitations: list[Invitation] = []
         self.meet_failures: set[str] = set()
+        self.free_busy_errors: dict[str, list[str]] = {}  # calendar -> reasons for its next free/busy answers
         self.meet_codes: set[str] = set()
         self.handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
             "calendar.events.insert": self.insert,
@@ -465,7 +466,9 @@ class CalendarBackend:
                 continue
             if self.meet_delay is not None and now - conference.requested_at < self.meet_delay:
                 continue
-            self._finish_conference(stored, "failure" if stored.id in self.meet_failures else "success")
+            failed = stored.id in self.meet_failures
+            self.meet_failures.discard(stored.id)  # the next request (a new requestId) succeeds
+            self._finish_conference(stored, "failure" if failed else "success")
 
     def _finish_conference(self, stored: StoredEvent, outcome: str) -> None:
         conference = stored.conference
@@ -870,6 +873,9 @@ class CalendarBackend:
             email = ctx.user if requested == "primary" else requested.lower()
             if email not in self.calendars and email != ctx.user:
                 calendars[requested] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+                continue
+            if self.free_busy_errors.get(email):
+                calendars[requested] = {"errors": [{"domain": "global", "reason": self.free_busy_errors[email].pop(0)}], "busy": []}
                 continue
             if email in self.calendars:
                 self.settle_conferences(self.calendars[email])

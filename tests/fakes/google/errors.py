@@ -27,6 +27,7 @@ REASON_DOMAINS = {
     "timeRangeEmpty": "calendar",
     "forbiddenForServiceAccounts": "calendar",
     "requiredAccessLevel": "calendar",
+    "accessNotConfigured": "usageLimits",
 }
 
 DEFAULT_REASONS = {
@@ -60,6 +61,9 @@ DEFAULT_MESSAGES = {
     "notImplemented": "Not Implemented",
     "insufficientPermissions": "Request had insufficient authentication scopes.",
     "timeRangeEmpty": "The specified time range is empty.",
+    "accessNotConfigured": "The API has not been used in project 123456789012 before or it is disabled."
+    " Enable it by visiting the Google Cloud console, then retry.",
+    "failedPrecondition": "Precondition check failed.",
 }
 
 

@@ -51,7 +51,9 @@ class Fault:
 
     Effect (`delay` may be combined with any other one):
       status        answer with that HTTP status and Google's error JSON (`reason`, `message`;
-                    `retry_after` sets a Retry-After header), without processing the request;
+                    `retry_after` sets a Retry-After header), without processing the request
+                    (with `processed`: after processing it, as a gateway timing out on a
+                    backend that did the work);
       drop_before   close the connection without processing and without a response;
       drop_after    process the request (its effect happens), then close without a response;
       delay         sleep that many seconds before processing (to trigger client timeouts).
@@ -69,6 +71,7 @@ class Fault:
     every: int | None = None
     when: Callable[[ApiCall], bool] | None = None
     in_batch: bool | None = None
+    processed: bool = False
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 

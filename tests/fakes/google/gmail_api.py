@@ -7,7 +7,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -19,6 +19,7 @@ from .discovery import decode_bytes
 from .errors import ApiError
 
 MAX_LIST = 500
+WINDOW = timedelta(hours=24)  # Gmail's sending limits count over a rolling day
 
 
 @dataclass
@@ -59,6 +60,8 @@ class GmailBackend:
         self.keep_message_id = keep_message_id
         self.mailboxes: dict[str, list[StoredMessage]] = {}
         self.send_as: dict[str, set[str]] = {}
+        self.daily_limit: int | None = None  # messages a user may send in 24 hours (None: no limit)
+        self.sent_at: dict[str, list[datetime]] = {}
         self.next_id = 0x18F0000000000000 + secrets.randbelow(0xFFFFFFFFFF)
         self.history = 100000
         self.handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
@@ -66,6 +69,7 @@ class GmailBackend:
             "gmail.users.messages.list": self.list,
             "gmail.users.messages.get": self.get,
             "gmail.users.getProfile": self.profile,
+            "gmail.users.settings.sendAs.list": self.send_as_list,
         }
 
     def _mailbox(self, ctx: Ctx) -> list[StoredMessage]:
@@ -78,6 +82,7 @@ class GmailBackend:
 
     def send(self, ctx: Ctx) -> tuple[int, Any]:
         mailbox = self._mailbox(ctx)
+        self._within_limit(ctx.user)
         body = ctx.body or {}
         raw = decode_bytes(body.get("raw") or "")
         if not raw:
@@ -118,7 +123,23 @@ class GmailBackend:
             message_id, thread_id or message_id, ctx.user, stored_raw, labels, int(self.clock().timestamp() * 1000), self.history
         )
         mailbox.append(stored)
+        self.sent_at.setdefault(ctx.user, []).append(self.clock())
         return 200, {"id": stored.id, "threadId": stored.thread_id, "labelIds": list(labels)}
+
+    def _within_limit(self, user: str) -> None:
+        """Over the daily limit Gmail answers 429 and says in the message when to retry."""
+        if self.daily_limit is None:
+            return
+        now = self.clock()
+        recent = [t for t in self.sent_at.get(user, []) if now - t < WINDOW]
+        self.sent_at[user] = recent
+        if len(recent) >= self.daily_limit:
+            free = (recent[len(recent) - self.daily_limit] + WINDOW).astimezone(UTC)
+            raise ApiError(
+                429,
+                "rateLimitExceeded",
+                f"User-rate limit exceeded.  Retry after {free:%Y-%m-%dT%H:%M:%S}.{free.microsecond // 1000:03d}Z",
+            )
 
     def _thread(self, mailbox: list[StoredMessage], thread_id: str | None, message: EmailMessage) -> str | None:
         """Gmail threads a sent message only with threadId, a matching Subject and References/In-Reply-To."""
@@ -144,7 +165,12 @@ class GmailBackend:
         size = min(params.get("maxResults", 100), MAX_LIST) or 100
         terms = self._terms(params.get("q") or "")
         labels = params.get("labelIds") or []
-        found = [m for m in reversed(mailbox) if all(label in m.label_ids for label in labels) and all(t(m) for t in terms)]
+        hidden = set() if params.get("includeSpamTrash") else {"SPAM", "TRASH"}  # as Gmail: left out unless asked
+        found = [
+            m
+            for m in reversed(mailbox)
+            if all(label in m.label_ids for label in labels) and not hidden & set(m.label_ids) and all(t(m) for t in terms)
+        ]
         offset = 0
         if "pageToken" in params:
             if not params["pageToken"].isdigit():
@@ -246,3 +272,11 @@ class GmailBackend:
             "threadsTotal": len({m.thread_id for m in mailbox}),
             "historyId": str(self.history),
         }
+
+    # ------------------------------------------------------------------ send-as addresses
+
+    def send_as_list(self, ctx: Ctx) -> tuple[int, Any]:
+        self._mailbox(ctx)
+        entries = [{"sendAsEmail": ctx.user, "isPrimary": True, "isDefault": True}]
+        entries += [{"sendAsEmail": a, "verificationStatus": "accepted"} for a in sorted(self.send_as.get(ctx.user, ()))]
+        return 200, {"sendAs": entries}

@@ -212,6 +212,10 @@ class FakeGoogle:
         self._accounts: dict[str, ServiceAccount] = {}
         self._tokens: dict[str, TokenInfo] = {}
         self._refresh: dict[str, RefreshGrant] = {}
+        self._clients: dict[str, tuple[str, str]] = {}  # OAuth client id -> (secret, the user who signs in)
+        self._codes: dict[str, tuple[str, frozenset[str], bool]] = {}  # code -> (client id, scopes, refresh token due)
+        self._consented: set[tuple[str, str]] = set()  # (client id, user) that granted offline access before
+        self.authorizations: list[dict[str, str]] = []  # the query of each consent screen shown
         self._faults: list[Fault] = []
         self._chaos: Chaos | None = None
         self._requests: list[RequestRecord] = []
@@ -356,6 +360,26 @@ class FakeGoogle:
             "account": email,
         }
 
+    def client_secrets_file(self, path: str | Path, user: str = DEFAULT_USER) -> Path:
+        """An OAuth client of type Desktop app (as downloaded from the Cloud console) whose
+        consent screen is this fake; `user` is who signs in there and agrees."""
+        client_id = f"{secrets.randbelow(10**12)}-{secrets.token_hex(16)}.apps.googleusercontent.com"
+        secret = "GOCSPX-" + secrets.token_urlsafe(21)
+        with self._lock:
+            self._clients[client_id] = (secret, user.lower())
+        info = {
+            "installed": {
+                "client_id": client_id,
+                "client_secret": secret,
+                "auth_uri": f"{self.url}/o/oauth2/auth",
+                "token_uri": f"{self.url}/token",
+                "redirect_uris": ["http://localhost"],
+            }
+        }
+        path = Path(path)
+        path.write_text(json.dumps(info), encoding="utf-8")
+        return path
+
     def issue_token(self, user: str = DEFAULT_USER, scopes: Iterable[str] = (), lifetime: int | None = None) -> str:
         """An access token for `user`, as if the token endpoint had issued it."""
         return self._issue(user.lower(), frozenset(scopes), "test", "issued", lifetime)["access_token"]
@@ -488,8 +512,14 @@ class FakeGoogle:
         with self._lock:
             self.calendar.delete_by_user(calendar_id, event_id, notify)
 
+    def fail_free_busy(self, email: str, reason: str = "internalError", times: int = 1) -> None:
+        """The next `times` free/busy answers for this calendar carry an error instead of busy time."""
+        with self._lock:
+            self.calendar.free_busy_errors.setdefault(email.lower(), []).extend([reason] * times)
+
     def fail_meet(self, event_id: str) -> None:
-        """The Meet conference requested for this event id will end in statusCode "failure"."""
+        """The next Meet conference requested for this event id ends in statusCode "failure"
+        (a request with a new requestId then succeeds)."""
         with self._lock:
             self.calendar.meet_failures.add(event_id)
 
@@ -530,6 +560,19 @@ class FakeGoogle:
             boxes = [self.gmail.mailboxes.get(user.lower(), [])] if user else list(self.gmail.mailboxes.values())
             stored = sorted((m for box in boxes for m in box), key=lambda m: m.history_id)
             return [m.message for m in stored]
+
+    def trash(self, message_id: str) -> None:
+        """Someone moves a message (by its Message-ID header) to the Trash."""
+        with self._lock:
+            for box in self.gmail.mailboxes.values():
+                for stored in box:
+                    if str(stored.message.get("Message-ID", "")).strip().lower() == message_id.strip().lower():
+                        stored.label_ids = [label for label in stored.label_ids if label != "INBOX"] + ["TRASH"]
+
+    def limit_sending(self, per_day: int | None) -> None:
+        """Gmail's daily sending limit per user (None: none), counted over a rolling 24 hours."""
+        with self._lock:
+            self.gmail.daily_limit = per_day
 
     def add_send_as(self, user: str, address: str) -> None:
         """Allow `user` to send with From: `address` (a verified send-as alias)."""
@@ -579,6 +622,8 @@ class FakeGoogle:
         return handler.rfile.read(length) if length else b""
 
     def _route(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Outcome:
+        if path == "/o/oauth2/auth":
+            return self._consent(query)
         if path == "/token":
             return self._token(method, path, query, headers, body)
         if method == "POST" and (path == "/batch" or path.startswith("/batch/")):
@@ -620,6 +665,34 @@ class FakeGoogle:
             outcome.drop = "after"
         return outcome
 
+    def _consent(self, query: str) -> Outcome:
+        """Google's consent screen, agreed to at once: back to the app's loopback address
+        with a code. Like Google, a refresh token comes with the first offline consent of a
+        user to a client, and later ones only with prompt=consent."""
+        asked = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+        with self._lock:
+            self.authorizations.append(asked)
+            client = self._clients.get(asked.get("client_id", ""))
+        redirect = asked.get("redirect_uri", "")
+        if client is None or not redirect.startswith(("http://localhost", "http://127.0.0.1")):
+            return _json_outcome(400, {"error": "invalid_request", "error_description": "Unknown client or redirect_uri"})
+        user = client[1]
+        offline = asked.get("access_type") == "offline"
+        with self._lock:
+            fresh = (asked["client_id"], user) not in self._consented
+            if offline:
+                self._consented.add((asked["client_id"], user))
+            code = "4/" + secrets.token_urlsafe(32)
+            self._codes[code] = (
+                asked["client_id"],
+                frozenset(asked.get("scope", "").split()),
+                offline and (fresh or asked.get("prompt") == "consent"),
+            )
+        back = {"code": code, "scope": asked.get("scope", "")}
+        if "state" in asked:
+            back["state"] = asked["state"]
+        return Outcome(302, [("Location", f"{redirect}?{urllib.parse.urlencode(back)}")])
+
     def _grant(self, method: str, body: bytes) -> Outcome:
         def oauth_error(status: int, error: str, description: str) -> Outcome:
             return _json_outcome(status, {"error": error, "error_description": description})
@@ -660,6 +733,23 @@ class FakeGoogle:
                     )
                 return _json_outcome(200, self._issue(subject.lower(), scopes, account.client_email, "service_account"))
             return _json_outcome(200, self._issue(account.client_email.lower(), scopes, account.client_email, "service_account_self"))
+        if grant == "authorization_code":
+            with self._lock:
+                found = self._codes.pop(form.get("code", ""), None)
+                client = self._clients.get(form.get("client_id", ""))
+            if found is None or client is None or found[0] != form.get("client_id"):
+                return oauth_error(400, "invalid_grant", "Malformed auth code.")
+            if form.get("client_secret") != client[0]:
+                return oauth_error(401, "invalid_client", "Unauthorized")
+            _, scopes, offline = found
+            answer = self._issue(client[1], scopes, form["client_id"], "authorized_user")
+            answer["scope"] = " ".join(sorted(scopes))
+            if offline:
+                refresh_token = "1//" + secrets.token_urlsafe(48)
+                with self._lock:
+                    self._refresh[refresh_token] = RefreshGrant(client[1], form["client_id"], scopes)
+                answer["refresh_token"] = refresh_token
+            return _json_outcome(200, answer)
         if grant == "refresh_token":
             with self._lock:
                 refresh = self._refresh.get(form.get("refresh_token", ""))
@@ -764,6 +854,8 @@ class FakeGoogle:
             self._record(RequestRecord(spec.id, method, path, query_dict, None, in_batch, call.user, fault_kind, "before"))
             return Outcome(0, drop="before")
         if fault is not None and fault.status is not None:
+            if fault.processed:
+                self._execute(discovery, validator, spec, path_values, pairs, body, token, presented)
             extra = {}
             if fault.retry_after is not None:
                 extra["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
