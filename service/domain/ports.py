@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
 from typing import Protocol
@@ -289,6 +289,14 @@ class Store(Protocol):
 
     def requests(self) -> list[Request]:
         """Every request, oldest first, applied ones with their outcome."""
+
+    def message_counts(self) -> dict[str, dict[State, int]]:
+        """How many emails each pair has in each state (the coordinator's under ""), counted
+        without reading them: the dashboard of a large cohort needs only these."""
+
+    def emails_by_day(self) -> dict[date, int]:
+        """How many emails went out, or are due, on each day (UTC); cancelled and skipped
+        ones left out."""
 
     # The daemon itself
 

@@ -125,7 +125,7 @@ async def pair_page(request: Request) -> Response:
     if row is None:
         return pages_of(request).notice(request, "No such pair", f"There is no pair {pair_id} in this program.", 404, back="/pairs")
     records = shot.current.records.get(pair_id, [])
-    messages = sorted((m for m in shot.messages if m.pair_id == pair_id), key=lambda m: (m.sent_at or m.due, m.stage.value))
+    messages = sorted(site.store.messages([pair_id]), key=lambda m: (m.sent_at or m.due, m.stage.value))
     asked = [q for q in site.store.requests() if q.args.get("pair") == pair_id]
     return pages_of(request).render(
         request,
@@ -201,9 +201,9 @@ async def export(request: Request) -> Response:
     flagged: dict[str, list[str]] = {}
     for item in shot.attention:
         flagged.setdefault(item["pair_id"], []).append(item["summary"])
-    states: dict[str, list[dict[str, str]]] = {}
-    for message in shot.messages:
-        states.setdefault(message.pair_id, []).append({"state": message.state.value})
+    states = {
+        pair_id: [{"state": state.value} for state, n in of_pair.items() for _ in range(n)] for pair_id, of_pair in shot.counts.items()
+    }
     problems = site_of(request).unplanned()
     report = {
         "pairs": [

@@ -58,7 +58,9 @@ class _StateCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        counts = Tally(row.state for row in self.store.messages())
+        counts = Tally[State]()
+        for of_pair in self.store.message_counts().values():
+            counts.update(of_pair)
         messages = GaugeMetricFamily("mentorship_messages", "Emails by state", labels=["state"])
         for state in State:
             messages.add_metric([state.value], counts.get(state, 0))

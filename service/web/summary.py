@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..domain.bookings import Bookings, bookings
 from ..domain.model import Cohort, Pair
-from ..domain.outbox import MessageRow, State
+from ..domain.outbox import State
 from ..domain.ports import HeldChange, Store
 from ..mail.wording import attention_items, stuck
 
@@ -53,7 +53,8 @@ class Snapshot:
     now: datetime
     current: Bookings
     withdrawn: set[str]
-    messages: list[MessageRow]
+    counts: dict[str, dict[State, int]]  # emails of each pair by state
+    emails_by_day: dict[date, int]
     attention: list[dict[str, str]]
     held_change: HeldChange | None
     pending: int
@@ -63,12 +64,21 @@ class Snapshot:
 def snapshot(store: Store, cohort: Cohort, now: datetime, unplanned: Mapping[str, str], config_problems: list[str]) -> Snapshot:
     withdrawn = store.withdrawn()
     current = bookings(cohort, store.sessions(), withdrawn=withdrawn, now=now)
-    messages = store.messages()
     held_change = store.held_change()
     attention = attention_items(
         unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), held_change, stuck(store.in_flight(), now)
     )
-    shot = Snapshot(cohort, now, current, withdrawn, messages, attention, held_change, len(store.pending_requests()))
+    shot = Snapshot(
+        cohort,
+        now,
+        current,
+        withdrawn,
+        store.message_counts(),
+        store.emails_by_day(),
+        attention,
+        held_change,
+        len(store.pending_requests()),
+    )
     shot.rows = _rows(shot, store)
     return shot
 
@@ -78,12 +88,8 @@ def _rows(shot: Snapshot, store: Store) -> list[PairRow]:
     in_pairings = {p.id: p for p in cohort.pairs}
     left = sorted(set(current.records) - set(in_pairings))
     known = store.known_pairs(left) if left else {}
-    sent, total = Counter[str](), Counter[str]()
-    for row in shot.messages:
-        if row.state is not State.CANCELLED:
-            total[row.pair_id] += 1
-        if row.state is State.SENT:
-            sent[row.pair_id] += 1
+    sent = {pair_id: states.get(State.SENT, 0) for pair_id, states in shot.counts.items()}
+    total = {pair_id: sum(n for state, n in states.items() if state is not State.CANCELLED) for pair_id, states in shot.counts.items()}
     flagged = Counter(item["pair_id"] for item in shot.attention)
     rows = []
     for pair_id in [*in_pairings, *left]:
@@ -104,7 +110,7 @@ def _rows(shot: Snapshot, store: Store) -> list[PairRow]:
             (r.session.number, r.session.start, "held" if r.held else "cancelled" if r.cancelled else "booked") for r in records
         )
         pair = in_pairings.get(pair_id) or known.get(pair_id)
-        rows.append(PairRow(pair_id, pair, status, sessions, sent[pair_id], total[pair_id], flagged[pair_id]))
+        rows.append(PairRow(pair_id, pair, status, sessions, sent.get(pair_id, 0), total.get(pair_id, 0), flagged[pair_id]))
     return rows
 
 
@@ -118,7 +124,9 @@ def overview(shot: Snapshot) -> dict:
     answers = Counter(
         answer for records in shot.current.records.values() for r in records if not r.cancelled for answer in r.responses.values()
     )
-    states = Counter(row.state for row in shot.messages)
+    states = Counter[State]()
+    for of_pair in shot.counts.values():
+        states.update(of_pair)
     return {
         "pairs": {status: statuses.get(status, 0) for status in PairStatus.ALL},
         "sessions_this_week": sum(1 for s in standing if week[0] <= s.start < week[1]),
@@ -134,12 +142,8 @@ def overview(shot: Snapshot) -> dict:
 
 
 def timeline(shot: Snapshot) -> list[tuple[date, int, int]]:
-    """(day, sessions, emails) for each day of the program, a week either side."""
-    zone = ZoneInfo(shot.cohort.timezone)
+    """(day, sessions, emails) for each day (UTC) of the program, a week either side."""
     first, last = shot.cohort.start - timedelta(days=7), shot.cohort.end + timedelta(days=7)
-    sessions = Counter(s.start.astimezone(zone).date() for ss in shot.current.standing().values() for s in ss)
-    emails = Counter(
-        (row.sent_at or row.due).astimezone(zone).date() for row in shot.messages if row.state not in (State.CANCELLED, State.SKIPPED)
-    )
+    sessions = Counter(s.start.astimezone(UTC).date() for ss in shot.current.standing().values() for s in ss)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return [(day, sessions.get(day, 0), emails.get(day, 0)) for day in days]
+    return [(day, sessions.get(day, 0), shot.emails_by_day.get(day, 0)) for day in days]

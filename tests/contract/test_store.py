@@ -690,6 +690,27 @@ def test_every_request_is_listed_with_its_outcome(store):
     assert listed[0].done_at == T0 + timedelta(minutes=1) and listed[1].done_at is None
 
 
+def test_emails_counted_by_pair_and_state_and_by_day(store):
+    late = T0 + timedelta(days=2, hours=23)  # 23:00 UTC: counted on its UTC day
+    store.apply(
+        Changes(
+            insert=(
+                wanted("welcome"),
+                wanted("session1_prep", due=late),
+                wanted("welcome", pair_id="p2"),
+                wanted("session1_prep", pair_id="p2", due=late),
+            )
+        ),
+        T0 - timedelta(days=1),
+    )
+    by_key = {(r.pair_id, r.stage): r for r in store.messages()}
+    store.mark_sending(by_key["p1", Stage.WELCOME], "<w1@example.org>", T0 + timedelta(days=1))
+    store.mark_sent(by_key["p1", Stage.WELCOME], T0 + timedelta(days=1))  # sent a day late: counted on the day it went
+    store.apply(Changes(cancel=(by_key["p2", Stage.SESSION1_PREP].key,)), T0)
+    assert store.message_counts() == {"p1": {State.SENT: 1, State.PLANNED: 1}, "p2": {State.PLANNED: 1, State.CANCELLED: 1}}
+    assert store.emails_by_day() == {T0.date(): 1, T0.date() + timedelta(days=1): 1, late.date(): 1}
+
+
 def test_the_coordinators_password_hash(store):
     assert store.password_hash() is None
     store.set_password_hash("scrypt$1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Pair, Session
@@ -346,6 +346,21 @@ class MemoryStore(Store):
 
     def requests(self) -> list[Request]:
         return [self._requests[number] for number in sorted(self._requests)]
+
+    def message_counts(self) -> dict[str, dict[State, int]]:
+        counts: dict[str, dict[State, int]] = {}
+        for message in self._messages.values():
+            of_pair = counts.setdefault(message.row.pair_id, {})
+            of_pair[message.row.state] = of_pair.get(message.row.state, 0) + 1
+        return counts
+
+    def emails_by_day(self) -> dict[date, int]:
+        days: dict[date, int] = {}
+        for message in self._messages.values():
+            if message.row.state not in (State.CANCELLED, State.SKIPPED):
+                day = (message.row.sent_at or message.row.due).astimezone(UTC).date()
+                days[day] = days.get(day, 0) + 1
+        return days
 
     def lock_held(self) -> bool:
         return not self.closed

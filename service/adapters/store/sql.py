@@ -326,6 +326,24 @@ class SqlStore(Store):
             rows = connection.execute(select(requests).order_by(requests.c.id)).all()
         return [_request(r) for r in rows]
 
+    def message_counts(self) -> dict[str, dict[State, int]]:
+        query = select(messages.c.pair_id, messages.c.state, func.count()).group_by(messages.c.pair_id, messages.c.state)
+        counts: dict[str, dict[State, int]] = {}
+        with self.engine.begin() as connection:
+            for pair_id, state, count in connection.execute(query):
+                counts.setdefault(pair_id, {})[State(state)] = count
+        return counts
+
+    def emails_by_day(self) -> dict[date, int]:
+        day = func.date(func.coalesce(messages.c.sent_at, messages.c.due))  # SQLite gives text, PostgreSQL a date
+        query = (
+            select(day, func.count())
+            .where(messages.c.state.not_in([State.CANCELLED.value, State.SKIPPED.value]))
+            .group_by(day)
+        )
+        with self.engine.begin() as connection:
+            return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in connection.execute(query)}
+
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
             _set_meta(connection, "daemon:last_tick", now.astimezone(UTC).isoformat())
