@@ -318,7 +318,13 @@ class _Builder:
         person = Person(
             name=name,
             email=email,
-            availability=WorkingPattern(timezone=timezone, hours=hours, days=days, blackout_dates=blackout),
+            availability=WorkingPattern(
+                timezone=timezone,
+                hours=hours,
+                days=days,
+                blackout_dates=blackout,
+                declared=bool(row.values.get(f"{role}_hours", "").strip()),  # the person's own: stretched only if allowed
+            ),
             linkedin=linkedin,
             busy_calendar=busy_ics,
             video_link=video_link,
