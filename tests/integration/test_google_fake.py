@@ -639,3 +639,131 @@ def test_command_line_serves_and_writes_the_key_file(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- the service's adapters against the fake
+
+
+def test_login_asks_for_consent_so_a_second_login_still_gets_a_refresh_token(google, tmp_path, monkeypatch):
+    import threading
+    import webbrowser
+
+    from service import googleauth
+    from service.config import load_configuration
+
+    class Browser:  # the person who clicks "Allow": follows the consent page back to the loopback server
+        def open(self, url, new=0, autoraise=True):
+            threading.Thread(target=lambda: urllib.request.urlopen(url, timeout=10).read(), daemon=True).start()
+            return True
+
+    monkeypatch.setattr(webbrowser, "get", lambda using=None: Browser())
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake's token endpoint is plain http
+    configuration = load_configuration(ROOT / "config" / "cohort.google.example.yaml", None)
+    secrets_file = google.client_secrets_file(tmp_path / "client.json", user="renata.alves@example.org")
+    for attempt in (1, 2):  # the second login is the one that used to come back without a refresh token
+        token = tmp_path / f"token{attempt}.json"
+        googleauth.login(secrets_file, token, configuration)
+        saved = json.loads(token.read_text())
+        assert saved["refresh_token"], attempt
+        assert token.stat().st_mode & 0o777 == 0o600
+    assert [a.get("prompt") for a in google.authorizations] == ["consent", "consent"]
+    assert {a.get("access_type") for a in google.authorizations} == {"offline"}
+
+
+def test_a_login_that_brings_no_refresh_token_saves_nothing(google, tmp_path, monkeypatch):
+    import threading
+    import webbrowser
+
+    from service import googleauth
+    from service.config import load_configuration
+
+    class Browser:
+        def open(self, url, new=0, autoraise=True):
+            # An app that asked for online access only: Google then never sends a refresh token.
+            url = url.replace("access_type=offline", "access_type=online")
+            threading.Thread(target=lambda: urllib.request.urlopen(url, timeout=10).read(), daemon=True).start()
+            return True
+
+    monkeypatch.setattr(webbrowser, "get", lambda using=None: Browser())
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    configuration = load_configuration(ROOT / "config" / "cohort.google.example.yaml", None)
+    secrets_file = google.client_secrets_file(tmp_path / "client.json", user="renata.alves@example.org")
+    with pytest.raises(googleauth.LoginFailed, match="no refresh token"):
+        googleauth.login(secrets_file, tmp_path / "token.json", configuration)
+    assert not (tmp_path / "token.json").exists()
+
+
+def _mailer(google, key_file, monkeypatch, **kwargs):
+    from service.adapters.google import api
+    from service.adapters.google.gmail import GmailMailer
+
+    monkeypatch.setenv(api.ENDPOINT_VARIABLE, google.url)
+    credentials = delegated(key_file, GMAIL_SCOPES)
+    return GmailMailer(lambda: api.build("gmail", "v1", credentials), credentials=credentials, **kwargs)
+
+
+def _email(sender: str, message_id: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = MENTEE
+    message["Subject"] = "Your first session"
+    message["Message-ID"] = message_id
+    message.set_content("Hello Zoë\n")
+    return message
+
+
+def test_a_from_gmail_would_rewrite_is_refused_before_anything_is_sent(google, key_file, monkeypatch):
+    from service.domain.ports import MailError
+
+    sender = "mentoring@example.org"
+    mailer = _mailer(google, key_file, monkeypatch, can_read_sent=True, sender=sender)
+    with mailer.connect() as connection:
+        with pytest.raises(MailError) as refused:
+            connection.ready()
+    assert refused.value.transport and "send-as" in refused.value.reason
+    assert google.sent_mail() == []
+    google.add_send_as(COORDINATOR, sender)  # the coordinator verifies the alias in Gmail
+    with mailer.connect() as connection:
+        connection.ready()
+        connection.send(_email(sender, "<first@example.org>"))
+    assert google.sent_mail()[0]["From"].addresses[0].addr_spec == sender
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_not_found_in_sent_means_never_sent_only_if_gmail_keeps_our_message_ids(key_file, monkeypatch, kept):
+    with FakeGoogle(keep_message_id=kept) as google:
+        mailer = _mailer(google, key_file_for(google, key_file), monkeypatch, can_read_sent=True, sender=COORDINATOR)
+        with mailer.connect() as connection:
+            connection.ready()
+            connection.send(_email(COORDINATOR, "<sent.1@example.org>"))
+        assert mailer.was_sent("<sent.1@example.org>") is (True if kept else None)
+        assert mailer.was_sent("<never.sent@example.org>") is (False if kept else None)
+        # After a restart nothing is known yet: the newest message in Sent tells.
+        fresh = _mailer(google, key_file_for(google, key_file), monkeypatch, can_read_sent=True, sender=COORDINATOR)
+        assert fresh.was_sent("<never.sent@example.org>") is (False if kept else None)
+
+
+def key_file_for(google: FakeGoogle, key_file: Path) -> Path:
+    return google.service_account_file(key_file.parent / f"key-{google.port}.json")
+
+
+def test_a_free_busy_error_of_googles_own_is_asked_again_not_taken_for_unreadable(google, key_file, monkeypatch):
+    from datetime import UTC, datetime
+
+    from service.adapters.google import api
+    from service.adapters.google.freebusy import GoogleFreeBusy
+
+    monkeypatch.setenv(api.ENDPOINT_VARIABLE, google.url)
+    credentials = delegated(key_file, CALENDAR_SCOPES)
+    free_busy = GoogleFreeBusy(lambda: api.build("calendar", "v3", credentials), api.Backoff(attempts=3, sleep=lambda s: None))
+    google.set_busy(MENTOR, [("2027-03-02T15:00:00Z", "2027-03-02T16:00:00Z")])
+    start, end = datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 3, 8, tzinfo=UTC)
+    google.fail_free_busy(MENTOR, "internalError", times=1)
+    busy, unreadable = free_busy.busy([MENTOR, MENTEE], start, end)
+    assert unreadable == {MENTEE}  # outside the organisation: declared hours stand in
+    assert busy[MENTOR] == [(datetime(2027, 3, 2, 15, tzinfo=UTC), datetime(2027, 3, 2, 16, tzinfo=UTC))]
+    google.fail_free_busy(MENTOR, "backendError", times=5)
+    from service.adapters.google.freebusy import FreeBusyUnavailable
+
+    with pytest.raises(FreeBusyUnavailable, match="1 calendar"):
+        free_busy.busy([MENTOR, MENTEE], start, end)

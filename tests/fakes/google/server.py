@@ -647,7 +647,7 @@ class FakeGoogle:
         if fault is not None and fault.status is not None:
             outcome = _json_outcome(fault.status, {"error": fault.resolved_reason, "error_description": fault.resolved_message})
         else:
-            outcome = self._grant(method, body)
+            outcome = self._grant(method, body, headers)
         self._record(
             RequestRecord(
                 TOKEN_METHOD,
@@ -693,13 +693,18 @@ class FakeGoogle:
             back["state"] = asked["state"]
         return Outcome(302, [("Location", f"{redirect}?{urllib.parse.urlencode(back)}")])
 
-    def _grant(self, method: str, body: bytes) -> Outcome:
+    def _grant(self, method: str, body: bytes, headers: dict[str, str]) -> Outcome:
         def oauth_error(status: int, error: str, description: str) -> Outcome:
             return _json_outcome(status, {"error": error, "error_description": description})
 
         if method != "POST":
             return oauth_error(400, "invalid_request", "Token requests use POST.")
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+        basic = re.match(r"\s*basic\s+(\S+)", headers.get("authorization", ""), re.IGNORECASE)
+        if basic:  # the client may authenticate with HTTP Basic instead of form fields
+            client_id, _, secret = base64.b64decode(basic.group(1)).decode("utf-8", "replace").partition(":")
+            form.setdefault("client_id", urllib.parse.unquote(client_id))
+            form.setdefault("client_secret", urllib.parse.unquote(secret))
         grant = form.get("grant_type", "")
         if grant == JWT_BEARER:
             try:
