@@ -90,7 +90,7 @@ def _waiting(pair: Pair, current: Bookings) -> PairPlan:
         (standing,) = current.partial[pair.id][:1]
         why = f"session {standing.number} stands at {standing.start:%a %d %b %Y %H:%M} UTC; the daemon books the other again"
     else:
-        why = "held for the coordinator (see `mentorship status`)"
+        why = "held or withdrawn: waiting for the coordinator (see `mentorship status`)"
     return PairPlan(pair=pair, sessions=(), problems=(why,))
 
 
