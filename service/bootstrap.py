@@ -309,7 +309,7 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
         return None, None, None
     # Only now: Google's libraries cost some 20 MB and 0.2 s to load.
     from .adapters.google import api, auth
-    from .adapters.google.calendar import GoogleCalendar
+    from .adapters.google.calendar import CREATE, GoogleCalendar, NewCalendar
     from .adapters.google.freebusy import GoogleFreeBusy
     from .adapters.google.gmail import GmailMailer
     from .domain.calendar import cohort_tag
@@ -319,7 +319,10 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
         raise GoogleSetupError(
             "Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS"
         )
-    scopes = auth.scopes(calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail)
+    own_calendar = configuration.calendar_id == CREATE
+    scopes = auth.scopes(
+        calendar=use_calendar, free_busy=use_free_busy, gmail=use_gmail, read_sent=google.read_sent_mail, own_calendar=own_calendar
+    )
     try:
         credentials = auth.load_credentials(
             path, scopes=scopes, subject=google.organizer or cohort.coordinator.email, endpoint=api.endpoint()
@@ -330,8 +333,14 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
     free_busy: FreeBusy | None = None
     mailer: Mailer | None = None
     if use_calendar:
+        organizer = (google.organizer or cohort.coordinator.email).lower()
+        coordinator = cohort.coordinator.email.lower()
+        new = NewCalendar(f"Mentorship: {cohort.name}", cohort.timezone, None if coordinator == organizer else coordinator)
         calendar = GoogleCalendar(
-            lambda: api.build("calendar", "v3", credentials), calendar_id=configuration.calendar_id, cohort_tag=cohort_tag(cohort.name)
+            lambda: api.build("calendar", "v3", credentials),
+            calendar_id=configuration.calendar_id,
+            cohort_tag=cohort_tag(cohort.name),
+            new=new if own_calendar else None,
         )
     if use_free_busy:
         free_busy = GoogleFreeBusy(lambda: api.build("calendar", "v3", credentials))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .adapters.google import api, auth
+from .adapters.google.calendar import CREATE
 from .config import Configuration
 
 
@@ -75,6 +76,7 @@ def _scopes(configuration: Configuration) -> list[str]:
         free_busy=use_calendar and google.free_busy,
         gmail=configuration.mail.transport == "gmail",
         read_sent=google.read_sent_mail,
+        own_calendar=configuration.calendar_id == CREATE,
     )
 
 

@@ -134,7 +134,9 @@ class Imap(_Section):
 
 class Calendar(_Section):
     backend: Literal["imip", "google"] = "imip"  # imip: invitations by email
-    calendar_id: str = "primary"  # google: the organiser's calendar, or a dedicated one
+    # google: "create" makes the cohort a calendar of its own (shared with the coordinator);
+    # "primary" is the organiser's own calendar; anything else, an existing calendar's id.
+    calendar_id: str = "create"
     rebook_deleted: bool = False  # google: book a session again if its event is deleted
 
 

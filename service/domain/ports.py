@@ -78,6 +78,11 @@ class Calendar(Protocol):
     def remove(self, event_ids: Sequence[str]) -> dict[str, CalendarError | None]:
         """Cancel these events, telling the attendees; already gone counts as done."""
 
+    def prepare(self, kept: str | None) -> str | None:
+        """Make sure the calendar exists and is shared as configured. `kept`: the id of the
+        calendar made for this cohort before, if one was. Returns the id to keep from now
+        on (None: nothing to keep). Raises CalendarError."""
+
     def changes(self, token: str | None) -> tuple[list[CalendarEvent], str]:
         """Events changed since `token` (every event when None or expired) and the token
         for next time. Raises CalendarError."""
@@ -170,6 +175,11 @@ class Store(Protocol):
         """Where the calendar's change feed was last read up to."""
 
     def set_calendar_token(self, token: str | None) -> None: ...
+
+    def calendar_id(self) -> str | None:
+        """The calendar made for this cohort, once it exists."""
+
+    def set_calendar_id(self, calendar_id: str) -> None: ...
 
     # Pairs, kept so a pair removed later can still be written to
 

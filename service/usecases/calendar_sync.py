@@ -21,10 +21,29 @@ from .deps import Deps, Inputs
 CALENDAR_ALERT = ("", -1)  # the standing note about the calendar as a whole
 
 
+def ready(deps: Deps, calendar: Calendar, now: datetime) -> bool:
+    """Whether the calendar exists (made for the cohort on first use, its id kept in the
+    state); the coordinator is told when it cannot be made."""
+    store = deps.store
+    kept = store.calendar_id()
+    try:
+        made = calendar.prepare(kept)
+    except CalendarError as error:
+        store.set_alert(*CALENDAR_ALERT, wording.calendar_down(error.reason))
+        event(now, "calendar_not_ready", f"calendar: cannot prepare the cohort's calendar ({error.reason})", error=error.reason)
+        return False
+    if made and made != kept:
+        store.set_calendar_id(made)
+        event(now, "calendar_created", f"calendar: made the cohort's own calendar {made}", calendar=made)
+    return True
+
+
 def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime) -> bool:
     """Create, move or cancel the events of sessions the calendar does not show yet.
     Returns whether the calendar now shows something it did not (reminders follow it)."""
     store, cohort = deps.store, inputs.cohort
+    if not ready(deps, calendar, now):
+        return False
     behind = store.sessions_out_of_calendar()
     if not behind:
         return False
@@ -91,6 +110,8 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
     """Read what people changed in the calendar since last time; returns whether any
     session moved, went away or got an answer (the plan and the emails then follow)."""
     store, cohort = deps.store, inputs.cohort
+    if not ready(deps, calendar, now):
+        return False
     try:
         events, token = calendar.changes(store.calendar_token())
     except CalendarError as error:

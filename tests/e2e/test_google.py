@@ -39,11 +39,16 @@ def google(monkeypatch):
 class World:
     """The example cohort on Google, with one daemon process over one state."""
 
-    def __init__(self, google: FakeGoogle, folder: Path, *, rebook_deleted: bool = False):
+    def __init__(
+        self, google: FakeGoogle, folder: Path, *, rebook_deleted: bool = False, calendar_id: str = "primary", organizer: str = ORGANIZER
+    ):
         self.google = google
-        shutil.copytree(ROOT / "config", folder)
+        if not folder.exists():
+            shutil.copytree(ROOT / "config", folder)
         google.service_account_file(folder / "key.json")
         config = (folder / "cohort.google.example.yaml").read_text()
+        config = config.replace("calendar_id: primary", f"calendar_id: {calendar_id}")
+        config = config.replace(f"organizer: {ORGANIZER}", f"organizer: {organizer}")
         config = config.replace("  # credentials: secrets/mentorship-key.json", "  credentials: key.json")
         config = config.replace("read_sent_mail: false", "read_sent_mail: true")
         config = config.replace("rebook_deleted: false", f"rebook_deleted: {str(rebook_deleted).lower()}")
@@ -420,3 +425,31 @@ def test_a_send_cut_short_and_then_trashed_is_still_found(google, tmp_path):
     row = next(r for r in world.store.messages() if r.key == checking[0].key)
     assert row.state is State.SENT
     assert world.delivered()[checking[0].message_id] == 1
+
+
+def test_the_cohort_gets_a_calendar_of_its_own_shared_with_the_coordinator(google, tmp_path):
+    bot = "mentoring.bot@example.org"  # the service account acts as this user, not the coordinator
+    google.add_calendar(bot)
+    world = World(google, tmp_path / "cohort", calendar_id="create", organizer=bot)
+    world.tick()
+    made = world.store.calendar_id()
+    assert made and made.endswith("@group.calendar.google.com")
+    info = google.calendar_info(made)
+    assert info["summary"] == f"Mentorship: {world.cohort.name}" and info["owner"] == bot
+    assert info["acl"][ORGANIZER] == "writer"  # the coordinator sees and can fix the sessions
+    live = [e for e in google.events(made) if e.get("status") != "cancelled"]
+    assert len(live) == 2 * PAIRS and all(e["organizer"]["email"] == made for e in live)
+    assert all("transparency" not in e for e in live)  # on a calendar of its own, sessions count as busy for the attendees
+    assert google.events(bot) == [] and google.events(ORGANIZER) == []
+    # The daemon starts again on the same state: the same calendar, no second one.
+    world.store.close()
+    again = World(google, tmp_path / "cohort", calendar_id="create", organizer=bot)
+    again.later(hours=1)
+    assert again.store.calendar_id() == made
+    assert google.api_calls("calendar.calendars.insert") == 1
+    assert [r.method_id for r in google.requests if r.method_id.startswith("calendar.events.list")]
+    assert all(
+        r.path.startswith(f"/calendar/v3/calendars/{made.replace('@', '%40')}")
+        for r in google.requests
+        if r.method_id == "calendar.events.list"
+    )

@@ -49,6 +49,7 @@ class MemoryStore(Store):
         self._digests: dict[int, str] = {}  # day -> what it says, as JSON
         self._digest_last: str | None = None
         self._calendar_token: str | None = None
+        self._calendar_id: str | None = None
         self._last_tick: datetime | None = None
         self._latest: datetime | None = None
         self.closed = False
@@ -166,6 +167,12 @@ class MemoryStore(Store):
 
     def set_calendar_token(self, token: str | None) -> None:
         self._calendar_token = token or None  # an empty token is removed, as in SqlStore
+
+    def calendar_id(self) -> str | None:
+        return self._calendar_id
+
+    def set_calendar_id(self, calendar_id: str) -> None:
+        self._calendar_id = calendar_id
 
     # Pairs
 

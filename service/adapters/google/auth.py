@@ -11,9 +11,25 @@ from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
 
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+APP_CALENDARS = "https://www.googleapis.com/auth/calendar.app.created"  # calendars the app made, and their events
+CALENDAR_SHARING = "https://www.googleapis.com/auth/calendar.acls"  # sharing such a calendar with the coordinator
 FREE_BUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"  # optional: checks uncertain sends
+
+
+def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own_calendar: bool = False) -> list[str]:
+    """The least the configuration needs. `own_calendar`: the cohort gets a calendar of its
+    own, which calendar.app.created covers (events included) and calendar.acls shares."""
+    wanted = [
+        (calendar and not own_calendar, CALENDAR_EVENTS),
+        (calendar and own_calendar, APP_CALENDARS),
+        (calendar and own_calendar, CALENDAR_SHARING),
+        (free_busy, FREE_BUSY),
+        (gmail, GMAIL_SEND),
+        (gmail and read_sent, GMAIL_READ),
+    ]
+    return [scope for needed, scope in wanted if needed]
 
 
 def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool) -> list[str]:

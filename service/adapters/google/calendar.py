@@ -6,6 +6,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,16 @@ BATCH = 50  # calls per batch, as Google recommends
 # "Calendar usage limits exceeded": Google makes the calendar read-only for hours, and
 # hammering it keeps it so. Nothing is written for this long after.
 USAGE_LIMIT_PAUSE = timedelta(hours=2)
+CREATE = "create"  # calendar_id asking for a calendar of the cohort's own
+
+
+@dataclass(frozen=True)
+class NewCalendar:
+    """What a calendar made for the cohort is called, and who it is shared with."""
+
+    summary: str
+    time_zone: str
+    share_with: str | None  # the coordinator, when the organiser is someone else
 
 
 class GoogleCalendar(Calendar):
@@ -30,6 +41,7 @@ class GoogleCalendar(Calendar):
         cohort_tag: str,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new: NewCalendar | None = None,
     ):
         self._service_factory = service
         self._service = None
@@ -37,6 +49,8 @@ class GoogleCalendar(Calendar):
         self.cohort_tag = cohort_tag
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.new = new
+        self.shared = new is None or new.share_with is None
         self._refused: dict[str, tuple[str, CalendarError]] = {}  # event id -> (what was asked, why Google refused it)
         self._paused: tuple[datetime, CalendarError] | None = None  # usage limits: no writes before then
 
@@ -45,6 +59,32 @@ class GoogleCalendar(Calendar):
         if self._service is None:  # built on first use, in the thread that uses it
             self._service = self._service_factory()
         return self._service
+
+    def prepare(self, kept: str | None) -> str | None:
+        """With calendar_id `create`: the cohort's own calendar (made on the first call,
+        its id kept by the caller), shared with the coordinator. A primary or explicit
+        calendar needs nothing."""
+        if self.new is None:
+            return None
+        if self.calendar_id == CREATE:
+            if kept:
+                self.calendar_id = kept
+            else:
+                body = {"summary": self.new.summary, "timeZone": self.new.time_zone, "description": f"{TAG} {self.cohort_tag}"}
+                try:
+                    made = call(self.service.calendars().insert(body=body), self.backoff)
+                except Exception as error:
+                    raise _error(error) from None
+                self.calendar_id = made["id"]
+                return self.calendar_id  # kept at once; it is shared on the next call
+        if not self.shared and self.new.share_with:
+            rule = {"role": "writer", "scope": {"type": "user", "value": self.new.share_with}}
+            try:
+                call(self.service.acl().insert(calendarId=self.calendar_id, body=rule, sendNotifications=True), self.backoff)
+            except Exception as error:
+                raise _error(error) from None
+            self.shared = True
+        return self.calendar_id
 
     # Writing
 

@@ -361,6 +361,14 @@ class SqlStore(Store):
         with self.engine.begin() as connection:
             _set_meta(connection, "calendar:sync_token", token)
 
+    def calendar_id(self) -> str | None:
+        with self.engine.begin() as connection:
+            return _meta(connection, "calendar:id")
+
+    def set_calendar_id(self, calendar_id: str) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "calendar:id", calendar_id)
+
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         """Cancel a pair's booked sessions. `held`: a session was deleted in the calendar
         by hand (which shows it already); the pair waits for the coordinator."""

@@ -133,6 +133,10 @@ class CalendarState:
     time_zone: str = "UTC"
     events: dict[str, StoredEvent] = field(default_factory=dict)
     busy: list[tuple[datetime, datetime]] = field(default_factory=list)
+    summary: str = ""
+    description: str = ""
+    owner: str | None = None  # a secondary calendar: who made it (None: a user's own calendar)
+    acl: dict[str, str] = field(default_factory=dict)  # email -> reader | writer | owner
 
     @property
     def tz(self) -> tzinfo:
@@ -243,6 +247,8 @@ class CalendarBackend:
             "calendar.events.delete": self.delete,
             "calendar.freebusy.query": self.freebusy,
             "calendar.calendars.get": self.calendar_get,
+            "calendar.calendars.insert": self.calendar_insert,
+            "calendar.acl.insert": self.acl_insert,
         }
 
     # ------------------------------------------------------------------ calendars
@@ -264,6 +270,8 @@ class CalendarBackend:
             if key != ctx.user:
                 raise not_found()
             calendar = self.add_calendar(key)
+        if calendar.owner is not None and ctx.user != calendar.owner and calendar.acl.get(ctx.user) not in ("writer", "owner"):
+            raise not_found()  # a secondary calendar not shared with this user
         return calendar
 
     def _tick(self) -> int:
@@ -809,6 +817,43 @@ class CalendarBackend:
             "timeZone": calendar.time_zone,
             "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
         }
+
+    def calendar_insert(self, ctx: Ctx) -> tuple[int, Any]:
+        body = ctx.body or {}
+        if not body.get("summary"):
+            raise required("Missing title.", location="summary")
+        time_zone = body.get("timeZone") or "UTC"
+        try:
+            zone(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid("Invalid time zone value.", location="timeZone") from None
+        key = f"c_{secrets.token_hex(26)}@group.calendar.google.com"
+        calendar = self.calendars[key] = CalendarState(key, time_zone, summary=body["summary"], owner=ctx.user)
+        calendar.description = body.get("description", "")
+        calendar.acl[ctx.user] = "owner"
+        return 200, {
+            "kind": "calendar#calendar",
+            "etag": f'"c{self._tick()}"',
+            "id": key,
+            "summary": calendar.summary,
+            "description": calendar.description,
+            "timeZone": time_zone,
+            "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
+        }
+
+    def acl_insert(self, ctx: Ctx) -> tuple[int, Any]:
+        calendar = self._calendar(ctx, ctx.params["calendarId"])
+        if calendar.owner is not None and calendar.acl.get(ctx.user) != "owner":
+            raise ApiError(403, "forbidden", "You need to have owner access to this calendar.")
+        body = ctx.body or {}
+        role, scope = body.get("role"), body.get("scope") or {}
+        if role not in ("none", "freeBusyReader", "reader", "writer", "owner"):
+            raise invalid("Invalid role value.", location="role")
+        if scope.get("type") != "user" or "@" not in (scope.get("value") or ""):
+            raise invalid("Invalid scope value.", location="scope")
+        email = scope["value"].lower()
+        calendar.acl[email] = role  # inserting a rule for someone who has one replaces it, as Google does
+        return 200, {"kind": "calendar#aclRule", "id": f"user:{email}", "role": role, "scope": {"type": "user", "value": email}}
 
     # ------------------------------------------------------------------ freeBusy
 

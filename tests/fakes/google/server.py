@@ -470,6 +470,12 @@ class FakeGoogle:
         with self._lock:
             self.calendar.add_calendar(calendar_id, time_zone)
 
+    def calendar_info(self, calendar_id: str) -> dict[str, Any]:
+        """A calendar's summary, owner and sharing, as the Calendar UI would show them."""
+        with self._lock:
+            calendar = self.calendar.calendars[calendar_id.lower()]
+            return {"summary": calendar.summary, "owner": calendar.owner, "acl": dict(calendar.acl), "time_zone": calendar.time_zone}
+
     def set_busy(self, email: str, intervals: Iterable[tuple[datetime | str, datetime | str]]) -> None:
         """Declare busy time for a person (replaces what was declared before)."""
         with self._lock:
