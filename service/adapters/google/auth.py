@@ -32,12 +32,6 @@ def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own
     return [scope for needed, scope in wanted if needed]
 
 
-def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool) -> list[str]:
-    """The least the configuration needs."""
-    wanted = [(calendar, CALENDAR_EVENTS), (free_busy, FREE_BUSY), (gmail, GMAIL_SEND), (gmail and read_sent, GMAIL_READ)]
-    return [scope for needed, scope in wanted if needed]
-
-
 def key_file(configured: Path | None) -> Path | None:
     """The credentials file: the cohort's setting, else GOOGLE_APPLICATION_CREDENTIALS."""
     if configured:
