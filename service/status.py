@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from .domain.attendance import shown
 from .domain.bookings import bookings, plan_around, unplanned
 from .domain.ports import Store
 from .mail.wording import attention_items, stuck
@@ -46,6 +47,7 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
                         "previous_start": r.previous_start.isoformat() if r.previous_start else None,
                         "reason": r.change_reason,
                         "answers": dict(r.responses),
+                        "attendance": _attendance(r, now),
                     }
                     for r in records.get(pair_id, [])
                 ],
@@ -71,5 +73,14 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
         "cohort": cohort.name,
         "pairs": pairs,
         "totals": dict(sorted(Counter(m.state.value for m in rows).items())),
+        "attendance": dict(sorted(Counter(a for rs in records.values() for r in rs if (a := _attendance(r, now))).items())),
         "attention": attention,
     }
+
+
+def _attendance(record, now: datetime) -> str | None:
+    """held | partial | missed | unknown, or None while not known yet (or cancelled)."""
+    if record.cancelled:
+        return None
+    found = shown(record.attended, has_meet=bool(record.meet_link or record.meet_space), end=record.session.end, now=now)
+    return found.value if found else None

@@ -134,7 +134,8 @@ def status_table(report: dict) -> str:
         who = f"{pair['mentor']} and {pair['mentee']}" if pair["in_pairings"] else "(removed from the pairings)"
         lines.append(f"{pair['id']}  {who}")
         for s in pair["sessions"]:
-            lines.append(f"  session {s['number']}  {s['start'][:16].replace('T', ' ')} UTC  {s['status']}")
+            met = f"  attendance: {s['attendance']}" if s.get("attendance") else ""
+            lines.append(f"  session {s['number']}  {s['start'][:16].replace('T', ' ')} UTC  {s['status']}{met}")
         for problem in pair["problems"]:
             lines.append(f"  NOT SCHEDULED: {problem}")
         for m in pair["messages"]:
@@ -143,6 +144,8 @@ def status_table(report: dict) -> str:
         lines.append("")
     totals = ", ".join(f"{n} {state}" for state, n in report["totals"].items()) or "no messages yet"
     lines.append(f"totals: {totals}")
+    if report.get("attendance"):
+        lines.append("attendance: " + ", ".join(f"{n} {what}" for what, n in report["attendance"].items()))
     if report["attention"]:
         lines.append("")
         lines.append("needs attention:")
@@ -184,8 +187,8 @@ def change_table(report: dict) -> str:
 
 EXPORT_COLUMNS = [
     "pair", "mentor", "mentor_email", "mentee", "mentee_email",
-    "session1_utc", "session1_mentor_local", "session1_mentee_local", "session1_status", "session1_answers",
-    "session2_utc", "session2_mentor_local", "session2_mentee_local", "session2_status", "session2_answers",
+    "session1_utc", "session1_mentor_local", "session1_mentee_local", "session1_status", "session1_answers", "session1_attendance",
+    "session2_utc", "session2_mentor_local", "session2_mentee_local", "session2_status", "session2_answers", "session2_attendance",
     "emails_sent", "emails_total", "attention",
 ]  # fmt: skip
 
@@ -208,6 +211,7 @@ def export_csv(report: dict) -> str:
                 row[prefix + f"{role}_local"] = f"{local:%Y-%m-%d %H:%M} {zone_label(local)}"
             row[prefix + "status"] = s["status"]
             row[prefix + "answers"] = "; ".join(f"{who}: {what}" for who, what in sorted(s["answers"].items()))
+            row[prefix + "attendance"] = s.get("attendance") or ""
         row["emails_sent"] = sum(1 for m in pair["messages"] if m["state"] == "sent")
         row["emails_total"] = sum(1 for m in pair["messages"] if m["state"] != "cancelled")
         row["attention"] = " | ".join(pair["attention"] + pair["problems"])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import icalendar
 
-from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, Pair, SessionRules, Stretch, Timing, WorkingPattern
+from ..domain.model import ChangeLimits, Cohort, Contact, EmailSettings, MeetRules, Pair, SessionRules, Stretch, Timing, WorkingPattern
 from ..domain.stages import DEFAULT_TIMINGS, Kind
 from . import files
-from .cohortfile import CohortFile, Google, Imap, Mail, WorkingHours, parse_cohort_file
+from .cohortfile import CohortFile, Google, Imap, Mail, Meet, WorkingHours, parse_cohort_file
 from .limits import MAX_COHORT_BYTES, MAX_CREDENTIALS_BYTES, WINDOW_MARGIN_DAYS
 from .pairings import Defaults, load_pairs, size_limit
 from .problems import ConfigError, Problem, ProblemList, TooManyProblems, display, quote
@@ -35,6 +35,7 @@ class Configuration:
     busy_calendars: Mapping[str, icalendar.Calendar]  # the .ics files people gave, by path, read once
     imap: Imap | None = None  # the organiser's mailbox, for answers to invitations by email
     public_url: str | None = None  # where the web pages are reached (http.public_url)
+    meet: Meet = Meet()  # Google Meet rooms' settings and attendance
 
 
 def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
@@ -62,6 +63,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         pairings=pairings,
         busy_calendars=calendars,
         imap=settings.imap,
+        meet=settings.meet,
         public_url=settings.http.public_url,
     )
 
@@ -164,5 +166,6 @@ def _cohort(settings: CohortFile, pairs, folder: Path) -> Cohort:
         rebook_deleted=settings.calendar.rebook_deleted,
         hold_above=ChangeLimits(pairs=settings.daemon.hold_above_pairs, share=settings.daemon.hold_above_percent / 100),
         stretch=Stretch(minutes=settings.working_hours.stretch_minutes, declared=settings.working_hours.stretch_declared),
+        meet=MeetRules(min_overlap=timedelta(minutes=settings.meet.min_overlap_minutes), attendance=settings.meet.attendance),
         pairs=tuple(pairs),
     )

@@ -147,6 +147,16 @@ class Google(_Section):
     free_busy: bool = True  # read people's busy time where the organiser may
 
 
+class Meet(_Section):
+    """Google Meet rooms (with calendar.backend google) and attendance read from them."""
+
+    trusted_access: bool = True  # invited guests from outside the organisation join without knocking
+    recording: bool = False  # rooms record every meeting by themselves (with trusted_access)
+    transcription: bool = False  # likewise for transcripts
+    attendance: bool = True  # read who came, an hour after each session
+    min_overlap_minutes: int = Field(20, strict=True, ge=1, le=240)  # both there this long: held
+
+
 class Daemon(_Section):
     poll_minutes: int = Field(5, strict=True, ge=1, le=1440)  # how often to look for edits
     # An edit that cancels more pairs than this, or than this share of them, waits for `approve`.
@@ -172,6 +182,7 @@ class CohortFile(_Section):
     imap: Imap | None = None  # with invitations by email: where the answers arrive
     calendar: Calendar = Calendar()
     google: Google = Google()
+    meet: Meet = Meet()
     daemon: Daemon = Daemon()
     http: Http = Http()
 

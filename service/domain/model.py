@@ -163,6 +163,14 @@ class Stretch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MeetRules:
+    """Telling from Google Meet whether a session took place."""
+
+    min_overlap: timedelta = timedelta(minutes=20)  # both in the room this long: it was held
+    attendance: bool = True  # read who came (Google Calendar sessions have Meet rooms)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Cohort:
     name: str
     coordinator: Contact
@@ -176,6 +184,7 @@ class Cohort:
     rebook_deleted: bool = False  # google: book a session again when its event is deleted by hand
     hold_above: ChangeLimits = field(default_factory=ChangeLimits)
     stretch: Stretch = field(default_factory=Stretch)
+    meet: MeetRules = field(default_factory=MeetRules)
     pairs: tuple[Pair, ...] = ()
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from .attendance import Attendance, Reading
 from .model import Cohort, Pair, Person, Role, Session
 from .stages import NUDGE_BEFORE, STAGES, Kind, Stage, about_session, of_kind
 from .timeline import email_timeline
@@ -102,11 +103,20 @@ class SessionRecord:
     countered_by: str | None = None  # who proposed last, and when: they get other times
     countered_at: datetime | None = None
     agreed: bool = False  # a person chose this time (moved the event, proposed it): never re-planned
+    meet_space: str | None = None  # the Meet room (spaces/ID) behind its link, once looked up
+    attendance: Reading | None = None  # as last decided from Meet (perhaps for an earlier sequence)
+    attendance_read_at: datetime | None = None  # when Meet was last asked about it
 
     @property
     def in_calendar(self) -> bool:
         """Whether the calendar shows what we store."""
         return self.event_sequence == self.sequence
+
+    @property
+    def attended(self) -> Attendance | None:
+        """Whether the session as it is now took place (None: not known, or not yet)."""
+        reading = self.attendance
+        return reading.attendance if reading is not None and reading.sequence == self.sequence else None
 
 
 @dataclass(frozen=True)
@@ -136,11 +146,13 @@ def wanted_for_pair(
         return _cancellations(pair, records, handed_over) if cohort.calendar == "imip" else []
     wanted = []
     if cohort.calendar == "google":
-        wanted += _updates(pair, records) + _nudges(pair, records)
+        wanted += _updates(pair, records) + _nudges(pair, records) + _missed(pair, records)
     else:
         wanted += _other_times(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
         info = STAGES[planned.stage]
+        if info.after and records[info.after - 1].attended is Attendance.MISSED:
+            continue  # waits for the session to be booked again (and to happen)
         revision = 0
         due = planned.due
         if info.kind is Kind.INVITATION and info.session:
@@ -185,6 +197,24 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
         if record.in_calendar
         for role, person in _people(pair)
         if record.responses.get(person.email) == "needsAction"
+    ]
+
+
+def _missed(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
+    """Word to both people when nobody came to a session's Meet, as soon as that is known.
+    Moved to a new time, the session is what it is again, and the word is no longer due."""
+    return [
+        Wanted(
+            due=record.attendance.at,
+            pair_id=pair.id,
+            stage=stage,
+            recipient=person.email,
+            revision=record.sequence,
+            role=role,
+        )
+        for stage, record in _about(Kind.MISSED, records)
+        if record.attended is Attendance.MISSED and record.attendance is not None
+        for role, person in _people(pair)
     ]
 
 

@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Protocol
 
+from .attendance import Conference, Reading
 from .calendar import CalendarError, CalendarEvent, EventRequest
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
@@ -93,6 +94,28 @@ class FreeBusy(Protocol):
         """Busy intervals by email, and the emails whose calendars cannot be read."""
 
 
+class MeetError(Exception):
+    """Meet could not be asked; tried again later. `setup`: only the coordinator can fix it
+    (an API not enabled, a scope not granted)."""
+
+    def __init__(self, reason: str, *, setup: bool = False):
+        super().__init__(reason)
+        self.reason, self.setup = reason, setup
+
+
+class Meet(Protocol):
+    """Google Meet's rooms and who was in them."""
+
+    def space(self, link: str) -> str:
+        """The room (spaces/ID) behind a Meet link, its settings brought to the cohort's
+        (who may join without knocking, recording and transcription). Raises MeetError."""
+
+    def conferences(self, space: str, start: datetime, end: datetime) -> list[Conference]:
+        """The conferences held in the room (its name, or its Meet link when it was never
+        looked up) that started between `start` and `end`, with everyone's joins and
+        leaves. Raises MeetError."""
+
+
 class RepliesError(Exception):
     """The mailbox could not be read; it is tried again on a later tick."""
 
@@ -166,6 +189,16 @@ class Store(Protocol):
 
     def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
         """An attendee's answer to an invitation sent by email (accepted, tentative, declined)."""
+
+    # Meet
+
+    def set_meet_space(self, pair_id: str, number: int, space: str) -> None:
+        """The Meet room (spaces/ID) behind the session's link."""
+
+    def record_attendance(self, pair_id: str, number: int, sequence: int, reading: Reading | None, now: datetime) -> None:
+        """Meet was asked about the session at `now`: what it showed (None: not settled yet).
+        Kept only while the session still has `sequence`: a session moved meanwhile is a
+        new one."""
 
     def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
         """Someone proposed another time that does not suit both: they are sent others.

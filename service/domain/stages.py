@@ -34,6 +34,8 @@ class Stage(StrEnum):
     SESSION2_OTHER_TIMES = "session2_other_times"
     SESSION1_CANCELLATION = "session1_cancellation"
     SESSION2_CANCELLATION = "session2_cancellation"
+    SESSION1_MISSED = "session1_missed"
+    SESSION2_MISSED = "session2_missed"
     COORDINATOR_DIGEST = "coordinator_digest"
 
     @property
@@ -53,6 +55,7 @@ class Kind(StrEnum):
     NUDGE = "nudge"  # to whoever has not answered a session's invitation
     OTHER_TIMES = "other_times"  # the time someone proposed does not suit both: times that do
     CANCELLATION = "cancellation"  # a booked session will not happen (email invitations)
+    MISSED = "missed"  # nobody came to a session's Meet: we missed you, and how to rebook
     DIGEST = "digest"  # what needs a human, to the coordinator
 
 
@@ -63,10 +66,13 @@ class StageInfo:
     session: int | None = None  # the session it is about, if one
     expires_at: int | None = None  # pointless once this session has started
     timing: Timing | None = None  # program stages: the default send time
+    after: int | None = None  # it says this session took place: it waits while Meet shows it missed
 
 
-def _program(folder: str, timing: Timing, *, session: int | None = None, expires_at: int | None = None) -> StageInfo:
-    return StageInfo(kind=Kind.PROGRAM, folder=folder, session=session, expires_at=expires_at, timing=timing)
+def _program(
+    folder: str, timing: Timing, *, session: int | None = None, expires_at: int | None = None, after: int | None = None
+) -> StageInfo:
+    return StageInfo(kind=Kind.PROGRAM, folder=folder, session=session, expires_at=expires_at, timing=timing, after=after)
 
 
 def _about(kind: Kind, folder: str, session: int) -> StageInfo:
@@ -84,7 +90,7 @@ STAGES: Mapping[Stage, StageInfo] = {
         "session1_prep", Timing(anchor=Anchor.SESSION1_START, offset=timedelta(days=-3)), session=1, expires_at=1
     ),
     Stage.SESSION1_FOLLOWUP: _program(
-        "session1_followup", Timing(anchor=Anchor.SESSION1_END, offset=timedelta(hours=2)), session=1, expires_at=2
+        "session1_followup", Timing(anchor=Anchor.SESSION1_END, offset=timedelta(hours=2)), session=1, expires_at=2, after=1
     ),
     Stage.HOMEWORK_CHECKIN: _program("homework_checkin", Timing(anchor=Anchor.BETWEEN_SESSIONS), expires_at=2),
     Stage.SESSION2_PREP: _program(
@@ -100,6 +106,8 @@ STAGES: Mapping[Stage, StageInfo] = {
     Stage.SESSION2_OTHER_TIMES: _about(Kind.OTHER_TIMES, "other_times", 2),
     Stage.SESSION1_CANCELLATION: _about(Kind.CANCELLATION, "cancellation", 1),
     Stage.SESSION2_CANCELLATION: _about(Kind.CANCELLATION, "cancellation", 2),
+    Stage.SESSION1_MISSED: StageInfo(kind=Kind.MISSED, folder="missed_session", session=1),
+    Stage.SESSION2_MISSED: StageInfo(kind=Kind.MISSED, folder="missed_session", session=2),
     Stage.COORDINATOR_DIGEST: StageInfo(kind=Kind.DIGEST, folder="coordinator_digest"),
 }
 

@@ -34,6 +34,8 @@ def compose(
     other_times: tuple[Session, ...] = (),
     recipient: str | None = None,
     cant_make_it: str | None = None,
+    missed: tuple[int, ...] = (),
+    rebook: str | None = None,
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -42,11 +44,13 @@ def compose(
     """
     info = stage.info
     folder = MOVED_FOLDER if info.kind is Kind.INVITATION and revision else info.folder
-    context = pair_context(cohort, pair, sessions, role, stage=stage, links=links, other_times=other_times)
+    context = pair_context(cohort, pair, sessions, role, stage=stage, links=links, other_times=other_times, missed=missed)
     if change is not None:
         context["change"] = change
     if cant_make_it is not None:  # the reader's own link to move the session or withdraw
         context["cant_make_it"] = cant_make_it
+    if rebook is not None:  # the reader's own link to book a missed session again
+        context["rebook"] = rebook
     rendered = templates.render(folder, role, context)
     calendar = method = None
     if info.session and info.kind in (Kind.INVITATION, Kind.CANCELLATION):
@@ -120,7 +124,7 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
             found.setdefault((problem.file, problem.line, problem.message), problem)
 
     # Every stage a pair can be sent; updates (and moved invitations) below, with a change.
-    notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION, Kind.OTHER_TIMES)]
+    notices = [stage for stage, info in STAGES.items() if info.kind in (Kind.NUDGE, Kind.CANCELLATION, Kind.OTHER_TIMES, Kind.MISSED)]
     # Templates must read lengths and spans from the settings: one sample has others than the cohort's.
     other_shape = replace(cohort, rules=replace(cohort.rules, length=timedelta(minutes=45)), end=cohort.start + timedelta(days=121))
     for sample_cohort, pair in ((cohort, full), (replace(cohort, video_link=None), bare), (other_shape, full)):
@@ -129,6 +133,9 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
                 for options in ((), sessions):  # other times to offer: none, or some
                     context = pair_context(sample_cohort, pair, sessions, role, stage=stage, other_times=options)
                     attempt(templates.render, stage.info.folder, role, context)
+                if sample_cohort is cohort and pair is full:  # as when Meet showed sessions missed
+                    missed = pair_context(cohort, pair, sessions, role, stage=stage, missed=(1, 2))
+                    attempt(templates.render, stage.info.folder, role, {**missed, "rebook": "https://example.org/session/x"})
             base = pair_context(sample_cohort, pair, sessions, role, stage=Stage.SESSION2_UPDATE)
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")

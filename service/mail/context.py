@@ -78,10 +78,12 @@ def pair_context(
     stage: Stage,
     links: tuple[str | None, ...] = (),
     other_times: tuple[Session, ...] = (),
+    missed: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Everything a pair's email template may use, for the person in `role`. `links` are
     the sessions' own meeting links (Meet) where known; else the cohort's or mentor's.
-    `other_times`: times a session could move to, for the reader to choose from."""
+    `other_times`: times a session could move to, for the reader to choose from.
+    `missed`: the sessions Meet showed nobody came to (unknown counts as not missed)."""
     reader, partner = (pair.mentor, pair.mentee) if role is Role.MENTOR else (pair.mentee, pair.mentor)
     partner_role = Role.MENTEE if role is Role.MENTOR else Role.MENTOR
     fallback = cohort.link_for(pair)
@@ -102,6 +104,8 @@ def pair_context(
         session2=second,
         session=second if stage.info.session == 2 else first,  # for per-session stages
         other_times=[session_view(s, reader, partner, fallback) for s in other_times],
+        session1_missed=1 in missed,
+        session2_missed=2 in missed,
     )
     return context
 

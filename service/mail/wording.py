@@ -21,6 +21,24 @@ def deleted_by_hand(number: int) -> str:
     return f"Session {number} was deleted in Google Calendar; it was not booked again."
 
 
+def session_missed(number: int, pair_id: str, *, rebook_link: bool) -> str:
+    """Nobody came to a session's Meet."""
+    how = (
+        "each got a link to choose a new time"
+        if rebook_link
+        else f"to book it again: `mentorship reschedule {pair_id} --session {number} --auto` (or --at TIME)"
+    )
+    return f"Nobody joined the Google Meet of session {number}; both were sent a short note, and {how}."
+
+
+def session_partial(number: int) -> str:
+    return f"Only one of them joined the Google Meet of session {number} (or they were not there together long); you may want to ask."
+
+
+def meet_down(reason: str) -> str:
+    return f"Google Meet cannot be read: {reason}. Attendance waits, and is read once this is fixed."
+
+
 def mail_down(reason: str) -> str:
     return f"Email cannot go out: {reason}. Emails wait, and go out once this is fixed."
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from ..domain.model import Cohort
 from ..domain.planning import Busy
-from ..domain.ports import Calendar, FreeBusy, Mailer, Replies, Store
+from ..domain.ports import Calendar, FreeBusy, Mailer, Meet, Replies, Store
 from ..mail.links import PersonalLinks
 from ..mail.templates import Templates
 
@@ -41,6 +41,7 @@ class Deps:
     free_busy: FreeBusy | None = None  # None: declared hours and .ics files only
     replies: Replies | None = None  # the organiser's mailbox, for answers to invitations by email
     links: PersonalLinks | None = None  # personal links to the web pages, when they are served
+    meet: Meet | None = None  # Google Meet, where attendance is read from the sessions' rooms
 
 
 class LockLost(Exception):

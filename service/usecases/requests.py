@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
 from ..domain.model import Session
 from ..domain.outbox import RESENDABLE, State
@@ -80,7 +81,8 @@ def _reschedule(
     if not sessions:
         return f"{pair_id} has no booked sessions to move"
     session = sessions[number - 1]
-    if session.start <= now:
+    # The past is fact: a session that started stays, unless Meet showed nobody came to it.
+    if session.start <= now and not (record is not None and record.attended is Attendance.MISSED):
         return f"session {number} of {pair_id} has already started"
     standing = current.standing(but=session)
     if at == "auto":

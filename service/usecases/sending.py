@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
+from ..domain.links import LinkPurpose
 from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
 from ..domain.planning import alternatives
@@ -35,6 +37,7 @@ def recover_in_flight(deps: Deps, now: datetime) -> None:
 
 
 MAIL_DOWN_WAIT = timedelta(minutes=5)  # between probes of a mail transport that is down
+REBOOK_FOR = timedelta(days=14)  # how long the link in a "we missed you" email works
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,11 @@ def _compose(
     ahead = info.session and info.expires_at == info.session and info.kind is not Kind.CANCELLATION
     record = pair_records[info.session - 1] if ahead and info.session and len(pair_records) >= info.session else None
     cant_make_it = deps.links.session(record, row.recipient) if deps.links and record and not record.cancelled else None
+    missed = tuple(r.session.number for r in pair_records if r.attended is Attendance.MISSED)
+    rebook = None
+    if info.kind is Kind.MISSED and info.session and deps.links:  # one step to book the missed session again
+        missed_record = pair_records[info.session - 1]
+        rebook = deps.links.make(LinkPurpose.SESSION, row.recipient, pair.id, info.session, missed_record.sequence, now + REBOOK_FOR)
     return compose(
         cohort,
         pair,
@@ -251,6 +259,8 @@ def _compose(
         other_times=options,
         recipient=row.recipient,
         cant_make_it=cant_make_it,
+        missed=missed,
+        rebook=rebook,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .attendance import next_reading, prepare_rooms, read_attendance
 from .booking import reconcile, sync_messages
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
@@ -46,6 +47,11 @@ class Controller:
         observed = pull_calendar(deps, deps.calendar, inputs, now) if deps.calendar else False
         if deps.replies:
             observed |= read_replies(deps, deps.replies, inputs, now)
+        reads = deps.meet is not None and inputs.cohort.meet.attendance
+        if deps.meet:
+            prepare_rooms(deps, deps.meet, now)
+        if deps.meet and reads:  # before sending: emails after a session say whether it took place
+            observed |= read_attendance(deps, deps.meet, inputs, now)
         if changed or observed or requested or not self.reconciled:
             self.unplanned = reconcile(deps, inputs, now)
             self.reconciled = True
@@ -56,6 +62,9 @@ class Controller:
             sent = send_due(deps, inputs, now)
         deps.store.record_tick(now)
         next_due = deps.store.next_due()
+        reading = next_reading(deps) if reads else None
+        if reading is not None and (next_due is None or reading < next_due):
+            next_due = max(reading, now)
         if sent.down and next_due is not None:  # not back at once: one probe every few minutes
             return max(next_due, sent.until or now + MAIL_DOWN_WAIT)
         return next_due

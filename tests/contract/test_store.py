@@ -711,8 +711,49 @@ def test_emails_counted_by_pair_and_state_and_by_day(store):
     assert store.emails_by_day() == {T0.date(): 1, T0.date() + timedelta(days=1): 1, late.date(): 1}
 
 
+def test_goals_are_kept_per_pair_and_replaced(store):
+    from service.domain.goals import Goals
+
+    first = Goals(
+        pair_id="p1", goals="Speak at a meetup.\nShip the parser.", homework="An outline", written_by="b@example.org", written_at=T0
+    )
+    store.set_goals(first)
+    store.set_goals(replace(first, pair_id="p2", goals="Ünïcode ✓"))
+    assert store.goals(["p1", "p2", "p3"]) == {"p1": first, "p2": replace(first, pair_id="p2", goals="Ünïcode ✓")}
+    later = replace(first, homework="", written_by="a@example.org", written_at=T0 + timedelta(days=1))
+    store.set_goals(later)
+    assert store.goals(["p1"]) == {"p1": later}
+    assert store.goals([]) == {}
+
+
 def test_the_coordinators_password_hash(store):
     assert store.password_hash() is None
     store.set_password_hash("scrypt$1")
     store.set_password_hash("scrypt$2")
     assert store.password_hash() == "scrypt$2"
+
+
+# Meet rooms and attendance
+
+
+def test_attendance_is_kept_for_the_session_as_it_was_read(store):
+    from service.domain.attendance import Attendance, Reading
+
+    store.book([session(), session(number=2, start=T0 + timedelta(days=21))], T0 - timedelta(days=7))
+    store.set_meet_space("p1", 1, "spaces/jQCFfuBOdN5z")
+    read_at = T0 + timedelta(hours=2)
+    store.record_attendance("p1", 1, 0, None, read_at)  # asked, nothing settled yet
+    (first,) = [r for r in store.sessions() if r.session.number == 1]
+    assert (first.meet_space, first.attendance, first.attendance_read_at, first.attended) == ("spaces/jQCFfuBOdN5z", None, read_at, None)
+    held = Reading(attendance=Attendance.MISSED, sequence=0, at=read_at.astimezone(ZoneInfo("Asia/Kolkata")), people=0)
+    store.record_attendance("p1", 1, 0, held, read_at)
+    store.record_attendance("p1", 2, 5, held, read_at)  # for a sequence the session no longer has: nothing
+    first, second = sorted(store.sessions(), key=lambda r: r.session.number)
+    assert first.attendance == replace(held, at=read_at) and first.attended is Attendance.MISSED
+    assert first.attendance.at.tzinfo is not None and first.attendance.at.utcoffset() == timedelta(0)
+    assert (second.attendance, second.attendance_read_at) == (None, None)
+    # Moved to a new time, the session has not happened yet: the old reading no longer applies.
+    store.move(session(start=T0 + timedelta(days=3)), read_at, "rebooked after it was missed")
+    (first,) = [r for r in store.sessions() if r.session.number == 1]
+    assert first.attendance == replace(held, at=read_at) and first.attended is None
+    assert first.meet_space == "spaces/jQCFfuBOdN5z"  # the event, and so its room, stays

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+from service.domain.attendance import Reading
 from service.domain.calendar import CalendarEvent
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
@@ -154,6 +155,19 @@ class MemoryStore(Store):
         old = self._sessions.get((pair_id, number))
         if old is not None:
             self._sessions[(pair_id, number)] = replace(old, responses={**old.responses, email: response})
+
+    def set_meet_space(self, pair_id: str, number: int, space: str) -> None:
+        old = self._sessions.get((pair_id, number))
+        if old is not None:
+            self._sessions[(pair_id, number)] = replace(old, meet_space=space)
+
+    def record_attendance(self, pair_id: str, number: int, sequence: int, reading: Reading | None, now: datetime) -> None:
+        old = self._sessions.get((pair_id, number))
+        if old is not None and old.sequence == sequence:
+            kept = old.attendance if reading is None else replace(reading, at=_utc(reading.at))
+            self._sessions[(pair_id, number)] = replace(old, attendance=kept, attendance_read_at=_utc(now))
+            if reading is not None:  # SqlStore writes its audit row only then
+                self._did(now)
 
     def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
         old = self._sessions.get((pair_id, number))

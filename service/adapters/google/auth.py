@@ -16,6 +16,8 @@ CALENDAR_SHARING = "https://www.googleapis.com/auth/calendar.acls"  # sharing su
 FREE_BUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"  # optional: checks uncertain sends
+MEET_READ = "https://www.googleapis.com/auth/meetings.space.readonly"  # rooms and who was in them
+MEET_SETTINGS = "https://www.googleapis.com/auth/meetings.space.settings"  # rooms made by Calendar: who may join, recording
 
 
 def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own_calendar: bool = False) -> list[str]:
@@ -30,6 +32,11 @@ def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own
         (gmail and read_sent, GMAIL_READ),
     ]
     return [scope for needed, scope in wanted if needed]
+
+
+def meet_scopes(*, settings: bool) -> list[str]:
+    """Reading rooms and their conferences; changing a room's settings only if asked."""
+    return [MEET_READ, MEET_SETTINGS] if settings else [MEET_READ]
 
 
 def key_file(configured: Path | None) -> Path | None:

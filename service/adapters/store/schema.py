@@ -66,6 +66,10 @@ sessions = Table(
     Column("countered_at", UTCDateTime),
     Column("countered_message", Text),  # the mailbox's handle of the last proposal counted
     Column("agreed", Boolean, nullable=False, server_default=false()),  # a person chose this time
+    # Since schema 6: the session's Meet room and what Meet showed of it.
+    Column("meet_space", Text),  # spaces/ID, once looked up from the link
+    Column("attendance", Text),  # JSON: attendance, sequence, at, people, together_minutes
+    Column("attendance_read_at", UTCDateTime),  # when Meet was last asked
 )
 
 messages = Table(
@@ -175,8 +179,23 @@ def _counters_v5(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
 
 
+def _attendance_v6(connection: Connection) -> None:
+    """Sessions keep their Meet room and the attendance read from it."""
+    have = {column["name"] for column in inspect(connection).get_columns("sessions")}
+    for name, ddl in (("meet_space", "TEXT"), ("attendance", "TEXT"), ("attendance_read_at", _timestamp(connection))):
+        if name not in have:
+            connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
+
+
 # Each step moves the schema one version up; a released step never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _calendar_events_v2, _longer_meta_keys_v3, _requests_v4, _counters_v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_v1,
+    _calendar_events_v2,
+    _longer_meta_keys_v3,
+    _requests_v4,
+    _counters_v5,
+    _attendance_v6,
+]
 
 
 def migrate(connection: Connection) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ...domain.attendance import Attendance, Reading
 from ...domain.calendar import CalendarEvent
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
@@ -228,6 +229,23 @@ class SqlStore(Store):
             if stored is not None:
                 responses = {**json.loads(stored), email: response}
                 connection.execute(update(sessions).where(*key).values(responses=json.dumps(responses, sort_keys=True)))
+
+    def set_meet_space(self, pair_id: str, number: int, space: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(meet_space=space))
+
+    def record_attendance(self, pair_id: str, number: int, sequence: int, reading: Reading | None, now: datetime) -> None:
+        values: dict = {"attendance_read_at": now}
+        if reading is not None:
+            values["attendance"] = _attendance_json(reading)
+        with self.engine.begin() as connection:
+            done = connection.execute(
+                update(sessions)
+                .where(sessions.c.pair_id == pair_id, sessions.c.number == number, sessions.c.sequence == sequence)
+                .values(**values)
+            )
+            if reading is not None and done.rowcount:
+                _audit(connection, now, "attendance", pair_id, number=number, attendance=reading.attendance.value, people=reading.people)
 
     def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
         with self.engine.begin() as connection:
@@ -756,6 +774,34 @@ def _session_record(r) -> SessionRecord:
         countered_by=r.countered_by,
         countered_at=r.countered_at,
         agreed=r.agreed,
+        meet_space=r.meet_space,
+        attendance=_attendance_from(r.attendance),
+        attendance_read_at=r.attendance_read_at,
+    )
+
+
+def _attendance_json(reading: Reading) -> str:
+    return json.dumps(
+        {
+            "attendance": reading.attendance.value,
+            "sequence": reading.sequence,
+            "at": reading.at.astimezone(UTC).isoformat(),
+            "people": reading.people,
+            "together_minutes": reading.together_minutes,
+        }
+    )
+
+
+def _attendance_from(value: str | None) -> Reading | None:
+    if not value:
+        return None
+    data = json.loads(value)
+    return Reading(
+        attendance=Attendance(data["attendance"]),
+        sequence=data["sequence"],
+        at=datetime.fromisoformat(data["at"]),
+        people=data["people"],
+        together_minutes=data["together_minutes"],
     )
 
 

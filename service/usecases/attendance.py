@@ -1,0 +1,116 @@
+"""Meet attendance: look up each session's room once its link exists, and read who was
+in it an hour after the session's end (then once a day until it is settled), well
+within the 30 days Meet keeps its records."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ..domain import attendance
+from ..domain.attendance import Attendance
+from ..domain.outbox import SessionRecord
+from ..domain.ports import Meet, MeetError
+from ..logs import event
+from ..mail import wording
+from .booking import pairs_by_id
+from .deps import Deps, Inputs
+
+MEET_ALERT = ("", -2)  # the standing note about Meet as a whole
+
+
+def prepare_rooms(deps: Deps, meet: Meet, now: datetime) -> None:
+    """Every session to come with a Meet link gets its room looked up (and its settings
+    set); the room is kept with the session."""
+    for record in deps.store.sessions():
+        if record.cancelled or record.meet_space or not record.meet_link or record.session.end <= now:
+            continue
+        session = record.session
+        try:
+            space = meet.space(record.meet_link)
+        except MeetError as error:
+            _unreachable(deps, error, now, f"cannot look up the Meet room of session {session.number} of {session.pair_id}")
+            return
+        deps.store.set_meet_space(session.pair_id, session.number, space)
+        event(now, "meet_room", f"meet: session {session.number} of {session.pair_id} has room {space}", pair=session.pair_id)
+
+
+def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bool:
+    """Read the rooms of sessions whose time to be read has come. Returns whether any
+    session's attendance was settled (the emails that follow from it are then planned)."""
+    store, cohort = deps.store, inputs.cohort
+    due = [record for record in store.sessions() if _due(record, now)]
+    if not due:
+        return False
+    pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in due})
+    settled = False
+    for record in due:
+        session = record.session
+        pair = pairs.get(session.pair_id)
+        first, last = attendance.window(session)
+        try:
+            conferences = meet.conferences(record.meet_space or str(record.meet_link), first, min(last, now))
+        except MeetError as error:
+            _unreachable(deps, error, now, f"cannot read who came to session {session.number} of {session.pair_id}")
+            # Asked, in vain: the next try is a day later, and the others wait for the next tick.
+            store.record_attendance(session.pair_id, session.number, record.sequence, None, now)
+            return settled
+        if pair is None:  # no longer known: nothing to decide for
+            store.record_attendance(session.pair_id, session.number, record.sequence, None, now)
+            continue
+        reading = attendance.decide(
+            session,
+            record.sequence,
+            conferences,
+            now=now,
+            min_overlap=cohort.meet.min_overlap,
+            pair=[person.email for person in pair.people],
+        )
+        store.record_attendance(session.pair_id, session.number, record.sequence, reading, now)
+        if reading is None:
+            continue
+        settled = True
+        store.set_alert(session.pair_id, session.number, _alert(reading.attendance, session.pair_id, session.number, deps))
+        event(
+            now,
+            "attendance",
+            f"meet: session {session.number} of {session.pair_id} {reading.attendance.value}"
+            f" ({reading.people} in the room, {reading.together_minutes} minutes together)",
+            pair=session.pair_id,
+            session=session.number,
+            attendance=reading.attendance.value,
+        )
+    if any((a.pair_id, a.session) == MEET_ALERT for a in store.alerts()):
+        store.set_alert(*MEET_ALERT, None)
+    return settled
+
+
+def next_reading(deps: Deps) -> datetime | None:
+    """When the next session's room is to be read."""
+    times = [attendance.due(r.session, r.attendance_read_at) for r in deps.store.sessions() if _waiting(r)]
+    return min(times, default=None)
+
+
+def _waiting(record: SessionRecord) -> bool:
+    """A session as it is now, with a Meet room (its link comes from Google Calendar), and
+    whose attendance is not settled yet."""
+    return not record.cancelled and bool(record.meet_space or record.meet_link) and record.attended is None
+
+
+def _due(record: SessionRecord, now: datetime) -> bool:
+    return _waiting(record) and now >= attendance.due(record.session, record.attendance_read_at)
+
+
+def _alert(found: Attendance, pair_id: str, number: int, deps: Deps) -> str | None:
+    """What the coordinator is told about a session's attendance, if anything."""
+    if found is Attendance.MISSED:
+        return wording.session_missed(number, pair_id, rebook_link=deps.links is not None)
+    if found is Attendance.PARTIAL:
+        return wording.session_partial(number)
+    return None
+
+
+def _unreachable(deps: Deps, error: MeetError, now: datetime, what: str) -> None:
+    if error.setup:
+        deps.store.set_alert(*MEET_ALERT, wording.meet_down(error.reason))
+    event(now, "meet_unreadable", f"meet: {what} ({error.reason}); trying again later", level=logging.WARNING, error=error.reason)
