@@ -449,7 +449,7 @@ def _auth(args: argparse.Namespace) -> int:
     results = googleauth.check(configuration)
     for what, ok, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'}  {what}: {detail}")
-    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_BUSY
+    return EXIT_OK if all(ok for _, ok, _ in results) else EXIT_CONFIG
 
 
 COMMANDS = {

@@ -207,18 +207,77 @@ def test_with_one_call_in_five_failing_the_outcome_is_the_same(google, tmp_path)
         assert sorted(delivered) == expected_mail  # nothing lost, the same emails
 
 
-def test_auth_check_tries_each_api_the_cohort_uses(google, tmp_path, capsys):
+def _check(tmp_path, capsys) -> tuple[int, str]:
     from service.cli import main
 
+    code = main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")])
+    return code, capsys.readouterr().out
+
+
+def test_auth_check_proves_each_step_of_the_chain(google, tmp_path, capsys):
     World(google, tmp_path / "cohort")  # writes the cohort and the key
-    assert main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")]) == 0
-    out = capsys.readouterr().out
-    for line in ("ok    token", "ok    calendar: works", "ok    free/busy: works", "ok    gmail read: works"):
+    code, out = _check(tmp_path, capsys)
+    assert code == 0, out
+    for line in (
+        "ok    token: from key.json, acting as renata.alves@example.org",
+        "ok    scope calendar.events: granted",
+        "ok    scope calendar.freebusy: granted",
+        "ok    scope gmail.send: granted",
+        "ok    scope gmail.readonly: granted",
+        "ok    calendar write: a test event written and deleted on primary",
+        "ok    free/busy: renata.alves@example.org's busy time can be read",
+        "ok    gmail profile: the mailbox is renata.alves@example.org",
+        "ok    gmail sent as written: found by its Message-ID, from renata.alves@example.org",
+    ):
         assert line in out, out
+    assert "ok    gmail test email: <" in out
+    assert [e for e in google.events(ORGANIZER) if e.get("status") != "cancelled"] == []  # the test event is gone
+    (test_email,) = google.sent_mail()
+    assert test_email["To"].addresses[0].addr_spec == ORGANIZER and "Gmail works" in test_email["Subject"]
+
+
+def test_auth_check_on_a_calendar_of_its_own_makes_and_deletes_a_test_calendar(google, tmp_path, capsys):
+    World(google, tmp_path / "cohort", calendar_id="create")
+    code, out = _check(tmp_path, capsys)
+    assert code == 0, out
+    assert "ok    scope calendar.app.created: granted" in out and "ok    scope calendar.acls: granted" in out
+    assert "ok    calendar write: a test event written and deleted on a test calendar (made and deleted)" in out
+    assert google.api_calls("calendar.calendars.insert") == google.api_calls("calendar.calendars.delete") == 1
+
+
+def test_auth_check_fails_clearly_when_the_gmail_api_is_not_enabled(google, tmp_path, capsys):
+    World(google, tmp_path / "cohort")
+    google.add_fault(Fault(method="gmail.*", status=403, reason="accessNotConfigured"))
+    code, out = _check(tmp_path, capsys)
+    assert code == 2, out
+    assert "ok    calendar write" in out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert any(line.startswith("FAIL  gmail test email: 403 accessNotConfigured: the API is not enabled") for line in failed), out
+    assert "Traceback" not in out
+
+
+def test_auth_check_names_a_scope_the_delegation_lacks_and_a_token_it_cannot_get(google, tmp_path, capsys):
+    World(google, tmp_path / "cohort")
+    granted = [
+        "https://www.googleapis.com/auth/calendar.events",
+        "https://www.googleapis.com/auth/calendar.freebusy",
+        "https://www.googleapis.com/auth/gmail.send",
+    ]
+    google.service_account_file(tmp_path / "cohort" / "key.json", delegated_scopes=granted)
+    code, out = _check(tmp_path, capsys)
+    assert code == 2
+    # Google refuses any token that asks for a scope the delegation lacks: the first line says so.
+    assert out.startswith("FAIL  token: Google refused a token"), out
+    assert "ok    scope gmail.send: granted" in out and "FAIL  scope gmail.readonly: Google refused a token" in out, out
+    # Granted after all: each scope is then shown granted.
+    google.service_account_file(tmp_path / "cohort" / "key.json")
+    code, out = _check(tmp_path, capsys)
+    assert code == 0 and "ok    scope gmail.readonly: granted" in out, out
     # A key whose token server cannot be reached: the check says where it fails.
-    (tmp_path / "cohort" / "key.json").write_text((tmp_path / "cohort" / "key.json").read_text().replace(google.url, "http://127.0.0.1:9"))
-    assert main(["auth", "check", "--config", str(tmp_path / "cohort" / "cohort.yaml")]) == 1
-    assert "FAIL  token" in capsys.readouterr().out
+    key = tmp_path / "cohort" / "key.json"
+    key.write_text(key.read_text().replace(google.url, "http://127.0.0.1:9"))
+    code, out = _check(tmp_path, capsys)
+    assert code == 2 and out.startswith("FAIL  token: cannot reach Google's token service"), out
 
 
 def test_a_run_logs_json_events_and_never_the_private_key(google, tmp_path, capsys):

@@ -249,6 +249,7 @@ class CalendarBackend:
             "calendar.calendars.get": self.calendar_get,
             "calendar.calendars.insert": self.calendar_insert,
             "calendar.acl.insert": self.acl_insert,
+            "calendar.calendars.delete": self.calendar_delete,
         }
 
     # ------------------------------------------------------------------ calendars
@@ -840,6 +841,15 @@ class CalendarBackend:
             "timeZone": time_zone,
             "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
         }
+
+    def calendar_delete(self, ctx: Ctx) -> tuple[int, Any]:
+        calendar = self._calendar(ctx, ctx.params["calendarId"])
+        if calendar.owner is None:
+            raise ApiError(400, "cannotDeletePrimaryCalendar", "Cannot delete primary calendar.")
+        if calendar.acl.get(ctx.user) != "owner":
+            raise ApiError(403, "forbidden", "You need to have owner access to this calendar.")
+        del self.calendars[calendar.id]
+        return 204, None
 
     def acl_insert(self, ctx: Ctx) -> tuple[int, Any]:
         calendar = self._calendar(ctx, ctx.params["calendarId"])
