@@ -90,6 +90,7 @@ def main() -> None:
             store,
             clock,
             lambda: controller.inputs or given,
+            lambda: watcher.given,
             poll=watcher.configuration.poll,
             public_url=watcher.configuration.public_url,
             metrics=metrics,

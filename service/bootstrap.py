@@ -232,6 +232,11 @@ class ConfigWatcher:
         configuration, inputs = load(config, pairings)
         return cls(config, pairings, configuration, inputs, clock)
 
+    @property
+    def given(self) -> Inputs:
+        """The last valid configuration as the files say it, without looking at them again."""
+        return self._inputs
+
     def current(self) -> tuple[Inputs, bool]:
         seen = self._fingerprint()
         if seen == self._seen:

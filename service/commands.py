@@ -194,6 +194,7 @@ def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.Config
         deps.store,
         clock,
         lambda: controller.inputs or given,
+        lambda: watcher.given,
         poll=watcher.configuration.poll,
         public_url=watcher.configuration.public_url,
         metrics=metrics,

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from .attendance import Conference, Reading
 from .calendar import CalendarError, CalendarEvent, EventRequest
+from .goals import Goals
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
 from .replies import Reply
@@ -332,6 +333,12 @@ class Store(Protocol):
 
     def requests(self) -> list[Request]:
         """Every request, oldest first, applied ones with their outcome."""
+
+    def goals(self, pair_ids: Iterable[str]) -> dict[str, Goals]:
+        """The goals and homework these pairs wrote down, by pair (none for a pair that did not)."""
+
+    def set_goals(self, goals: Goals) -> None:
+        """Keep a pair's goals and homework, replacing what it wrote before."""
 
     def message_counts(self) -> dict[str, dict[State, int]]:
         """How many emails each pair has in each state (the coordinator's under ""), counted

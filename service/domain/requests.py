@@ -15,6 +15,7 @@ class RequestKind(StrEnum):
     WITHDRAW = "withdraw"  # args: pair (one of the person's pairs each)
     RELEASE = "release"  # args: pair: held or withdrawn, planned again
     RESOLVE = "resolve"  # args: message (ref), outcome: sent | resend
+    GOALS = "goals"  # args: pair, goals, homework, by (a participant, on the goals page)
     RESEND = "resend"  # args: message (ref): send a sent or failed email again
 
 

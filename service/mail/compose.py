@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
+from ..domain.goals import Goals
 from ..domain.model import Cohort, Contact, Pair, Role, Session
 from ..domain.stages import MOVED_FOLDER, STAGES, Kind, Stage
 from ..domain.timeline import timings
@@ -34,6 +36,8 @@ def compose(
     other_times: tuple[Session, ...] = (),
     recipient: str | None = None,
     cant_make_it: str | None = None,
+    goals: Goals | None = None,
+    goals_link: str | None = None,
     missed: tuple[int, ...] = (),
     rebook: str | None = None,
 ) -> EmailMessage:
@@ -49,6 +53,12 @@ def compose(
         context["change"] = change
     if cant_make_it is not None:  # the reader's own link to move the session or withdraw
         context["cant_make_it"] = cant_make_it
+    if goals is not None:  # what the pair wrote down after session 1, to quote back
+        reader = pair.mentor if role is Role.MENTOR else pair.mentee
+        month = f"{goals.written_at.astimezone(ZoneInfo(reader.timezone)):%B}"
+        context["goals"] = {"goals": goals.goals, "homework": goals.homework, "month": month}
+    if goals_link is not None:  # where both write them down
+        context["goals_link"] = goals_link
     if rebook is not None:  # the reader's own link to book a missed session again
         context["rebook"] = rebook
     rendered = templates.render(folder, role, context)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from ..domain.links import LinkClaim, LinkPurpose, sign
+from ..domain.model import Cohort
 from ..domain.outbox import SessionRecord
 
+GOALS_FOR = timedelta(days=120)  # after the program ends: past the follow-up email
 # The path of each purpose's page under the public address.
 PATHS = {LinkPurpose.SESSION: "session", LinkPurpose.GOALS: "goals", LinkPurpose.MET: "met"}
 
@@ -25,3 +27,8 @@ class PersonalLinks:
         """ "Can't make it?": good until the session starts, and only for the session as it is now."""
         session = record.session
         return self.make(LinkPurpose.SESSION, email, session.pair_id, session.number, record.sequence, session.start)
+
+    def goals(self, cohort: Cohort, pair_id: str, email: str) -> str:
+        """Where the pair writes down its goals and homework: good until after the follow-up."""
+        until = datetime.combine(cohort.end, time(0), tzinfo=UTC) + GOALS_FOR
+        return self.make(LinkPurpose.GOALS, email, pair_id, 0, 0, until)

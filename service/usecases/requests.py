@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
+from ..domain.goals import Goals, tidy
 from ..domain.model import Session
 from ..domain.outbox import RESENDABLE, State
 from ..domain.planning import replan_session
@@ -44,6 +45,10 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
         for number in (0, 1, 2):
             store.set_alert(pair_id, number, None)
         return f"{pair_id} released: it is planned again"
+    if request.kind is RequestKind.GOALS:
+        text = {name: tidy(args.get(name, "")) for name in ("goals", "homework")}
+        store.set_goals(Goals(pair_id=pair_id, **text, written_by=args.get("by", ""), written_at=request.created_at))
+        return f"the goals of {pair_id} kept"
     if request.kind is RequestKind.RESCHEDULE:
         return _reschedule(
             deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), args.get("sequence"), now, by=args.get("by")

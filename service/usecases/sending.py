@@ -37,6 +37,9 @@ def recover_in_flight(deps: Deps, now: datetime) -> None:
 
 
 MAIL_DOWN_WAIT = timedelta(minutes=5)  # between probes of a mail transport that is down
+# After session 1 both are asked to write down their goals and homework; later emails quote them.
+ASK_FOR_GOALS = frozenset({Stage.SESSION1_FOLLOWUP, Stage.HOMEWORK_CHECKIN})
+QUOTE_GOALS = frozenset({Stage.HOMEWORK_CHECKIN, Stage.SESSION2_PREP, Stage.FOLLOW_UP})
 REBOOK_FOR = timedelta(days=14)  # how long the link in a "we missed you" email works
 
 
@@ -240,6 +243,8 @@ def _compose(
     ahead = info.session and info.expires_at == info.session and info.kind is not Kind.CANCELLATION
     record = pair_records[info.session - 1] if ahead and info.session and len(pair_records) >= info.session else None
     cant_make_it = deps.links.session(record, row.recipient) if deps.links and record and not record.cancelled else None
+    goals = deps.store.goals([pair.id]).get(pair.id) if row.stage in QUOTE_GOALS else None
+    goals_link = deps.links.goals(cohort, pair.id, row.recipient) if deps.links and row.stage in ASK_FOR_GOALS else None
     missed = tuple(r.session.number for r in pair_records if r.attended is Attendance.MISSED)
     rebook = None
     if info.kind is Kind.MISSED and info.session and deps.links:  # one step to book the missed session again
@@ -259,6 +264,8 @@ def _compose(
         other_times=options,
         recipient=row.recipient,
         cant_make_it=cant_make_it,
+        goals=goals,
+        goals_link=goals_link,
         missed=missed,
         rebook=rebook,
     )

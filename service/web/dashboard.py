@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..domain.outbox import State
+from ..domain.outbox import RESENDABLE, State
 from ..domain.requests import RequestKind
+from ..status import status_report
 from ..views import export_csv
 from .chart import timeline_svg
 from .pages import client, csrf_refused, form, pages_of, see_other, site_of
 from .security import password_matches, sign_in_cookie, signed_in
-from .summary import PairRow, PairStatus, Snapshot, overview, snapshot, timeline
+from .summary import PairStatus, Snapshot, overview, snapshot, timeline
 
 SESSION_COOKIE = "signin"
 PAGE_ROWS = 200  # pairs shown at once in the table
@@ -136,6 +137,8 @@ async def pair_page(request: Request) -> Response:
         requests=asked,
         attention=[item["summary"] for item in shot.attention if item["pair_id"] == pair_id],
         problem=site.unplanned().get(pair_id),
+        goals=site.store.goals([pair_id]).get(pair_id),
+        resendable=[state.value for state in RESENDABLE],
         queued=request.query_params.get("queued"),
         error=request.query_params.get("error"),
         now=shot.now,
@@ -176,6 +179,12 @@ async def act(request: Request) -> Response:
             return see_other(f"{back}?error=" + quote(f"no email {ref} of this pair is waiting to be settled"))
         args = {"message": ref, "pair": pair_id}
         kind = RequestKind.RESOLVE
+    elif action == "resend":
+        ref = fields.get("message", "")
+        if ref not in {m.ref for m in site.store.messages([pair_id]) if m.state in RESENDABLE}:
+            return see_other(f"{back}?error=" + quote(f"no email {ref} of this pair can be sent again"))
+        args = {"message": ref, "pair": pair_id}
+        kind = RequestKind.RESEND
     else:
         return see_other(f"{back}?error=" + quote("unknown action"))
     queued = site.store.add_request(kind, args, site.now())
@@ -196,42 +205,9 @@ async def approve(request: Request) -> Response:
 
 @coordinator
 async def export(request: Request) -> Response:
-    """The same CSV as `mentorship export`."""
-    shot = _snapshot(request)
-    flagged: dict[str, list[str]] = {}
-    for item in shot.attention:
-        flagged.setdefault(item["pair_id"], []).append(item["summary"])
-    states = {
-        pair_id: [{"state": state.value} for state, n in of_pair.items() for _ in range(n)] for pair_id, of_pair in shot.counts.items()
-    }
-    problems = site_of(request).unplanned()
-    report = {
-        "pairs": [
-            _export_row(shot, row, flagged.get(row.id, []), states.get(row.id, []), [problems[row.id]] if row.id in problems else [])
-            for row in shot.rows
-        ]
-    }
+    """The same CSV as `mentorship export`, from the same report."""
+    site = site_of(request)
+    report = status_report(site.given(), site.store, now=site.now())
     return Response(
         export_csv(report), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="pairs.csv"'}
     )
-
-
-def _export_row(shot: Snapshot, row: PairRow, attention: list[str], messages: list[dict[str, str]], problems: list[str]) -> dict:
-    people = [{"name": p.name, "email": p.email, "timezone": p.timezone} for p in row.pair.people] if row.pair else []
-    records = shot.current.records.get(row.id, [])
-    return {
-        "id": row.id,
-        "people": people,
-        "sessions": [
-            {
-                "number": r.session.number,
-                "start": r.session.start.isoformat(),
-                "status": "held" if r.held else "cancelled" if r.cancelled else "booked",
-                "answers": dict(r.responses),
-            }
-            for r in records
-        ],
-        "messages": messages,
-        "attention": attention,
-        "problems": problems,
-    }

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..domain.bookings import bookings
+from ..domain.goals import MAX_CHARS, tidy
 from ..domain.links import BadLink, LinkClaim, LinkProblem, LinkPurpose, verify
 from ..domain.model import Pair, Person, Session
 from ..domain.outbox import SessionRecord
@@ -30,6 +31,8 @@ def routes() -> list[Route]:
         Route("/session/{token}/move", move, methods=["POST"]),
         Route("/session/{token}/withdraw", withdraw_page, methods=["GET"]),
         Route("/session/{token}/withdraw", withdraw, methods=["POST"]),
+        Route("/goals/{token}", goals_page, methods=["GET"]),
+        Route("/goals/{token}", save_goals, methods=["POST"]),
     ]
 
 
@@ -50,18 +53,17 @@ class Visit:
         return f"/session/{self.token}"
 
 
-def _visit(request: Request) -> Visit | Response:
-    """The visit, or the friendly page that says why this link does nothing now."""
+def _reader(request: Request, purpose: LinkPurpose) -> tuple[LinkClaim, Pair, Person, Person] | Response:
+    """Whose link this is (claim, pair, reader, partner), or the friendly page that says why
+    it does nothing now."""
     site, pages = site_of(request), pages_of(request)
     if not site.participant_limit.allow(client(request)):
         return pages.notice(request, "Too many tries", "Please wait a minute, then open the link from your email again.", 429)
-    token = request.path_params["token"]
-    now = site.now()
     try:
-        claim = verify(token, site.key, purpose=LinkPurpose.SESSION, now=now)
+        claim = verify(request.path_params["token"], site.key, purpose=purpose, now=site.now())
     except BadLink as bad:
         if bad.problem is LinkProblem.EXPIRED:
-            return pages.notice(request, "This link has expired", "The session it was for has already begun.", 410)
+            return pages.notice(request, "This link has expired", "What it was for is over.", 410)
         return pages.notice(
             request,
             "This link does not work",
@@ -75,14 +77,23 @@ def _visit(request: Request) -> Visit | Response:
         return pages.notice(request, "This pairing has ended", "It is no longer part of the program, so there is nothing to change.", 410)
     if pair.id in site.store.withdrawn():
         return pages.notice(request, "You have left the program", "No more sessions or emails will come for this pairing.", 410)
+    return claim, pair, reader, pair.mentee if reader is pair.mentor else pair.mentor
+
+
+def _visit(request: Request) -> Visit | Response:
+    """The visit of a "Can't make it?" link, or the page that says why it does nothing now."""
+    site, pages = site_of(request), pages_of(request)
+    found = _reader(request, LinkPurpose.SESSION)
+    if isinstance(found, Response):
+        return found
+    claim, pair, reader, partner = found
     record = next((r for r in site.store.sessions([pair.id]) if r.session.number == claim.session), None)
     if record is None or record.cancelled:
         return pages.notice(request, "This session was cancelled", "There is nothing to move; a later email will say what comes next.", 410)
-    partner = pair.mentee if reader is pair.mentor else pair.mentor
-    pending = next((q for q in site.store.pending_requests() if q.args.get("pair") == pair.id), None)
-    visit = Visit(token, claim, pair, reader, partner, record, pending)
+    pending = next((q for q in site.store.pending_requests() if q.args.get("pair") == pair.id and q.kind is not RequestKind.GOALS), None)
+    visit = Visit(request.path_params["token"], claim, pair, reader, partner, record, pending)
     if pending is None and record.sequence != claim.revision:
-        return pages.render(request, "changed.html", 410, visit=visit, now=now)
+        return pages.render(request, "changed.html", 410, visit=visit, now=site.now())
     return visit
 
 
@@ -166,3 +177,40 @@ async def withdraw(request: Request) -> Response:
 
 def when(session: Session, person: Person) -> str:
     return span(session.start, session.end, person.timezone)
+
+
+async def goals_page(request: Request) -> Response:
+    found = _reader(request, LinkPurpose.GOALS)
+    if isinstance(found, Response):
+        return found
+    _, pair, reader, partner = found
+    site = site_of(request)
+    waiting = [q for q in site.store.pending_requests() if q.kind is RequestKind.GOALS and q.args.get("pair") == pair.id]
+    kept = site.store.goals([pair.id]).get(pair.id)
+    shown = dict(waiting[-1].args) if waiting else {"goals": kept.goals, "homework": kept.homework} if kept else {}
+    return pages_of(request).render(
+        request,
+        "goals.html",
+        reader=reader,
+        partner=partner,
+        goals=shown.get("goals", ""),
+        homework=shown.get("homework", ""),
+        saved=bool(waiting or kept),
+        limit=MAX_CHARS,
+    )
+
+
+async def save_goals(request: Request) -> Response:
+    found = _reader(request, LinkPurpose.GOALS)
+    if isinstance(found, Response):
+        return found
+    _, pair, reader, _ = found
+    fields = await form(request)
+    here = request.url.path
+    if fields is None:
+        return csrf_refused(request, here)
+    text = {name: tidy(fields.get(name, "")) for name in ("goals", "homework")}
+    if any(text.values()):
+        site = site_of(request)
+        site.store.add_request(RequestKind.GOALS, {"pair": pair.id, **text, "by": reader.email}, site.now())
+    return see_other(here)

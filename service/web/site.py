@@ -18,6 +18,7 @@ class Site:
     store: Store
     clock: Clock
     inputs: Callable[[], Inputs]  # the configuration in force, pairs under their stored keys
+    given: Callable[[], Inputs]  # the configuration as the files say it (what `mentorship export` reads)
     key: bytes  # signs links, sign-ins and CSRF tokens
     poll: timedelta  # the daemon's poll interval: a tick older than a few of these is stuck
     metrics: Metrics

@@ -47,6 +47,7 @@ class WebDaemon:
             self.store,
             self.clock,
             lambda: self.controller.inputs or given,
+            lambda: self.watcher.given,
             poll=self.watcher.configuration.poll,
             public_url=self.watcher.configuration.public_url,
             metrics=self.metrics,

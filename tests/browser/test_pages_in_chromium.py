@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -17,7 +19,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.browser.harness import INVITATIONS_OUT, ROOT, START, cohort_folder, session_link, text_of
+from service.adapters.clock import SimulatedClock
+from service.web.serve import serve
+from tests.browser.harness import INVITATIONS_OUT, PUBLIC, ROOT, START, WebDaemon, cohort_folder, session_link, text_of
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "out" / "screenshots"
@@ -211,3 +215,43 @@ def test_sigterm_stops_the_daemon_and_its_pages(served):
     assert served.stop() == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", served.port), timeout=2).close()
+
+
+def test_goals_written_after_session_1_are_quoted_in_later_emails(prepared, tmp_path, page):
+    """In-process daemon on a simulated clock, its pages on a real port, a real browser."""
+    folder, moment, sent = prepared
+    shutil.copytree(folder / "cohort", tmp_path / "cohort")
+    shutil.copy(folder / "state.sqlite", tmp_path / "state.sqlite")
+    port = free_port()
+    config = tmp_path / "cohort" / "cohort.example.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(PUBLIC, f"http://127.0.0.1:{port}"), encoding="utf-8")
+    daemon = WebDaemon(tmp_path / "cohort", tmp_path / "state.sqlite", SimulatedClock(moment))
+    server = serve(daemon.site, f"127.0.0.1:{port}")
+    try:
+        daemon.run(until=datetime(2027, 3, 2, tzinfo=UTC))  # Maya and Zoë's first session, and its follow-up
+        followup = next(m for m in daemon.emails_to("zoe.nunez@example.net") if "goals" in text_of(m) and "/goals/" in text_of(m))
+        link = re.search(r"(http://\S+/goals/\S+)", text_of(followup)).group(1)
+        page.goto(link)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Your goals and homework")
+        page.get_by_label("Goals").fill("Give a ten-minute talk to my team by the end of April.\nLead one code review a week.")
+        page.get_by_label("Homework before session 2").fill("Draft the talk's outline.")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Saved.")).to_be_visible()
+        daemon.tick()  # the daemon keeps them
+        page.goto(link)
+        expect(page.get_by_label("Goals")).to_have_value(
+            "Give a ten-minute talk to my team by the end of April.\nLead one code review a week."
+        )
+        daemon.run(until=datetime(2027, 4, 30, tzinfo=UTC))  # on to the second session's prep email
+        prep = next(m for m in daemon.emails_to("maya.okafor@example.org") if str(m["Subject"]) == "Session 2 with Zoë: finishing well")
+        quoted = text_of(prep)
+        assert "In March, you and Zoë wrote down these goals:" in quoted
+        assert "Give a ten-minute talk to my team by the end of April." in quoted and "Draft the talk's outline." in quoted
+        html = prep.get_body(("html",)).get_content()
+        assert "Lead one code review a week." in html
+        # Another pair's emails say nothing of them.
+        others = [m for m in daemon.mailer.sent if "priya" in str(m["To"])]
+        assert others and not any("code review a week" in text_of(m) for m in others)
+    finally:
+        server.stop()
+        daemon.store.close()

@@ -278,3 +278,31 @@ def test_a_link_for_the_first_session_does_not_move_the_second(daemon, web):
     assert dict(daemon.store.pending_requests()[0].args)["session"] == "1"
     assert Stage.SESSION2_INVITATION  # the second invitation's link is a link of its own
     assert path(session_link(invitation(daemon, ZOE, 2))) != link
+
+
+def test_the_coordinator_sends_an_email_again_from_the_pair_page(daemon, web):
+    sign_in(daemon, web)
+    page = web.get("/pairs/maya-zoe")
+    ref = re.search(r'value="resend"><input type="hidden" name="message" value="(m-[0-9a-f]+)"', page.text).group(1)
+    answer = web.post("/pairs/maya-zoe/act", data={"csrf": csrf(page), "action": "resend", "message": ref})
+    assert "queued=" in answer.headers["location"]
+    assert [(r.kind, dict(r.args)) for r in daemon.store.pending_requests()] == [(RequestKind.RESEND, {"message": ref, "pair": "maya-zoe"})]
+    other = next(r.ref for r in daemon.store.messages(["jonas-priya"]) if r.state is State.SENT)  # not this pair's
+    refused = web.post("/pairs/maya-zoe/act", data={"csrf": csrf(page), "action": "resend", "message": other})
+    assert "error=" in refused.headers["location"] and len(daemon.store.pending_requests()) == 1
+
+
+def test_a_goals_link_opens_only_the_goals_page(daemon, web):
+    links = daemon.deps.links
+    goals = links.goals(daemon.watcher.configuration.cohort, "maya-zoe", ZOE)
+    token = goals.rsplit("/", 1)[1]
+    assert web.get("/session/" + token).status_code == 403  # a link works for its own purpose only
+    page = web.get(path(goals))
+    assert page.status_code == 200 and "Your goals and homework" in page.text
+    web.post(path(goals), data={"csrf": csrf(page), "goals": "Ship it\x00\x07", "homework": "  "})
+    (request,) = daemon.store.pending_requests()
+    assert dict(request.args) == {"pair": "maya-zoe", "goals": "Ship it", "homework": "", "by": ZOE}
+    daemon.tick()
+    assert daemon.store.goals(["maya-zoe"])["maya-zoe"].goals == "Ship it"
+    sign_in(daemon, web)
+    assert "Ship it" in web.get("/pairs/maya-zoe").text

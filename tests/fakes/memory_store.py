@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 from service.domain.attendance import Reading
 from service.domain.calendar import CalendarEvent
+from service.domain.goals import Goals
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
 from service.domain.ports import Alert, HeldChange, Purpose, Store
@@ -62,6 +63,7 @@ class MemoryStore(Store):
         self._approved: str | None = None
         self._web_secret: str | None = None
         self._password_hash: str | None = None
+        self._goals: dict[str, Goals] = {}
 
     def _did(self, now: datetime) -> None:
         """What SqlStore writes to its audit table: latest_activity is the latest of these."""
@@ -367,6 +369,13 @@ class MemoryStore(Store):
 
     def requests(self) -> list[Request]:
         return [self._requests[number] for number in sorted(self._requests)]
+
+    def goals(self, pair_ids: Iterable[str]) -> dict[str, Goals]:
+        return {pair_id: self._goals[pair_id] for pair_id in pair_ids if pair_id in self._goals}
+
+    def set_goals(self, goals: Goals) -> None:
+        self._goals[goals.pair_id] = replace(goals, written_at=_utc(goals.written_at))
+        self._did(goals.written_at)
 
     def message_counts(self) -> dict[str, dict[State, int]]:
         counts: dict[str, dict[State, int]] = {}

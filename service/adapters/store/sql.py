@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ...domain.attendance import Attendance, Reading
 from ...domain.calendar import CalendarEvent
+from ...domain.goals import Goals
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
 from ...domain.ports import Alert, HeldChange, Purpose, Store
@@ -344,6 +345,30 @@ class SqlStore(Store):
             rows = connection.execute(select(requests).order_by(requests.c.id)).all()
         return [_request(r) for r in rows]
 
+    def goals(self, pair_ids: Iterable[str]) -> dict[str, Goals]:
+        keys = [f"goals:{pair_id}" for pair_id in pair_ids]
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(schema.meta.c.key, schema.meta.c.value).where(schema.meta.c.key.in_(keys))).all()
+        found = {}
+        for key, value in rows:  # kept in the meta table: no schema change for a few words per pair
+            data = json.loads(value)
+            pair_id = key.removeprefix("goals:")
+            found[pair_id] = Goals(
+                pair_id=pair_id,
+                goals=data["goals"],
+                homework=data["homework"],
+                written_by=data["by"],
+                written_at=datetime.fromisoformat(data["at"]),
+            )
+        return found
+
+    def set_goals(self, goals: Goals) -> None:
+        at = goals.written_at.astimezone(UTC).isoformat()
+        value = {"goals": goals.goals, "homework": goals.homework, "by": goals.written_by, "at": at}
+        with self.engine.begin() as connection:
+            _set_meta(connection, f"goals:{goals.pair_id}", json.dumps(value, ensure_ascii=False))
+            _audit(connection, goals.written_at, "goals_written", goals.pair_id, by=goals.written_by)
+
     def message_counts(self) -> dict[str, dict[State, int]]:
         query = select(messages.c.pair_id, messages.c.state, func.count()).group_by(messages.c.pair_id, messages.c.state)
         counts: dict[str, dict[State, int]] = {}
@@ -354,11 +379,7 @@ class SqlStore(Store):
 
     def emails_by_day(self) -> dict[date, int]:
         day = func.date(func.coalesce(messages.c.sent_at, messages.c.due))  # SQLite gives text, PostgreSQL a date
-        query = (
-            select(day, func.count())
-            .where(messages.c.state.not_in([State.CANCELLED.value, State.SKIPPED.value]))
-            .group_by(day)
-        )
+        query = select(day, func.count()).where(messages.c.state.not_in([State.CANCELLED.value, State.SKIPPED.value])).group_by(day)
         with self.engine.begin() as connection:
             return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in connection.execute(query)}
 
