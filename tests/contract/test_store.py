@@ -726,21 +726,6 @@ def test_goals_are_kept_per_pair_and_replaced(store):
     assert store.goals([]) == {}
 
 
-def test_goals_are_kept_per_pair_and_replaced(store):
-    from service.domain.goals import Goals
-
-    first = Goals(
-        pair_id="p1", goals="Speak at a meetup.\nShip the parser.", homework="An outline", written_by="b@example.org", written_at=T0
-    )
-    store.set_goals(first)
-    store.set_goals(replace(first, pair_id="p2", goals="Ünïcode ✓"))
-    assert store.goals(["p1", "p2", "p3"]) == {"p1": first, "p2": replace(first, pair_id="p2", goals="Ünïcode ✓")}
-    later = replace(first, homework="", written_by="a@example.org", written_at=T0 + timedelta(days=1))
-    store.set_goals(later)
-    assert store.goals(["p1"]) == {"p1": later}
-    assert store.goals([]) == {}
-
-
 def test_the_coordinators_password_hash(store):
     assert store.password_hash() is None
     store.set_password_hash("scrypt$1")
