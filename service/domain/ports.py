@@ -259,6 +259,17 @@ class Store(Protocol):
     def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
         """-> sent. `was` planned: a check found an earlier attempt went out."""
 
+    def mark_sending_many(self, rows: Sequence[tuple[MessageRow, str]], now: datetime) -> None:
+        """planned -> sending for each (row, Message-ID), all in one commit or none: only
+        for a transport that can tell afterwards whether each went out (`verify_after`)."""
+
+    def mark_sent_many(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        """sending -> sent for each, all in one commit or none."""
+
+    def mark_released(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        """sending -> planned again for messages marked in a group but never handed to
+        the transport: the attempt does not count."""
+
     def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         """sending -> planned, to be checked with the transport at `at` before anything else."""
 
@@ -267,6 +278,9 @@ class Store(Protocol):
 
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         """sending -> planned, to be tried again at `at`."""
+
+    def postpone(self, row: MessageRow, at: datetime, now: datetime) -> None:
+        """A planned message waits until `at` (the day's sending allowance is used up)."""
 
     def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         """-> failed: a human must look."""

@@ -286,6 +286,29 @@ class MemoryStore(Store):
     def mark_sent(self, row: MessageRow, now: datetime, *, was: State = State.SENDING) -> None:
         self._transition(row, was, now, state=State.SENT, sent_at=_utc(now), last_error=None, verify=False)
 
+    def _all_in(self, rows: Iterable[MessageRow], expected: State) -> None:
+        """All or none, as one commit: every row checked before any changes."""
+        for row in rows:
+            m = self._messages.get(row.key)
+            if m is None or m.row.state is not expected:
+                raise RuntimeError(f"message {row.key} was not {expected.value}; another process may be running")
+
+    def mark_sending_many(self, rows: Sequence[tuple[MessageRow, str]], now: datetime) -> None:
+        self._all_in((row for row, _ in rows), State.PLANNED)
+        for row, message_id in rows:
+            self.mark_sending(row, message_id, now)
+
+    def mark_sent_many(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        self._all_in(rows, State.SENDING)
+        for row in rows:
+            self.mark_sent(row, now)
+
+    def mark_released(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        self._all_in(rows, State.SENDING)
+        for row in rows:
+            attempts = self._messages[row.key].row.attempts - 1
+            self._transition(row, State.SENDING, now, state=State.PLANNED, attempts=attempts)
+
     def mark_verify(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, verify=True, last_error=error)
 
@@ -297,6 +320,9 @@ class MemoryStore(Store):
 
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, wake_at=at, state=State.PLANNED, last_error=error)
+
+    def postpone(self, row: MessageRow, at: datetime, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, wake_at=at)
 
     def mark_failed(self, row: MessageRow, error: str, now: datetime, *, was: State = State.SENDING) -> None:
         self._transition(row, was, now, state=State.FAILED, last_error=error, verify=False)

@@ -568,6 +568,9 @@ class SqlStore(Store):
     def mark_retry(self, row: MessageRow, at: datetime, error: str, now: datetime) -> None:
         self._transition(row, State.SENDING, now, "retry", state=State.PLANNED.value, wake_at=at, last_error=error)
 
+    def postpone(self, row: MessageRow, at: datetime, now: datetime) -> None:
+        self._transition(row, State.PLANNED, now, "postponed", wake_at=at)
+
     def messages_needing_a_human(self) -> list[MessageRow]:
         query = select(messages).where(messages.c.state.in_([State.FAILED.value, State.UNCERTAIN.value]))
         with self.engine.begin() as connection:
@@ -597,6 +600,62 @@ class SqlStore(Store):
 
     def mark_skipped(self, row: MessageRow, reason: str, now: datetime) -> None:
         self._transition(row, State.PLANNED, now, "skipped", state=State.SKIPPED.value, last_error=reason)
+
+    def mark_sending_many(self, rows: Sequence[tuple[MessageRow, str]], now: datetime) -> None:
+        self._transitions(
+            [row for row, _ in rows],
+            State.PLANNED,
+            now,
+            "sending",
+            each=[{"message_id": message_id} for _, message_id in rows],
+            state=State.SENDING.value,
+            verify=False,
+            attempts=messages.c.attempts + 1,
+        )
+
+    def mark_sent_many(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        self._transitions(rows, State.SENDING, now, "sent", state=State.SENT.value, sent_at=now, last_error=None, verify=False)
+
+    def mark_released(self, rows: Sequence[MessageRow], now: datetime) -> None:
+        self._transitions(rows, State.SENDING, now, "released", state=State.PLANNED.value, attempts=messages.c.attempts - 1)
+
+    def _transitions(
+        self, rows: Sequence[MessageRow], expected: State, now: datetime, event_name: str, *, each: Sequence[dict] = (), **values
+    ) -> None:
+        """Like _transition for many rows in one commit, all or none; `each` gives values
+        that differ from row to row."""
+        if not rows:
+            return
+        own = sorted(each[0]) if each else []
+        statement = (
+            update(messages)
+            .where(_KEY_PARAMETERS, messages.c.state == expected.value)
+            .values(updated_at=now, **values, **{name: bindparam(f"v_{name}") for name in own})
+        )
+        parameters = [
+            {**_key_parameters(row.key), **{f"v_{name}": value for name, value in (each[index] if each else {}).items()}}
+            for index, row in enumerate(rows)
+        ]
+        with self.engine.begin() as connection:
+            changed = connection.execute(statement, parameters).rowcount
+            if changed != len(rows):  # the transaction is rolled back: none changed
+                raise RuntimeError(
+                    f"{len(rows) - changed} of {len(rows)} messages were not {expected.value}; another process may be running"
+                )
+            at = _stored_time(connection)(now)
+            details = [
+                {"stage": row.stage.value, "recipient": row.recipient, "revision": row.revision, **(each[index] if each else {})}
+                for index, row in enumerate(rows)
+            ]
+            _insert_rows(
+                connection,
+                audit,
+                ("at", "event", "pair_id", "detail"),
+                [
+                    (at, f"message_{event_name}", row.pair_id, json.dumps(detail, default=str))
+                    for row, detail in zip(rows, details, strict=True)
+                ],
+            )
 
     def _transition(self, row: MessageRow, expected: State, now: datetime, event_name: str, **values) -> None:
         with self.engine.begin() as connection:
