@@ -42,7 +42,7 @@ def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inp
     for problem in check_templates(cohort, templates):
         problems.append(Problem(file=display(Path(problem.file)), line=problem.line, message=problem.message))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([*problems, *configuration.warnings])
     return configuration, Inputs(cohort=cohort, busy=busy, templates=templates)
 
 
@@ -230,6 +230,7 @@ class ConfigWatcher:
     def start(cls, config: Path, pairings: Path | None, clock: Clock) -> ConfigWatcher:
         """Watch from the configuration as it is now, which must be valid (ConfigError)."""
         configuration, inputs = load(config, pairings)
+        _log_warnings(configuration, clock)
         return cls(config, pairings, configuration, inputs, clock)
 
     @property
@@ -259,6 +260,7 @@ class ConfigWatcher:
         self._files = self._watched(configuration, inputs)
         self._seen = self._fingerprint()
         event(self.clock.now(), "config_applied", "configuration edit applied")
+        _log_warnings(configuration, self.clock)
         return inputs, True
 
     def _watched(self, configuration: Configuration, inputs: Inputs) -> list[Path]:
@@ -278,6 +280,13 @@ class ConfigWatcher:
             except OSError:
                 marks.append((str(path), None, None))
         return tuple(marks)
+
+
+def _log_warnings(configuration: Configuration, clock: Clock) -> None:
+    """How some input was read (a column kept unused, a time zone spelling mapped): one
+    event each, as `validate` prints them."""
+    for problem in configuration.warnings:
+        event(clock.now(), "config_warning", str(problem), level=logging.WARNING, file=problem.file, line=problem.line)
 
 
 def make_replies(configuration: Configuration) -> Replies | None:

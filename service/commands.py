@@ -9,7 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ from . import bootstrap, views
 from .adapters.clock import SimulatedClock, SystemClock
 from .adapters.filemail import FileMailer
 from .adapters.store import StateError
-from .config import ConfigError
+from .config import ConfigError, Problem
 from .domain.bookings import Bookings, bookings, plan_around
 from .domain.changes import base_id, identify
 from .domain.model import Pair
@@ -45,13 +45,10 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        count = len(exc.problems)
-        print(
-            f"{count} problem{'s' if count != 1 else ''} in the configuration; nothing was booked or sent:",
-            file=sys.stderr,
-        )
+        print(exc.headline, file=sys.stderr)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        _print_warnings(exc.warnings)
         return EXIT_CONFIG
     except StateError as exc:
         print(f"{args.state or 'state'}: {exc}", file=sys.stderr)
@@ -59,9 +56,19 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    inputs = bootstrap.load_inputs(args.config, args.pairings)
+    configuration, inputs = bootstrap.load(args.config, args.pairings)
     print(views.cohort_summary(inputs.cohort, busy_files=len(inputs.busy)))
+    _print_warnings(configuration.warnings)
     return EXIT_OK
+
+
+def _print_warnings(warnings: Sequence[Problem]) -> None:
+    """How some input was read (a column kept unused, a time zone spelling mapped): worth
+    a look, never a failure."""
+    if warnings:
+        print(f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}:", file=sys.stderr)
+        for problem in warnings:
+            print(problem, file=sys.stderr)
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ from . import files
 from .cohortfile import CohortFile, Google, Imap, Mail, Meet, WorkingHours, parse_cohort_file
 from .limits import MAX_COHORT_BYTES, MAX_CREDENTIALS_BYTES, WINDOW_MARGIN_DAYS
 from .pairings import Defaults, load_pairs, size_limit
-from .problems import ConfigError, Problem, ProblemList, TooManyProblems, display, quote
+from .problems import ConfigError, Problem, ProblemList, TooManyProblems, display, errors, in_order, quote
+from .publicholidays import HolidayRules
 from .yamlfile import load_yaml
 
 __all__ = ["ConfigError", "Configuration", "Problem", "load_cohort", "load_configuration"]
@@ -34,6 +35,9 @@ class Configuration:
     pairings: Path  # the pairings file in use
     busy_calendars: Mapping[str, icalendar.Calendar]  # the .ics files people gave, by path, read once
     imap: Imap | None = None  # the organiser's mailbox, for answers to invitations by email
+    # How some input was read (an unused column kept, a time zone spelling mapped, who got
+    # the default zone): for the coordinator to check; none of them stops anything.
+    warnings: tuple[Problem, ...] = ()
     public_url: str | None = None  # where the web pages are reached (http.public_url)
     meet: Meet = Meet()  # Google Meet rooms' settings and attendance
 
@@ -51,7 +55,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         settings, pairings, pairs = _check(config, pairings, problems, calendars)
     except TooManyProblems as exc:
         raise ConfigError(problems.stopped(exc.file)) from None
-    if problems or settings is None or pairings is None:
+    if errors(problems) or settings is None or pairings is None:
         raise ConfigError(problems)
     return Configuration(
         cohort=_cohort(settings, pairs, config.parent),
@@ -65,6 +69,7 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
         imap=settings.imap,
         meet=settings.meet,
         public_url=settings.http.public_url,
+        warnings=tuple(in_order(problems)),
     )
 
 
@@ -104,7 +109,9 @@ def _check(
         )
         margin = timedelta(days=WINDOW_MARGIN_DAYS)
         window = (settings.program.start - margin, settings.program.end + margin) if settings else None
-        pairs = load_pairs(pairings, Defaults(availability=pattern, window=window), problems, calendars)
+        enabled = settings is not None and settings.holidays.enabled
+        holidays = HolidayRules(window=window, work_on=frozenset(settings.holidays.work_on)) if enabled and window and settings else None
+        pairs = load_pairs(pairings, Defaults(availability=pattern, window=window, holidays=holidays), problems, calendars)
     if doc and settings and settings.google.credentials:
         try:
             files.check(config.parent / settings.google.credentials, MAX_CREDENTIALS_BYTES)
@@ -125,7 +132,7 @@ def _check(
                 message=f"emails.templates {quote(settings.emails.templates)} is not a folder",
             )
         )
-    if settings is not None and pairings is None and not problems:
+    if settings is not None and pairings is None and not errors(problems):
         problems.append(Problem(file=display(config), line=1, message="no pairings file: name one in the cohort file or give --pairings"))
     return settings, pairings, pairs
 

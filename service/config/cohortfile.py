@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails
 
 from ..domain.model import Anchor, TimeRange
@@ -87,6 +87,18 @@ class WorkingHours(_Section):
     # or after the end of a person's day (never before 06:00 or after 22:00 their time).
     stretch_minutes: int = Field(180, strict=True, ge=0, le=360)
     stretch_declared: bool = Field(False, strict=True)  # also stretch hours given in the pairings
+
+
+class Holidays(_Section):
+    """Public holidays: no session on one of either person's (see publicholidays.py)."""
+
+    enabled: bool = True
+    work_on: tuple[Day, ...] = ()  # holidays on which sessions may be booked all the same
+
+
+def _holidays(value: Any) -> Any:
+    """`holidays: false` is short for `holidays: {enabled: false}`."""
+    return {"enabled": value} if isinstance(value, bool) else value
 
 
 class Sender(_Section):
@@ -177,6 +189,7 @@ class CohortFile(_Section):
     pairings: Path
     sessions: Sessions = Sessions()
     working_hours: WorkingHours = WorkingHours()
+    holidays: Annotated[Holidays, BeforeValidator(_holidays)] = Holidays()
     emails: Emails = Emails()
     mail: Mail = Mail()
     imap: Imap | None = None  # with invitations by email: where the answers arrive

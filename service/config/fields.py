@@ -9,11 +9,11 @@ import unicodedata
 from datetime import date, time, timedelta
 from itertools import pairwise
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 
 from ..domain.model import WEEKDAY_NAMES, TimeRange
+from . import zones
 from .limits import EARLIEST_PROGRAM_DATE, LATEST_PROGRAM_DATE, MAX_OFFSET_DAYS, WINDOW_MARGIN_DAYS
 from .problems import quote
 
@@ -58,20 +58,23 @@ def email(value: str) -> str:
 
 
 def timezone(value: str) -> str:
-    value = value.strip()
-    try:
-        ZoneInfo(value)
-    except (ValueError, KeyError, OSError):
-        raise ValueError(f"{quote(value)} is not a time zone: use an IANA name such as Europe/Berlin") from None
-    if "/" not in value and value not in ("UTC",):
-        raise ValueError(f"{quote(value)} is not a time zone: use an IANA name such as Europe/Berlin")
-    return value
+    """An IANA time zone, in any letter case or a spelling that names one zone (see
+    zones.py); the pairings loader uses zones.read itself to warn about the spelling."""
+    return zones.read(value).name
+
+
+# A bare host and path, as people copy links: linkedin.com/in/x, www.example.org/cv.pdf
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_BARE_LINK = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,}}(?:[:/?#]|$)")
 
 
 def url(value: str) -> str | None:
+    """A web address; one written without https:// (linkedin.com/in/x) gets it."""
     value = value.strip()
     if not value:
         return None
+    if "://" not in value and _BARE_LINK.match(value):
+        value = "https://" + value
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
         raise ValueError(f"{quote(value)} is not a web address starting with https://")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
@@ -16,17 +15,63 @@ from typing import Any
 import icalendar
 
 from ..domain.model import Pair, Person, WorkingPattern
-from . import busyfiles, fields, files
+from . import busyfiles, fields, files, publicholidays, zones
 from .limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ICS_BYTES, MAX_PAIRINGS_BYTES, MAX_ROWS, MAX_YAML_PAIRINGS_BYTES
-from .problems import Problem, display, quote, read_text
+from .problems import Problem, display, errors, quote, read_text, warning
+from .publicholidays import HolidayRules
 from .yamlfile import load_yaml
 
 REQUIRED = ("mentor_name", "mentor_email", "mentee_name", "mentee_email")
-PERSONAL = ("timezone", "hours", "days", "blackout", "busy_ics", "linkedin")
+PERSONAL = ("timezone", "hours", "days", "blackout", "busy_ics", "linkedin", "country")
 OPTIONAL = ("pair_id", "notes", "mentee_resume", "mentor_video_link") + tuple(
     f"{role}_{item}" for role in ("mentor", "mentee") for item in PERSONAL
 )
 COLUMNS = REQUIRED + OPTIONAL
+
+# How forms and spreadsheets name the columns, besides the names above. Headers are
+# compared by their letters and digits only, in any case, with the role before or after
+# ("Mentor Time Zone", "Email Address (Mentee)").
+_PERSON_ALIASES = {
+    "name": ("full name",),
+    "email": ("email address", "e-mail address", "mail address"),
+    "timezone": ("time zone", "tz", "time zone name"),
+    "hours": ("working hours", "work hours", "hours available"),
+    "days": ("working days", "work days", "days available"),
+    "blackout": ("blackouts", "blackout dates", "dates away", "away"),
+    "busy_ics": ("busy calendar", "busy calendar ics", "calendar ics"),
+    "linkedin": ("linkedin url", "linkedin profile", "linkedin link"),
+    "country": ("country code", "country or region"),
+}
+_OTHER_ALIASES = {
+    "pair_id": ("pair", "pair id"),
+    "notes": ("note",),
+    "mentee_resume": ("mentee cv", "mentee resume url", "mentee cv url", "mentee resume link", "resume", "cv"),
+    "mentor_video_link": ("mentor meeting link", "mentor video url", "video link", "meeting link"),
+}
+
+
+def _squash(text: str) -> str:
+    """A header reduced to its letters and digits, lower case: how headers are compared."""
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def _aliases() -> dict[str, str]:
+    known = {_squash(column): column for column in COLUMNS}
+    for column, spellings in _OTHER_ALIASES.items():
+        known.update((_squash(spelling), column) for spelling in spellings)
+    for role in ("mentor", "mentee"):
+        for item in PERSONAL + ("name", "email"):
+            for spelling in (item, *_PERSON_ALIASES.get(item, ())):
+                known[_squash(f"{role} {spelling}")] = known[_squash(f"{spelling} {role}")] = f"{role}_{item}"
+    return known
+
+
+ALIASES = _aliases()
+
+
+def known_column(header: str) -> str | None:
+    """The column a header names ('Mentor Time Zone' -> 'mentor_timezone'), or None."""
+    return ALIASES.get(_squash(header))
 
 
 @dataclass
@@ -34,6 +79,7 @@ class Row:
     line: int
     values: dict[str, str]
     lines: dict[str, int]  # per column: YAML spreads a row over several lines
+    extra: dict[str, str] = field(default_factory=dict)  # columns the service does not use, by header
 
     def line_of(self, column: str) -> int:
         return self.lines.get(column, self.line)
@@ -46,6 +92,31 @@ class Defaults:
     # clipped to them and busy calendars read within them. None: the program is not
     # known, so those are only checked for form.
     window: tuple[date, date] | None = None
+    holidays: HolidayRules | None = None  # None: public holidays are not kept
+
+
+class _Unused:
+    """Columns (or YAML keys) the service does not use: kept, and named in one warning."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, int] = {}  # as written, with the line first seen
+
+    def add(self, name: str, line: int) -> None:
+        self.names.setdefault(name, line)
+
+    def warning(self, file: str) -> Problem | None:
+        if not self.names:
+            return None
+        shown = []
+        for name in list(self.names)[:20]:
+            hint = _suggest(name)
+            shown.append(quote(name) + (f" (did you mean '{hint}'?)" if hint else ""))
+        more = f" and {len(self.names) - 20} more" if len(self.names) > 20 else ""
+        return warning(
+            file=file,
+            line=min(self.names.values()),
+            message=f"not used by the service, kept for the templates as extra: {', '.join(shown)}{more}",
+        )
 
 
 def is_yaml(path: Path) -> bool:
@@ -60,21 +131,30 @@ def size_limit(path: Path) -> int:
 def load_pairs(
     path: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar] | None = None
 ) -> list[Pair]:
-    """Every pair in the file; problems for every bad row, not just the first. Busy
-    calendars named in the rows are read once, into `calendars` by path."""
+    """Every pair in the file; problems for every bad row, not just the first, together
+    with those of the header. Busy calendars named in the rows are read once, into
+    `calendars` by path. Warnings (columns kept unused, spellings read as something
+    else) come last, each kind once."""
     file = display(path)
-    before = len(problems)
-    rows = _read_yaml(path, problems) if is_yaml(path) else _read_csv(path, problems)
-    if rows is None:
+    before = errors(problems)
+    unused = _Unused()
+    read = _read_yaml(path, problems, unused) if is_yaml(path) else _read_csv(path, problems, unused)
+    if read is None:
         return []
-    if not rows and len(problems) == before:  # not when every row was refused, each with its own problem
+    rows, present = read
+    if (note := unused.warning(file)) is not None:
+        problems.append(note)
+    if not rows and errors(problems) == before:  # not when every row was refused, each with its own problem
         problems.append(Problem(file=file, line=1, message="no pairs: the file has no rows after its header"))
         return []
-    builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars)
-    return [pair for row in rows if (pair := builder.pair(row)) is not None]
+    builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars, present)
+    pairs = [pair for row in rows if (pair := builder.pair(row)) is not None]
+    return builder.finish(pairs)
 
 
-def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
+def _read_csv(path: Path, problems: list[Problem], unused: _Unused) -> tuple[list[Row], frozenset[str]] | None:
+    """The rows, and the columns the header names. A header with problems still lets the
+    rows be checked, so that every problem shows in one run."""
     file = display(path)
     text = read_text(path, problems, size_limit(path))
     if text is None:
@@ -84,7 +164,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
         return None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[Row] = []
-    header: list[str] | None = None
+    header: _Header | None = None
     records = 0
     try:
         while True:
@@ -101,8 +181,8 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
                         Problem(file=file, line=start, message=f"the header has {len(record):,} columns; at most {MAX_COLUMNS} are allowed")
                     )
                     return None
-                header = [_column(cell) for cell in record]
-                if not _check_header(header, file, start, problems):
+                header = _read_header(record, file, start, problems, unused)
+                if header is None:
                     return None
                 continue
             records += 1
@@ -111,25 +191,91 @@ def _read_csv(path: Path, problems: list[Problem]) -> list[Row] | None:
                     Problem(file=file, line=start, message=f"more than {MAX_ROWS:,} rows; at most {MAX_ROWS:,} pairs are allowed")
                 )
                 return None
-            if len(record) != len(header):
+            if len(record) != len(header.cells):
                 problems.append(
                     Problem(
                         file=file,
                         line=start,
-                        message=f"row has {len(record)} values but the header names {len(header)} columns"
+                        message=f"row has {len(record)} values but the header names {len(header.cells)} columns"
                         ' (a comma inside a value needs "quotes")',
                     )
                 )
                 continue
-            long = next((column for column, cell in zip(header, record, strict=True) if len(cell) > MAX_CELL_CHARS), None)
+            long = next((i for i, cell in enumerate(record) if len(cell) > MAX_CELL_CHARS), None)
             if long is not None:
-                problems.append(Problem(file=file, line=start, message=_too_long(long, len(record[header.index(long)]))))
+                problems.append(Problem(file=file, line=start, message=_too_long(header.name(long), len(record[long]))))
                 continue
-            rows.append(Row(line=start, values=dict(zip(header, record, strict=False)), lines={}))
+            rows.append(header.row(start, record))
     except csv.Error as exc:
         problems.append(Problem(file=file, line=reader.line_num, message=f"not valid CSV: {quote(str(exc), bare=True, limit=120)}"))
         return None
-    return rows
+    return rows, header.present if header else frozenset()
+
+
+@dataclass(frozen=True)
+class _Header:
+    cells: list[str]  # as written, stripped
+    columns: list[str | None]  # per cell: the column it names, None for one the service does not use
+    used: list[bool]  # per cell: whether its values are read (the first of a repeated column)
+
+    @property
+    def present(self) -> frozenset[str]:
+        return frozenset(c for c in self.columns if c)
+
+    def name(self, index: int) -> str:
+        return self.columns[index] or self.cells[index]
+
+    def row(self, line: int, record: list[str]) -> Row:
+        values: dict[str, str] = {}
+        extra: dict[str, str] = {}
+        for column, cell, value, used in zip(self.columns, self.cells, record, self.used, strict=True):
+            if not used:
+                continue
+            if column:
+                values[column] = value
+            elif cell:
+                extra[cell] = value.strip()
+        return Row(line=line, values=values, lines={}, extra=extra)
+
+
+def _read_header(record: list[str], file: str, line: int, problems: list[Problem], unused: _Unused) -> _Header | None:
+    cells = [cell.strip() for cell in record]
+    columns = [known_column(cell) if cell else None for cell in cells]
+    if not any(columns):
+        # Perhaps not a pairings file at all: say so without repeating what it holds.
+        problems.append(
+            Problem(
+                file=file,
+                line=line,
+                message="this is not a pairings header: it names none of the known columns"
+                f" (the first line must name at least {', '.join(REQUIRED)})",
+            )
+        )
+        return None
+    used: list[bool] = []
+    first: dict[str, int] = {}  # where each column (or unused header) is first named
+    for index, (cell, column) in enumerate(zip(cells, columns, strict=True)):
+        key = column or cell
+        if not key:  # no header: Excel's empty trailing columns
+            used.append(False)
+            continue
+        if key in first:
+            earlier = cells[first[key]]
+            if column and earlier != cell:
+                message = f"columns {quote(earlier)} and {quote(cell)} both mean {column}"
+            else:
+                message = f"column {quote(cell)} appears twice"
+            problems.append(Problem(file=file, line=line, message=message))
+            used.append(False)
+            continue
+        first[key] = index
+        used.append(True)
+        if column is None:
+            unused.add(cell, line)
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        problems.append(Problem(file=file, line=line, message="missing required column(s): " + ", ".join(missing)))
+    return _Header(cells=cells, columns=columns, used=used)
 
 
 def _column(cell: str) -> str:
@@ -140,44 +286,15 @@ def _too_long(column: str, length: int) -> str:
     return f"{column} is {length:,} characters long; at most {MAX_CELL_CHARS:,} are allowed"
 
 
-def _check_header(header: list[str], file: str, line: int, problems: list[Problem]) -> bool:
-    if not any(column in COLUMNS for column in header):
-        # Perhaps not a pairings file at all: say so without repeating what it holds.
-        problems.append(
-            Problem(
-                file=file,
-                line=line,
-                message="this is not a pairings header: it names none of the known columns"
-                f" (the first line must name at least {', '.join(REQUIRED)})",
-            )
-        )
-        return False
-    ok = True
-    for column in header:
-        if column not in COLUMNS:
-            hint = _suggest(column)
-            suggestion = f" (did you mean '{hint}'?)" if hint else f"; known columns: {', '.join(COLUMNS)}"
-            problems.append(Problem(file=file, line=line, message=f"unknown column {quote(column)}{suggestion}"))
-            ok = False
-    for column, times in sorted(Counter(header).items()):
-        if times > 1:
-            problems.append(Problem(file=file, line=line, message=f"column {quote(column)} appears twice"))
-            ok = False
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        problems.append(Problem(file=file, line=line, message="missing required column(s): " + ", ".join(missing)))
-        ok = False
-    return ok
-
-
 def _suggest(word: str) -> str | None:
+    """The known column a header that names none may have meant."""
     if len(word) > 100:  # no column is that long, and comparing long text is slow
         return None
-    hint = get_close_matches(word, COLUMNS, n=1)
+    hint = get_close_matches(_column(word), COLUMNS, n=1, cutoff=0.85)
     return hint[0] if hint else None
 
 
-def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
+def _read_yaml(path: Path, problems: list[Problem], unused: _Unused) -> tuple[list[Row], frozenset[str]] | None:
     doc = load_yaml(path, problems, size_limit(path))
     if doc is None:
         return None
@@ -210,18 +327,20 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
                 )
             )
             continue
-        values, lines, ok = {}, {}, True
+        values, lines, extra, ok = {}, {}, {}, True
         for key, value in item.items():
             line = doc.line_of(where + (key,))
-            column = _column(str(key))
-            if column not in COLUMNS:
-                hint = _suggest(column)
-                problems.append(
-                    Problem(file=doc.file, line=line, message=f"unknown key {quote(key)}" + (f" (did you mean '{hint}'?)" if hint else ""))
-                )
+            column = known_column(str(key))
+            text = _scalar_text(value)
+            if column is None:
+                unused.add(str(key), line)
+                if text is not None and len(text) <= MAX_CELL_CHARS:
+                    extra[str(key)] = text.strip()
+                continue
+            if column in values:
+                problems.append(Problem(file=doc.file, line=line, message=f"{quote(key)} means {column}, which this pair already gives"))
                 ok = False
                 continue
-            text = _scalar_text(value)
             if text is None:
                 problems.append(Problem(file=doc.file, line=line, message=f"{column} must be text, got {quote(value)}"))
                 ok = False
@@ -236,8 +355,8 @@ def _read_yaml(path: Path, problems: list[Problem]) -> list[Row] | None:
             problems.append(Problem(file=doc.file, line=doc.line_of(where), message="missing required key(s): " + ", ".join(missing)))
             ok = False
         if ok:
-            rows.append(Row(line=doc.line_of(where), values=values, lines=lines))
-    return rows
+            rows.append(Row(line=doc.line_of(where), values=values, lines=lines, extra=extra))
+    return rows, frozenset(COLUMNS)
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -255,9 +374,22 @@ def _scalar_text(value: Any) -> str | None:
 class _Builder:
     """Turns rows into pairs, checking each row and the rows against each other."""
 
-    def __init__(self, file: str, folder: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar]):
+    def __init__(
+        self,
+        file: str,
+        folder: Path,
+        defaults: Defaults,
+        problems: list[Problem],
+        calendars: dict[str, icalendar.Calendar],
+        present: frozenset[str],
+    ):
         self.file, self.folder, self.defaults, self.problems = file, folder, defaults, problems
         self.calendars = calendars
+        self.present = present  # the columns the file has: a missing one is reported once, for the header
+        # Gathered for one warning each at the end.
+        self.zones_read: dict[str, tuple[zones.Zone, list[int]]] = {}  # spelling -> zone, lines
+        self.default_zone: dict[str, tuple[str, int]] = {}  # people given the cohort's zone: email -> name, line
+        self.no_holidays: dict[str, tuple[str, int]] = {}  # people whose public holidays are not known
         self.unreadable: dict[str, str] = {}  # .ics files already refused, with why
         self.people: dict[str, tuple[Person, Row, str]] = {}
         self.pair_lines: dict[tuple[str, str], int] = {}
@@ -280,7 +412,7 @@ class _Builder:
                 self.pair_lines[key] = row.line
         if len(self.problems) > before or not (mentor and mentee and pair_id):
             return None
-        return Pair(id=pair_id, mentor=mentor, mentee=mentee, mentee_resume=resume, notes=notes or "")
+        return Pair(id=pair_id, mentor=mentor, mentee=mentee, mentee_resume=resume, notes=notes or "", extra=row.extra)
 
     def _pair_id(self, row: Row, mentor: Person | None, mentee: Person | None) -> str | None:
         given = row.values.get("pair_id", "").strip()
@@ -306,30 +438,81 @@ class _Builder:
         name = self._field(row, f"{role}_name", fields.name)
         email = self._field(row, f"{role}_email", fields.email)
         default = self.defaults.availability
-        timezone = self._field(row, f"{role}_timezone", fields.timezone) or default.timezone
+        zone_column = f"{role}_timezone"
+        timezone = self._field(row, zone_column, lambda text: self._zone(text, row.line_of(zone_column))) or default.timezone
         hours = self._field(row, f"{role}_hours", fields.hours) or default.hours
         days = self._field(row, f"{role}_days", fields.days) or default.days
         blackout = self._field(row, f"{role}_blackout", lambda text: fields.dates(text, self.defaults.window)) or frozenset()
         linkedin = self._field(row, f"{role}_linkedin", fields.url)
         busy_ics = self._field(row, f"{role}_busy_ics", self._ics_path)
         video_link = self._field(row, "mentor_video_link", fields.url) if role == "mentor" else None
+        given_country = self._field(row, f"{role}_country", publicholidays.country)
         if len(self.problems) > before or not (name and email):
             return None
-        person = Person(
+        declared = bool(row.values.get(f"{role}_hours", "").strip())
+        pattern = WorkingPattern(timezone=timezone, hours=hours, days=days, blackout_dates=blackout, declared=declared)
+        found = Person(
             name=name,
             email=email,
-            availability=WorkingPattern(
-                timezone=timezone,
-                hours=hours,
-                days=days,
-                blackout_dates=blackout,
-                declared=bool(row.values.get(f"{role}_hours", "").strip()),  # the person's own: stretched only if allowed
-            ),
+            availability=pattern,
             linkedin=linkedin,
             busy_calendar=busy_ics,
             video_link=video_link,
+            country=given_country or zones.country_of(timezone),
         )
-        return self._same_as_before(row, role, person)
+        person = self._same_as_before(row, role, found)
+        if person is not None and self.people[person.email][1] is row:  # seen for the first time
+            if not row.values.get(zone_column, "").strip():
+                self.default_zone.setdefault(person.email, (person.name, row.line))
+        return person
+
+    def _zone(self, text: str, line: int) -> str:
+        zone = zones.read(text)
+        if zone.read_as:
+            spelling = " ".join(text.split())
+            self.zones_read.setdefault(spelling, (zone, []))[1].append(line)
+        return zone.name
+
+    def finish(self, pairs: list[Pair]) -> list[Pair]:
+        """The pairs with everyone's public holidays, and the warnings gathered over all
+        rows, one of each kind."""
+        if self.defaults.holidays and not errors(self.problems):  # costly: only for a configuration in use
+            pairs = self._with_holidays(pairs, self.defaults.holidays)
+        for spelling, (zone, lines) in self.zones_read.items():
+            also = f"; the same on {_people(len(lines) - 1, 'more row')}" if len(lines) > 1 else ""
+            self.problems.append(
+                warning(file=self.file, line=lines[0], message=f"time zone {quote(spelling)} read as {zone.name} ({zone.read_as}){also}")
+            )
+        if self.default_zone and self.defaults.window:  # no window: the cohort file is broken, its zone unknown
+            people = list(self.default_zone.values())
+            self.problems.append(
+                warning(
+                    file=self.file,
+                    line=people[0][1],
+                    message=f"no time zone given for {_listed(people)}: given the cohort's, {self.defaults.availability.timezone}",
+                )
+            )
+        if self.no_holidays:
+            people = sorted(self.no_holidays.values(), key=lambda p: p[1])
+            self.problems.append(
+                warning(
+                    file=self.file,
+                    line=people[0][1],
+                    message=f"public holidays not known for {_listed(people)}:"
+                    " their time zone names no country whose holidays are known; give a country (such as DE or US-CA)",
+                )
+            )
+        return pairs
+
+    def _with_holidays(self, pairs: list[Pair], rules: HolidayRules) -> list[Pair]:
+        everyone: dict[str, Person] = {}
+        for email, (person, row, _) in self.people.items():
+            known = publicholidays.is_known(person.country)
+            if not known:
+                self.no_holidays[email] = (person.name, row.line)
+            days_off = publicholidays.holidays_in(person.country, rules) if known and person.country else frozenset()
+            everyone[email] = replace(person, availability=replace(person.availability, holidays=days_off))
+        return [replace(pair, mentor=everyone[pair.mentor.email], mentee=everyone[pair.mentee.email]) for pair in pairs]
 
     def _same_as_before(self, row: Row, role: str, person: Person) -> Person | None:
         """A person in several rows: later rows may leave details blank, not contradict."""
@@ -347,6 +530,7 @@ class _Builder:
             ("linkedin", person.linkedin, first.linkedin),
             ("busy_ics", person.busy_calendar, first.busy_calendar),
             ("video_link", person.video_link, first.video_link),
+            ("country", person.country, first.country),
         ]
         ok = True
         for item, mine, theirs in checks:
@@ -393,7 +577,7 @@ class _Builder:
 
     def _field(self, row: Row, column: str, parse: Callable[[str], Any]) -> Any:
         raw = row.values.get(column, "")
-        if not raw.strip() and column not in REQUIRED:
+        if not raw.strip() and (column not in REQUIRED or column not in self.present):
             return None
         try:
             return parse(raw)
@@ -406,3 +590,17 @@ class _Builder:
         if column:
             message = f"{column} {message}"
         self.problems.append(Problem(file=self.file, line=row.line_of(column or ""), message=message))
+
+
+def _people(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _listed(people: list[tuple[str, int]]) -> str:
+    """'Maya Okafor' or 'Maya Okafor (line 2), Zoe (line 3) and 4 more'."""
+    if len(people) == 1:
+        return people[0][0]
+    shown = [f"{name} (line {line})" for name, line in people[:5]]
+    if len(people) > 5:
+        return ", ".join(shown) + f" and {len(people) - 5} more"
+    return ", ".join(shown[:-1]) + " and " + shown[-1]

@@ -5,10 +5,16 @@ from __future__ import annotations
 import reprlib
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from . import files
 from .limits import MAX_PROBLEMS_PER_FILE, PATH_CHARS, QUOTE_CHARS
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the configuration cannot be used
+    WARNING = "warning"  # it can, but the coordinator should know how it was read
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -16,19 +22,45 @@ class Problem:
     file: str
     line: int  # 0: about the file as a whole (it is missing, say)
     message: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
 
     def __str__(self) -> str:
+        text = self.message if self.is_error else f"warning: {self.message}"
         if self.line:
-            return f"{self.file}:{self.line}: {self.message}"
-        return f"{self.file}: {self.message}"
+            return f"{self.file}:{self.line}: {text}"
+        return f"{self.file}: {text}"
+
+
+def warning(*, file: str, line: int, message: str) -> Problem:
+    return Problem(file=file, line=line, message=message, severity=Severity.WARNING)
+
+
+def errors(problems: list[Problem]) -> int:
+    return sum(1 for p in problems if p.is_error)
+
+
+def in_order(problems: list[Problem]) -> list[Problem]:
+    """By file and line, as an editor would walk through them."""
+    return sorted(problems, key=lambda p: (p.file, p.line))
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason found."""
+    """The configuration cannot be used; `problems` lists every reason found, and
+    `warnings` what was noticed on the way."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
+        self.problems = in_order([p for p in problems if p.is_error])
+        self.warnings = in_order([p for p in problems if not p.is_error])
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    @property
+    def headline(self) -> str:
+        count = len(self.problems)
+        return f"{count} problem{'s' if count != 1 else ''} in the configuration; nothing was booked or sent:"
 
 
 class TooManyProblems(Exception):
@@ -42,13 +74,17 @@ class TooManyProblems(Exception):
 class ProblemList(list[Problem]):
     """The problems found so far. Once one file has MAX_PROBLEMS_PER_FILE of them, the
     next raises TooManyProblems: a file of a million bad rows must not become a million
-    lines of output (nor the memory and time to make them)."""
+    lines of output (nor the memory and time to make them). Warnings are few by
+    construction (each kind is gathered into one) and do not count."""
 
     def __init__(self) -> None:
         super().__init__()
         self.per_file: Counter[str] = Counter()
 
     def append(self, problem: Problem) -> None:
+        if not problem.is_error:
+            super().append(problem)
+            return
         if self.per_file[problem.file] >= MAX_PROBLEMS_PER_FILE:
             raise TooManyProblems(problem.file)
         self.per_file[problem.file] += 1

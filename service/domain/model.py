@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -78,6 +79,7 @@ class Person:
     linkedin: str | None = None
     busy_calendar: str | None = None  # path of an .ics file whose events are busy time
     video_link: str | None = None  # a mentor's own meeting room
+    country: str | None = None  # whose public holidays they keep: ISO 3166, maybe with a region ("DE-BE")
 
     @property
     def timezone(self) -> str:
@@ -96,6 +98,9 @@ class Pair:
     mentee: Person
     mentee_resume: str | None = None
     notes: str = ""
+    # Columns of the pairings the service does not use itself, by their header as
+    # written ("Mentee goals"), for templates. Not part of the hash: a mapping has none.
+    extra: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.mentor.email == self.mentee.email:

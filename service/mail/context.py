@@ -102,6 +102,7 @@ def pair_context(
         pair={"id": pair.id, "notes": pair.notes, "mentee_resume": pair.mentee_resume},
         session1=first,
         session2=second,
+        extra=dict(pair.extra),  # the pairings' other columns by header: extra.get("Mentee goals", "")
         session=second if stage.info.session == 2 else first,  # for per-session stages
         other_times=[session_view(s, reader, partner, fallback) for s in other_times],
         session1_missed=1 in missed,

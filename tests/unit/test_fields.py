@@ -54,7 +54,22 @@ def test_hours_days_and_dates():
     assert len(fields.dates("2027-03-30..2027-04-02")) == 4
 
 
-@pytest.mark.parametrize("value", ["javascript:alert(1)", "ftp://example.org/x", "https://", "https://exa mple.org", "example.org"])
+@pytest.mark.parametrize(
+    "value", ["javascript:alert(1)", "ftp://example.org/x", "https://", "https://exa mple.org", "localhost/x", "mailto:a@example.org"]
+)
 def test_only_web_addresses_are_links(value):
     with pytest.raises(ValueError):
         fields.url(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "link"),
+    [
+        ("linkedin.com/in/maya", "https://linkedin.com/in/maya"),
+        ("www.example.org/cv.pdf", "https://www.example.org/cv.pdf"),
+        ("example.org", "https://example.org"),
+        ("http://example.org/x", "http://example.org/x"),
+    ],
+)
+def test_a_link_without_its_scheme_gets_https(value, link):
+    assert fields.url(value) == link
