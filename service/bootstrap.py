@@ -23,7 +23,7 @@ from .config.busyfiles import busy_intervals
 from .config.problems import display
 from .domain.model import Cohort
 from .domain.planning import Busy
-from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Purpose, Replies, Store
+from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Meet, Purpose, Replies, Store
 from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
@@ -368,3 +368,34 @@ def google_adapters(configuration: Configuration) -> tuple[Calendar | None, Free
             sender=sender_of(cohort).email,
         )
     return calendar, free_busy, mailer
+
+
+def meet_adapter(configuration: Configuration) -> Meet | None:
+    """Google Meet, where sessions are Google Calendar events (which carry Meet links) and
+    the cohort wants their rooms set up or their attendance read; None otherwise."""
+    cohort, google, meet = configuration.cohort, configuration.google, configuration.meet
+    if cohort.calendar != "google" or not (meet.attendance or meet.trusted_access):
+        return None
+    from .adapters.google import api, auth
+    from .adapters.google.meet import GoogleMeet
+
+    path = auth.key_file(configuration.folder / google.credentials if google.credentials else None)
+    if path is None:
+        raise GoogleSetupError(
+            "Google is configured but no credentials were given: set google.credentials or GOOGLE_APPLICATION_CREDENTIALS"
+        )
+    try:
+        credentials = auth.load_credentials(
+            path,
+            scopes=auth.meet_scopes(settings=meet.trusted_access),
+            subject=google.organizer or cohort.coordinator.email,
+            endpoint=api.endpoint(),
+        )
+    except ValueError as error:
+        raise GoogleSetupError(f"google.credentials: {error}") from None
+    return GoogleMeet(
+        lambda: api.build("meet", "v2", credentials),
+        trusted_access=meet.trusted_access,
+        recording=meet.recording,
+        transcription=meet.transcription,
+    )

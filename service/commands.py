@@ -145,6 +145,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
             bootstrap.guard_against_lost_state(store, state, watcher.configuration.cohort.name, fresh=args.fresh, now=clock.now())
         bootstrap.claim(store, state, purpose)
         calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
+        meet = bootstrap.meet_adapter(watcher.configuration)
     except (bootstrap.WrongPurpose, bootstrap.LostState, bootstrap.GoogleSetupError) as exc:
         release()
         print(f"not starting: {exc}", file=sys.stderr)
@@ -157,7 +158,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         else bootstrap.make_mailer(watcher.configuration, bootstrap.default_outbox(state, purpose), args.outbox)
     )
     replies = bootstrap.make_replies(watcher.configuration)
-    deps = Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies)
+    deps = Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies, meet=meet)
     controller, web = Controller(deps), None
     if args.http:
         started = _start_web(args.http, deps, clock, watcher)

@@ -52,8 +52,9 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
             conferences = meet.conferences(record.meet_space or str(record.meet_link), first, min(last, now))
         except MeetError as error:
             _unreachable(deps, error, now, f"cannot read who came to session {session.number} of {session.pair_id}")
-            # Asked, in vain: the next try is a day later, and the others wait for the next tick.
-            store.record_attendance(session.pair_id, session.number, record.sequence, None, now)
+            # Asked, in vain: this session and those still waiting are tried again a day later.
+            for waiting in due[due.index(record) :]:
+                store.record_attendance(waiting.session.pair_id, waiting.session.number, waiting.sequence, None, now)
             return settled
         if pair is None:  # no longer known: nothing to decide for
             store.record_attendance(session.pair_id, session.number, record.sequence, None, now)
