@@ -21,6 +21,7 @@ from .adapters.store import SqlStore, open_store
 from .config import ConfigError, Configuration, Problem, load_configuration
 from .config.busyfiles import busy_intervals
 from .config.problems import display
+from .domain.budget import Budget
 from .domain.model import Cohort
 from .domain.planning import Busy
 from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Meet, Purpose, Replies, Store
@@ -306,6 +307,14 @@ def make_replies(configuration: Configuration) -> Replies | None:
         timeout=float(imap.timeout_seconds),
     )
     return ImapReplies(settings)
+
+
+def send_budget(configuration: Configuration) -> Budget | None:
+    """Gmail's daily limits, when mail goes through Gmail."""
+    if configuration.mail.transport != "gmail":
+        return None
+    google = configuration.google
+    return Budget(per_day=google.daily_send_limit, recipients_per_day=google.daily_recipient_limit)
 
 
 class GoogleSetupError(Exception):

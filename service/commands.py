@@ -158,7 +158,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
         else bootstrap.make_mailer(watcher.configuration, bootstrap.default_outbox(state, purpose), args.outbox)
     )
     replies = bootstrap.make_replies(watcher.configuration)
-    deps = Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies, meet=meet)
+    budget = bootstrap.send_budget(watcher.configuration) if mailer is gmail else None
+    deps = Deps(
+        store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies, meet=meet, budget=budget
+    )
     controller, web = Controller(deps), None
     if args.http:
         started = _start_web(args.http, deps, clock, watcher)

@@ -157,6 +157,10 @@ class Google(_Section):
     organizer: Email | None = None  # whom a service account acts as; default: the coordinator
     read_sent_mail: bool = False  # adds gmail.readonly to check sends cut off by a crash
     free_busy: bool = True  # read people's busy time where the organiser may
+    # Gmail sends about 2,000 messages a day per Workspace user (500 on a trial account) to
+    # about 3,000 distinct outside recipients; the coordinator's own mail counts too.
+    daily_send_limit: int = Field(1800, strict=True, ge=1, le=10000)
+    daily_recipient_limit: int = Field(2500, strict=True, ge=1, le=10000)
 
 
 class Meet(_Section):

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..domain.budget import Budget
 from ..domain.model import Cohort
 from ..domain.planning import Busy
 from ..domain.ports import Calendar, FreeBusy, Mailer, Meet, Replies, Store
@@ -42,6 +43,7 @@ class Deps:
     replies: Replies | None = None  # the organiser's mailbox, for answers to invitations by email
     links: PersonalLinks | None = None  # personal links to the web pages, when they are served
     meet: Meet | None = None  # Google Meet, where attendance is read from the sessions' rooms
+    budget: Budget | None = None  # the mailbox's daily sending limits (Gmail)
 
 
 class LockLost(Exception):

@@ -15,6 +15,7 @@ from service import bootstrap
 from service.adapters.clock import SimulatedClock
 from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.store import open_store
+from service.domain.budget import Budget
 from service.domain.calendar import event_id
 from service.domain.outbox import State
 from service.domain.stages import Kind
@@ -70,6 +71,7 @@ class World:
                 source=self.watcher,
                 calendar=calendar,
                 free_busy=free_busy,
+                budget=bootstrap.send_budget(self.watcher.configuration),
             )
         )
 
@@ -459,16 +461,29 @@ def test_gmail_rate_limit_waits_until_the_time_in_the_error_body(google, tmp_pat
     assert world.store.next_due() >= free_at
 
 
-def test_a_daily_sending_limit_is_waited_out_and_nothing_fails(google, tmp_path):
+def test_a_daily_sending_limit_is_kept_to_and_nothing_fails(google, tmp_path):
     world = World(google, tmp_path / "cohort")
-    google.clock = world.clock.now
-    google.gmail.clock = world.clock.now
-    google.limit_sending(20)
+    google.clock = google.gmail.clock = world.clock.now
+    google.limit_sending(20)  # Gmail refuses the 21st message in 24 hours
+    world.controller.deps.budget = Budget(per_day=20, recipients_per_day=30)
     world.run()
     assert set(world.states()) <= {State.SENT, State.CANCELLED}
     assert max(world.delivered().values()) == 1
+    assert not [r for r in google.requests if r.method_id == "gmail.users.messages.send" and r.status != 200]  # never over
     times = sorted(t for box in google.gmail.sent_at.values() for t in box)
     assert all(len([u for u in times if t <= u < t + timedelta(hours=24)]) <= 20 for t in times)
+    assert any("the day's sending allowance is used" in line for line in world.lines)
+
+
+def test_an_exceeded_daily_limit_waits_for_the_reset_and_nothing_fails(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.clock = google.gmail.clock = world.clock.now
+    google.limit_sending(20)  # the coordinator's own mail used the rest: our budget does not know
+    world.run()
+    assert set(world.states()) <= {State.SENT, State.CANCELLED}
+    assert max(world.delivered().values()) == 1
+    refused = [r for r in google.requests if r.method_id == "gmail.users.messages.send" and r.status == 429]
+    assert refused and len(refused) < 20  # one probe per reset, not a hammering
 
 
 def test_a_send_cut_short_and_then_trashed_is_still_found(google, tmp_path):
