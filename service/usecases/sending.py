@@ -11,14 +11,13 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from ..domain import budget
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
 from ..domain.links import LinkPurpose
 from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
 from ..domain.planning import alternatives
-from ..domain.ports import MailConnection, MailError
+from ..domain.ports import MailConnection, MailError, Store
 from ..domain.retry import CheckAt, Delivery, GiveUp, HoldUncertain, RetryAt, after_failure, maybe_sent
 from ..domain.stages import Kind, Stage
 from ..logs import event
@@ -55,7 +54,6 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
     """Send every message whose time has come."""
     store = deps.store
     sent = 0
-    recent = _recent_sends(deps, now)
     while not deps.stop.is_set():
         rows = store.due(now, deps.batch)
         if not rows:
@@ -65,61 +63,32 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
             if _check(deps, waiting, now):
                 sync_messages(deps, inputs, now)  # those that never left: wanted still, as things are now?
             continue
-        if deps.budget is not None:
-            rows = _within_budget(deps, deps.budget, rows, recent, now)
-            if not rows:
-                continue  # all held back for now: the next ones due, if any
         # Only what this batch needs: pairs removed from the pairings come from the store.
         needed = {row.pair_id for row in rows if row.pair_id}
         pairs = pairs_by_id(deps, inputs, needed)
         records = by_pair(store.sessions(needed))
+        group: list[MessageRow] = []  # sent as a group, when each send can be checked afterwards
         try:
             with deps.mailer.connect() as connection:
-                for row in rows:
-                    if deps.stop.is_set():
-                        break
-                    if not store.lock_held():  # never send without being the only daemon
-                        raise LockLost("the state's lock was lost (its database connection dropped)")
-                    went = _send_one(deps, inputs, pairs, records, row, connection, now)
-                    sent += went
-                    if went:
-                        recent.append(budget.Sent(now, row.recipient))
+                if deps.mailer.verify_after is not None:
+                    _send_group(deps, inputs, pairs, records, rows, connection, now, group)
+                else:  # never more than one message in flight that nobody could check
+                    for row in rows:
+                        if deps.stop.is_set():
+                            break
+                        _check_lock(store)
+                        sent += _send_one(deps, inputs, pairs, records, row, connection, now)
         except MailError as down:  # the transport as a whole: one probe a tick, no attempt spent
             if not down.transport:
                 raise
             store.set_alert("", 0, wording.mail_down(down.reason))
             again = f"at {down.until:%Y-%m-%d %H:%M} UTC" if down.until else "in a few minutes"
             event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again {again}", level=logging.WARNING)
-            return Sent(sent, down=True, until=down.until)
+            return Sent(sent + len(group), down=True, until=down.until)
+        sent += len(group)
         if sent:
             store.set_alert("", 0, None)
     return Sent(sent)
-
-
-def _recent_sends(deps: Deps, now: datetime) -> list[budget.Sent]:
-    """What the mailbox sent in the last day, as its daily limits count it."""
-    if deps.budget is None:
-        return []
-    return [
-        budget.Sent(row.sent_at, row.recipient)
-        for row in deps.store.messages()
-        if row.state is State.SENT and row.sent_at is not None and now - row.sent_at < budget.WINDOW
-    ]
-
-
-def _within_budget(deps: Deps, limits: budget.Budget, rows: list[MessageRow], recent: list[budget.Sent], now: datetime) -> list[MessageRow]:
-    """The rows the day's allowance has room for; the others wait for room."""
-    decision = budget.decide(limits, rows, recent, now)
-    for row, at in decision.later:
-        deps.store.postpone(row, at, now)
-        event(
-            now,
-            "message_postponed",
-            f"{row.stage} to {row.recipient} waits until {at:%Y-%m-%d %H:%M} UTC: the day's sending allowance is used",
-            wake_at=at,
-            **_fields(row),
-        )
-    return decision.now
 
 
 def _check(deps: Deps, rows: list[MessageRow], now: datetime) -> bool:
@@ -149,6 +118,75 @@ def _check(deps: Deps, rows: list[MessageRow], now: datetime) -> bool:
     return unsent
 
 
+def _check_lock(store: Store) -> None:
+    if not store.lock_held():  # never send without being the only daemon
+        raise LockLost("the state's lock was lost (its database connection dropped)")
+
+
+def _send_group(
+    deps: Deps,
+    inputs: Inputs,
+    pairs: Mapping[str, Pair],
+    records: Mapping[str, list[SessionRecord]],
+    rows: list[MessageRow],
+    connection: MailConnection,
+    now: datetime,
+    done: list[MessageRow],
+) -> None:
+    """For a transport that can tell afterwards whether a message went out: the
+    `sending` marks of the whole batch in one commit before the first send, the `sent`
+    marks in one commit after the last. Stopped or cut short in between, the messages
+    already sent are marked sent and the rest released; a crash leaves them `sending`,
+    and recover_in_flight has each checked with the transport before anything else, so
+    none goes twice and none is lost. The messages sent are added to `done`."""
+    store = deps.store
+    connection.ready()  # a transport that is down raises here, before any row is touched
+    prepared = [(row, message) for row in rows if (message := _prepare(deps, inputs, pairs, records, row, now)) is not None]
+    if not prepared:
+        return
+    _check_lock(store)
+    store.mark_sending_many([(row, message["Message-ID"]) for row, message in prepared], now)
+    handed = 0
+    try:
+        for row, message in prepared:
+            if deps.stop.is_set():
+                break
+            _check_lock(store)
+            handed += 1
+            _send_one(deps, inputs, pairs, records, row, connection, now, prepared=message, group=done)
+    finally:  # stopped, or the transport went down: settled now, as far as this daemon still may
+        if store.lock_held():  # else another daemon may own the state: it checks what was left `sending`
+            if done:
+                store.mark_sent_many(done, now)
+            if prepared[handed:]:
+                store.mark_released([row for row, _ in prepared[handed:]], now)
+            for row in done:
+                _sent_event(row, now)
+
+
+def _prepare(
+    deps: Deps, inputs: Inputs, pairs: Mapping[str, Pair], records: Mapping[str, list[SessionRecord]], row: MessageRow, now: datetime
+) -> EmailMessage | None:
+    """The message for a row, or None when it is not to be sent (too late, or it cannot
+    be built), with the row settled."""
+    store = deps.store
+    fields = _fields(row)
+    if row.expires is not None and now >= row.expires:
+        store.mark_skipped(row, "its session had already started", now)
+        event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
+        return None
+    try:
+        return _compose(deps, inputs, pairs, records, row, now)
+    except Exception as problem:  # a broken template, or an address no email can carry
+        built = isinstance(problem, TemplateProblem)
+        reason = f"template: {problem}" if built else f"the email could not be built ({type(problem).__name__})"
+        store.mark_failed(row, reason, now, was=State.PLANNED)
+        event(
+            now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {reason}", level=logging.WARNING, state=State.FAILED, **fields
+        )
+        return None
+
+
 def _send_one(
     deps: Deps,
     inputs: Inputs,
@@ -157,25 +195,19 @@ def _send_one(
     row: MessageRow,
     connection: MailConnection,
     now: datetime,
+    *,
+    prepared: EmailMessage | None = None,
+    group: list[MessageRow] | None = None,
 ) -> int:
+    """One message handed to the transport. In a group (_send_group) it comes built and
+    already `sending`, and is added to `group` for the group's `sent` commit."""
     store = deps.store
-    fields = _fields(row)
-    if row.expires is not None and now >= row.expires:
-        store.mark_skipped(row, "its session had already started", now)
-        event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
+    message = prepared or _prepare(deps, inputs, pairs, records, row, now)
+    if message is None:
         return 0
-    try:
-        message = _compose(deps, inputs, pairs, records, row, now)
-    except Exception as problem:  # a broken template, or an address no email can carry
-        built = isinstance(problem, TemplateProblem)
-        reason = f"template: {problem}" if built else f"the email could not be built ({type(problem).__name__})"
-        store.mark_failed(row, reason, now, was=State.PLANNED)
-        event(
-            now, "message_failed", f"FAILED {row.stage} to {row.recipient}: {reason}", level=logging.WARNING, state=State.FAILED, **fields
-        )
-        return 0
-    connection.ready()  # a transport that is down raises here, before the row is touched
-    store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
+    if group is None:
+        connection.ready()  # a transport that is down raises here, before the row is touched
+        store.mark_sending(row, message["Message-ID"], now)  # committed before the transport is called
     try:
         connection.send(message)
     except Exception as raised:  # whatever happens, the row is settled now, never left `sending`
@@ -195,15 +227,22 @@ def _send_one(
         )
         _settle(deps, row, decision, now)
         return 0
+    if group is not None:
+        group.append(row)
+        return 1
     store.mark_sent(row, now)
+    _sent_event(row, now)
+    return 1
+
+
+def _sent_event(row: MessageRow, now: datetime) -> None:
     event(
         now,
         "message_sent",
         f"sent {row.stage} to {row.recipient}" + (f" ({row.pair_id})" if row.pair_id else ""),
         state=State.SENT,
-        **fields,
+        **_fields(row),
     )
-    return 1
 
 
 def _settle(deps: Deps, row: MessageRow, decision: RetryAt | GiveUp | CheckAt | HoldUncertain, now: datetime) -> None:
