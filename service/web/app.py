@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..logs import logger
 from . import dashboard, ops, participant
 from .pages import Pages
 from .site import Site
@@ -39,7 +40,23 @@ def create_app(site: Site) -> Starlette:
     app.state.pages = pages
     app.add_exception_handler(404, pages.not_found)
     app.add_exception_handler(405, pages.not_found)
+    app.add_exception_handler(Exception, _failed)
     return app
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    """A bug or an outage behind a page: logged, and a plain page for the reader."""
+    site: Site = request.app.state.site
+    logger.error(
+        f"web page {request.url.path.split('/')[1] or 'overview'} failed ({type(exc).__name__})",
+        exc_info=exc,
+        extra={"event": "web_failed", "at": site.now(), "fields": {}},
+    )
+    page = request.app.state.pages.notice(
+        request, "Something went wrong", "Nothing was changed. Please try again in a few minutes, or reply to the email.", 500
+    )
+    page.headers.update(SECURITY_HEADERS)
+    return page
 
 
 async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -306,3 +306,19 @@ def test_a_goals_link_opens_only_the_goals_page(daemon, web):
     assert daemon.store.goals(["maya-zoe"])["maya-zoe"].goals == "Ship it"
     sign_in(daemon, web)
     assert "Ship it" in web.get("/pairs/maya-zoe").text
+
+
+def test_a_page_whose_state_cannot_be_read_says_so_plainly(daemon, tmp_path):
+    from starlette.testclient import TestClient
+
+    from service.web.app import create_app
+
+    link = path(session_link(invitation(daemon, ZOE)))
+    daemon.store.engine.dispose()
+    (tmp_path / "state.sqlite").write_bytes(b"this is not a database" * 100)  # the disk went bad under the daemon
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"state.sqlite{suffix}").unlink(missing_ok=True)
+    with TestClient(create_app(daemon.site), base_url=PUBLIC, raise_server_exceptions=False) as client:
+        page = client.get(link)
+    assert page.status_code == 500 and "Something went wrong" in page.text and "Nothing was changed" in page.text
+    assert "Traceback" not in page.text and "sqlite" not in page.text.lower() and page.headers["referrer-policy"] == "no-referrer"
