@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from ..domain import budget
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
 from ..domain.links import LinkPurpose
@@ -54,6 +55,7 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
     """Send every message whose time has come."""
     store = deps.store
     sent = 0
+    recent = _recent_sends(deps, now)
     while not deps.stop.is_set():
         rows = store.due(now, deps.batch)
         if not rows:
@@ -63,6 +65,10 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
             if _check(deps, waiting, now):
                 sync_messages(deps, inputs, now)  # those that never left: wanted still, as things are now?
             continue
+        if deps.budget is not None:
+            rows = _within_budget(deps, deps.budget, rows, recent, now)
+            if not rows:
+                continue  # all held back for now: the next ones due, if any
         # Only what this batch needs: pairs removed from the pairings come from the store.
         needed = {row.pair_id for row in rows if row.pair_id}
         pairs = pairs_by_id(deps, inputs, needed)
@@ -77,7 +83,10 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
                         if deps.stop.is_set():
                             break
                         _check_lock(store)
-                        sent += _send_one(deps, inputs, pairs, records, row, connection, now)
+                        went = _send_one(deps, inputs, pairs, records, row, connection, now)
+                        sent += went
+                        if went:
+                            recent.append(budget.Sent(now, row.recipient))
         except MailError as down:  # the transport as a whole: one probe a tick, no attempt spent
             if not down.transport:
                 raise
@@ -86,9 +95,36 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
             event(now, "mail_down", f"mail cannot go out: {down.reason}; trying again {again}", level=logging.WARNING)
             return Sent(sent + len(group), down=True, until=down.until)
         sent += len(group)
+        recent += [budget.Sent(now, row.recipient) for row in group]
         if sent:
             store.set_alert("", 0, None)
     return Sent(sent)
+
+
+def _recent_sends(deps: Deps, now: datetime) -> list[budget.Sent]:
+    """What the mailbox sent in the last day, as its daily limits count it."""
+    if deps.budget is None:
+        return []
+    return [
+        budget.Sent(row.sent_at, row.recipient)
+        for row in deps.store.messages()
+        if row.state is State.SENT and row.sent_at is not None and now - row.sent_at < budget.WINDOW
+    ]
+
+
+def _within_budget(deps: Deps, limits: budget.Budget, rows: list[MessageRow], recent: list[budget.Sent], now: datetime) -> list[MessageRow]:
+    """The rows the day's allowance has room for; the others wait for room."""
+    decision = budget.decide(limits, rows, recent, now)
+    for row, at in decision.later:
+        deps.store.postpone(row, at, now)
+        event(
+            now,
+            "message_postponed",
+            f"{row.stage} to {row.recipient} waits until {at:%Y-%m-%d %H:%M} UTC: the day's sending allowance is used",
+            wake_at=at,
+            **_fields(row),
+        )
+    return decision.now
 
 
 def _check(deps: Deps, rows: list[MessageRow], now: datetime) -> bool:
