@@ -131,21 +131,31 @@ class Daemon:
         self._last_sent = 0
         # Counted on the instances, so run_simulated drives the real objects unchanged.
         tick, mark_sent = self.controller.tick, self.store.mark_sent
+        mark_sent_many = getattr(self.store, "mark_sent_many", None)  # a batch in one commit, where the store has it
 
         def counted_tick(now: datetime):
             self.counters.ticks += 1
             return tick(now)
 
+        def count(sent: int, now: datetime) -> None:
+            before, self.counters.sent = self.counters.sent, self.counters.sent + sent
+            if self.cap is not None and self.counters.sent >= self.cap:
+                self.controller.deps.stop.set()  # what was sent is settled; run_simulated returns
+            if self._label is not None and before // 100 != self.counters.sent // 100:
+                self._progress(now)
+
         def counted_mark_sent(row, now, **options):
             mark_sent(row, now, **options)
-            self.counters.sent += 1
-            if self.cap is not None and self.counters.sent >= self.cap:
-                self.controller.deps.stop.set()  # the current message is settled; run_simulated returns
-            if self._label is not None and self.counters.sent % 100 == 0:
-                self._progress(now)
+            count(1, now)
+
+        def counted_mark_sent_many(rows, now):
+            mark_sent_many(rows, now)
+            count(len(rows), now)
 
         self.controller.tick = counted_tick
         self.store.mark_sent = counted_mark_sent
+        if mark_sent_many is not None:
+            self.store.mark_sent_many = counted_mark_sent_many
 
     def _progress(self, now: datetime) -> None:
         moment = perf_counter()
