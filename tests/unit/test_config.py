@@ -105,3 +105,21 @@ def test_problems_in_both_files_are_reported_together(tmp_path):
         load_cohort(config)
     messages = [p.message for p in error.value.problems]
     assert messages == ["program.end 'soon' is not a date like 2027-03-01", "mentor_email 'maya@' is not an email address"]
+
+
+def test_columns_the_service_does_not_use_reach_the_email_templates(tmp_path):
+    from datetime import UTC, datetime
+
+    from service.domain.model import Role, Session
+    from service.domain.stages import Stage
+    from service.mail.context import pair_context
+
+    csv = "Mentor Name,Mentor Email,Mentee Name,Mentee Email,Mentee goals\nMaya,maya@example.org,Zoe,zoe@example.net,Backend work\n"
+    cohort = load_cohort(write(tmp_path, csv))
+    (pair,) = cohort.pairs
+    sessions = tuple(
+        Session(pair_id=pair.id, number=n, start=datetime(2027, 3, n * 7, 9, tzinfo=UTC), end=datetime(2027, 3, n * 7, 10, tzinfo=UTC))
+        for n in (1, 2)
+    )
+    context = pair_context(cohort, pair, sessions, Role.MENTOR, stage=Stage.WELCOME)
+    assert context["extra"] == {"Mentee goals": "Backend work"}
