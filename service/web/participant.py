@@ -18,6 +18,7 @@ from ..domain.outbox import SessionRecord
 from ..domain.planning import alternatives
 from ..domain.requests import Request as Queued
 from ..domain.requests import RequestKind
+from ..domain.stretch import Side, stretched
 from ..timefmt import span
 from .pages import client, csrf_refused, form, pages_of, see_other, site_of
 from .site import Site
@@ -104,7 +105,18 @@ async def session_page(request: Request) -> Response:
     if visit.pending is not None:
         return _pending(request, visit)
     options = _options(site_of(request), visit, site_of(request).now())
-    return pages_of(request).render(request, "session.html", visit=visit, options=options)
+    offered = [(option, _outside_hours(visit, option)) for option in options]
+    return pages_of(request).render(request, "session.html", visit=visit, options=offered)
+
+
+def _outside_hours(visit: Visit, session: Session) -> str:
+    """'starts 30 minutes before your working day': a time the cohort allows only by stretching someone's hours."""
+    notes = []
+    for share in stretched(visit.pair, session):
+        whose = "your" if share.person is visit.reader else f"{share.person.name.split()[0]}'s"
+        where = "before" if share.side is Side.EARLY else "after"
+        notes.append(f"{share.minutes} minutes {where} {whose} working day")
+    return "; ".join(notes)
 
 
 def _pending(request: Request, visit: Visit) -> Response:

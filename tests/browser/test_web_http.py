@@ -322,3 +322,27 @@ def test_a_page_whose_state_cannot_be_read_says_so_plainly(daemon, tmp_path):
         page = client.get(link)
     assert page.status_code == 500 and "Something went wrong" in page.text and "Nothing was changed" in page.text
     assert "Traceback" not in page.text and "sqlite" not in page.text.lower() and page.headers["referrer-policy"] == "no-referrer"
+
+
+def test_times_outside_someones_hours_are_marked(tmp_path):
+    """Los Angeles and Berlin working days never meet: every time offered stretches someone's day."""
+    from starlette.testclient import TestClient
+
+    from service.web.app import create_app
+    from tests.browser.harness import INVITATIONS_OUT, WebDaemon, cohort_folder
+
+    folder = cohort_folder(tmp_path)
+    (folder / "pairings.example.csv").write_text(
+        "pair_id,mentor_name,mentor_email,mentor_timezone,mentee_name,mentee_email,mentee_timezone\n"
+        "ana-jan,Ana Ruiz,ana@example.org,America/Los_Angeles,Jan Vogel,jan@example.de,Europe/Berlin\n",
+        encoding="utf-8",
+    )
+    daemon = WebDaemon(folder, tmp_path / "state.sqlite")
+    daemon.run(until=INVITATIONS_OUT)
+    link = path(session_link(invitation(daemon, "jan@example.de")))
+    with TestClient(create_app(daemon.site), base_url=PUBLIC) as client:
+        page = client.get(link)
+    marks = re.findall(r'class="small stretch">Outside usual hours: ([^<]+)<', page.text)
+    assert len(options(page)) >= 5 and len(marks) == len(options(page))
+    assert all(re.fullmatch(r"\d+ minutes (before|after) (your|Ana&#39;s) working day(; .*)?", mark) for mark in marks), marks
+    daemon.store.close()
