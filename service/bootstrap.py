@@ -396,7 +396,7 @@ def meet_adapter(configuration: Configuration) -> Meet | None:
     try:
         credentials = auth.load_credentials(
             path,
-            scopes=auth.meet_scopes(settings=meet.trusted_access),
+            scopes=auth.meet_scopes(settings=meet.trusted_access, directory=meet.directory and meet.attendance),
             subject=google.organizer or cohort.coordinator.email,
             endpoint=api.endpoint(),
         )
@@ -407,4 +407,5 @@ def meet_adapter(configuration: Configuration) -> Meet | None:
         trusted_access=meet.trusted_access,
         recording=meet.recording,
         transcription=meet.transcription,
+        people=(lambda: api.build("people", "v1", credentials)) if meet.directory and meet.attendance else None,
     )

@@ -171,6 +171,7 @@ class Meet(_Section):
     transcription: bool = False  # likewise for transcripts
     attendance: bool = True  # read who came, an hour after each session
     min_overlap_minutes: int = Field(20, strict=True, ge=1, le=240)  # both there this long: held
+    directory: bool = False  # look signed-in participants up in the organisation's directory (People API)
 
 
 class Daemon(_Section):

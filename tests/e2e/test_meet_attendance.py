@@ -202,3 +202,23 @@ def test_without_trusted_access_rooms_keep_their_settings_and_attendance_can_be_
     assert world.controller.deps.meet is None
     world.booked_with_links()
     assert google.api_calls("meet.spaces.patch") == 0 and google.api_calls("meet.conferenceRecords.list") == 0
+
+
+def test_with_the_directory_signed_in_people_are_known_and_only_the_pair_counts(google, tmp_path):
+    world = World(google, tmp_path / "cohort", directory="true")
+    world.booked_with_links()
+    pairs = {pair.id: pair for pair in world.cohort.pairs}
+    coordinator = world.cohort.coordinator
+    watched, met = world.record(HELD_IN_PIECES, 1), world.record(PARTIAL, 1)
+    # Maya sits with the coordinator, who looked in: without the directory that is two
+    # people in the room; with it, the coordinator is known and does not count.
+    google.meet.attend(watched.meet_link, watched.session.start, watched.session.end, email=pairs[HELD_IN_PIECES].mentor.email)
+    google.meet.attend(watched.meet_link, watched.session.start, watched.session.end, email=coordinator.email)
+    # Jonas (an account outside the organisation: not in its directory) meets Priya, a guest.
+    google.meet.attend(met.meet_link, met.session.start, met.session.end, email=pairs[PARTIAL].mentor.email)
+    google.meet.attend(met.meet_link, met.session.start, met.session.end, name=pairs[PARTIAL].mentee.name)
+    world.clock.advance_to(max(watched.session.end, met.session.end) + timedelta(hours=1))
+    world.tick()
+    assert world.record(HELD_IN_PIECES, 1).attended is Attendance.PARTIAL
+    assert world.record(PARTIAL, 1).attended is Attendance.HELD
+    assert google.api_calls("people.people.get") >= 2

@@ -215,3 +215,23 @@ def test_records_are_shown_to_the_organiser_and_not_to_strangers(google, tmp_pat
         client_options={"api_endpoint": google.api_endpoint("meet")},
     )
     assert stranger.conferenceRecords().list().execute() == {}
+
+
+def test_the_directory_gives_the_email_of_a_meet_user_in_the_organisation_only(google, tmp_path):
+    people = build(
+        "people",
+        "v1",
+        credentials=credentials(google, tmp_path, ["https://www.googleapis.com/auth/directory.readonly"]),
+        static_discovery=True,
+        client_options={"api_endpoint": google.api_endpoint("people")},
+    )
+    colleague = google.meet.user_id("maya@example.org").removeprefix("users/")
+    found = people.people().get(resourceName=f"people/{colleague}", personFields="emailAddresses").execute()
+    assert [a["value"] for a in found["emailAddresses"]] == ["maya@example.org"]
+    outsider = google.meet.user_id("zoe@example.net").removeprefix("users/")
+    with pytest.raises(HttpError) as missing:
+        people.people().get(resourceName=f"people/{outsider}", personFields="emailAddresses").execute()
+    assert missing.value.resp.status == 404
+    with pytest.raises(HttpError) as no_fields:
+        people.people().get(resourceName=f"people/{colleague}").execute()
+    assert no_fields.value.resp.status == 400

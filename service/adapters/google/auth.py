@@ -18,6 +18,7 @@ GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"  # optional: checks uncertain sends
 MEET_READ = "https://www.googleapis.com/auth/meetings.space.readonly"  # rooms and who was in them
 MEET_SETTINGS = "https://www.googleapis.com/auth/meetings.space.settings"  # rooms made by Calendar: who may join, recording
+DIRECTORY_READ = "https://www.googleapis.com/auth/directory.readonly"  # optional: Meet user ids -> emails
 
 
 def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own_calendar: bool = False) -> list[str]:
@@ -34,9 +35,10 @@ def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own
     return [scope for needed, scope in wanted if needed]
 
 
-def meet_scopes(*, settings: bool) -> list[str]:
-    """Reading rooms and their conferences; changing a room's settings only if asked."""
-    return [MEET_READ, MEET_SETTINGS] if settings else [MEET_READ]
+def meet_scopes(*, settings: bool, directory: bool = False) -> list[str]:
+    """Reading rooms and their conferences; changing a room's settings, and reading the
+    directory, only if asked."""
+    return [MEET_READ] + [MEET_SETTINGS] * settings + [DIRECTORY_READ] * directory
 
 
 def key_file(configured: Path | None) -> Path | None:

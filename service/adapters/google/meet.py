@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from googleapiclient.errors import HttpError
+
 from ...domain.attendance import Conference, Presence
 from ...domain.ports import Meet, MeetError
 from .api import Backoff, call, classify
@@ -39,10 +41,16 @@ class GoogleMeet(Meet):
         trusted_access: bool = True,
         recording: bool = False,
         transcription: bool = False,
+        people: Callable[[], Any] | None = None,
         backoff: Backoff | None = None,
     ):
+        """`people`: the People API, where the directory may be read: signed-in
+        participants are then known by their email instead of their Meet user id."""
         self._service_factory = service
         self._service = None
+        self._people_factory = people
+        self._people = None
+        self._emails: dict[str, str | None] = {}  # Meet user id -> email, as the directory said
         self.trusted_access = trusted_access
         self.recording = recording
         self.transcription = transcription
@@ -98,7 +106,7 @@ class GoogleMeet(Meet):
         for record in self._pages(records.list, "conferenceRecords", filter=query, pageSize=PAGE):
             presences = []
             for participant in self._pages(participants.list, "participants", parent=record["name"], pageSize=PEOPLE_PAGE):
-                who = _who(participant)
+                who = self._who(participant)
                 for visit in self._pages(visits.list, "participantSessions", parent=participant["name"], pageSize=PEOPLE_PAGE):
                     if "startTime" in visit:
                         presences.append(Presence(who=who, start=_moment(visit["startTime"]), end=_maybe(visit.get("endTime"))))
@@ -122,12 +130,46 @@ class GoogleMeet(Meet):
             failure = classify(error)
             raise MeetError(f"Google Meet: {failure.reason}", setup=failure.setup) from None
 
+    def _who(self, participant: dict[str, Any]) -> str:
+        """A participant's key: the email of someone signed in where the directory says it,
+        else their Meet user id (an id, not an email); the display name of a guest or a
+        caller by phone."""
+        if "signedinUser" in participant:
+            user = participant["signedinUser"].get("user")
+            if not user:
+                return "signed-in:" + participant["signedinUser"].get("displayName", "")
+            return self._email(str(user)) or str(user)
+        return _guest(participant)
 
-def _who(participant: dict[str, Any]) -> str:
-    """A participant's key: the Meet user id of someone signed in (an id, not an email),
-    else the display name of a guest or a caller by phone."""
-    if "signedinUser" in participant:
-        return str(participant["signedinUser"].get("user") or "signed-in:" + participant["signedinUser"].get("displayName", ""))
+    def _email(self, user: str) -> str | None:
+        """users/{id} -> the primary email the directory holds (None: not found there, an
+        account outside the organisation, or no directory to ask)."""
+        if self._people_factory is None:
+            return None
+        if user not in self._emails:
+            if self._people is None:
+                self._people = self._people_factory()
+            person = self._person(user)
+            addresses = (person or {}).get("emailAddresses", [])
+            primary = [a for a in addresses if a.get("metadata", {}).get("primary")] or addresses
+            self._emails[user] = str(primary[0]["value"]).lower() if primary and primary[0].get("value") else None
+        return self._emails[user]
+
+    def _person(self, user: str) -> dict[str, Any] | None:
+        assert self._people is not None
+        request = self._people.people().get(resourceName="people/" + user.removeprefix("users/"), personFields="emailAddresses")
+        try:
+            return call(request, self.backoff)
+        except HttpError as error:
+            if error.resp.status == 404:  # not in the directory: an account outside the organisation
+                return None
+            raise MeetError(f"Google People: {classify(error).reason}", setup=classify(error).setup) from None
+        except Exception as error:
+            failure = classify(error)
+            raise MeetError(f"Google People: {failure.reason}", setup=failure.setup) from None
+
+
+def _guest(participant: dict[str, Any]) -> str:
     if "anonymousUser" in participant:
         return "anonymous:" + participant["anonymousUser"].get("displayName", "")
     if "phoneUser" in participant:

@@ -175,6 +175,7 @@ class MeetBackend:
             "meet.conferenceRecords.participants.list": self.participants_list,
             "meet.conferenceRecords.participants.get": self.participant_get,
             "meet.conferenceRecords.participants.participantSessions.list": self.sessions_list,
+            "people.people.get": self.person_get,
         }
 
     # ------------------------------------------------------------------ controls for tests
@@ -397,6 +398,24 @@ class MeetBackend:
                 item["endTime"] = _stamp(visit.end)
             items.append(item)
         return _page(ctx, "participantSessions", items)
+
+    # ------------------------------------------------------------------ People API (the directory)
+
+    def person_get(self, ctx: Ctx) -> tuple[int, Any]:
+        """people/{id} of a Meet user id: their email, for callers in the same organisation
+        (the directory); anyone else is not found, as an outside account is."""
+        wanted = ctx.params["resourceName"].removeprefix("people/")
+        fields = {f.strip() for f in ctx.params.get("personFields", "").split(",") if f.strip()}
+        if not fields:
+            raise MeetError(400, "badRequest", "personFields mask is required. Please specify one or more valid paths.")
+        for email, user in self.users.items():
+            if user == f"users/{wanted}" and email.rsplit("@", 1)[-1] == ctx.user.rsplit("@", 1)[-1]:
+                person: dict[str, Any] = {"resourceName": f"people/{wanted}", "etag": "%" + _token("person", email)[:12]}
+                if "emailAddresses" in fields:
+                    source = {"type": "DOMAIN_PROFILE", "id": wanted}
+                    person["emailAddresses"] = [{"metadata": {"primary": True, "source": source}, "value": email}]
+                return 200, person
+        raise _not_found(f"people/{wanted}")
 
 
 def _camel(path: str) -> str:

@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeGoogle:
-    """Google Calendar v3 + Gmail v1 + Meet v2 + OAuth 2.0 token endpoint on a loopback port.
+    """Google Calendar v3, Gmail v1, Meet v2 (People v1 for its user ids) and the OAuth 2.0 token endpoint on loopback.
 
     with FakeGoogle() as google:
         key = google.service_account_file(tmp_path / "key.json")
@@ -193,7 +193,7 @@ class FakeGoogle:
         self._thread: threading.Thread | None = None
 
         self.apis: dict[str, tuple[Discovery, Validator]] = {}
-        for name, version in (("calendar", "v3"), ("gmail", "v1"), ("meet", "v2")):
+        for name, version in (("calendar", "v3"), ("gmail", "v1"), ("meet", "v2"), ("people", "v1")):
             discovery = Discovery.load(name, version)
             self.apis[name] = (discovery, Validator(discovery))
         # Longest service path first, so /calendar/v3/ wins over Gmail's empty one.
