@@ -128,7 +128,11 @@ def classify(error: BaseException) -> Failure:
         wait = _retry_after(error)
         until = _retry_time(error)
         if status == 429 or (status == 403 and reason in RATE_LIMITS):
-            return Failure(f"rate limited ({status} {reason})", retry=True, wait=wait, code=reason, until=until, blocks_all=True)
+            # A limit with a time to it (Gmail's daily limits) holds every call until then;
+            # a moment's rate limit is this call's to retry.
+            return Failure(
+                f"rate limited ({status} {reason})", retry=True, wait=wait, code=reason, until=until, blocks_all=until is not None
+            )
         if reason in SETUP or status == 401:
             advice = SETUP.get(reason) or SETUP["authError"]
             return Failure(f"{status} {reason or 'unauthorised'}: {advice}", retry=True, setup=True, code=reason, blocks_all=True)

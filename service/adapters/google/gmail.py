@@ -17,7 +17,7 @@ from ..wire import wire_bytes
 from .api import Backoff, Failure, call, classify
 
 VERIFY_AFTER = timedelta(minutes=10)
-DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"}
+DAILY_LIMITS = {"quotaExceeded", "dailyLimitExceeded"}  # these hold every email, not just this one
 
 
 class GmailMailer(Mailer):
@@ -149,6 +149,7 @@ class GmailConnection(MailConnection):
                 raise MailError(MailError.UNKNOWN, failure.reason) from None
             if failure.blocks_all or failure.code in DAILY_LIMITS:
                 raise _transport_error(error, failure) from None
+            # A moment's rate limit, or a refusal of this message alone.
             raise MailError(MailError.TRANSIENT if failure.retry else MailError.PERMANENT, failure.reason) from None
         self.mailer.confirm_ids(answer.get("id", ""), str(message["Message-ID"]))
 
