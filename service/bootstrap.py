@@ -14,10 +14,12 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import icalendar
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .adapters.filemail import FileMailer
 from .adapters.smtp import SmtpMailer, SmtpSettings
-from .adapters.store import SqlStore, open_store
+from .adapters.store import SqlStore, StateError, open_store
 from .config import ConfigError, Configuration, Problem, load_configuration
 from .config.busyfiles import busy_intervals
 from .config.problems import display
@@ -66,6 +68,17 @@ def read_busy_files(cohort: Cohort, calendars: Mapping[str, icalendar.Calendar],
     return busy
 
 
+def shown(state: str | Path) -> str:
+    """The state as messages show it: a database URL without its password."""
+    text = str(state)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except ArgumentError:
+        return text.rsplit("@", 1)[-1]
+
+
 def default_state(config: Path, purpose: Purpose = Purpose.REAL) -> Path:
     """state/<cohort file name>.sqlite, and a file of its own for rehearsals."""
     suffix = ".rehearsal.sqlite" if purpose is Purpose.REHEARSAL else ".sqlite"
@@ -84,11 +97,11 @@ def claim(store: Store, state: str | Path, purpose: Purpose) -> None:
         store.set_purpose(purpose)
     elif found is not purpose and purpose is Purpose.REAL:
         raise WrongPurpose(
-            f"{state} holds a rehearsal (run --simulate); the real program needs a state of its own: drop --state or give another"
+            f"{shown(state)} holds a rehearsal (run --simulate); the real program needs a state of its own: drop --state or give another"
         )
     elif found is not purpose:
         raise WrongPurpose(
-            f"{state} holds the real program; a rehearsal on it would use up its emails: "
+            f"{shown(state)} holds the real program; a rehearsal on it would use up its emails: "
             f"drop --state (a rehearsal defaults to {Path('state') / '<cohort>.rehearsal.sqlite'}) or give another"
         )
 
@@ -153,12 +166,11 @@ def guard_against_lost_state(store: Store, state: str | Path, cohort: str, *, fr
             seen = {}
         raise LostState(
             f"the cohort {cohort!r} has already run (first on {seen.get('first_run', '?')[:10]}, state at {seen.get('state', '?')}),"
-            f" but the state at {state} is empty: restore it from a backup (mentorship backup), or pass --fresh to start the"
+            f" but the state at {shown(state)} is empty: restore it from a backup (mentorship backup), or pass --fresh to start the"
             " whole program again"
         )
     mark.parent.mkdir(parents=True, exist_ok=True)
-    shown = state if "://" not in str(state) else str(state).split("@")[-1]  # no password from a URL
-    mark.write_text(json.dumps({"cohort": cohort, "state": str(shown), "first_run": now.isoformat()}), encoding="utf-8")
+    mark.write_text(json.dumps({"cohort": cohort, "state": shown(state), "first_run": now.isoformat()}), encoding="utf-8")
 
 
 def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
@@ -167,7 +179,7 @@ def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
         store = open_store(state)
         if not store.try_lock():
             store.close()
-            raise AlreadyRunning(f"another daemon is already working on {state}")
+            raise AlreadyRunning(f"another daemon is already working on {shown(state)}")
         return store, store.close
     path = Path(str(state).removeprefix("sqlite:///")).resolve()  # a symlink to the state locks the state itself
     descriptor = lock_state(path)
@@ -183,17 +195,24 @@ def open_locked_state(state: str | Path) -> tuple[SqlStore, Callable[[], None]]:
 def lock_state(state: Path) -> int:
     """Hold an exclusive lock beside the state for the life of the process, so a second
     daemon on the same state refuses to start."""
-    state.parent.mkdir(parents=True, exist_ok=True)
     path = state.with_name(state.name + ".lock")
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise StateError(f"the state's lock file cannot be made: {error.strerror or type(error).__name__}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(descriptor, 32).decode(errors="replace").strip() or "another process"
         os.close(descriptor)
         raise AlreadyRunning(f"another daemon (pid {holder}) is already running on {state}") from None
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, str(os.getpid()).encode())
+    pid = str(os.getpid()).encode()
+    try:  # written over the last one in place, so a full disk can still take it
+        os.pwrite(descriptor, pid, 0)
+        os.ftruncate(descriptor, len(pid))
+    except OSError:  # it only tells a second daemon who holds the lock
+        os.ftruncate(descriptor, 0)
     return descriptor
 
 

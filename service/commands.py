@@ -51,7 +51,7 @@ def dispatch(args: argparse.Namespace) -> int:
         _print_warnings(exc.warnings)
         return EXIT_CONFIG
     except StateError as exc:
-        print(f"{args.state or 'state'}: {exc}", file=sys.stderr)
+        print(f"{bootstrap.shown(args.state) if args.state else 'state'}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 
@@ -179,14 +179,17 @@ def _run_daemon(args: argparse.Namespace) -> int:
             if web is not None:
                 _keep_serving(controller, simulated, args.http)
         else:
-            print(f"running; state in {state}; stop with Ctrl-C or SIGTERM", flush=True)
+            print(f"running; state in {bootstrap.shown(state)}; stop with Ctrl-C or SIGTERM", flush=True)
             run_forever(controller, clock, watcher.configuration.poll)
     finally:
         if web is not None:
             web.stop()
         release()
     if controller.lost_lock:
-        print(f"stopped: the lock on {state} was lost, so another daemon may be working on it; start again when it is not", file=sys.stderr)
+        print(
+            f"stopped: the lock on {bootstrap.shown(state)} was lost, so another daemon may be working on it; start again when it is not",
+            file=sys.stderr,
+        )
         return EXIT_BUSY
     return EXIT_OK
 

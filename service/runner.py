@@ -19,8 +19,10 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy.exc import OperationalError
 
 from .adapters.clock import SimulatedClock
+from .config.problems import quote
 from .domain.ports import Clock
 from .logs import event, logger
 from .signals import Stopped, on_stop
@@ -62,8 +64,8 @@ def run_forever(controller: Controller, clock: Clock, poll: timedelta) -> None:
             controller.lost_lock = True
             stop.set()
             next_due = None
-        except Exception:  # a bug or an outage must not end the daemon: log, try again later
-            logger.exception(f"tick failed; trying again in {poll}", extra={"event": "tick_failed", "at": now, "fields": {}})
+        except Exception as error:  # a bug or an outage must not end the daemon: log, try again later
+            failed(now, error, f"trying again in {poll}")
             next_due = None
         if stop.is_set():  # a stop that came before the scheduler was running ends it here
             threading.Thread(target=shut_down, daemon=True).start()
@@ -106,6 +108,9 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
             logger.error(f"stopping: {lost}", extra={"event": "lock_lost", "at": clock.now(), "fields": {}})
             controller.lost_lock = True
             return
+        except Exception as error:  # no later tick on a simulated clock: stop, and say why
+            failed(clock.now(), error, "stopping")
+            raise SystemExit(f"stopped: the tick failed ({outage(error) or type(error).__name__}); nothing is lost, run again") from None
         if next_due is None or (until is not None and next_due > until):
             return
         clock.advance_to(next_due)
@@ -113,3 +118,24 @@ def run_simulated(controller: Controller, clock: SimulatedClock, until: datetime
 
 def abandoned(now: datetime) -> None:
     event(now, "stopped_reading", "stopping while reading a configuration edit; it was not applied")
+
+
+def failed(now: datetime, error: Exception, then: str) -> None:
+    """Log a failed tick: an outage in one line, a bug with its traceback."""
+    extra = {"event": "tick_failed", "at": now, "fields": {}}
+    cause = outage(error)
+    if cause:
+        logger.error(f"tick failed: {cause}; {then}", extra=extra)
+    else:
+        logger.exception(f"tick failed; {then}", extra=extra)
+
+
+def outage(error: Exception) -> str | None:
+    """What went wrong, when it is the world and not the code: the state's database (a
+    full disk, a dropped connection) or a file the daemon writes."""
+    if isinstance(error, OperationalError):
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        return f"the state could not be read or written: {quote(reason, bare=True, limit=80)}"
+    if isinstance(error, OSError):
+        return f"a file could not be read or written: {error.strerror or type(error).__name__}"
+    return None

@@ -10,7 +10,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
-from ..domain.ports import MailConnection, Mailer
+from ..domain.ports import MailConnection, Mailer, MailError
 from .wire import addresses, date_of, wire_bytes
 
 
@@ -27,7 +27,10 @@ class FileMailer(Mailer, MailConnection):
 
     @contextmanager
     def connect(self) -> Iterator[MailConnection]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _unwritable(error) from None
         yield self
 
     def ready(self) -> None:
@@ -39,15 +42,26 @@ class FileMailer(Mailer, MailConnection):
         recipient = addresses(message)[1]
         final = self.folder / f"{date:%Y%m%dT%H%M}-{_safe(recipient)}-{token}.eml"
         temporary = self.folder / f".{token}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(wire_bytes(message))
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = wire_bytes(message)
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:  # a full disk, say: no message file was made, none half-made is left
+            temporary.unlink(missing_ok=True)
+            raise _unwritable(error) from None
         os.replace(temporary, final)
         _fsync_folder(self.folder)
 
     def was_sent(self, message_id: str) -> bool:
         return any(self.folder.glob(f"*-{_token(message_id)}.eml"))
+
+
+def _unwritable(error: OSError) -> MailError:
+    """The folder refuses files (full, read-only): the transport is down, not the message."""
+    reason = f"the outbox folder cannot be written ({error.strerror or type(error).__name__})"
+    return MailError(MailError.TRANSIENT, reason, transport=True)
 
 
 def _token(message_id: str) -> str:

@@ -82,7 +82,7 @@ class SmtpConnection(MailConnection):
         try:
             self.client = self.mailer.open()
         except smtplib.SMTPAuthenticationError as exc:
-            reason = f"the mail server refused the login: login refused (SMTP {exc.smtp_code}): {_text(exc.smtp_error)}"
+            reason = f"the mail server refused the login: login refused (SMTP {exc.smtp_code}): {self._said(exc.smtp_error)}"
             raise MailError(MailError.TRANSIENT, reason, transport=True) from None
         except ssl.SSLCertVerificationError as exc:
             reason = f"the mail server {s.host}:{s.port} shows a certificate that is not trusted ({exc.verify_message})"
@@ -120,14 +120,25 @@ class SmtpConnection(MailConnection):
                 kind = MailError.UNKNOWN  # a garbled reply to the message itself
             else:
                 kind = MailError.PERMANENT if 500 <= exc.smtp_code < 600 else MailError.TRANSIENT
-            raise MailError(kind, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from None
+            raise MailError(kind, f"SMTP {exc.smtp_code}: {self._said(exc.smtp_error)}") from None
         except smtplib.SMTPNotSupportedError as exc:
             self._drop()
-            raise MailError(MailError.PERMANENT, f"the server cannot take this message: {exc}") from None
+            raise MailError(MailError.PERMANENT, f"the server cannot take this message: {self._said(str(exc))}") from None
         except (smtplib.SMTPException, OSError) as exc:  # timeouts are OSErrors too
             self._drop()
             kind = MailError.UNKNOWN if phase == "data" else MailError.TRANSIENT
-            raise MailError(kind, f"connection lost during {phase}: {exc or type(exc).__name__}") from None
+            raise MailError(kind, f"connection lost during {phase}: {self._said(str(exc)) or type(exc).__name__}") from None
+
+    def _said(self, text: bytes | str) -> str:
+        """What the server said, as our records keep it: cut short, and with the login's
+        user name and password taken out, should the server repeat them."""
+        said = _text(text)
+        s = self.mailer.settings
+        for variable in (s.username_env, s.password_env):
+            secret = os.environ.get(variable) if variable else None
+            if secret and len(secret) >= 3:
+                said = said.replace(secret, "…")
+        return said if len(said) <= SAID_CHARS else said[:SAID_CHARS] + "…"
 
     def close(self) -> None:
         if self.client is not None:
@@ -144,6 +155,9 @@ class SmtpConnection(MailConnection):
             except OSError:
                 pass
         self.client = None
+
+
+SAID_CHARS = 200  # of a server's reply, kept in an error
 
 
 class MissingSecret(Exception):

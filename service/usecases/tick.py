@@ -37,7 +37,9 @@ class Controller:
         given, changed = deps.source.current()
         if not self.recovered:
             recover_in_flight(deps, now)
-            self.recovered = True
+        # Until this tick ends well: one cut short by an error (a full disk, a dropped
+        # database connection) may leave a message `sending`, which the next tick settles.
+        self.recovered = False
         if changed or self.inputs is None:
             self.inputs = in_force(deps, given, now)
         requested = apply_requests(deps, self.inputs, now)
@@ -61,6 +63,7 @@ class Controller:
         if not sent.down and plan_digest(deps, inputs, self.attention(now), now):
             sent = send_due(deps, inputs, now)
         deps.store.record_tick(now)
+        self.recovered = True
         next_due = deps.store.next_due()
         reading = next_reading(deps) if reads else None
         if reading is not None and (next_due is None or reading < next_due):
