@@ -55,10 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mentorship", description="Run mentorship programs by themselves.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, *, folder: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(command=name)
-        sub.add_argument("--config", type=Path, required=True, help="the cohort file (YAML)")
+        sub.set_defaults(command=name, cohorts=None, cohort=None)
+        if folder:  # one cohort file, or a folder of them
+            which = sub.add_mutually_exclusive_group(required=True)
+            which.add_argument("--config", type=Path, help="the cohort file (YAML)")
+            which.add_argument("--cohorts", type=Path, metavar="DIR", help="every *.yaml cohort file in this folder")
+        else:
+            sub.add_argument("--config", type=Path, required=True, help="the cohort file (YAML)")
         sub.add_argument("--pairings", type=Path, help="pairings file (CSV or YAML); overrides the cohort file's")
         return sub
 
@@ -69,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     preview = command("preview", "write every email of the program to a folder, to read in a browser")
     preview.add_argument("--out", type=Path, required=True, help="folder for index.html and the .eml files")
     preview.add_argument("--pair", help="only this pair's emails")
-    run = command("run", "run the daemon: book, send and watch until stopped")
+    run = command("run", "run the daemon: book, send and watch until stopped", folder=True)
     run.add_argument(
         "--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite, or .rehearsal.sqlite with --simulate)"
     )
@@ -78,8 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--outbox", type=Path, help="write mail as .eml files to this folder instead")
     run.add_argument("--fresh", action="store_true", help="start the whole program again on an empty state, though it has run before")
     run.add_argument("--log-format", choices=("text", "json"), default="text", help="readable lines, or one JSON object per line")
+    run.add_argument(
+        "--lease", type=_duration, default=timedelta(seconds=30), help="--cohorts on PostgreSQL: how long a replica holds a cohort"
+    )
     run.add_argument("--http", metavar="HOST:PORT", help="also serve the web pages (dashboard, participant links), e.g. 127.0.0.1:8080")
-    status = command("status", "show each pair's sessions and emails, and what needs attention")
+    status = command("status", "show each pair's sessions and emails, and what needs attention", folder=True)
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
     health = command("health", "exit 0 if the daemon finished a tick lately, 1 if not (for container health checks)")
@@ -123,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")
     auth.add_argument("--token", type=Path, default=Path("secrets/google-token.json"), help="login: where to keep the token")
+    for sub in (plan, status, health, changes, approve, withdraw, release, reschedule, resolve, resend, history, export):
+        sub.add_argument("--cohort", metavar="NAME", help="where the state holds several cohorts (run --cohorts): this one")
     for sub in (plan, preview, run, status, health, changes, approve, history, export):
         sub.add_argument("--now", type=_moment, help="act as if it were this moment (default: now)")
     return parser

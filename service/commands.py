@@ -130,6 +130,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_daemon(args: argparse.Namespace) -> int:
     configure_logs(args.log_format)
+    if args.cohorts is not None:
+        return _run_cohorts(args)
     purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
     state = args.state or str(bootstrap.default_state(args.config, purpose))
     simulated = SimulatedClock(args.now or SystemClock().now()) if args.simulate else None
@@ -191,6 +193,30 @@ def _run_daemon(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BUSY
+    return EXIT_OK
+
+
+def _run_cohorts(args: argparse.Namespace) -> int:
+    """`run --cohorts DIR`: every cohort in the folder, in one process; on PostgreSQL,
+    beside other replicas that share the cohorts through leases."""
+    from .fleet import Fleet, Settings, default_state, make_claims, replica_name
+
+    if args.http or args.pairings:
+        print("not starting: --http and --pairings work with one cohort (--config), not with --cohorts", file=sys.stderr)
+        return EXIT_CONFIG
+    purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
+    state = args.state or str(default_state(args.cohorts))
+    start = (args.now or SystemClock().now()) if args.simulate else None
+    settings = Settings(
+        folder=args.cohorts, state=state, purpose=purpose, start=start, outbox=args.outbox, lease=args.lease, fresh=args.fresh
+    )
+    fleet = Fleet(settings, replica_name())
+    fleet.check()  # every cohort file valid, or ConfigError: nothing booked or sent
+    shown = state.split("@")[-1]  # no password from a URL
+    print(f"running {len(fleet.loaded)} cohorts as {fleet.owner}; state in {shown}; stop with Ctrl-C or SIGTERM", flush=True)
+    fleet.run(make_claims(state, fleet.owner, args.lease))
+    if args.simulate:
+        print(f"{len(fleet.finished)} cohorts finished")
     return EXIT_OK
 
 
@@ -267,10 +293,47 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.cohorts is not None:
+        return _status_of_cohorts(args)
     report = _report(args)
     if report is None:
         return EXIT_CONFIG
     print(views.status_json(report) if args.format == "json" else views.status_table(report))
+    return EXIT_OK
+
+
+def _status_of_cohorts(args: argparse.Namespace) -> int:
+    """`status --cohorts DIR`: each cohort of a state holding several, and all together."""
+    from .fleet import cohort_files, default_state, open_cohort
+
+    state = args.state or str(default_state(args.cohorts))
+    found, problems = cohort_files(args.cohorts)
+    if problems:
+        raise ConfigError(problems)
+    now = args.now or SystemClock().now()
+    reports: dict[str, dict | None] = {}
+    for name, path in found.items():
+        inputs = bootstrap.load_inputs(path)
+        store = open_cohort(state, name)
+        if store is None:
+            reports[name] = None
+            continue
+        try:
+            reports[name] = status_report(inputs, store, now=now)
+        finally:
+            store.close()
+    totals: dict[str, int] = {}
+    for report in reports.values():
+        for key, count in (report or {}).get("totals", {}).items():
+            totals[key] = totals.get(key, 0) + count
+    if args.format == "json":
+        print(json.dumps({"cohorts": reports, "totals": totals}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for name, report in reports.items():
+        print(f"== cohort {name} ==")
+        print(views.status_table(report) if report else "not started yet")
+        print()
+    print(f"all {len(reports)} cohorts: " + (", ".join(f"{count} {key}" for key, count in sorted(totals.items())) or "nothing yet"))
     return EXIT_OK
 
 
@@ -439,6 +502,14 @@ def _queue(store: Store, kind: RequestKind, request: dict[str, str], args: argpa
 
 
 def _existing_state(args: argparse.Namespace) -> Store | None:
+    if getattr(args, "cohort", None):  # one cohort of a state that holds several: its file is DIR/NAME.yaml
+        from .fleet import default_state, open_cohort
+
+        state = args.state or str(default_state(args.config.parent))
+        store = open_cohort(state, args.cohort)
+        if store is None:
+            print(f"no cohort {args.cohort} in {state}: the daemon has not run it yet", file=sys.stderr)
+        return store
     state = args.state or str(bootstrap.default_state(args.config))
     if "://" not in state and not Path(state).exists():
         print(f"no state at {state}: the daemon has not run yet", file=sys.stderr)

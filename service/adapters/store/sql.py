@@ -34,6 +34,7 @@ from ...domain.ports import Alert, HeldChange, Purpose, Store
 from ...domain.requests import Request, RequestKind
 from ...domain.stages import Stage
 from . import schema
+from .leases import Fence, cohort_engine
 from .schema import audit, messages, pairs, requests, sessions
 
 
@@ -41,16 +42,17 @@ class StateError(Exception):
     """The state cannot be opened: a plain sentence, without the database's own words."""
 
 
-def open_store(url_or_path: str | Path) -> SqlStore:
+def open_store(url_or_path: str | Path, *, cohort: str | None = None) -> SqlStore:
     """A store at a SQLite path (created with its folder) or a PostgreSQL URL; StateError
-    when it is neither, or holds something else."""
+    when it is neither, or holds something else. With `cohort`, on PostgreSQL: that
+    cohort's schema of a database that holds several."""
     text = str(url_or_path)
     if text.startswith("sqlite:///"):
         text = text.removeprefix("sqlite:///")
     if "://" in text:
         if not text.startswith(("postgresql://", "postgresql+psycopg://")):
             raise StateError("the state is a SQLite file path or a postgresql+psycopg:// URL")
-        engine = create_engine(text, future=True)
+        engine = create_engine(text, future=True) if cohort is None else cohort_engine(text, cohort)
     else:
         path = Path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,7 @@ class SqlStore(Store):
     def __init__(self, engine: Engine):
         self.engine = engine
         self._lock: Connection | None = None
+        self.fence: Fence | None = None  # a replica's lease on this cohort, checked with every effect
 
     def migrate(self) -> int:
         with self.engine.begin() as connection:
@@ -111,6 +114,8 @@ class SqlStore(Store):
         self.engine.dispose()
 
     def lock_held(self) -> bool:
+        if self.fence is not None:
+            return self.fence.live()
         if self._lock is None:
             return True  # SQLite: the lock is a file the process holds
         try:
@@ -210,6 +215,7 @@ class SqlStore(Store):
     def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
         """The calendar now shows `sequence` of this session (None: the event was removed)."""
         with self.engine.begin() as connection:
+            self._fenced(connection)
             values: dict = {"event_sequence": sequence}
             if event is not None:
                 values.update(_event_values(event))
@@ -637,6 +643,8 @@ class SqlStore(Store):
             for index, row in enumerate(rows)
         ]
         with self.engine.begin() as connection:
+            if event_name == "sending":
+                self._fenced(connection)
             changed = connection.execute(statement, parameters).rowcount
             if changed != len(rows):  # the transaction is rolled back: none changed
                 raise RuntimeError(
@@ -659,6 +667,8 @@ class SqlStore(Store):
 
     def _transition(self, row: MessageRow, expected: State, now: datetime, event_name: str, **values) -> None:
         with self.engine.begin() as connection:
+            if event_name == "sending":
+                self._fenced(connection)
             result = connection.execute(
                 update(messages).where(_key(row.key), messages.c.state == expected.value).values(updated_at=now, **values)
             )
@@ -675,6 +685,12 @@ class SqlStore(Store):
                 revision=row.revision,
                 **{k: str(v) for k, v in detail.items()},
             )
+
+    def _fenced(self, connection: Connection) -> None:
+        """Where replicas share the database: in the transaction of an effect, that this
+        replica still holds the cohort's lease under its token (LeaseLost if not)."""
+        if self.fence is not None:
+            self.fence.check(connection)
 
     def latest_activity(self) -> datetime | None:
         """When the last effect was recorded (a simulated clock resumes from there)."""
