@@ -135,7 +135,8 @@ def test_a_participant_moves_a_session_from_a_real_email(served, page):
     chosen = options.nth(1).locator("b").inner_text()
     before = len(served.emails())
     options.nth(1).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Moving your session")
+    # Queued; the daemon looks every two seconds and may have moved it by the time the page shows.
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Moving your session|This session has changed"))
     until_shown(page, link, "This session has changed")  # the link, used, now says where the session went
     assert chosen in page.content()
     deadline = time.monotonic() + 30
@@ -160,7 +161,7 @@ def test_withdrawing_asks_for_a_confirmation_first(served, page):
     expect(page.get_by_role("heading", level=1)).to_have_text("Can't make session 2?")
     page.get_by_role("link", name="I need to withdraw from the program").click()
     page.get_by_role("button", name="Yes, withdraw me").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Withdrawing")
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Withdrawing|You have left the program"))
     until_shown(page, link, "You have left the program")
 
 
