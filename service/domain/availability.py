@@ -87,15 +87,23 @@ def stretched_spans(pattern: WorkingPattern, first: date, last: date, minutes: i
     spans = list(working_spans(pattern, first, last))
     if minutes <= 0:
         return tuple(spans)
+    bounds = _waking_hours(pattern.timezone, first, last)
     for i, span in enumerate(spans):
-        day = date.fromordinal(span.day)
         start, end = span.start, span.end
+        earliest, latest = bounds[span.day - first.toordinal()]
         if i == 0 or spans[i - 1].day != span.day:  # the day's first period
-            start = min(start, max(start - minutes, to_minutes(local_moment(day, EARLIEST, pattern.timezone))))
+            start = min(start, max(start - minutes, earliest))
         if i + 1 == len(spans) or spans[i + 1].day != span.day:  # the day's last period
-            end = max(end, min(end + minutes, to_minutes(local_moment(day, LATEST, pattern.timezone))))
+            end = max(end, min(end + minutes, latest))
         spans[i] = DaySpan(start, end, span.day_start, span.day_end, span.day)
     return tuple(spans)
+
+
+@lru_cache(maxsize=256)
+def _waking_hours(timezone: str, first: date, last: date) -> tuple[tuple[int, int], ...]:
+    """EARLIEST and LATEST of each local day from `first` to `last`, in UTC minutes."""
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return tuple((to_minutes(local_moment(d, EARLIEST, timezone)), to_minutes(local_moment(d, LATEST, timezone))) for d in days)
 
 
 def outside(start: int, length: int, day_start: int, day_end: int) -> tuple[int, int]:
