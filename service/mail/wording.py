@@ -21,6 +21,9 @@ def deleted_by_hand(number: int) -> str:
     return f"Session {number} was deleted in Google Calendar; it was not booked again."
 
 
+ATTENDANCE_NEWS = "Google Meet of"  # how every note about a session's attendance starts
+
+
 def session_missed(number: int, pair_id: str, *, rebook_link: bool) -> str:
     """Nobody came to a session's Meet."""
     how = (
@@ -28,11 +31,11 @@ def session_missed(number: int, pair_id: str, *, rebook_link: bool) -> str:
         if rebook_link
         else f"to book it again: `mentorship reschedule {pair_id} --session {number} --auto` (or --at TIME)"
     )
-    return f"Nobody joined the Google Meet of session {number}; both were sent a short note, and {how}."
+    return f"{ATTENDANCE_NEWS} session {number}: nobody joined; both were sent a short note, and {how}."
 
 
 def session_partial(number: int) -> str:
-    return f"Only one of them joined the Google Meet of session {number} (or they were not there together long); you may want to ask."
+    return f"{ATTENDANCE_NEWS} session {number}: only one of them joined, or they were not there together long; you may want to ask."
 
 
 def meet_down(reason: str) -> str:

@@ -39,7 +39,9 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
     """Read the rooms of sessions whose time to be read has come. Returns whether any
     session's attendance was settled (the emails that follow from it are then planned)."""
     store, cohort = deps.store, inputs.cohort
-    due = [record for record in store.sessions() if _due(record, now)]
+    records = store.sessions()
+    _forget_old_news(deps, records)
+    due = [record for record in records if _due(record, now)]
     if not due:
         return False
     pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in due})
@@ -100,6 +102,16 @@ def _waiting(record: SessionRecord) -> bool:
 
 def _due(record: SessionRecord, now: datetime) -> bool:
     return _waiting(record) and now >= attendance.due(record.session, record.attendance_read_at)
+
+
+def _forget_old_news(deps: Deps, records: list[SessionRecord]) -> None:
+    """A session booked again since Meet was read has not happened yet: what the
+    coordinator was told about its attendance no longer stands."""
+    told = {(a.pair_id, a.session) for a in deps.store.alerts() if a.text.startswith(wording.ATTENDANCE_NEWS)}
+    for record in records:
+        key = (record.session.pair_id, record.session.number)
+        if key in told and record.attended is None:
+            deps.store.set_alert(*key, None)
 
 
 def _alert(found: Attendance, pair_id: str, number: int, deps: Deps) -> str | None:

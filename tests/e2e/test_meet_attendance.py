@@ -162,10 +162,10 @@ def test_held_partial_and_missed_sessions_are_read_from_meet_and_the_right_email
     assert all("did not take place" not in text_of(m) for m in world.mail(HELD_IN_PIECES, Stage.HOMEWORK_CHECKIN))
     # The coordinator is told, in status and the digest.
     items = [item["summary"] for item in world.controller.attention(world.clock.now())]
-    assert any("Nobody joined the Google Meet of session 1" in s and f"reschedule {MISSED}" in s for s in items)
-    assert any("Only one of them joined the Google Meet of session 1" in s for s in items)
+    assert any("Google Meet of session 1: nobody joined" in s and f"reschedule {MISSED}" in s for s in items)
+    assert any("Google Meet of session 1: only one of them joined" in s for s in items)
     digests = [m for m in google.sent_mail() if m["To"].addresses[0].addr_spec == "renata.alves@example.org"]
-    assert any("Nobody joined the Google Meet" in text_of(m) for m in digests)
+    assert any("Google Meet of session 1: nobody joined" in text_of(m) for m in digests)
     # Status, its JSON and the export show each session's attendance.
     report = status_report(world.watcher.current()[0], world.store, now=world.clock.now())
     assert report["attendance"] == {"held": len(found) - 2, "missed": 1, "partial": 1}

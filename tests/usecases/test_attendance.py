@@ -131,4 +131,6 @@ def test_a_missed_session_can_be_moved_though_its_time_has_passed_and_a_held_one
     # The session as it is now has not happened yet: it is read again after its new time.
     moved = first(deps, "jonas-priya")
     assert moved.session.start > at and moved.attended is None and moved.sequence == 1
+    read_attendance(deps, meet, inputs, at)  # what the coordinator was told no longer stands
+    assert [a for a in deps.store.alerts() if a.pair_id == "jonas-priya"] == []
     assert next_reading(deps) is not None and next_reading(deps) <= moved.session.end + timedelta(hours=1)
