@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from ..domain.model import WEEKDAY_NAMES, TimeRange
-from . import zones
 from .limits import EARLIEST_PROGRAM_DATE, LATEST_PROGRAM_DATE, MAX_OFFSET_DAYS, WINDOW_MARGIN_DAYS
 from .problems import quote
 
@@ -60,6 +59,8 @@ def email(value: str) -> str:
 def timezone(value: str) -> str:
     """An IANA time zone, in any letter case or a spelling that names one zone (see
     zones.py); the pairings loader uses zones.read itself to warn about the spelling."""
+    from . import zones  # on first use: a failing file is refused without it
+
     return zones.read(value).name
 
 

@@ -10,16 +10,19 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import icalendar
 
 from ..domain.model import Pair, Person, WorkingPattern
-from . import busyfiles, fields, files, publicholidays, zones
+from . import busyfiles, fields, files, publicholidays
 from .limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ICS_BYTES, MAX_PAIRINGS_BYTES, MAX_ROWS, MAX_YAML_PAIRINGS_BYTES
 from .problems import Problem, display, errors, quote, read_text, warning
 from .publicholidays import HolidayRules
 from .yamlfile import load_yaml
+
+if TYPE_CHECKING:  # read on first use: a file refused early never needs the zone tables
+    from .zones import Zone
 
 REQUIRED = ("mentor_name", "mentor_email", "mentee_name", "mentee_email")
 PERSONAL = ("timezone", "hours", "days", "blackout", "busy_ics", "linkedin", "country")
@@ -387,7 +390,7 @@ class _Builder:
         self.calendars = calendars
         self.present = present  # the columns the file has: a missing one is reported once, for the header
         # Gathered for one warning each at the end.
-        self.zones_read: dict[str, tuple[zones.Zone, list[int]]] = {}  # spelling -> zone, lines
+        self.zones_read: dict[str, tuple[Zone, list[int]]] = {}  # spelling -> zone, lines
         self.default_zone: dict[str, tuple[str, int]] = {}  # people given the cohort's zone: email -> name, line
         self.no_holidays: dict[str, tuple[str, int]] = {}  # people whose public holidays are not known
         self.unreadable: dict[str, str] = {}  # .ics files already refused, with why
@@ -458,7 +461,7 @@ class _Builder:
             linkedin=linkedin,
             busy_calendar=busy_ics,
             video_link=video_link,
-            country=given_country or zones.country_of(timezone),
+            country=given_country or _country_of(timezone),
         )
         person = self._same_as_before(row, role, found)
         if person is not None and self.people[person.email][1] is row:  # seen for the first time
@@ -467,7 +470,9 @@ class _Builder:
         return person
 
     def _zone(self, text: str, line: int) -> str:
-        zone = zones.read(text)
+        from .zones import read
+
+        zone = read(text)
         if zone.read_as:
             spelling = " ".join(text.split())
             self.zones_read.setdefault(spelling, (zone, []))[1].append(line)
@@ -604,3 +609,9 @@ def _listed(people: list[tuple[str, int]]) -> str:
     if len(people) > 5:
         return ", ".join(shown) + f" and {len(people) - 5} more"
     return ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _country_of(zone: str) -> str | None:
+    from .zones import country_of
+
+    return country_of(zone)
