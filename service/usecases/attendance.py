@@ -30,7 +30,9 @@ def prepare_rooms(deps: Deps, meet: Meet, now: datetime) -> None:
             space = meet.space(record.meet_link)
         except MeetError as error:
             _unreachable(deps, error, now, f"cannot look up the Meet room of session {session.number} of {session.pair_id}")
-            return
+            if error.setup:  # Meet as a whole refuses: the others would fail alike
+                return
+            continue  # this link only: its attendance is then read by meeting code
         deps.store.set_meet_space(session.pair_id, session.number, space)
         event(now, "meet_room", f"meet: session {session.number} of {session.pair_id} has room {space}", pair=session.pair_id)
 
@@ -54,10 +56,12 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
             conferences = meet.conferences(record.meet_space or str(record.meet_link), first, min(last, now))
         except MeetError as error:
             _unreachable(deps, error, now, f"cannot read who came to session {session.number} of {session.pair_id}")
-            # Asked, in vain: this session and those still waiting are tried again a day later.
-            for waiting in due[due.index(record) :]:
+            # Asked, in vain: tried again a day later; when Meet as a whole refuses, so are the others.
+            for waiting in due[due.index(record) :] if error.setup else [record]:
                 store.record_attendance(waiting.session.pair_id, waiting.session.number, waiting.sequence, None, now)
-            return settled
+            if error.setup:
+                return settled
+            continue
         if pair is None:  # no longer known: nothing to decide for
             store.record_attendance(session.pair_id, session.number, record.sequence, None, now)
             continue

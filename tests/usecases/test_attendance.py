@@ -24,11 +24,14 @@ class ScriptedMeet:
     def __init__(self):
         self.conferences_by_room: dict[str, list[Conference]] = {}
         self.failure: MeetError | None = None
+        self.unknown: set[str] = set()  # links whose room Meet does not find
         self.asked: list[str] = []
 
     def space(self, link: str) -> str:
         if self.failure:
             raise self.failure
+        if link in self.unknown:
+            raise MeetError("Google Meet: 404 : Requested entity was not found.")
         return "spaces/" + link.rsplit("/", 1)[-1]
 
     def conferences(self, space: str, start: datetime, end: datetime) -> list[Conference]:
@@ -46,7 +49,7 @@ def booked_on_google(deps):
     reconcile(deps, inputs, NOW)
     for record in deps.store.sessions():
         session = record.session
-        link = f"https://meet.google.com/{session.pair_id[:3]}-room-{session.number}"
+        link = f"https://meet.google.com/{session.pair_id.replace('-', '')}-room-{'ab'[session.number - 1]}"
         seen = CalendarEvent(
             event_id=event_id(inputs.cohort.name, session.pair_id, session.number),
             start=session.start,
@@ -134,3 +137,15 @@ def test_a_missed_session_can_be_moved_though_its_time_has_passed_and_a_held_one
     read_attendance(deps, meet, inputs, at)  # what the coordinator was told no longer stands
     assert [a for a in deps.store.alerts() if a.pair_id == "jonas-priya"] == []
     assert next_reading(deps) is not None and next_reading(deps) <= moved.session.end + timedelta(hours=1)
+
+
+def test_a_room_meet_does_not_find_holds_up_no_other_and_is_read_by_its_meeting_code(deps):
+    inputs = booked_on_google(deps)
+    meet = ScriptedMeet()
+    lost = first(deps, "maya-zoe")
+    meet.unknown.add(str(lost.meet_link))
+    prepare_rooms(deps, meet, NOW)
+    spaces = {(r.session.pair_id, r.session.number): r.meet_space for r in deps.store.sessions()}
+    assert spaces.pop(("maya-zoe", 1)) is None and all(spaces.values())
+    read_attendance(deps, meet, inputs, lost.session.end + timedelta(hours=1))
+    assert str(lost.meet_link) in meet.asked and first(deps, "maya-zoe").attended is Attendance.MISSED
