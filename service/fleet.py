@@ -168,7 +168,8 @@ class Fleet:
         self.stop = threading.Event()
         self.claims: Claims = AloneClaims()
         self.workers: dict[str, Worker] = {}
-        self.present: dict[str, Path] = {}  # the cohort files in the folder now
+        self.present: dict[str, Path] = {}  # the cohort files in the folder now, those that could start
+        self.files: set[str] = set()  # every cohort file in the folder now
         self.seen: dict[str, tuple[int, int]] = {}  # name -> (mtime, size) at the last scan
         self.broken: dict[str, tuple[int, int]] = {}  # files that failed to start, until they change
         self.loaded: dict[str, tuple[Configuration, Inputs]] = {}  # checked at start, used once
@@ -241,11 +242,12 @@ class Fleet:
             if problem.file not in {display(p) for p in self.present.values()}:
                 event(SystemClock().now(), "cohort_file_ignored", str(problem), level=logging.WARNING)
         marks = {name: _mark(path) for name, path in found.items()}
-        for name in set(self.present) - set(found):
+        for name in set(self.files) - set(found):
             event(SystemClock().now(), "cohort_held", f"cohort {name}: its file was removed; its work is held until it comes back")
-        for name in set(found) - set(self.present):
+        for name in set(found) - set(self.files):
             if name in self.seen:
                 event(SystemClock().now(), "cohort_back", f"cohort {name}: its file is back")
+        self.files = set(found)
         self.broken = {name: mark for name, mark in self.broken.items() if marks.get(name) == mark}
         self.claims.add(sorted(found))
         with self._lock:
@@ -319,8 +321,15 @@ class Fleet:
             else:
                 watcher = bootstrap.ConfigWatcher.start(path, None, clock)
             store, release = self._open(name)
-        except (ConfigError, bootstrap.AlreadyRunning, bootstrap.StateError) as error:
+        except ConfigError as error:
             self._broken(name, path, token, str(error).splitlines()[0] if str(error) else type(error).__name__)
+            return
+        except (bootstrap.AlreadyRunning, bootstrap.StateError) as error:
+            if not is_database(settings.state):  # a file locked by another process, or not a database
+                self._broken(name, path, token, str(error))
+                return
+            event(clock.now(), "cohort_not_opened", f"cohort {name}: {error}; giving it back for now", level=logging.WARNING)
+            self._give_back_lease(name, token)  # the database is away: claimed again later
             return
         except Exception as error:  # the database is away: given back, claimed again later
             failed(clock.now(), error, f"cohort {name}: giving it back for now")
