@@ -24,8 +24,11 @@ SEED = 1  # draws people in all twelve zones
 
 
 def _add_row(pairings: Path, **values: str) -> None:
+    """A row at the end, under the file's own header."""
+    with pairings.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
     with pairings.open("a", encoding="utf-8", newline="") as handle:
-        csv.DictWriter(handle, fieldnames=COLUMNS).writerow(dict.fromkeys(COLUMNS, "") | values)
+        csv.DictWriter(handle, fieldnames=header).writerow(dict.fromkeys(header, "") | values)
 
 
 @pytest.fixture
