@@ -199,6 +199,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
 def _run_cohorts(args: argparse.Namespace) -> int:
     """`run --cohorts DIR`: every cohort in the folder, in one process; on PostgreSQL,
     beside other replicas that share the cohorts through leases."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .fleet import Fleet, Settings, default_state, make_claims, replica_name
 
     if args.http or args.pairings:
@@ -214,7 +216,12 @@ def _run_cohorts(args: argparse.Namespace) -> int:
     fleet.check()  # every cohort file valid, or ConfigError: nothing booked or sent
     shown = state.split("@")[-1]  # no password from a URL
     print(f"running {len(fleet.loaded)} cohorts as {fleet.owner}; state in {shown}; stop with Ctrl-C or SIGTERM", flush=True)
-    fleet.run(make_claims(state, fleet.owner, args.lease))
+    try:
+        claims = make_claims(state, fleet.owner, args.lease)
+    except SQLAlchemyError as error:
+        print(f"not starting: the state cannot be reached ({type(getattr(error, 'orig', None) or error).__name__})", file=sys.stderr)
+        return EXIT_BUSY
+    fleet.run(claims)
     if args.simulate:
         print(f"{len(fleet.finished)} cohorts finished")
     return EXIT_OK

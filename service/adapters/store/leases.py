@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from ...domain.leases import Lease, LeaseLost
 
 FLEET = "fleet"
 SETUP_LOCK = 0x666C656574  # a transaction's advisory lock: one replica at a time creates schemas
+SETUP_ATTEMPTS = 3
 
 _DDL = (
     f"CREATE SCHEMA IF NOT EXISTS {FLEET}",
@@ -112,10 +114,18 @@ class Leases:
     @classmethod
     def open(cls, url: str, owner: str, lease: timedelta) -> Leases:
         engine = create_engine(url, future=True, pool_pre_ping=True)
-        with engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK})
-            for statement in _DDL:
-                connection.exec_driver_sql(statement)
+        for attempt in range(SETUP_ATTEMPTS):  # a connection the server ends while starting is not the end
+            try:
+                with engine.begin() as connection:
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK})
+                    for statement in _DDL:
+                        connection.exec_driver_sql(statement)
+                break
+            except OperationalError:
+                if attempt == SETUP_ATTEMPTS - 1:
+                    engine.dispose()
+                    raise
+                time.sleep(1)
         return cls(engine, owner, lease)
 
     def close(self) -> None:
