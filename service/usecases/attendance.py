@@ -35,6 +35,7 @@ def prepare_rooms(deps: Deps, meet: Meet, now: datetime) -> None:
             continue  # this link only: its attendance is then read by meeting code
         deps.store.set_meet_space(session.pair_id, session.number, space)
         event(now, "meet_room", f"meet: session {session.number} of {session.pair_id} has room {space}", pair=session.pair_id)
+        _meet_answers(deps)
 
 
 def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bool:
@@ -87,8 +88,7 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
             session=session.number,
             attendance=reading.attendance.value,
         )
-    if any((a.pair_id, a.session) == MEET_ALERT for a in store.alerts()):
-        store.set_alert(*MEET_ALERT, None)
+    _meet_answers(deps)
     return settled
 
 
@@ -125,6 +125,12 @@ def _alert(found: Attendance, pair_id: str, number: int, deps: Deps) -> str | No
     if found is Attendance.PARTIAL:
         return wording.session_partial(number)
     return None
+
+
+def _meet_answers(deps: Deps) -> None:
+    """Meet answered: the note that it cannot be read no longer stands."""
+    if any((a.pair_id, a.session) == MEET_ALERT for a in deps.store.alerts()):
+        deps.store.set_alert(*MEET_ALERT, None)
 
 
 def _unreachable(deps: Deps, error: MeetError, now: datetime, what: str) -> None:

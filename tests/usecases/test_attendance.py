@@ -149,3 +149,15 @@ def test_a_room_meet_does_not_find_holds_up_no_other_and_is_read_by_its_meeting_
     assert spaces.pop(("maya-zoe", 1)) is None and all(spaces.values())
     read_attendance(deps, meet, inputs, lost.session.end + timedelta(hours=1))
     assert str(lost.meet_link) in meet.asked and first(deps, "maya-zoe").attended is Attendance.MISSED
+
+
+def test_meet_refusing_to_look_rooms_up_is_told_until_it_answers(deps):
+    booked_on_google(deps)
+    meet = ScriptedMeet()
+    meet.failure = MeetError("403 insufficientPermissions: the credentials lack a scope", setup=True)
+    prepare_rooms(deps, meet, NOW)
+    assert [a for a in deps.store.alerts() if (a.pair_id, a.session) == MEET_ALERT]
+    assert all(r.meet_space is None for r in deps.store.sessions())
+    meet.failure = None
+    prepare_rooms(deps, meet, NOW)
+    assert all(r.meet_space for r in deps.store.sessions()) and deps.store.alerts() == []
