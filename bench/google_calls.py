@@ -37,6 +37,7 @@ Everything is read from the fake's request log:
    units per pair for the two inserts plus free/busy), with whether each is met.
 
     python bench/google_calls.py [--pairs 500] [--seed 2027]
+    python bench/google_calls.py --gmail-days --pairs 1500   # the busiest Gmail day, before and after the budget
 
 Counts are deterministic for a given seed; times are wall-clock and only for orientation.
 It prints figures and asserts nothing.
@@ -87,6 +88,7 @@ from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.google.calendar import BATCH as BATCH_PARTS
 from service.adapters.store import open_store
 from service.domain.availability import local_moment
+from service.domain.budget import Budget
 from service.domain.calendar import TAG, cohort_tag, event_id
 from service.domain.model import WorkingPattern
 from service.domain.outbox import State
@@ -233,16 +235,17 @@ class DaemonRun:
         return len({r.session.pair_id for r in self.sessions})
 
 
-def run_daemon(google: FakeGoogle, generated: Generated) -> DaemonRun:
+def run_daemon(google: FakeGoogle, generated: Generated, budget: Budget | None = None) -> DaemonRun:
     folder = generated.config.parent
     clock = SimulatedClock(CLOCK_START)
+    google.clock = google.gmail.clock = clock.now  # Gmail's sends stamped with simulated time
     watcher = bootstrap.ConfigWatcher.start(generated.config, None, clock)
     calendar, free_busy, mailer = bootstrap.google_adapters(watcher.configuration)
     quick = Backoff(attempts=6, sleep=lambda seconds: None, rng=random.Random(0))  # no real waiting
     calendar.backoff = free_busy.backoff = mailer.backoff = quick
     store = open_store(folder / "state.sqlite")
     log = LogSample(200)  # a sample, for looking at while changing this script
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy))
+    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, budget=budget))
     asked: list[tuple[int, datetime, datetime]] = []
     busy = free_busy.busy
 
@@ -574,11 +577,73 @@ def _span(delta: timedelta) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
+def busiest_24_hours(sent: Sequence[datetime]) -> tuple[int, datetime | None]:
+    """The most sends in any 24 hours (as Gmail counts), and when that window starts."""
+    times = sorted(sent)
+    best, start, ahead = 0, None, 0
+    for first, at in enumerate(times):
+        ahead = max(ahead, first)
+        while ahead < len(times) and times[ahead] < at + timedelta(hours=24):
+            ahead += 1
+        if ahead - first > best:
+            best, start = ahead - first, at
+    return best, start
+
+
+def gmail_days(pairs: int, seed: int, per_day: int) -> None:
+    """The program's Gmail sends without the daily budget and with it (the defaults):
+    the busiest calendar day, the busiest 24 hours, and whether every email went out."""
+    root = Path(tempfile.mkdtemp(prefix="gmail-days-"))
+    limits = Budget(per_day=per_day, recipients_per_day=per_day * 25 // 18)
+    try:
+        generated = write_google_cohort(root / "cohort", pairs, seed)
+        busy = busy_calendars(generated.people, seed)
+        print(
+            f"{pairs} pairs, {len(generated.people)} people; daily budget {limits.per_day:,} messages, {limits.recipients_per_day:,} recipients"
+        )
+        for label, budget in (("before (no budget)", None), ("after (daily budget)", limits)):
+            state = generated.config.parent / "state.sqlite"
+            state.unlink(missing_ok=True)
+            with FakeGoogle() as google:
+                os.environ[ENDPOINT_VARIABLE] = google.url
+                google.service_account_file(root / "cohort" / "key.json")
+                for email, intervals in busy.items():
+                    google.set_busy(email, intervals)
+                began = perf_counter()
+                daemon = run_daemon(google, generated, budget)
+                seconds = perf_counter() - began
+                stamps = [t for box in google.gmail.sent_at.values() for t in box]
+            day, most = max(daemon.sent_per_day.items(), key=lambda item: (item[1], item[0]))
+            window, start = busiest_24_hours(stamps)
+            over = sum(1 for count in daemon.sent_per_day.values() if count > limits.per_day)
+            print(f"\n{label}:")
+            print(f"  sent {len(stamps):,} emails; messages by state: {dict(sorted(daemon.states.items()))}")
+            print(f"  busiest calendar day: {day} with {most:,} sends; days over {limits.per_day:,}: {over}")
+            print(f"  busiest 24 hours: {window:,} sends from {start:%Y-%m-%d %H:%M} UTC")
+            print(f"  last tick {daemon.last_tick:%Y-%m-%d %H:%M} UTC; {daemon.ticks} ticks; {seconds:.0f} s")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--gmail-days", action="store_true", help="only the busiest Gmail day, without and with the daily budget")
+    parser.add_argument(
+        "--daily-limit", type=int, default=1800, help="--gmail-days: the budget's messages a day (scaled down for small runs)"
+    )
     args = parser.parse_args()
+    if args.gmail_days:
+        saved = os.environ.get(ENDPOINT_VARIABLE)
+        try:
+            gmail_days(args.pairs, args.seed, args.daily_limit)
+        finally:
+            if saved is None:
+                os.environ.pop(ENDPOINT_VARIABLE, None)
+            else:
+                os.environ[ENDPOINT_VARIABLE] = saved
+        return
     began = perf_counter()
     saved = os.environ.get(ENDPOINT_VARIABLE)
     root = Path(tempfile.mkdtemp(prefix="google-calls-"))
