@@ -74,11 +74,12 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
             min_overlap=cohort.meet.min_overlap,
             pair=[person.email for person in pair.people],
         )
+        if reading is not None:  # the note first: a crash before the reading is kept reads the room again
+            store.set_alert(session.pair_id, session.number, _alert(reading.attendance, session.pair_id, session.number, deps))
         store.record_attendance(session.pair_id, session.number, record.sequence, reading, now)
         if reading is None:
             continue
         settled = True
-        store.set_alert(session.pair_id, session.number, _alert(reading.attendance, session.pair_id, session.number, deps))
         event(
             now,
             "attendance",
