@@ -18,15 +18,20 @@ rebooks and sends the notices.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
+import os
 import random
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -36,19 +41,24 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import Any
 
+import psycopg
+import pytest
 from aiosmtpd.controller import Controller as SmtpController
 
 from service import bootstrap
 from service.adapters.store import open_store
 from service.domain.outbox import State, by_pair, handed_over, wanted_for_pair
 from service.domain.planning import plan_sessions
+from tests.contract.test_store import POSTGRES, postgres_database
 
 ROOT = Path(__file__).parents[2]
 NOW = "2027-02-01T00:00:00+00:00"
 DIGEST = "coordinator_digest"
-KILL_DELAYS = (0.05, 1.5)  # seconds after start: start-up, booking and sending
-SENDING_DELAY = 0.6  # at most this long after a run's first log line: while it sends
+KILL_DELAYS = (0.05, 1.5)  # processor seconds after start: start-up, booking and sending
+SENDING_DELAY = 0.6  # at most this much processor time after a run's first log line: while it sends
+FAULT_GRACE = (0.2, 2.0)  # processor seconds a run goes on after a fault struck, unless it stops by itself
 
 # (mentor zone, mentee zone): default working hours (09:00-17:00, Mon-Fri) overlap in each.
 ZONES = [
@@ -142,6 +152,8 @@ class Crashes:
     stderr: list[str] = field(default_factory=list)  # anything a run wrote to stderr
     sent_went_down: list[str] = field(default_factory=list)
     killed_runs: list[int] = field(default_factory=list)  # the numbers of the runs a kill hit
+    faults: Counter = field(default_factory=Counter)  # faults that struck a running daemon, by kind
+    fault_stops: int = 0  # runs that stopped by themselves because of a fault, saying so
     finished: bool = False
     seconds: float = 0.0
     last_stdout: str = ""
@@ -151,13 +163,18 @@ class Crashes:
         return max(self.runs - 1, 0)
 
     @property
+    def interruptions(self) -> int:
+        """Kills, and faults that struck instead."""
+        return self.kills_during_work + sum(self.faults.values())
+
+    @property
     def kills_mid_send(self) -> int:
         return sum(n for left, n in self.in_flight_at_kill.items() if isinstance(left, int) and left > 0)
 
 
 def crash_until_done(
     command: list[str],
-    state: Path,
+    state: Path | str,
     logs: Path,
     *,
     seed: int,
@@ -166,6 +183,7 @@ def crash_until_done(
     wall_cap: float,
     max_restarts: int = 200,
     between: Callable[[int], None] | None = None,
+    faults: Faults | None = None,
 ) -> Crashes:
     """Start the daemon, SIGKILL it after a seeded random delay, start it again, until
     `kills_wanted` kills hit a running process (or `kill_window` seconds passed); then
@@ -175,7 +193,11 @@ def crash_until_done(
     half from the run's first log line (they land while it sends).
 
     `between`, if given, is called after every run a kill hit, with that run's number
-    (from 1), before the next run starts: the place for a coordinator's edits and commands."""
+    (from 1), before the next run starts: the place for a coordinator's edits and commands.
+
+    `faults`, if given, may strike instead of a kill at the drawn moment (fill the disk,
+    cut a database connection); the run then goes on until it stops by itself or is killed
+    a little later. A run that stops because of a fault must say so, without a traceback."""
     rng = random.Random(seed)
     crashes = Crashes()
     logs.mkdir(parents=True, exist_ok=True)
@@ -185,23 +207,33 @@ def crash_until_done(
         elapsed = time.monotonic() - began
         if elapsed >= wall_cap:
             break
-        killing = crashes.kills_during_work < kills_wanted and elapsed < kill_window
+        killing = crashes.interruptions < kills_wanted and elapsed < kill_window
         from_start = rng.random() < 0.5
         delay = rng.uniform(*KILL_DELAYS) if from_start else rng.uniform(0.0, SENDING_DELAY)
         out, err = logs / f"run{crashes.runs:03d}.out", logs / f"run{crashes.runs:03d}.err"
+        if faults is not None:
+            faults.before(crashes.runs + 1)
         with open(out, "wb") as stdout, open(err, "wb") as stderr:
             started = time.monotonic()
-            process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
+            process = subprocess.Popen(faults.command(command) if faults else command, stdout=stdout, stderr=stderr, cwd=ROOT)
             crashes.runs += 1
             cap = began + wall_cap
-            deadline = min(started + delay, cap) if killing and from_start else cap
+            # Delays count the daemon's processor time, not the wall clock: on a busy
+            # machine a kill still lands at the same point of its work.
+            budget = delay if killing and from_start else float("inf")
             first_line = None
-            while process.poll() is None and time.monotonic() < deadline:
+            while process.poll() is None and time.monotonic() < cap and cpu_seconds(process.pid) < budget:
                 if first_line is None and out.stat().st_size:
                     first_line = time.monotonic() - started
                     if killing and not from_start:
-                        deadline = min(time.monotonic() + delay, cap)
+                        budget = cpu_seconds(process.pid) + delay
                 time.sleep(0.005)
+            struck = None
+            if process.poll() is None and killing and faults is not None and (struck := faults.strike(crashes.runs)):
+                crashes.faults[struck] += 1
+                budget = cpu_seconds(process.pid) + rng.uniform(*FAULT_GRACE)
+                while process.poll() is None and time.monotonic() < cap and cpu_seconds(process.pid) < budget:
+                    time.sleep(0.005)
             if process.poll() is None:
                 process.kill()  # SIGKILL: no handler, no cleanup
             returncode = process.wait()
@@ -230,15 +262,29 @@ def crash_until_done(
                 if sent < sent_before:
                     crashes.sent_went_down.append(f"run {crashes.runs}: {sent_before} -> {sent}")
                 sent_before = sent
-            if between is not None:
+            if between is not None and (faults is None or faults.quiet()):
                 between(crashes.runs)
             continue
         if returncode == 0:
             crashes.finished = True
             break
+        if faults is not None and faults.explains(returncode, problem):
+            crashes.fault_stops += 1
+            if between is not None and faults.quiet():
+                between(crashes.runs)
+            continue
         crashes.exits.append(f"run {crashes.runs} exited with {returncode}")
     crashes.seconds = time.monotonic() - began
     return crashes
+
+
+def cpu_seconds(pid: int) -> float:
+    """Processor time a process has used so far (user and system); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def phase(text: str, counts: dict | None) -> str:
@@ -254,22 +300,189 @@ def phase(text: str, counts: dict | None) -> str:
     return "restart, not sending yet"
 
 
-def state_counts(state: Path) -> dict | None:
-    """Sessions, and message rows per state, read without writing (no checkpoint between
-    a kill and a restart); None when there is nothing to read yet."""
+def read_state(state: Path | str, read: Callable) -> Any:
+    """`read(connection)` on the state, without writing to it (no checkpoint between a
+    kill and a restart): a SQLite file opened read-only, or a PostgreSQL URL. None when
+    there is nothing to read yet (killed before the schema existed)."""
+    if isinstance(state, str):
+        try:
+            with psycopg.connect(state.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as connection:
+                return read(connection)
+        except psycopg.Error:
+            return None
     if not state.exists():
         return None
     try:
-        connection = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        if str(state).startswith("/proc/"):
+            connection = sqlite3.connect(copied(state), timeout=5)
+        else:
+            connection = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
         try:
-            return {
-                "sessions": connection.execute("SELECT count(*) FROM sessions").fetchone()[0],
-                "messages": dict(connection.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
-            }
+            return read(connection)
         finally:
             connection.close()
     except sqlite3.Error:
-        return None  # killed before the schema existed
+        return None
+
+
+def copied(state: Path) -> Path:
+    """A copy of a SQLite state (with its write-ahead log) that no daemon uses, to read. For
+    a state on another mount namespace's disk, reached through /proc/<pid>/root: SQLite
+    resolves that link itself, to our own root, and would open another file."""
+    folder = Path(tempfile.mkdtemp(prefix="state-copy-"))
+    for suffix in ("", "-wal"):
+        source = state.with_name(state.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, folder / source.name)
+    return folder / state.name
+
+
+def state_counts(state: Path | str) -> dict | None:
+    """Sessions, and message rows per state; None when there is nothing to read yet."""
+    return read_state(
+        state,
+        lambda connection: {
+            "sessions": connection.execute("SELECT count(*) FROM sessions").fetchone()[0],
+            "messages": dict(connection.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall()),
+        },
+    )
+
+
+# Faults other than a kill: a full disk, a database connection cut
+
+
+class Faults:
+    """What strikes a running daemon besides SIGKILL. The base strikes nothing."""
+
+    def command(self, command: list[str]) -> list[str]:
+        return command
+
+    def before(self, run: int) -> None:
+        """Called before run number `run` starts."""
+
+    def strike(self, run: int) -> str | None:
+        """At a kill moment: strike instead (return what struck), or None for a kill."""
+        return None
+
+    def quiet(self) -> bool:
+        """Whether the coordinator can work now (their commands write to the state)."""
+        return True
+
+    def explains(self, returncode: int, stderr: str) -> bool:
+        """Whether a run that ended with `returncode` stopped because of a fault, as it should."""
+        return False
+
+
+class SmallDisk(Faults):
+    """A filesystem of its own, small (tmpfs in a private mount namespace, which a user
+    namespace lets any user make): the state and the outbox live on it, and a ballast
+    file fills it until write() fails with ENOSPC, for real, in SQLite and in the file
+    transport alike. Each daemon runs inside the namespace (nsenter); the test reads the
+    files through /proc/<holder>/root."""
+
+    def __init__(self, folder: Path, seed: int, size: str = "64m", chance: float = 0.35):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.rng, self.chance = folder, random.Random(seed), chance
+        script = f"mount -t tmpfs -o size={size},mode=0700 tmpfs {folder} && echo mounted && exec sleep 100000"
+        self.holder = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.holder.stdout is not None
+        line = self.holder.stdout.readline()
+        assert line.strip() == "mounted", f"cannot make a small filesystem: {self.holder.stderr.read() if self.holder.stderr else ''}"
+        self.full_since: int | None = None  # the run during which it filled
+        self.full_for = 0  # runs it stays full after that
+        self.episodes = 0
+        self.refused = 0  # ballast writes refused with ENOSPC: the disk was really full
+
+    def inside(self, path: Path) -> Path:
+        """How the test reaches a path on the small disk."""
+        return Path(f"/proc/{self.holder.pid}/root{path}")
+
+    def command(self, command: list[str]) -> list[str]:
+        return ["nsenter", f"--target={self.holder.pid}", "--user", "--mount", "--preserve-credentials", "--", *command]
+
+    def fill(self) -> None:
+        with open(self.inside(self.folder / "ballast"), "ab", buffering=0) as ballast:
+            chunk = b"\0" * 65536
+            try:
+                while True:
+                    ballast.write(chunk)
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error
+                self.refused += 1
+
+    def free(self) -> None:
+        self.inside(self.folder / "ballast").unlink(missing_ok=True)
+        self.full_since = None
+
+    def before(self, run: int) -> None:
+        if self.full_since is not None and run > self.full_since + self.full_for:
+            self.free()
+
+    def strike(self, run: int) -> str | None:
+        if self.full_since is not None or self.rng.random() >= self.chance:
+            return None
+        self.fill()
+        self.full_since, self.full_for = run, self.rng.choice([0, 0, 1, 2])  # the next runs start on a full disk
+        self.episodes += 1
+        return "disk filled"
+
+    def quiet(self) -> bool:
+        return self.full_since is None
+
+    def explains(self, returncode: int, stderr: str) -> bool:
+        full = self.full_since is not None
+        return full and returncode in (1, 2) and ("disk is full" in stderr or "No space left" in stderr or "cannot be opened" in stderr)
+
+    def close(self) -> None:
+        self.holder.kill()
+        self.holder.wait()
+
+
+class CutConnections(Faults):
+    """PostgreSQL: pg_terminate_backend on the daemon's own connections while it works,
+    either the one that holds its lock (it must stop: it no longer knows it is alone) or
+    those it reads and writes with (the tick fails; it stops, saying so)."""
+
+    def __init__(self, url: str, seed: int, chance: float = 0.4):
+        self.url, self.rng, self.chance = url, random.Random(seed), chance
+        self.database = url.rsplit("/", 1)[1]
+        self.admin = POSTGRES
+
+    def strike(self, run: int) -> str | None:
+        if self.rng.random() >= self.chance:
+            return None
+        with psycopg.connect(self.admin, autocommit=True) as admin:
+            backends = [
+                row[0]
+                for row in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.database,)
+                ).fetchall()
+            ]
+            holder = admin.execute(
+                "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                " WHERE l.locktype = 'advisory' AND l.granted AND d.datname = %s",
+                (self.database,),
+            ).fetchone()
+            others = [pid for pid in backends if not holder or pid != holder[0]]
+            if holder and (not others or self.rng.random() < 0.5):
+                victims, what = [holder[0]], "lock connection cut"
+            elif others:
+                victims, what = others, "work connection cut"
+            else:
+                return None  # not connected yet: a kill instead
+            for pid in victims:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return what
+
+    def explains(self, returncode: int, stderr: str) -> bool:
+        lost_lock = returncode == 1 and "the lock on" in stderr and "was lost" in stderr
+        failed_tick = returncode == 1 and "stopped: the tick failed (the state could not be read or written" in stderr
+        return lost_lock or failed_tick
 
 
 # The checks at the end
@@ -380,6 +593,8 @@ def summary(title: str, crashes: Crashes, outcome: Outcome | None = None) -> str
             f"lost {len(outcome.lost)}, uncertain {outcome.uncertain} (of which delivered {outcome.uncertain_delivered}), "
             f"sent-not-once {len(outcome.sent_not_once)}, unknown deliveries {len(outcome.unknown)}"
         )
+    if crashes.faults or crashes.fault_stops:
+        lines.append(f"  faults that struck a running daemon: {dict(crashes.faults)}; runs that stopped for a fault: {crashes.fault_stops}")
     if crashes.exits:
         lines.append(f"  runs that failed by themselves: {crashes.exits}")
     if crashes.stderr:
@@ -393,7 +608,7 @@ def assert_crash_run(crashes: Crashes, text: str, min_kills: int) -> None:
     assert not crashes.exits, text
     assert not [s for s in crashes.stderr if "Traceback" in s], text
     assert crashes.finished, f"no run finished by itself\n{text}\nlast output: {crashes.last_stdout[-2000:]}"
-    assert crashes.kills_during_work >= min_kills, f"only {crashes.kills_during_work} kills hit a running daemon\n{text}"
+    assert crashes.interruptions >= min_kills, f"only {crashes.interruptions} kills or faults hit a running daemon\n{text}"
     assert not crashes.sent_went_down, text
 
 
@@ -411,7 +626,7 @@ def message_id_of(data: bytes) -> str:
     return str(BytesHeaderParser(policy=policy.default).parsebytes(data)["Message-ID"]).strip()
 
 
-def simulate_command(cohort: Path, state: Path, outbox: Path) -> list[str]:
+def simulate_command(cohort: Path, state: Path | str, outbox: Path) -> list[str]:
     """`mentorship run --simulate` on the file transport, as a separate process."""
     command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW]
     return command + ["--state", str(state), "--outbox", str(outbox)]
@@ -557,37 +772,32 @@ class Peek:
     messages: list[tuple[str, str, int, str]]  # (pair, stage, revision, state) of every row
 
 
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+def _utc(value: str | datetime) -> datetime:
+    """A stored time: text in SQLite, a naive datetime in PostgreSQL; UTC either way."""
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).replace(tzinfo=UTC)
 
 
-def peek(state: Path) -> Peek | None:
-    if not state.exists():
-        return None
-    try:
-        connection = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
-        try:
-            latest = connection.execute("SELECT max(at) FROM audit").fetchone()[0]
-            held = connection.execute("SELECT value FROM meta WHERE key = 'change:held'").fetchone()
-            sessions = {
-                (pair_id, number): (_utc(start), status)
-                for pair_id, number, start, status in connection.execute("SELECT pair_id, number, start, status FROM sessions")
-            }
-            withdrawn = {pair_id for (pair_id,) in connection.execute("SELECT pair_id FROM pairs WHERE withdrawn_at IS NOT NULL")}
-            done = {number for (number,) in connection.execute("SELECT id FROM requests WHERE done_at IS NOT NULL")}
-            messages = connection.execute("SELECT pair_id, stage, revision, state FROM messages").fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None  # killed before the schema existed
-    return Peek(
-        now=_utc(latest) if latest else None,
-        held=bool(held and held[0]),
-        sessions=sessions,
-        withdrawn=withdrawn,
-        done=done,
-        messages=messages,
-    )
+def peek(state: Path | str) -> Peek | None:
+    def read(connection) -> Peek:
+        latest = connection.execute("SELECT max(at) FROM audit").fetchone()[0]
+        held = connection.execute("SELECT value FROM meta WHERE key = 'change:held'").fetchone()
+        sessions = {
+            (pair_id, number): (_utc(start), status)
+            for pair_id, number, start, status in connection.execute("SELECT pair_id, number, start, status FROM sessions")
+        }
+        withdrawn = {pair_id for (pair_id,) in connection.execute("SELECT pair_id FROM pairs WHERE withdrawn_at IS NOT NULL")}
+        done = {number for (number,) in connection.execute("SELECT id FROM requests WHERE done_at IS NOT NULL")}
+        messages = [tuple(row) for row in connection.execute("SELECT pair_id, stage, revision, state FROM messages").fetchall()]
+        return Peek(
+            now=_utc(latest) if latest else None,
+            held=bool(held and held[0]),
+            sessions=sessions,
+            withdrawn=withdrawn,
+            done=done,
+            messages=messages,
+        )
+
+    return read_state(state, read)
 
 
 @dataclass
@@ -607,8 +817,11 @@ class Coordinator:
     a quarter of the rows (more than the limits allow: held), approves that edit, moves
     a session of a pair still running, withdraws one person."""
 
-    def __init__(self, cohort: Path, state: Path, seed: int):
+    def __init__(self, cohort: Path, state: Path | str, seed: int, faults: Faults | None = None, daemon_state: Path | str | None = None):
+        """`state` as the test reads it; `daemon_state` and `faults.command` where and how
+        the commands reach it (on a disk of the daemon's own)."""
         self.cohort, self.state = cohort, state
+        self.faults, self.daemon_state = faults, daemon_state if daemon_state is not None else state
         self.rng = random.Random(seed)
         self.pairings = cohort.parent / "pairings.csv"
         with open(self.pairings, newline="", encoding="utf-8") as handle:
@@ -737,8 +950,8 @@ class Coordinator:
 
     def _queue(self, *args: str) -> None:
         name = args[0]
-        command = [sys.executable, "-m", "service", name, "--config", str(self.cohort), "--state", str(self.state), *args[1:]]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        command = [sys.executable, "-m", "service", name, "--config", str(self.cohort), "--state", str(self.daemon_state), *args[1:]]
+        result = subprocess.run(self.faults.command(command) if self.faults else command, capture_output=True, text=True, cwd=ROOT)
         action = self.action(name)
         action.what = " ".join(args[1:]) or name
         found = re.search(r"request (\d+) queued", result.stdout)
@@ -769,14 +982,41 @@ def overlapping(known, records) -> list[str]:
     return problems
 
 
-def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goes_twice(tmp_path):
+DISK, POSTGRESQL = "sqlite on a disk that fills", "postgresql with its connections cut"
+
+
+@pytest.mark.parametrize("backend", [DISK, pytest.param(POSTGRESQL, marks=pytest.mark.postgres)])
+def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goes_twice(tmp_path, backend):
+    """Besides the kills: with SQLite, the state and the outbox share a small disk that
+    fills up at random moments (sometimes for the next runs too) and is freed later; with
+    PostgreSQL, the daemon's database connections are cut while it works."""
+    with contextlib.ExitStack() as stack:
+        if backend == DISK:
+            disk = SmallDisk(tmp_path / "disk", seed=20270305)
+            stack.callback(disk.close)
+            daemon_state, daemon_outbox = disk.folder / "state.sqlite", disk.folder / "outbox"
+            state, outbox = disk.inside(daemon_state), disk.inside(daemon_outbox)
+            faults: Faults = disk
+        else:
+            url = stack.enter_context(postgres_database())
+            daemon_state, state, daemon_outbox = url, url, tmp_path / "outbox"
+            outbox = daemon_outbox
+            faults = CutConnections(url, seed=20270306)
+        living_program(tmp_path, backend, daemon_state, state, daemon_outbox, outbox, faults)
+
+
+def living_program(tmp_path: Path, backend: str, daemon_state, state, daemon_outbox: Path, outbox: Path, faults: Faults) -> None:
+    """`daemon_state` and `daemon_outbox` as the daemon sees them, `state` and `outbox`
+    as the test reaches them."""
     pairs, min_kills = 48, 12
     cohort = write_cohort(tmp_path / "config", pairs)
     check_configuration(cohort, pairs)
-    state, outbox, logs = tmp_path / "state.sqlite", tmp_path / "outbox", tmp_path / "logs"
-    command = simulate_command(cohort, state, outbox)
-    coordinator = Coordinator(cohort, state, seed=20270303)
-    crashes = crash_until_done(command, state, logs, seed=20270304, kills_wanted=18, kill_window=50.0, wall_cap=110.0, between=coordinator)
+    logs = tmp_path / "logs"
+    command = simulate_command(cohort, daemon_state, daemon_outbox)
+    coordinator = Coordinator(cohort, state, seed=20270303, faults=faults, daemon_state=daemon_state)
+    crashes = crash_until_done(
+        command, state, logs, seed=20270304, kills_wanted=18, kill_window=360.0, wall_cap=600.0, between=coordinator, faults=faults
+    )
     mix = []
     for action in coordinator.actions:
         if action.run is None or action.at is None:
@@ -794,12 +1034,6 @@ def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goe
         )
     text = summary("living program", crashes) + "\n  " + "\n  ".join(mix)
     print("\n" + text)
-    assert_crash_run(crashes, text, min_kills)
-    assert not coordinator.failures, f"{text}\n" + "\n".join(coordinator.failures)
-    assert all(a.run is not None for a in coordinator.actions), text
-    assert all(sum(1 for run in crashes.killed_runs if run > a.run) >= 1 for a in coordinator.actions if a.run is not None), (
-        f"an action with no kill after it\n{text}"
-    )
 
     deliveries, dates = Counter(), {}
     for path in outbox.glob("*.eml"):
@@ -809,7 +1043,7 @@ def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goe
         dates[message_id] = headers["Date"].datetime
     leftovers = sorted(p.name for p in outbox.iterdir() if p.suffix != ".eml")
     inputs = bootstrap.load_inputs(cohort)
-    store = open_store(state)
+    store = open_store(copied(state) if isinstance(state, Path) and str(state).startswith("/proc/") else state)
     try:
         rows = store.messages()
         records = by_pair(store.sessions())
@@ -923,6 +1157,13 @@ def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goe
     print("\n".join(text.splitlines()[-3:]))
 
     assert not duplicates, f"{text}\nduplicates: {duplicates[:10]}"
+    assert not lost, f"{text}\nlost: {lost[:10]}"
+    assert_crash_run(crashes, text, min_kills)
+    assert not coordinator.failures, f"{text}\n" + "\n".join(coordinator.failures)
+    assert all(a.run is not None for a in coordinator.actions), text
+    assert all(sum(1 for run in crashes.killed_runs if run > a.run) >= 1 for a in coordinator.actions if a.run is not None), (
+        f"an action with no kill after it\n{text}"
+    )
     assert states.get(State.PLANNED.value, 0) == 0 and states.get(State.SENDING.value, 0) == 0, text
     assert set(states) <= {State.SENT.value, State.CANCELLED.value, State.SKIPPED.value}, text
     assert not sent_not_once, f"{text}\n{sent_not_once[:10]}"
@@ -940,3 +1181,12 @@ def test_killed_at_random_moments_with_edits_and_commands_in_the_mix_nothing_goe
     assert moved_record.previous_start is not None and moved_record.previous_start != moved_record.session.start, text
     assert not overlaps, f"{text}\n" + "\n".join(overlaps[:10])
     assert told == sorted(coordinator.moved_people), text
+
+    # The faults did strike, and the daemon met them.
+    said = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+    if isinstance(faults, SmallDisk):
+        assert faults.episodes >= 2 and faults.refused == faults.episodes, f"{text}\nthe disk filled {faults.episodes} time(s)"
+        assert "disk is full" in said or "outbox folder cannot be written (No space left on device)" in said, text
+    if isinstance(faults, CutConnections):
+        assert crashes.faults["lock connection cut"] >= 1 and crashes.faults["work connection cut"] >= 1, text
+        assert crashes.fault_stops >= 1, text
