@@ -84,7 +84,8 @@ def terminate_one(url: str, rng: random.Random) -> bool:
         pids = [row[0] for row in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))]
         if not pids:
             return False
-        return bool(admin.execute("SELECT pg_terminate_backend(%s)", (rng.choice(pids),)).fetchone()[0])
+        ended = admin.execute("SELECT pg_terminate_backend(%s)", (rng.choice(pids),)).fetchone()
+        return bool(ended and ended[0])
 
 
 @pytest.mark.postgres
@@ -134,15 +135,18 @@ def test_three_replicas_killed_and_cut_off_send_every_email_of_six_cohorts_once(
             deliveries: Counter = Counter()
             for path in outbox.rglob("*.eml"):
                 deliveries[str(BytesHeaderParser(policy=policy.default).parsebytes(path.read_bytes())["Message-ID"]).strip()] += 1
-            rows_per_cohort, states, lost, duplicates = {}, Counter(), [], []
+            rows_per_cohort: dict[str, int] = {}
+            states: Counter = Counter()
+            lost: list[str] = []
+            duplicates: list[str] = []
             for name in names:
                 store = open_store(url, cohort=name)
                 try:
-                    rows = store.messages()
+                    stored = store.messages()
                 finally:
                     store.close()
-                rows_per_cohort[name] = len(rows)
-                for row in rows:
+                rows_per_cohort[name] = len(stored)
+                for row in stored:
                     states[row.state.value] += 1
                     count = deliveries.get(row.message_id, 0) if row.message_id else 0
                     if count > 1:
