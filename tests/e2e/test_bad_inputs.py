@@ -80,6 +80,7 @@ def test_costly_input_is_refused_quickly_by_the_real_command(case):
     assert "Traceback" not in stderr
     assert stderr == (folder / "expected.txt").read_text(encoding="utf-8")
     # Processor time, not wall time, so that a busy machine does not fail the test; most
-    # of it is Python starting up.
-    assert usage.ru_utime + usage.ru_stime < 2.0
+    # of it is Python starting up (about 1.5 s of 1.7 on a quiet machine). The bound leaves
+    # room for a loaded one and still fails the minutes these inputs once took.
+    assert usage.ru_utime + usage.ru_stime < 3.0
     assert usage.ru_maxrss < 200 * 1024  # kilobytes
