@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,9 +231,7 @@ HUGE = [
 @pytest.mark.parametrize("payload", HUGE)
 def test_a_huge_value_is_refused_before_it_is_built(override, payload):
     write(override, NAME, "Hello,\n" + payload + "\n")
-    started = time.perf_counter()
     problem = problem_of(override)
-    assert time.perf_counter() - started < 5  # each takes milliseconds; unbounded, gigabytes and minutes
     assert problem.file == str(override / NAME)
     assert problem.line == 2
     assert "would be too large" in problem.message or "is too large" in problem.message
@@ -271,9 +268,7 @@ ENDLESS = {
 @pytest.mark.parametrize("payload", ENDLESS.values(), ids=ENDLESS.keys())
 def test_endless_work_without_output_is_stopped(override, payload):
     write(override, NAME, payload + "\n")
-    started = time.perf_counter()
     problem = problem_of(override)
-    assert time.perf_counter() - started < 10
     assert problem.message == f"template does too much work (over {MAX_STEPS:,} loop steps and calls)"
 
 
