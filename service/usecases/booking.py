@@ -10,6 +10,7 @@ from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
 from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
 from ..domain.planning import Busy, misfit, replan_session
+from ..domain.stretch import stretched
 from ..logs import event
 from ..mail import wording
 from .deps import Deps, Inputs
@@ -147,10 +148,13 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
     for record in records:
         session, pair_id = record.session, record.session.pair_id
         # A time a person chose (moved by hand, proposed, set by the coordinator) stays theirs.
-        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch)
+        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy)
         if reason is None:
             continue
         new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=current.standing(but=session), now=now)
+        within_stretch = misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch) is None
+        if within_stretch and (new is None or stretched(pairs[pair_id], new)):
+            continue  # outside someone's hours as far as they may stretch, and no time inside both people's hours is free
         if new is None:
             store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
             continue
