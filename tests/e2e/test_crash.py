@@ -642,7 +642,7 @@ def test_killed_at_random_moments_the_file_transport_sends_every_email_once(tmp_
     state, outbox = tmp_path / "state.sqlite", tmp_path / "outbox"
     command = simulate_command(cohort, state, outbox)
 
-    crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=22, kill_window=45.0, wall_cap=150.0)
+    crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270301, kills_wanted=22, kill_window=120.0, wall_cap=400.0)
     text = summary("file transport", crashes)
     print("\n" + text)
     assert_crash_run(crashes, text, min_kills)
@@ -727,7 +727,7 @@ def test_killed_at_random_moments_smtp_never_delivers_twice_and_flags_what_it_ca
         inputs = check_configuration(cohort, pairs)
         state = tmp_path / "state.sqlite"
         command = [sys.executable, "-m", "service", "run", "--config", str(cohort), "--simulate", "--now", NOW, "--state", str(state)]
-        crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270302, kills_wanted=12, kill_window=25.0, wall_cap=90.0)
+        crashes = crash_until_done(command, state, tmp_path / "logs", seed=20270302, kills_wanted=12, kill_window=90.0, wall_cap=300.0)
     finally:
         server.stop()
     text = summary("smtp transport", crashes)
