@@ -134,7 +134,7 @@ def test_a_pair_added_later_is_booked_around_existing_sessions(cohort_dir, tmp_p
     daemon.run(until=datetime(2027, 2, 25, tzinfo=UTC))
     pairings = cohort_dir / "pairings.example.csv"
     with pairings.open("a", encoding="utf-8") as handle:
-        handle.write("maya-ola,Maya Okafor,maya.okafor@example.org,,,,,,,Ola Nordmann,ola@example.no,Europe/Oslo,,,,,,\n")
+        handle.write("maya-ola,Maya Okafor,maya.okafor@example.org,,,,,,,Ola Nordmann,ola@example.no,Europe/Oslo,,,,,,,,\n")
     daemon.run()
     ola = [r for r in daemon.rows() if r.pair_id == "maya-ola"]
     assert ola and {r.state for r in ola} == {State.SENT}
