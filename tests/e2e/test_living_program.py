@@ -229,7 +229,9 @@ def test_when_no_time_fits_any_more_the_coordinator_is_asked(cohort_dir, tmp_pat
     daemon = start(cohort_dir, tmp_path)
     daemon.run(until=INVITATIONS_OUT)
     config = cohort_dir / "cohort.example.yaml"  # hours are not stretched: Tokyo and Sao Paulo never meet inside them
-    config.write_text(config.read_text(encoding="utf-8").replace('days: Mon-Fri\n', 'days: Mon-Fri\n  stretch_minutes: 0\n'), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("days: Mon-Fri\n", "days: Mon-Fri\n  stretch_minutes: 0\n"), encoding="utf-8"
+    )
     edit_row(cohort_dir, "lucas-amara", "mentee_timezone", "Asia/Tokyo")  # no working hour in common with Sao Paulo
     daemon.tick()
     alerts = [a for a in daemon.store.alerts() if a.pair_id == "lucas-amara"]
