@@ -57,6 +57,12 @@ class Reading:
     at: datetime  # when it was decided
     people: int = 0  # distinct participants counted
     together_minutes: int = 0  # minutes two or more of them were in the room at once
+    reported_by: str | None = None  # the participant who answered "Did you meet?" (None: read from Meet)
+
+
+def reported(met: bool, sequence: int, *, by: str, now: datetime) -> Reading:
+    """What a participant said on the "Did you meet?" page."""
+    return Reading(attendance=Attendance.HELD if met else Attendance.MISSED, sequence=sequence, at=now, reported_by=by)
 
 
 def window(session: Session) -> tuple[datetime, datetime]:

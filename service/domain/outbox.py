@@ -144,9 +144,9 @@ def wanted_for_pair(
     if any(r.cancelled for r in records):
         # Google tells attendees of a cancelled event itself.
         return _cancellations(pair, records, handed_over) if cohort.calendar == "imip" else []
-    wanted = []
+    wanted = _missed(pair, records)
     if cohort.calendar == "google":
-        wanted += _updates(pair, records) + _nudges(pair, records) + _missed(pair, records)
+        wanted += _updates(pair, records) + _nudges(pair, records)
     else:
         wanted += _other_times(pair, records)
     for planned in email_timeline(cohort, pair, sessions):
@@ -201,8 +201,8 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
 
 
 def _missed(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
-    """Word to both people when nobody came to a session's Meet, as soon as that is known.
-    Moved to a new time, the session is what it is again, and the word is no longer due."""
+    """Word to both people when a session did not take place (nobody came to its Meet, or
+    one of them said so), as soon as that is known. Moved to a new time, the session is what it is again, and the word is no longer due."""
     return [
         Wanted(
             due=record.attendance.at,

@@ -17,6 +17,7 @@ class RequestKind(StrEnum):
     RESOLVE = "resolve"  # args: message (ref), outcome: sent | resend
     GOALS = "goals"  # args: pair, goals, homework, by (a participant, on the goals page)
     RESEND = "resend"  # args: message (ref): send a sent or failed email again
+    MET = "met"  # args: pair, session, sequence, met (yes | no), by (a participant, on "Did you meet?")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,8 @@ def compose(
     goals_link: str | None = None,
     missed: tuple[int, ...] = (),
     rebook: str | None = None,
+    said: str | None = None,
+    met_link: str | None = None,
 ) -> EmailMessage:
     """The full message for one email of a pair; TemplateProblem if a template is broken.
 
@@ -61,6 +63,10 @@ def compose(
         context["goals_link"] = goals_link
     if rebook is not None:  # the reader's own link to book a missed session again
         context["rebook"] = rebook
+    if said is not None:  # a missed session someone reported: "you" (the reader) or "partner"
+        context["said"] = said
+    if met_link is not None:  # the reader's own "Did you meet?" link
+        context["met_link"] = met_link
     rendered = templates.render(folder, role, context)
     calendar = method = None
     if info.session and info.kind in (Kind.INVITATION, Kind.CANCELLATION):
@@ -106,6 +112,13 @@ def _message(cohort, rendered, *, to: Contact, key: tuple[str, ...], stamp: date
     )
 
 
+def _extras(said: str) -> dict:
+    """Every optional value a pair's email may be given, filled in."""
+    link = "https://example.org/x/token"
+    goals = {"goals": "Lead the spring project", "homework": "Draft the plan", "month": "March"}
+    return {"rebook": link, "cant_make_it": link, "goals_link": link, "met_link": link, "goals": goals, "said": said}
+
+
 def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProblem]:
     """Render every template against a pair with every detail filled in, one with none,
     and a cohort of another session length and span, so a broken template is found by
@@ -145,7 +158,8 @@ def check_templates(cohort: Cohort, templates: Templates) -> list[TemplateProble
                     attempt(templates.render, stage.info.folder, role, context)
                 if sample_cohort is cohort and pair is full:  # as when Meet showed sessions missed
                     missed = pair_context(cohort, pair, sessions, role, stage=stage, missed=(1, 2))
-                    attempt(templates.render, stage.info.folder, role, {**missed, "rebook": "https://example.org/session/x"})
+                    for said in ("you", "partner"):  # and every personal extra an email can carry
+                        attempt(templates.render, stage.info.folder, role, {**missed, **_extras(said)})
             base = pair_context(sample_cohort, pair, sessions, role, stage=Stage.SESSION2_UPDATE)
             for old in ("Monday 1 March 2027, 10:00–11:00 EST", None):
                 change = Change(session=base["session2"], old_when=old, reason="the mentee declined the first time")

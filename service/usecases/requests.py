@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..domain import attendance
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
 from ..domain.goals import Goals, tidy
@@ -49,6 +50,8 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
         text = {name: tidy(args.get(name, "")) for name in ("goals", "homework")}
         store.set_goals(Goals(pair_id=pair_id, **text, written_by=args.get("by", ""), written_at=request.created_at))
         return f"the goals of {pair_id} kept"
+    if request.kind is RequestKind.MET:
+        return _met(deps, pair_id, int(args.get("session", "1")), args.get("sequence"), args.get("met") == "yes", args.get("by", ""), now)
     if request.kind is RequestKind.RESCHEDULE:
         return _reschedule(
             deps, inputs, pair_id, int(args.get("session", "1")), args.get("at", "auto"), args.get("sequence"), now, by=args.get("by")
@@ -108,6 +111,19 @@ def _reschedule(
     reason = f"{asker.name.split()[0]} asked for another time" if asker else "the coordinator moved it"
     store.move(new, now, reason, agreed=at != "auto")
     return f"session {number} of {pair_id} moved to {new.start:%Y-%m-%d %H:%M} UTC"
+
+
+def _met(deps: Deps, pair_id: str, number: int, sequence: str | None, met: bool, by: str, now: datetime) -> str:
+    """A participant's answer to "Did you meet?", for the session as they saw it. The first
+    answer stands: a second (the partner's, or a second click) is noted, not applied."""
+    record = next((r for r in deps.store.sessions([pair_id]) if r.session.number == number), None)
+    if record is None or record.cancelled or str(record.sequence) != sequence:
+        return f"session {number} of {pair_id} changed since; the answer was left aside"
+    if record.attended is not None:
+        return f"session {number} of {pair_id} is already known as {record.attended.value}"
+    reading = attendance.reported(met, record.sequence, by=by, now=now)
+    deps.store.record_attendance(pair_id, number, record.sequence, reading, now)
+    return f"session {number} of {pair_id} {reading.attendance.value}, as {by} said"
 
 
 def _clash(cohort, pair_id: str, new: Session, standing) -> str | None:

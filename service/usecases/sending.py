@@ -14,7 +14,6 @@ from typing import Any
 from ..domain import budget
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
-from ..domain.links import LinkPurpose
 from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
 from ..domain.planning import alternatives
@@ -41,7 +40,8 @@ MAIL_DOWN_WAIT = timedelta(minutes=5)  # between probes of a mail transport that
 # After session 1 both are asked to write down their goals and homework; later emails quote them.
 ASK_FOR_GOALS = frozenset({Stage.SESSION1_FOLLOWUP, Stage.HOMEWORK_CHECKIN})
 QUOTE_GOALS = frozenset({Stage.HOMEWORK_CHECKIN, Stage.SESSION2_PREP, Stage.FOLLOW_UP})
-REBOOK_FOR = timedelta(days=14)  # how long the link in a "we missed you" email works
+# The first email after each session asks "Did you meet?" where no Meet room will tell.
+ASK_IF_MET = frozenset({Stage.SESSION1_FOLLOWUP, Stage.PROGRAM_WRAPUP})
 
 
 @dataclass(frozen=True)
@@ -356,10 +356,17 @@ def _compose(
     goals = deps.store.goals([pair.id]).get(pair.id) if row.stage in QUOTE_GOALS else None
     goals_link = deps.links.goals(cohort, pair.id, row.recipient) if deps.links and row.stage in ASK_FOR_GOALS else None
     missed = tuple(r.session.number for r in pair_records if r.attended is Attendance.MISSED)
-    rebook = None
-    if info.kind is Kind.MISSED and info.session and deps.links:  # one step to book the missed session again
+    rebook = said = met_link = None
+    if info.kind is Kind.MISSED and info.session:
         missed_record = pair_records[info.session - 1]
-        rebook = deps.links.make(LinkPurpose.SESSION, row.recipient, pair.id, info.session, missed_record.sequence, now + REBOOK_FOR)
+        if deps.links:  # one step to book the missed session again
+            rebook = deps.links.rebook(missed_record, row.recipient, now)
+        if missed_record.attendance and missed_record.attendance.reported_by:
+            said = "you" if missed_record.attendance.reported_by.casefold() == row.recipient.casefold() else "partner"
+    if row.stage in ASK_IF_MET and info.session and deps.links:
+        met_record = pair_records[info.session - 1]
+        if _unknown_attendance(met_record):
+            met_link = deps.links.met(met_record, row.recipient)
     return compose(
         cohort,
         pair,
@@ -378,7 +385,14 @@ def _compose(
         goals_link=goals_link,
         missed=missed,
         rebook=rebook,
+        said=said,
+        met_link=met_link,
     )
+
+
+def _unknown_attendance(record: SessionRecord) -> bool:
+    """Nobody has said whether the session took place, and no Meet room will tell."""
+    return not record.cancelled and record.attended is None and not (record.meet_link or record.meet_space)
 
 
 def _other_times(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime) -> tuple[Session, ...]:

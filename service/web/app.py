@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..logs import logger
-from . import dashboard, ops, participant
+from . import dashboard, met, ops, participant
 from .pages import Pages
 from .site import Site
 
@@ -33,6 +33,7 @@ def create_app(site: Site) -> Starlette:
         Route("/healthz", ops.healthz),
         Route("/metrics", ops.metrics),
         *participant.routes(),
+        *met.routes(),
         *dashboard.routes(),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])

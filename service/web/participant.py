@@ -54,7 +54,7 @@ class Visit:
         return f"/session/{self.token}"
 
 
-def _reader(request: Request, purpose: LinkPurpose) -> tuple[LinkClaim, Pair, Person, Person] | Response:
+def whose_link(request: Request, purpose: LinkPurpose) -> tuple[LinkClaim, Pair, Person, Person] | Response:
     """Whose link this is (claim, pair, reader, partner), or the friendly page that says why
     it does nothing now."""
     site, pages = site_of(request), pages_of(request)
@@ -84,7 +84,7 @@ def _reader(request: Request, purpose: LinkPurpose) -> tuple[LinkClaim, Pair, Pe
 def _visit(request: Request) -> Visit | Response:
     """The visit of a "Can't make it?" link, or the page that says why it does nothing now."""
     site, pages = site_of(request), pages_of(request)
-    found = _reader(request, LinkPurpose.SESSION)
+    found = whose_link(request, LinkPurpose.SESSION)
     if isinstance(found, Response):
         return found
     claim, pair, reader, partner = found
@@ -192,7 +192,7 @@ def when(session: Session, person: Person) -> str:
 
 
 async def goals_page(request: Request) -> Response:
-    found = _reader(request, LinkPurpose.GOALS)
+    found = whose_link(request, LinkPurpose.GOALS)
     if isinstance(found, Response):
         return found
     _, pair, reader, partner = found
@@ -213,7 +213,7 @@ async def goals_page(request: Request) -> Response:
 
 
 async def save_goals(request: Request) -> Response:
-    found = _reader(request, LinkPurpose.GOALS)
+    found = whose_link(request, LinkPurpose.GOALS)
     if isinstance(found, Response):
         return found
     _, pair, reader, _ = found

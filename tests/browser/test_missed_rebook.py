@@ -12,7 +12,7 @@ from service.domain.model import Role
 from service.domain.requests import RequestKind
 from service.domain.stages import Stage
 from service.mail.compose import compose
-from service.usecases.sending import REBOOK_FOR
+from service.mail.links import REBOOK_FOR
 from tests.browser.harness import LINK, PUBLIC, text_of
 
 ZOE = "zoe.nunez@example.net"

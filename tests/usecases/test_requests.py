@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from service.domain.attendance import Attendance
 from service.domain.outbox import State
 from service.domain.ports import MailError
 from service.domain.requests import RequestKind
@@ -82,3 +83,21 @@ def test_an_uncertain_email_is_settled_as_sent_or_sent_again(deps):
     before = len(deps.mailer.sent)
     send_due(deps, inputs, at + timedelta(minutes=1))
     assert [m["To"].addresses[0].addr_spec for m in deps.mailer.sent[before:]] == [second.recipient]
+
+
+def test_did_you_meet_counts_for_the_session_as_it_was_seen_and_the_first_answer_stands(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    ask = {"pair": "jonas-priya", "session": "1", "sequence": "0"}
+    deps.store.add_request(RequestKind.MET, {**ask, "met": "no", "by": "priya@example.org"}, NOW)
+    deps.store.add_request(RequestKind.MET, {**ask, "met": "yes", "by": "jonas@example.org"}, NOW)
+    apply_requests(deps, inputs, NOW)
+    reading = session(deps, "jonas-priya", 1).attendance
+    assert reading.attendance is Attendance.MISSED and reading.reported_by == "priya@example.org"
+    done = [q.outcome for q in deps.store.requests() if q.kind is RequestKind.MET]
+    assert "already known as missed" in done[1]
+
+    deps.store.add_request(RequestKind.RESCHEDULE, {"pair": "jonas-priya", "session": "2", "at": "auto", "sequence": "0"}, NOW)
+    deps.store.add_request(RequestKind.MET, {"pair": "jonas-priya", "session": "2", "sequence": "0", "met": "yes", "by": "x"}, NOW)
+    apply_requests(deps, inputs, NOW)  # the session moved before the answer was applied: it is left aside
+    assert session(deps, "jonas-priya", 2).attended is None

@@ -884,6 +884,7 @@ def _attendance_json(reading: Reading) -> str:
             "at": reading.at.astimezone(UTC).isoformat(),
             "people": reading.people,
             "together_minutes": reading.together_minutes,
+            "reported_by": reading.reported_by,
         }
     )
 
@@ -898,6 +899,7 @@ def _attendance_from(value: str | None) -> Reading | None:
         at=datetime.fromisoformat(data["at"]),
         people=data["people"],
         together_minutes=data["together_minutes"],
+        reported_by=data.get("reported_by"),  # absent before "Did you meet?"
     )
 
 
