@@ -91,8 +91,12 @@ class Calendar(Protocol):
 
 
 class FreeBusy(Protocol):
-    def busy(self, emails: Sequence[str], start: datetime, end: datetime) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str]]:
-        """Busy intervals by email, and the emails whose calendars cannot be read."""
+    def busy(
+        self, emails: Sequence[str], start: datetime, end: datetime
+    ) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str], dict[str, str]]:
+        """Busy intervals by email; the emails whose calendars cannot be read (for good:
+        their declared hours stand in); and those the service failed to answer for this
+        time, with the reason (worth asking again). Raises when it cannot be asked at all."""
 
 
 class MeetError(Exception):

@@ -3,6 +3,9 @@ time for a declined session, and every pair's planned messages in line with its 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 
 from ..domain.availability import local_moment
@@ -17,12 +20,22 @@ from .deps import Deps, Inputs
 
 CHUNK = 500  # pairs reconciled per transaction: bounded memory for large cohorts
 MAX_REBOOKS = 2  # after this many declines of one session, a human decides
+# A calendar Google fails to answer for (internalError, backendError) is usually back within
+# minutes: its pairs wait and are asked about again each tick rather than booked on guessed
+# hours; after this long their declared hours stand in, and the coordinator is told.
+FREE_BUSY_PATIENCE = timedelta(hours=1)
+FREE_BUSY_RETRY = timedelta(minutes=5)  # how soon a tick asks Google again while pairs wait
+GUESSED = "Booked on declared hours"  # how the note about such a pair starts
 
 
-def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
+def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, datetime] | None = None) -> dict[str, str]:
     """Book sessions for pairs that have none, cancel those of removed pairs, and bring
     every pair's planned messages in line with its sessions. Returns the pairs that
-    could not be planned, with the reason."""
+    could not be planned, with the reason.
+
+    `failing`: the calendars Google failed to answer for, and since when, kept by the
+    caller from one tick to the next (updated here). A pair with one waits, unbooked,
+    until Google answers or FREE_BUSY_PATIENCE has passed."""
     store, cohort = deps.store, inputs.cohort
     store.remember_pairs(cohort.pairs, now)
     current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
@@ -32,8 +45,21 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
     waiting = set(current.waiting(cohort)) | set(current.partial)
     # Only people who still need a time are asked about: nobody else's busy time matters.
     emails = {person.email for p in cohort.pairs if p.id in waiting for person in p.people}
-    busy = busy_now(deps, inputs, now, emails) if waiting else inputs.busy
-    plan = plan_around(cohort, busy, current, now=now)
+    busy, failed = _read_busy(deps, inputs, now, emails) if waiting else (inputs.busy, {})
+    failing = {} if failing is None else failing
+    guessed = _still_failing(failing, failed, now)
+    deferred = {p.id for p in cohort.pairs if p.id in waiting and any(person.email in failing for person in p.people)}
+    if deferred:
+        event(
+            now,
+            "free_busy_failed",
+            f"free/busy: Google failed to answer for {len(failing)} calendar(s) ({', '.join(sorted(set(failed.values())))});"
+            f" {len(deferred)} pair(s) wait for it",
+            level=logging.WARNING,
+            calendars=len(failing),
+            pairs=len(deferred),
+        )
+    plan = plan_around(cohort, busy, replace(current, held=current.held | deferred), now=now)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in current.booked]
     if new:
         store.book([s for item in new for s in item.sessions], now)
@@ -48,20 +74,38 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime) -> dict[str, str]:
                 session2=second.start,
             )
     problems = unplanned(plan)
-    problems.update(_resume(deps, inputs, current, {item.pair.id: item.sessions for item in new}, busy, now))
+    resumed = _resume(deps, inputs, current, {item.pair.id: item.sessions for item in new}, busy, now, skip=deferred)
+    problems.update(resumed)
+    if guessed:
+        people = {p.id: p.people for p in cohort.pairs}
+        for pair_id in [item.pair.id for item in new] + [
+            pair_id for pair_id in current.partial if pair_id not in resumed.keys() | deferred
+        ]:
+            unknown = sorted(person.email for person in people[pair_id] if person.email in guessed)
+            if unknown:
+                store.set_alert(pair_id, 0, _guessed(unknown, {guessed[e] for e in unknown}))
     _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now)
     sync_messages(deps, inputs, now)
     return problems
 
 
 def _resume(
-    deps: Deps, inputs: Inputs, current: Bookings, new: dict[str, tuple[Session, ...]], busy: Busy, now: datetime
+    deps: Deps,
+    inputs: Inputs,
+    current: Bookings,
+    new: dict[str, tuple[Session, ...]],
+    busy: Busy,
+    now: datetime,
+    *,
+    skip: Collection[str] = (),
 ) -> dict[str, str]:
     """Pairs back in the program after a session happened: only what is still ahead is
-    booked again. Returns those that found no time."""
+    booked again (but for those in `skip`, which wait). Returns those that found no time."""
     cohort, problems = inputs.cohort, {}
     standing = {**current.standing(), **new}
     for pair_id, live in current.partial.items():
+        if pair_id in skip:
+            continue
         for number in sorted({1, 2} - {s.number for s in live}):
             session = replan_session(cohort, busy, pair_id=pair_id, number=number, booked=standing, now=now)
             if session is None:
@@ -81,19 +125,29 @@ def _resume(
 
 def busy_now(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> Busy:
     """Declared busy time (.ics files), plus Google free/busy of `emails` where it can be
-    read, from the program's start (or now) to its end."""
+    read, from the program's start (or now) to its end. For one session asked for now
+    (another time after a decline, say), declared hours stand in where Google fails."""
+    busy, failed = _read_busy(deps, inputs, now, emails)
+    if failed:
+        event(now, "free_busy_failed", f"free/busy: Google failed to answer for {len(failed)} people; their declared hours are used")
+    return busy
+
+
+def _read_busy(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> tuple[Busy, dict[str, str]]:
+    """busy_now, and the people whose calendars Google failed to answer for (declared
+    hours only in what is returned), with the reason."""
     if deps.free_busy is None or not emails:
-        return inputs.busy
+        return inputs.busy, {}
     cohort = inputs.cohort
     start = max(now, local_moment(cohort.start, time(0), cohort.timezone))
     end = local_moment(cohort.end + timedelta(days=1), time(0), cohort.timezone)
     if start >= end:
-        return inputs.busy
+        return inputs.busy, {}
     try:
-        seen, unreadable = deps.free_busy.busy(sorted(emails), start, end)
+        seen, unreadable, failed = deps.free_busy.busy(sorted(emails), start, end)
     except Exception as error:  # the plan can still be made from declared hours
         event(now, "free_busy_unavailable", f"free/busy unavailable ({error}); planning with declared hours")
-        return inputs.busy
+        return inputs.busy, {}
     busy = dict(inputs.busy)
     for email, intervals in seen.items():
         busy[email] = list(busy.get(email, ())) + intervals
@@ -104,7 +158,30 @@ def busy_now(deps: Deps, inputs: Inputs, now: datetime, emails: set[str]) -> Bus
             f"free/busy unreadable for {len(unreadable)} people: their declared hours are used",
             count=len(unreadable),
         )
-    return busy
+    return busy, failed
+
+
+def _still_failing(failing: dict[str, datetime], failed: Mapping[str, str], now: datetime) -> dict[str, str]:
+    """Bring `failing` (calendar -> when Google first failed for it) in line with what
+    failed now. Returns those failing for FREE_BUSY_PATIENCE already, with the reason:
+    they are dropped from `failing`, and declared hours stand in for them."""
+    for email in set(failing) - failed.keys():
+        del failing[email]  # Google answered
+    for email in failed:
+        failing.setdefault(email, now)
+    late = {email: failed[email] for email, since in failing.items() if now - since >= FREE_BUSY_PATIENCE}
+    for email in late:
+        del failing[email]
+    return late
+
+
+def _guessed(emails: list[str], reasons: set[str]) -> str:
+    """The note for the coordinator about a pair booked without its free/busy."""
+    return (
+        f"{GUESSED} for {', '.join(emails)}: Google Calendar failed to say when they are busy"
+        f" ({', '.join(sorted(reasons))}) for {FREE_BUSY_PATIENCE.total_seconds() / 60:.0f} minutes."
+        " If a time clashes with their calendar, they can decline it and another time is found."
+    )
 
 
 def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, reason: str, refused_by: str | None = None) -> bool:

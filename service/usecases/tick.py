@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .attendance import next_reading, prepare_rooms, read_attendance
-from .booking import reconcile, sync_messages
+from .booking import FREE_BUSY_RETRY, reconcile, sync_messages
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
 from .deps import Deps, Inputs, LockLost
@@ -21,6 +21,7 @@ class Controller:
     def __init__(self, deps: Deps):
         self.deps = deps
         self.unplanned: dict[str, str] = {}  # pair id -> why it has no sessions
+        self.free_busy_failing: dict[str, datetime] = {}  # calendars Google failed to answer for, since when
         self.inputs: Inputs | None = None  # the configuration in force, pairs under their stored keys
         self.reconciled = False
         self.recovered = False
@@ -55,8 +56,8 @@ class Controller:
         if deps.meet and reads:  # before sending: emails after a session say whether it took place
             observed |= read_attendance(deps, deps.meet, inputs, now)
         if changed or observed or requested or not self.reconciled:
-            self.unplanned = reconcile(deps, inputs, now)
-            self.reconciled = True
+            self.unplanned = reconcile(deps, inputs, now, self.free_busy_failing)
+            self.reconciled = not self.free_busy_failing  # pairs wait for Google: asked again next tick
         if deps.calendar and push_calendar(deps, deps.calendar, inputs, now):
             sync_messages(deps, inputs, now)  # an invitation now in the calendar may want a reminder
         sent = send_due(deps, inputs, now)
@@ -68,6 +69,8 @@ class Controller:
         reading = next_reading(deps) if reads else None
         if reading is not None and (next_due is None or reading < next_due):
             next_due = max(reading, now)
+        if self.free_busy_failing and (next_due is None or now + FREE_BUSY_RETRY < next_due):
+            next_due = now + FREE_BUSY_RETRY
         if sent.down and next_due is not None:  # not back at once: one probe every few minutes
             return max(next_due, sent.until or now + MAIL_DOWN_WAIT)
         return next_due

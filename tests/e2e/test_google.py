@@ -209,6 +209,48 @@ def test_with_one_call_in_five_failing_the_outcome_is_the_same(google, tmp_path)
         assert sorted(delivered) == expected_mail  # nothing lost, the same emails
 
 
+GRACE = "grace.liu@example.ca"  # of grace-mateo, whose calendar the organiser can read
+
+
+def _free_busy_asks(google: FakeGoogle, email: str) -> int:
+    """How many answers about this calendar carried the error it was given."""
+    return 10_000 - len(google.calendar.free_busy_errors.get(email, []))
+
+
+def test_a_pair_whose_free_busy_google_fails_for_waits_and_is_booked_around_it_once_it_answers(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.set_busy(GRACE, [("2027-03-01T00:00:00Z", "2027-03-15T00:00:00Z")])  # away for two weeks
+    google.fail_free_busy(GRACE, "internalError", times=6)  # every try of the first tick
+    next_tick = world.tick()
+    assert not [r for r in world.store.sessions() if r.session.pair_id == "grace-mateo"]  # not booked on guessed hours
+    assert {r.session.pair_id for r in world.store.sessions()} == {p.id for p in world.cohort.pairs} - {"grace-mateo"}
+    assert next_tick is not None and next_tick <= START + timedelta(minutes=5)  # Google is asked again soon
+    assert not [a for a in world.attention() if "grace" in a]  # a moment's trouble is nobody's business yet
+    world.later(minutes=5)
+    booked = [r.session for r in world.store.sessions() if r.session.pair_id == "grace-mateo"]
+    assert len(booked) == 2, world.attention()
+    assert all(s.start >= datetime(2027, 3, 15, tzinfo=UTC) for s in booked)  # around her busy time
+    assert not [a for a in world.attention() if "grace" in a]
+
+
+def test_a_calendar_google_keeps_failing_for_falls_back_to_declared_hours_and_the_coordinator_is_told(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.set_busy(GRACE, [])
+    google.fail_free_busy(GRACE, "backendError", times=10_000)
+    world.tick()
+    world.later(minutes=30)
+    assert not [r for r in world.store.sessions() if r.session.pair_id == "grace-mateo"]
+    asked = _free_busy_asks(google, GRACE)
+    assert asked >= 2 * 6  # each tick asked again
+    world.later(minutes=31)  # over an hour: declared hours stand in
+    assert len([r for r in world.store.sessions() if r.session.pair_id == "grace-mateo"]) == 2
+    notes = [a for a in world.attention() if a.startswith("Booked on declared hours")]
+    assert len(notes) == 1 and GRACE in notes[0] and "backendError" in notes[0], world.attention()
+    asked = _free_busy_asks(google, GRACE)
+    world.later(hours=1)
+    assert _free_busy_asks(google, GRACE) == asked  # nobody waits for her calendar any more
+
+
 def _check(tmp_path, capsys) -> tuple[int, str]:
     from service.cli import main
 

@@ -759,11 +759,10 @@ def test_a_free_busy_error_of_googles_own_is_asked_again_not_taken_for_unreadabl
     google.set_busy(MENTOR, [("2027-03-02T15:00:00Z", "2027-03-02T16:00:00Z")])
     start, end = datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 3, 8, tzinfo=UTC)
     google.fail_free_busy(MENTOR, "internalError", times=1)
-    busy, unreadable = free_busy.busy([MENTOR, MENTEE], start, end)
-    assert unreadable == {MENTEE}  # outside the organisation: declared hours stand in
+    busy, unreadable, failed = free_busy.busy([MENTOR, MENTEE], start, end)
+    assert unreadable == {MENTEE} and not failed  # outside the organisation: declared hours stand in
     assert busy[MENTOR] == [(datetime(2027, 3, 2, 15, tzinfo=UTC), datetime(2027, 3, 2, 16, tzinfo=UTC))]
     google.fail_free_busy(MENTOR, "backendError", times=5)
-    from service.adapters.google.freebusy import FreeBusyUnavailable
-
-    with pytest.raises(FreeBusyUnavailable, match="1 calendar"):
-        free_busy.busy([MENTOR, MENTEE], start, end)
+    busy, unreadable, failed = free_busy.busy([MENTOR, MENTEE], start, end)
+    assert failed == {MENTOR: "backendError"} and unreadable == {MENTEE}  # for the caller to ask again later
+    assert MENTOR not in busy

@@ -16,23 +16,22 @@ WINDOW = timedelta(days=89)  # Google refuses ranges much beyond 90 days
 CANNOT_READ = {"notFound", "forbidden", "notACalendarUser", "groupTooBig", "tooManyCalendarsRequested"}
 
 
-class FreeBusyUnavailable(Exception):
-    """Google could not say, for calendars it can read: asked again on a later pass."""
-
-
 class GoogleFreeBusy(FreeBusy):
     def __init__(self, service: Callable[[], Any], backoff: Backoff | None = None):
         self._service_factory = service
         self.backoff = backoff or Backoff()
 
-    def busy(self, emails: Sequence[str], start: datetime, end: datetime) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str]]:
-        """Busy intervals by email, and the emails whose calendars cannot be read (people
-        outside the organisation): those keep their declared availability. A calendar
-        Google failed to answer for (internalError, backendError) is asked again; if it
-        still fails, FreeBusyUnavailable: it is not passed off as unreadable."""
+    def busy(
+        self, emails: Sequence[str], start: datetime, end: datetime
+    ) -> tuple[dict[str, list[tuple[datetime, datetime]]], set[str], dict[str, str]]:
+        """Busy intervals by email; the emails whose calendars cannot be read (people
+        outside the organisation): those keep their declared availability; and the
+        calendars Google failed to answer for (internalError, backendError), asked again
+        a few times first, with the reason: they are not passed off as unreadable."""
         service = self._service_factory()
         busy: dict[str, list[tuple[datetime, datetime]]] = {}
         unreadable: set[str] = set()
+        failed: dict[str, str] = {}
         for first in range(0, len(emails), ITEMS):
             group = list(emails[first : first + ITEMS])
             window = start
@@ -40,19 +39,18 @@ class GoogleFreeBusy(FreeBusy):
                 until = min(window + WINDOW, end)
                 asked = group
                 for attempt in range(self.backoff.attempts):
-                    failed = self._query(service, asked, window, until, busy, unreadable)
-                    if not failed:
+                    failing = self._query(service, asked, window, until, busy, unreadable)
+                    if not failing:
                         break
                     if attempt == self.backoff.attempts - 1:
-                        raise FreeBusyUnavailable(
-                            f"Google failed to answer for {len(failed)} calendar(s) ({', '.join(sorted(set(failed.values())))})"
-                        )
+                        failed.update(failing)
+                        break
                     self.backoff.sleep(self.backoff.delay(attempt, Failure("free/busy", retry=True)))
-                    asked = sorted(failed)
+                    asked = sorted(failing)
                 window = until
-        for email in unreadable:
-            busy.pop(email, None)
-        return busy, unreadable
+        for email in unreadable | failed.keys():
+            busy.pop(email, None)  # part of their time is unknown: none of it is kept
+        return busy, unreadable, failed
 
     def _query(self, service, emails: list[str], start: datetime, end: datetime, busy: dict, unreadable: set[str]) -> dict[str, str]:
         """One query; busy time and unreadable calendars go into `busy` and `unreadable`.
@@ -73,7 +71,7 @@ class GoogleFreeBusy(FreeBusy):
                 if reasons & CANNOT_READ:
                     unreadable.add(email.lower())
                 else:
-                    failed[email] = ",".join(sorted(reasons))
+                    failed[email.lower()] = ",".join(sorted(reasons))
                 continue
             busy.setdefault(email.lower(), []).extend((_moment(b["start"]), _moment(b["end"])) for b in calendar.get("busy", []))
         return failed
