@@ -285,6 +285,7 @@ def test_auth_check_on_a_calendar_of_its_own_makes_and_deletes_a_test_calendar(g
     code, out = _check(tmp_path, capsys)
     assert code == 0, out
     assert "ok    scope calendar.app.created: granted" in out and "ok    scope calendar.acls: granted" in out
+    assert "ok    scope calendar.calendarlist.readonly: granted" in out
     assert "ok    calendar write: a test event written and deleted on a test calendar (made and deleted)" in out
     assert google.api_calls("calendar.calendars.insert") == google.api_calls("calendar.calendars.delete") == 1
 
@@ -569,3 +570,25 @@ def test_the_cohort_gets_a_calendar_of_its_own_shared_with_the_coordinator(googl
         for r in google.requests
         if r.method_id == "calendar.events.list"
     )
+
+
+def test_a_calendar_made_just_before_a_crash_is_taken_up_again_not_made_twice(google, tmp_path):
+    bot = "mentoring.bot@example.org"
+    google.add_calendar(bot)
+    world = World(google, tmp_path / "cohort", calendar_id="create", organizer=bot)
+
+    def crash(calendar_id: str) -> None:
+        raise SystemExit("killed before the calendar's id was kept")
+
+    world.store.set_calendar_id = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        world.tick()
+    assert google.api_calls("calendar.calendars.insert") == 1 and world.store.calendar_id() is None
+    world.store.close()
+    again = World(google, tmp_path / "cohort", calendar_id="create", organizer=bot)
+    again.tick()
+    made = again.store.calendar_id()
+    assert made and google.api_calls("calendar.calendars.insert") == 1  # the one made before, not a second
+    assert google.calendar_info(made)["acl"][ORGANIZER] == "writer"
+    live = [e for e in google.events(made) if e.get("status") != "cancelled"]
+    assert len(live) == 2 * PAIRS

@@ -13,6 +13,8 @@ from google.oauth2 import service_account
 CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 APP_CALENDARS = "https://www.googleapis.com/auth/calendar.app.created"  # calendars the app made, and their events
 CALENDAR_SHARING = "https://www.googleapis.com/auth/calendar.acls"  # sharing such a calendar with the coordinator
+# Finding that calendar again when its id was not kept (a crash right after making it).
+CALENDAR_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
 FREE_BUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 GMAIL_READ = "https://www.googleapis.com/auth/gmail.readonly"  # optional: checks uncertain sends
@@ -23,11 +25,13 @@ DIRECTORY_READ = "https://www.googleapis.com/auth/directory.readonly"  # optiona
 
 def scopes(*, calendar: bool, free_busy: bool, gmail: bool, read_sent: bool, own_calendar: bool = False) -> list[str]:
     """The least the configuration needs. `own_calendar`: the cohort gets a calendar of its
-    own, which calendar.app.created covers (events included) and calendar.acls shares."""
+    own, which calendar.app.created covers (events included), calendar.acls shares and
+    calendar.calendarlist.readonly finds again."""
     wanted = [
         (calendar and not own_calendar, CALENDAR_EVENTS),
         (calendar and own_calendar, APP_CALENDARS),
         (calendar and own_calendar, CALENDAR_SHARING),
+        (calendar and own_calendar, CALENDAR_LIST),
         (free_busy, FREE_BUSY),
         (gmail, GMAIL_SEND),
         (gmail and read_sent, GMAIL_READ),

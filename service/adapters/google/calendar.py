@@ -70,12 +70,14 @@ class GoogleCalendar(Calendar):
             if kept:
                 self.calendar_id = kept
             else:
-                body = {"summary": self.new.summary, "timeZone": self.new.time_zone, "description": f"{TAG} {self.cohort_tag}"}
                 try:
-                    made = call(self.service.calendars().insert(body=body), self.backoff)
+                    # One made before whose id was never kept (the process died right after
+                    # making it) is taken up again rather than left beside a second one.
+                    found = self._made_before()
+                    made = found or call(self.service.calendars().insert(body=self._new_body()), self.backoff)["id"]
                 except Exception as error:
                     raise _error(error) from None
-                self.calendar_id = made["id"]
+                self.calendar_id = made
                 return self.calendar_id  # kept at once; it is shared on the next call
         if not self.shared and self.new.share_with:
             rule = {"role": "writer", "scope": {"type": "user", "value": self.new.share_with}}
@@ -85,6 +87,26 @@ class GoogleCalendar(Calendar):
                 raise _error(error) from None
             self.shared = True
         return self.calendar_id
+
+    def _new_body(self) -> dict[str, str]:
+        assert self.new is not None
+        return {"summary": self.new.summary, "timeZone": self.new.time_zone, "description": self._description()}
+
+    def _description(self) -> str:
+        return f"{TAG} {self.cohort_tag}"  # what tells the cohort's own calendar from others
+
+    def _made_before(self) -> str | None:
+        """The id of a calendar the organiser owns that was made for this cohort, if any
+        (the first by id, should there be several)."""
+        found: list[str] = []
+        token = None
+        while True:
+            listing = self.service.calendarList().list(minAccessRole="owner", maxResults=250, pageToken=token)
+            page = call(listing, self.backoff)
+            found += [c["id"] for c in page.get("items", []) if c.get("description") == self._description() and not c.get("primary")]
+            token = page.get("nextPageToken")
+            if not token:
+                return min(found, default=None)
 
     # Writing
 

@@ -250,6 +250,7 @@ class CalendarBackend:
             "calendar.calendars.insert": self.calendar_insert,
             "calendar.acl.insert": self.acl_insert,
             "calendar.calendars.delete": self.calendar_delete,
+            "calendar.calendarList.list": self.calendar_list,
         }
 
     # ------------------------------------------------------------------ calendars
@@ -841,6 +842,37 @@ class CalendarBackend:
             "timeZone": time_zone,
             "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
         }
+
+    def calendar_list(self, ctx: Ctx) -> tuple[int, Any]:
+        """The user's calendar list: their own calendar and those shared with them (the
+        ones they made included), filtered by minAccessRole, paged by maxResults."""
+        roles = ["freeBusyReader", "reader", "writer", "owner"]
+        least = ctx.params.get("minAccessRole")
+        if least is not None and least not in roles:
+            raise invalid("Invalid minAccessRole value.", location="minAccessRole")
+        entries = []
+        for calendar in sorted(self.calendars.values(), key=lambda c: c.id):
+            role = "owner" if calendar.id == ctx.user else calendar.acl.get(ctx.user)
+            if role not in roles or (least is not None and roles.index(role) < roles.index(least)):
+                continue
+            entry = {
+                "kind": "calendar#calendarListEntry",
+                "id": calendar.id,
+                "summary": calendar.summary or calendar.id,
+                "timeZone": calendar.time_zone,
+                "accessRole": role,
+            }
+            if calendar.description:
+                entry["description"] = calendar.description
+            if calendar.id == ctx.user:
+                entry["primary"] = True
+            entries.append(entry)
+        size = int(ctx.params.get("maxResults") or 100)
+        first = int(ctx.params.get("pageToken") or 0)
+        page: dict[str, Any] = {"kind": "calendar#calendarList", "etag": f'"l{self.counter}"', "items": entries[first : first + size]}
+        if first + size < len(entries):
+            page["nextPageToken"] = str(first + size)
+        return 200, page
 
     def calendar_delete(self, ctx: Ctx) -> tuple[int, Any]:
         calendar = self._calendar(ctx, ctx.params["calendarId"])
