@@ -231,7 +231,7 @@ def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.Config
     """The web pages beside the daemon (`--http`), and a controller that times its ticks for
     them; or why they cannot be served."""
     from .web.metrics import MeteredController, Metrics
-    from .web.serve import links_for, make_site, serve
+    from .web.serve import make_site, serve
     from .web.server import WebError
 
     metrics = Metrics(deps.store)
@@ -248,7 +248,7 @@ def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.Config
         unplanned=lambda: controller.unplanned,
         config_problems=lambda: watcher.problems,
     )
-    deps.links = links_for(site)
+    deps.links = site.links()
     try:
         return controller, serve(site, address)
     except (ValueError, WebError) as error:

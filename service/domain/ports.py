@@ -227,6 +227,11 @@ class Store(Protocol):
     def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
         """The pairs as last remembered, exactly as they were given."""
 
+    def history(self, pair_id: str) -> list[dict]:
+        """What happened to one pair, oldest first: each entry has `at` and `event`
+        (session_booked, session_moved, event_written, attendance, sessions_cancelled,
+        pair_withdrawn, ...) and the event's details."""
+
     def withdraw(self, pair_id: str, now: datetime) -> None:
         """The pair left the program: it is not booked again until released."""
 

@@ -24,6 +24,7 @@ from ..logs import event
 from ..mail import wording
 from ..mail.compose import compose, compose_digest
 from ..mail.context import change_view
+from ..mail.links import PersonalLinks
 from ..mail.templates import TemplateProblem
 from .booking import pairs_by_id, sync_messages
 from .deps import Deps, Inputs, LockLost
@@ -212,7 +213,7 @@ def _prepare(
         event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
         return None
     try:
-        return _compose(deps, inputs, pairs, records, row, now)
+        return _compose(deps.store, deps.links, inputs, pairs, records, row, now)
     except Exception as problem:  # a broken template, or an address no email can carry
         built = isinstance(problem, TemplateProblem)
         reason = f"template: {problem}" if built else f"the email could not be built ({type(problem).__name__})"
@@ -336,37 +337,50 @@ def _fields(row: MessageRow) -> dict[str, Any]:
     }
 
 
+def written_now(store: Store, links: PersonalLinks | None, inputs: Inputs, row: MessageRow, now: datetime) -> EmailMessage:
+    """A stored email as it would be written at `now` (the pair page shows it); TemplateProblem
+    or KeyError (a pair no longer known) when it cannot be."""
+    pairs = {**store.known_pairs([row.pair_id]), **{p.id: p for p in inputs.cohort.pairs if p.id == row.pair_id}}
+    return _compose(store, links, inputs, pairs, by_pair(store.sessions([row.pair_id])), row, now)
+
+
 def _compose(
-    deps: Deps, inputs: Inputs, pairs: Mapping[str, Pair], records: Mapping[str, list[SessionRecord]], row: MessageRow, now: datetime
+    store: Store,
+    links: PersonalLinks | None,
+    inputs: Inputs,
+    pairs: Mapping[str, Pair],
+    records: Mapping[str, list[SessionRecord]],
+    row: MessageRow,
+    now: datetime,
 ) -> EmailMessage:
     cohort = inputs.cohort
     if row.stage is Stage.COORDINATOR_DIGEST:
-        return compose_digest(cohort, deps.store.digest_content(row.revision), inputs.templates, stamp=now, day=row.revision)
+        return compose_digest(cohort, store.digest_content(row.revision), inputs.templates, stamp=now, day=row.revision)
     pair = pairs[row.pair_id]
     pair_records = records[row.pair_id]
     info = row.stage.info
     # An update, or an invitation sent again because its session moved, says what changed.
     moved = info.session if info.kind is Kind.UPDATE or (info.kind is Kind.INVITATION and row.revision) else None
     change = change_view(cohort, pair, pair_records[moved - 1], row.role) if moved else None
-    options = _other_times(deps, inputs, pair_records[info.session - 1], now) if info.kind is Kind.OTHER_TIMES and info.session else ()
+    options = _other_times(store, inputs, pair_records[info.session - 1], now) if info.kind is Kind.OTHER_TIMES and info.session else ()
     # Emails before a session carry the reader's "Can't make it?" link to the web pages.
     ahead = info.session and info.expires_at == info.session and info.kind is not Kind.CANCELLATION
     record = pair_records[info.session - 1] if ahead and info.session and len(pair_records) >= info.session else None
-    cant_make_it = deps.links.session(record, row.recipient) if deps.links and record and not record.cancelled else None
-    goals = deps.store.goals([pair.id]).get(pair.id) if row.stage in QUOTE_GOALS else None
-    goals_link = deps.links.goals(cohort, pair.id, row.recipient) if deps.links and row.stage in ASK_FOR_GOALS else None
+    cant_make_it = links.session(record, row.recipient) if links and record and not record.cancelled else None
+    goals = store.goals([pair.id]).get(pair.id) if row.stage in QUOTE_GOALS else None
+    goals_link = links.goals(cohort, pair.id, row.recipient) if links and row.stage in ASK_FOR_GOALS else None
     missed = tuple(r.session.number for r in pair_records if r.attended is Attendance.MISSED)
     rebook = said = met_link = None
     if info.kind is Kind.MISSED and info.session:
         missed_record = pair_records[info.session - 1]
-        if deps.links:  # one step to book the missed session again
-            rebook = deps.links.rebook(missed_record, row.recipient, now)
+        if links:  # one step to book the missed session again
+            rebook = links.rebook(missed_record, row.recipient, now)
         if missed_record.attendance and missed_record.attendance.reported_by:
             said = "you" if missed_record.attendance.reported_by.casefold() == row.recipient.casefold() else "partner"
-    if row.stage in ASK_IF_MET and info.session and deps.links:
+    if row.stage in ASK_IF_MET and info.session and links:
         met_record = pair_records[info.session - 1]
         if _unknown_attendance(met_record):
-            met_link = deps.links.met(met_record, row.recipient)
+            met_link = links.met(met_record, row.recipient)
     return compose(
         cohort,
         pair,
@@ -395,10 +409,10 @@ def _unknown_attendance(record: SessionRecord) -> bool:
     return not record.cancelled and record.attended is None and not (record.meet_link or record.meet_space)
 
 
-def _other_times(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime) -> tuple[Session, ...]:
+def _other_times(store: Store, inputs: Inputs, record: SessionRecord, now: datetime) -> tuple[Session, ...]:
     """Times the session could move to, as things stand when the email goes out."""
     session = record.session
-    current = bookings(inputs.cohort, deps.store.sessions(), withdrawn=deps.store.withdrawn(), now=now)
+    current = bookings(inputs.cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
     others = current.standing(but=session)
     found = alternatives(inputs.cohort, inputs.busy, pair_id=session.pair_id, number=session.number, booked=others, now=now)
     return tuple(found)

@@ -14,9 +14,12 @@ from starlette.routing import Route
 
 from ..domain.outbox import RESENDABLE, State
 from ..domain.requests import RequestKind
+from ..mail.templates import TemplateProblem
 from ..status import status_report
+from ..usecases.sending import written_now
 from ..views import export_csv
 from .chart import timeline_svg
+from .history import history
 from .pages import client, csrf_refused, form, pages_of, see_other, site_of
 from .security import password_matches, sign_in_cookie, signed_in
 from .summary import PairStatus, Snapshot, overview, snapshot, timeline
@@ -34,6 +37,7 @@ def routes() -> list[Route]:
         Route("/pairs", pairs_table, methods=["GET"]),
         Route("/pairs/{pair_id}", pair_page, methods=["GET"]),
         Route("/pairs/{pair_id}/act", act, methods=["POST"]),
+        Route("/pairs/{pair_id}/emails/{ref}", email_page, methods=["GET"]),
         Route("/approve", approve, methods=["POST"]),
         Route("/export.csv", export, methods=["GET"]),
     ]
@@ -138,10 +142,37 @@ async def pair_page(request: Request) -> Response:
         attention=[item["summary"] for item in shot.attention if item["pair_id"] == pair_id],
         problem=site.unplanned().get(pair_id),
         goals=site.store.goals([pair_id]).get(pair_id),
+        history=history(site.store.history(pair_id)),
         resendable=[state.value for state in RESENDABLE],
         queued=request.query_params.get("queued"),
         error=request.query_params.get("error"),
         now=shot.now,
+    )
+
+
+@coordinator
+async def email_page(request: Request) -> Response:
+    """One email of a pair, written as it would be now: the copy that went out is in the
+    outbox or the organiser's Sent folder."""
+    site = site_of(request)
+    pair_id, ref = request.path_params["pair_id"], request.path_params["ref"]
+    row = next((m for m in site.store.messages([pair_id]) if m.ref == ref), None)
+    if row is None:
+        return pages_of(request).notice(request, "No such email", f"{pair_id} has no email {ref}.", 404, back=f"/pairs/{quote(pair_id)}")
+    try:
+        message = written_now(site.store, site.links(), site.inputs(), row, site.now())
+    except (TemplateProblem, KeyError) as problem:
+        return pages_of(request).notice(
+            request, "This email cannot be shown", f"It cannot be written now ({problem}).", 200, back=f"/pairs/{quote(pair_id)}"
+        )
+    text = message.get_body(("plain",))
+    return pages_of(request).render(
+        request,
+        "email.html",
+        row=row,
+        message=message,
+        text=text.get_content() if text is not None else "",
+        invitation=any(part.get_content_type() == "text/calendar" for part in message.walk()),
     )
 
 

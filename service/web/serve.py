@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from ..domain.ports import Clock, Store
 from ..logs import logger
-from ..mail.links import PersonalLinks
 from ..usecases import Inputs
 from .app import create_app
 from .metrics import Metrics
@@ -41,11 +40,6 @@ def make_site(
         unplanned=unplanned,
         config_problems=config_problems,
     )
-
-
-def links_for(site: Site) -> PersonalLinks | None:
-    """The links emails carry, when people can reach the pages."""
-    return PersonalLinks(site.public_url, site.key) if site.public_url else None
 
 
 def serve(site: Site, address: str) -> WebServer:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from ..domain.model import Pair
 from ..domain.ports import Clock, Store
+from ..mail.links import PersonalLinks
 from ..usecases import Inputs
 from .metrics import Metrics
 from .security import RateLimiter
@@ -36,6 +37,10 @@ class Site:
         """A pair of the program, or one that left it but is still remembered."""
         found = next((p for p in self.inputs().cohort.pairs if p.id == pair_id), None)
         return found or self.store.known_pairs([pair_id]).get(pair_id)
+
+    def links(self) -> PersonalLinks | None:
+        """The links emails carry, when people can reach the pages."""
+        return PersonalLinks(self.public_url, self.key) if self.public_url else None
 
     @property
     def secure_cookies(self) -> bool:

@@ -15,7 +15,7 @@ from service.adapters.store import open_store
 from service.runner import run_simulated
 from service.usecases import Deps
 from service.web.metrics import MeteredController, Metrics
-from service.web.serve import links_for, make_site
+from service.web.serve import make_site
 from tests.fakes.mailer import RecordingMailer
 
 ROOT = Path(__file__).parents[2]
@@ -54,7 +54,7 @@ class WebDaemon:
             unplanned=lambda: self.controller.unplanned,
             config_problems=lambda: self.watcher.problems,
         )
-        self.deps.links = links_for(self.site)
+        self.deps.links = self.site.links()
 
     def run(self, until: datetime | None = None) -> None:
         run_simulated(self.controller, self.clock, until)

@@ -202,6 +202,18 @@ def test_the_overview_pairs_and_a_pair_page(daemon, web):
     assert web.get("/pairs/no-such-pair").status_code == 404
 
 
+def test_a_pair_page_shows_its_history_and_each_email_as_written(daemon, web):
+    sign_in(daemon, web)
+    pair = web.get("/pairs/maya-zoe").text
+    assert "Session 1 booked for" in pair and "Sent: session1 invitation to zoe.nunez@example.net" in pair
+    ref = re.search(r'href="/pairs/maya-zoe/emails/(m-[0-9a-f]{8})">session1 invitation', pair).group(1)
+    shown = web.get(f"/pairs/maya-zoe/emails/{ref}")
+    assert shown.status_code == 200 and "Subject</b> Invitation: mentorship session 1" in shown.text
+    assert "carries a calendar invitation" in shown.text and "Hi " in shown.text
+    assert web.get("/pairs/maya-zoe/emails/m-00000000").status_code == 404
+    assert web.get("/pairs/jonas-priya/emails/" + ref).status_code == 404  # not this pair's email
+
+
 def test_the_dashboards_actions_queue_requests_for_the_daemon(daemon, web):
     sign_in(daemon, web)
     token = csrf(web.get("/pairs/jonas-priya"))

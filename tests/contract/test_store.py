@@ -470,6 +470,16 @@ def test_each_day_has_its_own_digest(store):
     assert sorted((r.revision, r.state) for r in store.messages([""])) == [(738000, State.PLANNED), (738001, State.PLANNED)]
 
 
+def test_a_pairs_history_is_its_own_events_oldest_first(store):
+    store.book([session(), session(pair_id="p2")], T0)
+    store.move(session(start=T0 + timedelta(days=1)), T0 + timedelta(minutes=5), "the mentee asked for another time")
+    store.cancel_pair("p1", T0 + timedelta(minutes=10), "withdrawn")
+    history = store.history("p1")
+    assert [e["event"] for e in history] == ["session_booked", "session_moved", "sessions_cancelled"]
+    assert history[1]["reason"] == "the mentee asked for another time" and history[1]["at"] == T0 + timedelta(minutes=5)
+    assert [e["event"] for e in store.history("p2")] == ["session_booked"]
+
+
 # What only a database has
 
 

@@ -64,11 +64,18 @@ class MemoryStore(Store):
         self._web_secret: str | None = None
         self._password_hash: str | None = None
         self._goals: dict[str, Goals] = {}
+        self._history: list[dict] = []
 
-    def _did(self, now: datetime) -> None:
-        """What SqlStore writes to its audit table: latest_activity is the latest of these."""
+    def _did(self, now: datetime, event: str | None = None, pair_id: str | None = None, **detail) -> None:
+        """What SqlStore writes to its audit table: latest_activity is the latest of these,
+        and the events of a pair are its history."""
         now = _utc(now)
         self._latest = now if self._latest is None else max(self._latest, now)
+        if event is not None:
+            self._history.append(dict(at=now, event=event, pair_id=pair_id, **detail))
+
+    def history(self, pair_id: str) -> list[dict]:
+        return [entry for entry in self._history if entry["pair_id"] == pair_id]
 
     # Sessions
 
@@ -96,7 +103,7 @@ class MemoryStore(Store):
                     change_reason=None,
                 )
             self._sessions[(s.pair_id, s.number)] = record
-            self._did(now)
+            self._did(now, "session_booked", s.pair_id, number=s.number, start=session.start.isoformat())
 
     def move(
         self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
@@ -113,7 +120,7 @@ class MemoryStore(Store):
             event_sequence=old.sequence + 1 if seen_in_calendar else old.event_sequence,
             agreed=agreed or seen_in_calendar,
         )
-        self._did(now)
+        self._did(now, "session_moved", session.pair_id, number=session.number, start=_utc(session.start).isoformat(), reason=reason)
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         now = _utc(now)
@@ -128,7 +135,7 @@ class MemoryStore(Store):
                     changed_at=now,
                     event_sequence=old.sequence + 1 if held else old.event_sequence,
                 )
-        self._did(now)
+        self._did(now, "sessions_cancelled", pair_id, reason=reason)
 
     # The calendar's copy of each session
 
@@ -148,7 +155,7 @@ class MemoryStore(Store):
             self._seen(pair_id, number, event, event_sequence=sequence)
         elif old is not None:
             self._sessions[(pair_id, number)] = replace(old, event_sequence=sequence)
-        self._did(now)
+        self._did(now, "event_written", pair_id, number=number, sequence=sequence)
 
     def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
         self._seen(pair_id, number, event)
@@ -169,7 +176,7 @@ class MemoryStore(Store):
             kept = old.attendance if reading is None else replace(reading, at=_utc(reading.at))
             self._sessions[(pair_id, number)] = replace(old, attendance=kept, attendance_read_at=_utc(now))
             if reading is not None:  # SqlStore writes its audit row only then
-                self._did(now)
+                self._did(now, "attendance", pair_id, number=number, attendance=reading.attendance.value, people=reading.people)
 
     def record_counter(self, pair_id: str, number: int, email: str, message: str, now: datetime) -> None:
         old = self._sessions.get((pair_id, number))
@@ -199,7 +206,7 @@ class MemoryStore(Store):
     def withdraw(self, pair_id: str, now: datetime) -> None:
         if pair_id in self._pairs:
             self._withdrawn.add(pair_id)
-        self._did(now)
+        self._did(now, "pair_withdrawn", pair_id)
 
     def withdrawn(self) -> set[str]:
         return set(self._withdrawn)
@@ -209,7 +216,7 @@ class MemoryStore(Store):
         for key, old in self._sessions.items():
             if key[0] == pair_id and old.held:
                 self._sessions[key] = replace(old, held=False)
-        self._did(now)
+        self._did(now, "pair_released", pair_id)
 
     def known_pairs(self, pair_ids: Iterable[str] | None = None) -> dict[str, Pair]:
         wanted = None if pair_ids is None else set(pair_ids)

@@ -122,6 +122,7 @@ audit = Table(
     Column("event", String(64), nullable=False),
     Column("pair_id", String(64)),
     Column("detail", Text, nullable=False),
+    Index("audit_pair", "pair_id"),  # a pair's history
 )
 
 
@@ -187,6 +188,11 @@ def _attendance_v6(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {name} {ddl}")
 
 
+def _audit_by_pair_v7(connection: Connection) -> None:
+    """A pair's history is read from the audit table by its pair."""
+    connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS audit_pair ON audit (pair_id)")
+
+
 # Each step moves the schema one version up; a released step never changes.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_v1,
@@ -195,6 +201,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _requests_v4,
     _counters_v5,
     _attendance_v6,
+    _audit_by_pair_v7,
 ]
 
 

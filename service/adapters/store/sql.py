@@ -698,8 +698,14 @@ class SqlStore(Store):
             return connection.execute(select(func.max(audit.c.at))).scalar()
 
     def audit_log(self) -> list[dict]:
+        return self._audit_rows(select(audit))
+
+    def history(self, pair_id: str) -> list[dict]:
+        return self._audit_rows(select(audit).where(audit.c.pair_id == pair_id))
+
+    def _audit_rows(self, query) -> list[dict]:
         with self.engine.begin() as connection:
-            rows = connection.execute(select(audit).order_by(audit.c.id)).all()
+            rows = connection.execute(query.order_by(audit.c.id)).all()
         return [dict(at=r.at, event=r.event, pair_id=r.pair_id, **json.loads(r.detail)) for r in rows]
 
 
