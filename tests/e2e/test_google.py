@@ -48,7 +48,7 @@ class World:
             shutil.copytree(ROOT / "config", folder)
         google.service_account_file(folder / "key.json")
         config = (folder / "cohort.google.example.yaml").read_text()
-        config = config.replace("calendar_id: primary", f"calendar_id: {calendar_id}")
+        config = config.replace("calendar_id: create", f"calendar_id: {calendar_id}")
         config = config.replace(f"organizer: {ORGANIZER}", f"organizer: {organizer}")
         config = config.replace("  # credentials: secrets/mentorship-key.json", "  credentials: key.json")
         config = config.replace("read_sent_mail: false", "read_sent_mail: true")
