@@ -101,11 +101,12 @@ class FreeBusy(Protocol):
 
 class MeetError(Exception):
     """Meet could not be asked; tried again later. `setup`: only the coordinator can fix it
-    (an API not enabled, a scope not granted)."""
+    (an API not enabled, a scope not granted). `gone`: this room is not there (Meet does
+    not know it, or the link is not Meet's): asking again cannot help while the link stays."""
 
-    def __init__(self, reason: str, *, setup: bool = False):
+    def __init__(self, reason: str, *, setup: bool = False, gone: bool = False):
         super().__init__(reason)
-        self.reason, self.setup = reason, setup
+        self.reason, self.setup, self.gone = reason, setup, gone
 
 
 class Meet(Protocol):

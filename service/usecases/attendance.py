@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from ..domain import attendance
-from ..domain.attendance import Attendance
+from ..domain.attendance import Attendance, Reading
 from ..domain.outbox import SessionRecord
 from ..domain.ports import Meet, MeetError
 from ..logs import event
@@ -17,18 +17,24 @@ from .booking import pairs_by_id
 from .deps import Deps, Inputs
 
 MEET_ALERT = ("", -2)  # the standing note about Meet as a whole
+# Kept as a session's room, followed by its link, when Meet said there is no room behind
+# that link: it is not asked again unless the link changes, and attendance is unknown.
+GONE = "gone:"
 
 
 def prepare_rooms(deps: Deps, meet: Meet, now: datetime) -> None:
     """Every session to come with a Meet link gets its room looked up (and its settings
     set); the room is kept with the session."""
     for record in deps.store.sessions():
-        if record.cancelled or record.meet_space or not record.meet_link or record.session.end <= now:
+        if record.cancelled or not record.meet_link or record.session.end <= now or _room(record) or _gone(record):
             continue
         session = record.session
         try:
             space = meet.space(record.meet_link)
         except MeetError as error:
+            if error.gone:
+                _no_room(deps, record, error, now)
+                continue
             _unreachable(deps, error, now, f"cannot look up the Meet room of session {session.number} of {session.pair_id}")
             if error.setup:  # Meet as a whole refuses: the others would fail alike
                 return
@@ -53,9 +59,18 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
         session = record.session
         pair = pairs.get(session.pair_id)
         first, last = attendance.window(session)
+        if _gone(record):  # nothing to read: not known whether it took place
+            store.record_attendance(session.pair_id, session.number, record.sequence, _unknown(record, now), now)
+            settled = True
+            continue
         try:
-            conferences = meet.conferences(record.meet_space or str(record.meet_link), first, min(last, now))
+            conferences = meet.conferences(_room(record) or str(record.meet_link), first, min(last, now))
         except MeetError as error:
+            if error.gone:
+                _no_room(deps, record, error, now)
+                store.record_attendance(session.pair_id, session.number, record.sequence, _unknown(record, now), now)
+                settled = True
+                continue
             _unreachable(deps, error, now, f"cannot read who came to session {session.number} of {session.pair_id}")
             # Asked, in vain: tried again a day later; when Meet as a whole refuses, so are the others.
             for waiting in due[due.index(record) :] if error.setup else [record]:
@@ -97,6 +112,35 @@ def next_reading(deps: Deps) -> datetime | None:
     """When the next session's room is to be read."""
     times = [attendance.due(r.session, r.attendance_read_at) for r in deps.store.sessions() if _waiting(r)]
     return min(times, default=None)
+
+
+def _room(record: SessionRecord) -> str | None:
+    """The room looked up for the session (spaces/ID), if it was."""
+    return record.meet_space if record.meet_space and not record.meet_space.startswith(GONE) else None
+
+
+def _gone(record: SessionRecord) -> bool:
+    """Whether Meet said there is no room behind the session's link as it is now."""
+    return record.meet_space == GONE + str(record.meet_link)
+
+
+def _no_room(deps: Deps, record: SessionRecord, error: MeetError, now: datetime) -> None:
+    """Meet has no room behind this link: kept, so it is not asked again while the link stays."""
+    session = record.session
+    deps.store.set_meet_space(session.pair_id, session.number, GONE + str(record.meet_link))
+    event(
+        now,
+        "meet_room_gone",
+        f"meet: no room behind the link of session {session.number} of {session.pair_id} ({error.reason}); its attendance will be unknown",
+        level=logging.WARNING,
+        pair=session.pair_id,
+        session=session.number,
+        error=error.reason,
+    )
+
+
+def _unknown(record: SessionRecord, now: datetime) -> Reading:
+    return Reading(attendance=Attendance.UNKNOWN, sequence=record.sequence, at=now)
 
 
 def _waiting(record: SessionRecord) -> bool:

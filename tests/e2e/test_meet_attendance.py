@@ -222,3 +222,20 @@ def test_with_the_directory_signed_in_people_are_known_and_only_the_pair_counts(
     assert world.record(HELD_IN_PIECES, 1).attended is Attendance.PARTIAL
     assert world.record(PARTIAL, 1).attended is Attendance.HELD
     assert google.api_calls("people.people.get") >= 2
+
+
+def test_rooms_meet_does_not_know_are_asked_about_once_and_their_attendance_is_unknown(google, tmp_path):
+    world = World(google, tmp_path / "cohort")
+    google.add_fault(Fault(method="meet.spaces.get", status=404, reason="notFound", message="Requested entity was not found."))
+    world.booked_with_links()
+    sessions = len(world.store.sessions())
+    for _ in range(3):
+        world.clock.advance_to(world.clock.now() + timedelta(minutes=5))
+        world.tick()
+    assert google.api_calls("meet.spaces.get") == sessions  # once per room, not once per tick
+    world.run()
+    assert google.api_calls("meet.spaces.get") == sessions
+    assert google.api_calls("meet.conferenceRecords.list") == 0  # nothing to read there
+    assert {r.attended for r in world.store.sessions()} == {Attendance.UNKNOWN}  # not taken as missed
+    assert not [m for pair in world.cohort.pairs for m in world.mail(pair.id, Stage.SESSION1_MISSED)]
+    assert not any("Google Meet cannot be read" in s["summary"] for s in world.controller.attention(world.clock.now()))

@@ -26,12 +26,14 @@ class ScriptedMeet:
         self.failure: MeetError | None = None
         self.unknown: set[str] = set()  # links whose room Meet does not find
         self.asked: list[str] = []
+        self.looked_up: list[str] = []
 
     def space(self, link: str) -> str:
+        self.looked_up.append(link)
         if self.failure:
             raise self.failure
         if link in self.unknown:
-            raise MeetError("Google Meet: 404 : Requested entity was not found.")
+            raise MeetError("Google Meet: 404 : Requested entity was not found.", gone=True)
         return "spaces/" + link.rsplit("/", 1)[-1]
 
     def conferences(self, space: str, start: datetime, end: datetime) -> list[Conference]:
@@ -139,16 +141,43 @@ def test_a_missed_session_can_be_moved_though_its_time_has_passed_and_a_held_one
     assert next_reading(deps) is not None and next_reading(deps) <= moved.session.end + timedelta(hours=1)
 
 
-def test_a_room_meet_does_not_find_holds_up_no_other_and_is_read_by_its_meeting_code(deps):
+def test_a_room_meet_does_not_find_holds_up_no_other_is_not_asked_again_and_its_attendance_is_unknown(deps):
     inputs = booked_on_google(deps)
     meet = ScriptedMeet()
     lost = first(deps, "maya-zoe")
     meet.unknown.add(str(lost.meet_link))
     prepare_rooms(deps, meet, NOW)
     spaces = {(r.session.pair_id, r.session.number): r.meet_space for r in deps.store.sessions()}
-    assert spaces.pop(("maya-zoe", 1)) is None and all(spaces.values())
+    assert spaces.pop(("maya-zoe", 1)) == "gone:" + str(lost.meet_link) and all(s and s.startswith("spaces/") for s in spaces.values())
+    for tick in range(3):
+        prepare_rooms(deps, meet, NOW + timedelta(minutes=5 * tick))
+    assert meet.looked_up.count(str(lost.meet_link)) == 1  # once, not every tick
+    assert not any((a.pair_id, a.session) == MEET_ALERT for a in deps.store.alerts())  # Meet itself is fine
     read_attendance(deps, meet, inputs, lost.session.end + timedelta(hours=1))
-    assert str(lost.meet_link) in meet.asked and first(deps, "maya-zoe").attended is Attendance.MISSED
+    assert str(lost.meet_link) not in meet.asked  # nothing to read: not taken as missed either
+    assert first(deps, "maya-zoe").attended is Attendance.UNKNOWN
+
+
+def test_a_room_meet_does_not_find_is_looked_up_again_once_the_link_changes(deps):
+    inputs = booked_on_google(deps)
+    meet = ScriptedMeet()
+    lost = first(deps, "maya-zoe")
+    meet.unknown.add(str(lost.meet_link))
+    prepare_rooms(deps, meet, NOW)
+    new_link = "https://meet.google.com/new-room-xyz"
+    session = lost.session
+    event = CalendarEvent(
+        event_id=event_id(inputs.cohort.name, session.pair_id, session.number),
+        start=session.start,
+        end=session.end,
+        cancelled=False,
+        responses={},
+        meet_link=new_link,
+        conference="success",
+    )
+    deps.store.event_seen(session.pair_id, session.number, event)  # a new Meet link was made for the session
+    prepare_rooms(deps, meet, NOW)
+    assert meet.looked_up.count(new_link) == 1 and first(deps, "maya-zoe").meet_space == "spaces/new-room-xyz"
 
 
 def test_meet_refusing_to_look_rooms_up_is_told_until_it_answers(deps):

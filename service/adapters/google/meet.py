@@ -68,9 +68,9 @@ class GoogleMeet(Meet):
         without knocking, and recording and transcription are what the cohort asks."""
         code = meeting_code(link)
         if code is None:
-            raise MeetError("the session's link is not a Google Meet link")
+            raise MeetError("the session's link is not a Google Meet link", gone=True)
         spaces = self.service.spaces()
-        found = self._call(spaces.get(name=f"spaces/{code}"))
+        found = self._call(spaces.get(name=f"spaces/{code}"), room=True)
         name = str(found["name"])
         if self.trusted_access:
             self._call(spaces.patch(name=name, updateMask=SETTINGS_MASK, body=self._settings()))
@@ -96,7 +96,7 @@ class GoogleMeet(Meet):
         else:
             code = meeting_code(space)
             if code is None:
-                raise MeetError("the session's link is not a Google Meet link")
+                raise MeetError("the session's link is not a Google Meet link", gone=True)
             where = f'space.meeting_code = "{code}"'
         query = f'{where} AND start_time >= "{_stamp(start)}" AND start_time <= "{_stamp(end)}"'
         records = self.service.conferenceRecords()
@@ -123,12 +123,14 @@ class GoogleMeet(Meet):
             if not token:
                 return
 
-    def _call(self, request) -> dict[str, Any]:
+    def _call(self, request, *, room: bool = False) -> dict[str, Any]:
+        """`room`: the request names a room, so a 404 means that room is not there."""
         try:
             return call(request, self.backoff) or {}
         except Exception as error:  # classified: anything unexpected is raised as it is
             failure = classify(error)
-            raise MeetError(f"Google Meet: {failure.reason}", setup=failure.setup) from None
+            gone = room and isinstance(error, HttpError) and error.resp.status == 404
+            raise MeetError(f"Google Meet: {failure.reason}", setup=failure.setup, gone=gone) from None
 
     def _who(self, participant: dict[str, Any]) -> str:
         """A participant's key: the email of someone signed in where the directory says it,
