@@ -342,6 +342,12 @@ def _room(link: str) -> str:
     return f"room {link}"
 
 
+def linked(cohort: Cohort) -> dict[str, tuple[Pair, ...]]:
+    """Each pair's group: the pairs it shares a person or a room with, directly or through
+    others. Sessions outside a pair's group never stand in its way."""
+    return {pair.id: group for group in map(tuple, _groups(cohort.pairs, cohort.link_for)) for pair in group}
+
+
 def _groups(pairs: Sequence[Pair], room_of: Callable[[Pair], str | None]) -> list[list[Pair]]:
     """Pairs linked by shared people or rooms (union-find over emails), in cohort order."""
     parent: dict[str, str] = {}

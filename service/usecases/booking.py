@@ -12,7 +12,7 @@ from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
 from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
-from ..domain.planning import Busy, misfit, replan_session
+from ..domain.planning import Busy, linked, misfit, replan_session
 from ..domain.stretch import stretched
 from ..logs import event
 from ..mail import wording
@@ -221,6 +221,7 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
     time both are free, both told why; with none, the coordinator is asked."""
     store, cohort = deps.store, inputs.cohort
     pairs = {p.id: p for p in cohort.pairs}
+    groups, standing = None, current.standing()
     records = [record for pair_id in current.booked for record in current.records[pair_id]]
     for record in records:
         session, pair_id = record.session, record.session.pair_id
@@ -228,7 +229,12 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
         reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy)
         if reason is None:
             continue
-        new = replan_session(cohort, inputs.busy, pair_id=pair_id, number=session.number, booked=current.standing(but=session), now=now)
+        # Planned within the pair's group only: the rest of the cohort cannot be in its way.
+        groups = groups or linked(cohort)
+        group = groups[pair_id]
+        around = {p.id: standing[p.id] for p in group if p.id in standing}
+        around[pair_id] = tuple(s for s in around.get(pair_id, ()) if s != session)
+        new = replan_session(replace(cohort, pairs=group), inputs.busy, pair_id=pair_id, number=session.number, booked=around, now=now)
         within_stretch = misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch) is None
         if within_stretch and (new is None or stretched(pairs[pair_id], new)):
             continue  # outside someone's hours as far as they may stretch, and no time inside both people's hours is free
@@ -237,7 +243,7 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> No
             continue
         store.move(new, now, reason)
         store.set_alert(pair_id, session.number, None)
-        current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)  # a move is rare: read again
+        standing = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now).standing()  # a move is rare: read again
         event(
             now,
             "session_moved",
