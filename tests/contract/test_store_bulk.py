@@ -67,3 +67,25 @@ def test_thousands_of_sessions_pairs_and_messages_read_back_as_written(store):  
     renamed = replace(people[7], mentor=replace(people[7].mentor, name="Mentor Seven"))
     store.remember_pairs([*people[:7], renamed, *people[8:]], T0 + timedelta(hours=3))
     assert store.known_pairs(["p7", "p8"]) == {"p7": renamed, "p8": people[8]}
+
+
+def test_times_written_in_bulk_have_the_form_sqlalchemy_gives_them(tmp_path):
+    """Rows written by _insert_rows are compared in SQL with times SQLAlchemy binds: on
+    SQLite both must be the same text."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import DateTime
+
+    from service.adapters.store import open_store
+    from service.adapters.store.sql import _stored_time
+
+    sqlite = open_store(tmp_path / "state.sqlite")
+    try:
+        with sqlite.engine.begin() as connection:
+            ours = _stored_time(connection)
+            theirs = DateTime().dialect_impl(connection.dialect).bind_processor(connection.dialect)
+            for moment in (datetime(2027, 3, 1, 9, tzinfo=UTC), datetime(2027, 3, 1, 9, 30, 5, 123, tzinfo=ZoneInfo("Asia/Kolkata"))):
+                assert ours(moment) == theirs(moment.astimezone(UTC).replace(tzinfo=None))
+            assert ours(None) is None
+    finally:
+        sqlite.close()
