@@ -84,7 +84,8 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
             unknown = sorted(person.email for person in people[pair_id] if person.email in guessed)
             if unknown:
                 store.set_alert(pair_id, 0, _guessed(unknown, {guessed[e] for e in unknown}))
-    _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now)
+    booked_now = {item.pair.id for item in new}  # the planner just placed them, on what is known now
+    _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now, skip=booked_now)
     sync_messages(deps, inputs, now)
     return problems
 
@@ -215,14 +216,14 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
     return True
 
 
-def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime) -> None:
+def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, skip: Collection[str] = ()) -> None:
     """Booked sessions still to come, checked against what is known now (blackouts,
     hours, days, time zones, busy calendars): one that no longer fits moves to the best
     time both are free, both told why; with none, the coordinator is asked."""
     store, cohort = deps.store, inputs.cohort
     pairs = {p.id: p for p in cohort.pairs}
     groups, standing = None, current.standing()
-    records = [record for pair_id in current.booked for record in current.records[pair_id]]
+    records = [record for pair_id in current.booked if pair_id not in skip for record in current.records[pair_id]]
     for record in records:
         session, pair_id = record.session, record.session.pair_id
         # A time a person chose (moved by hand, proposed, set by the coordinator) stays theirs.
