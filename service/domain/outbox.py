@@ -276,8 +276,9 @@ def changes(wanted: Iterable[Wanted], stored: Iterable[MessageRow]) -> Changes:
     wanted_keys = set()
     insert, retime, revive = [], [], []
     for item in wanted:
-        wanted_keys.add(item.key)
-        row = by_key.get(item.key)
+        key = item.key
+        wanted_keys.add(key)
+        row = by_key.get(key)
         if row is None:
             insert.append(item)
         elif _open(row) and (row.due != item.due or row.expires != item.expires):

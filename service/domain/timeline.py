@@ -42,7 +42,12 @@ def email_timeline(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) ->
         for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
             due = due_time(cohort, stage, sessions, person.availability)
             messages.append(PlannedMessage(due=due, pair_id=pair.id, stage=stage, role=role, recipient=person.email))
-    return sorted(messages)
+    return sorted(messages, key=_order)
+
+
+def _order(message: PlannedMessage) -> tuple:
+    """The dataclass's own order (its fields in turn), without its slower comparisons."""
+    return (message.due, message.pair_id, message.stage, message.role, message.recipient)
 
 
 def due_time(cohort: Cohort, stage: Stage, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
