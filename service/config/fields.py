@@ -4,6 +4,7 @@ shown with problems.quote: short, on one line."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, time, timedelta
@@ -45,6 +46,7 @@ def free_text(value: str) -> str:
     return value.strip()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a mentor's address comes once per mentee; checking it is the slow part of loading
 def email(value: str) -> str:
     value = value.strip()
     if not value:
