@@ -148,7 +148,9 @@ def load_pairs(
     if (note := unused.warning(file)) is not None:
         problems.append(note)
     if not rows and errors(problems) == before:  # not when every row was refused, each with its own problem
-        problems.append(Problem(file=file, line=1, message="no pairs: the file has no rows after its header"))
+        # Not an error: emptying the sheet is how a running cohort is ended (the change is
+        # held for approval like any removal), and an empty cohort books nothing.
+        problems.append(warning(file=file, line=1, message="no pairs: the file has no rows after its header, so nothing is booked"))
         return []
     builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars, present)
     pairs = [pair for row in rows if (pair := builder.pair(row)) is not None]

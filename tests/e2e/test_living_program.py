@@ -7,6 +7,7 @@ import csv
 import io
 import shutil
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -73,6 +74,25 @@ def test_a_filtered_sheet_is_held_and_cancels_nothing_until_approved(cohort_dir,
     everyone = {line.split(",")[0] for line in backup.splitlines()[1:]}
     assert cancelled == everyone - {"maya-zoe", "jonas-priya", "aiko-lilei"}
     assert daemon.store.held_change() is None
+
+
+def test_an_emptied_sheet_ends_the_cohort_once_approved(cohort_dir, tmp_path, capsys):
+    """Emptying the pairings is how a coordinator ends a running cohort: held and shown
+    like any large removal, then every coming session cancelled and both people told."""
+    mailer = RecordingMailer()
+    daemon = start(cohort_dir, tmp_path, mailer)
+    daemon.run(until=INVITATIONS_OUT)
+    keep_rows(cohort_dir)
+    daemon.tick()
+    assert daemon.store.held_change() is not None and not any(r.cancelled for r in daemon.store.sessions())
+    state = tmp_path / "state.sqlite"
+    assert cli(cohort_dir, state, "approve") == 0
+    capsys.readouterr()
+    sent_before = len(mailer.sent)
+    daemon.tick()
+    assert all(r.cancelled for r in daemon.store.sessions() if r.session.start > daemon.clock.now())
+    told = {parseaddr(str(m["To"]))[1] for m in mailer.sent[sent_before:] if str(m["Subject"]).startswith("Cancelled:")}
+    assert told == {person.email for pair in daemon.store.known_pairs().values() for person in pair.people}
 
 
 def test_a_small_edit_is_applied_at_once(cohort_dir, tmp_path):
