@@ -64,7 +64,7 @@ from bench.cohorts import (
     mondays,
     utc_offset_hours,
 )
-from service.domain.availability import merge, subtract, to_minutes, working_spans
+from service.domain.availability import busy_minutes, to_minutes, working_spans
 from service.domain.model import (
     Cohort,
     Pair,
@@ -315,17 +315,16 @@ def _minutes(delta: timedelta) -> int:
 
 
 def free_starts(cohort: Cohort, person: Person, busy: dict[str, list], limits: Limits) -> set[int]:
-    """Every start on the step grid where a whole session fits in the person's free time."""
-    free = subtract(
-        working_spans(person.availability, cohort.start - DAY, cohort.end + DAY),
-        merge((to_minutes(s), to_minutes(e)) for s, e in busy.get(person.email, ())),
-    )
+    """Every start on the step grid where a whole session fits in one of the person's
+    working periods and meets none of their busy times."""
+    taken = busy_minutes(busy.get(person.email, ()))
     starts = set()
-    for span in free:
+    for span in working_spans(person.availability, cohort.start - DAY, cohort.end + DAY):
         lo, hi = max(span.start, limits.earliest), min(span.end, limits.program_end)
         t = -(-lo // limits.step) * limits.step
         while t + limits.length <= hi:
-            starts.add(t)
+            if not any(start < t + limits.length and t < end for start, end in taken):
+                starts.add(t)
             t += limits.step
     return starts
 

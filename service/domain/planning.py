@@ -12,32 +12,37 @@ the cohort's stretch at either end of a person's day: at the time that keeps the
 of the two people's minutes outside their hours smallest, taking turns over the two
 sessions. A pair left out gets its true reason and the smallest change that would plan
 it, found by planning that pair again with the change.
+
+Everything here works on UTC minutes (availability.py): busy times are converted once
+per person, where two working patterns meet is worked out once per plan, and a pair's
+free time is lists of ints. A session time is scored only for the free pieces that can
+still beat the best times found so far, nearest the pair's preferred day first.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from bisect import bisect_left, bisect_right, insort
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .availability import (
-    DaySpan,
-    SharedSpan,
+    Free,
+    Hours,
+    Overlap,
     Span,
-    StretchedSpan,
+    busy_minutes,
+    day_of_mentee,
+    day_of_mentor,
+    free_time,
     from_minutes,
-    intersect,
-    merge,
+    meet,
     midnight,
-    outside,
     stretched_spans,
-    subtract,
     to_minutes,
-    working_spans,
 )
 from .model import Cohort, Pair, Person, Session, Stretch, WorkingPattern
 from .stretch import outside_hours
@@ -102,25 +107,41 @@ def plan_sessions(
     booked = {pid: s for pid, s in (booked or {}).items() if len(s) == 2}
     frame = _Frame.of(cohort, now)
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
-    outcome: dict[str, PairPlan] = {}
+    found: dict[str, tuple[int, int] | str] = {}
     # Groups share nobody, so each one's free time is worked out, used and dropped in
     # turn: memory stays proportional to the largest group, not to the cohort.
     for group in _groups(cohort.pairs, cohort.link_for):
-        people = {p.email: p for pair in group for p in pair.people}
-        taken = {email: merge(map(_span, busy.get(email, ()))) for email in people}
-        free = {email: _free(frame, person, taken[email]) for email, person in people.items()}
-        shared: dict[str, list[SharedSpan]] = {}
-        stretched: set[str] = set()
-        hopeful = []  # a pair with no possible sessions of its own only slows the search down
-        for pair in group:
-            shared[pair.id], wide, meets = _pair_spans(frame, pair, free, taken, cohort.stretch)
-            if wide:
-                stretched.add(pair.id)
-            if meets or pair.id in booked:
-                hopeful.append(pair)
-        chosen: dict[str, tuple[int, int]] = {}
-        for part in _groups(hopeful, cohort.link_for):  # without them a group may fall apart: smaller searches
-            chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
+        found.update(_plan_group(frame, group, busy, booked, index, node_budget))
+    return Plan(cohort=cohort, pairs=tuple(_pair_plan(frame, pair, booked, found) for pair in cohort.pairs))
+
+
+def _plan_group(
+    frame: _Frame,
+    group: list[Pair],
+    busy: Busy,
+    booked: Mapping[str, tuple[Session, ...]],
+    index: Mapping[str, int],
+    node_budget: int,
+) -> dict[str, tuple[int, int] | str]:
+    """The starts of both sessions of each pair of the group that can be planned, and the
+    reason for each one that cannot (pairs in `booked` keep theirs)."""
+    people = {p.email for pair in group for p in pair.people}
+    taken = {email: busy_minutes(busy.get(email, ())) for email in people}
+    shared: dict[str, Free] = {}
+    stretched: set[str] = set()
+    hopeful = []  # a pair with no possible sessions of its own only slows the search down
+    for pair in group:
+        shared[pair.id], wide, meets = _pair_spans(frame, pair, _both(pair, taken), frame.cohort.stretch)
+        if wide:
+            stretched.add(pair.id)
+        if meets or pair.id in booked:
+            hopeful.append(pair)
+    chosen: dict[str, tuple[int, int]] = {}
+    for part in _groups(hopeful, frame.cohort.link_for):  # without them a group may fall apart: smaller searches
+        chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
+    found: dict[str, tuple[int, int] | str] = dict(chosen)
+    left_out = [pair for pair in group if pair.id not in chosen and pair.id not in booked]
+    if left_out:
         sessions_of: dict[str, list[Pair]] = defaultdict(list)
         for pair in group:
             if pair.id in chosen or pair.id in booked:
@@ -128,15 +149,20 @@ def plan_sessions(
                     sessions_of[person.email].append(pair)
         fixed = {pair.id: tuple(booked[pair.id]) for pair in group if pair.id in booked}
         fixed.update((pair_id, frame.sessions(pair_id, starts)) for pair_id, starts in chosen.items())
-        for pair in group:
-            if pair.id in booked:
-                outcome[pair.id] = PairPlan(pair=pair, sessions=tuple(booked[pair.id]), problems=())
-            elif pair.id in chosen:
-                outcome[pair.id] = PairPlan(pair=pair, sessions=fixed[pair.id], problems=())
-            else:
-                diagnosis = _Diagnosis(frame, pair, group, free, taken, fixed, index)
-                outcome[pair.id] = PairPlan(pair=pair, sessions=(), problems=(diagnosis.reason(shared[pair.id], sessions_of),))
-    return Plan(cohort=cohort, pairs=tuple(outcome[pair.id] for pair in cohort.pairs))
+        for pair in left_out:
+            found[pair.id] = _Diagnosis(frame, pair, group, taken, fixed, index).reason(shared[pair.id], sessions_of)
+    return found
+
+
+def _pair_plan(
+    frame: _Frame, pair: Pair, booked: Mapping[str, tuple[Session, ...]], found: Mapping[str, tuple[int, int] | str]
+) -> PairPlan:
+    if pair.id in booked:
+        return PairPlan(pair=pair, sessions=tuple(booked[pair.id]), problems=())
+    outcome = found[pair.id]
+    if isinstance(outcome, str):
+        return PairPlan(pair=pair, sessions=(), problems=(outcome,))
+    return PairPlan(pair=pair, sessions=frame.sessions(pair.id, outcome), problems=())
 
 
 def replan_session(
@@ -154,9 +180,8 @@ def replan_session(
     frame = _Frame.of(cohort, now)
     group = next(g for g in _groups(cohort.pairs, cohort.link_for) if any(p.id == pair_id for p in g))
     pair = next(p for p in group if p.id == pair_id)
-    taken = {p.email: merge(map(_span, busy.get(p.email, ()))) for p in pair.people}
-    free = {email: _free(frame, person, taken[email]) for email, person in zip(taken, pair.people, strict=True)}
-    spans, wide, _ = _pair_spans(frame, pair, free, taken, cohort.stretch)
+    taken = {p.email: busy_minutes(busy.get(p.email, ())) for p in pair.people}
+    spans, wide, _ = _pair_spans(frame, pair, _both(pair, taken), cohort.stretch)
     search = _Search(frame, [], {pair.id: spans}, {pair.id: 0}, 0, booked, {pair.id} if wide else set())
     for member in group:  # _Search books fixed sessions of the pairs it is given
         if member.id != pair.id:
@@ -174,76 +199,41 @@ def replan_session(
         if other is not None:
             lo = max(lo, to_minutes(other.start) + frame.gap)
     search.thorough = True
-    options = search.options(pair, number, lo, hi, _carried(pair, other) if wide and other else None)
+    options = search.best(pair, number, lo, hi, _carried(pair, other) if wide and other else None, count=1)
     if not options:
         return None
     start = options[0].start
     return Session(pair_id=pair.id, number=number, start=from_minutes(start), end=from_minutes(start + frame.length))
 
 
-def _free(frame: _Frame, person: Person, taken: Sequence[Span], stretch: int = 0) -> list[DaySpan]:
-    """The person's working time, stretched by `stretch` minutes, minus `taken` (merged)."""
-    cohort = frame.cohort
-    if stretch:
-        working = stretched_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY, stretch)
-    else:
-        working = working_spans(person.availability, cohort.start - _DAY, cohort.end + _DAY)
-    return frame.clip(subtract(working, taken))
+def _both(pair: Pair, taken: Mapping[str, list[Span]]) -> list[Span]:
+    """The busy times of both people of a pair, sorted (overlaps are fine)."""
+    return sorted(taken[pair.mentor.email] + taken[pair.mentee.email])
 
 
-def _pair_spans(
-    frame: _Frame,
-    pair: Pair,
-    free: Mapping[str, list[DaySpan]],
-    taken: Mapping[str, Sequence[Span]],
-    stretch: Stretch,
-    widest: Mapping[str, list[DaySpan]] | None = None,
-    inside: list[SharedSpan] | None = None,
-) -> tuple[list[SharedSpan], bool, bool]:
+def _pair_spans(frame: _Frame, pair: Pair, busy: Sequence[Span], stretch: Stretch, inside: Free | None = None) -> tuple[Free, bool, bool]:
     """The times a pair may meet; whether they reach outside someone's hours, only when
     the pair has no room for both sessions inside both people's hours; and whether both
-    sessions fit at all, other pairs aside. `inside`: where both are free inside hours,
-    when known."""
+    sessions fit at all, other pairs aside. `busy`: both people's busy times; `inside`:
+    where both are free inside hours, when known."""
     if inside is None:
-        inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
+        inside = free_time(frame.hours(pair.mentor.availability, pair.mentee.availability), busy)
     if _could_meet(frame, inside):
         return inside, False, True
-    wide = _stretched(frame, pair, taken, stretch, widest)
+    wide = _stretched(frame, pair, busy, stretch)
     if wide is not None and _could_meet(frame, wide):
         return wide, True, True
     return inside, False, False
 
 
-def _stretched(
-    frame: _Frame,
-    pair: Pair,
-    taken: Mapping[str, Sequence[Span]],
-    stretch: Stretch,
-    widest: Mapping[str, list[DaySpan]] | None = None,
-) -> list[SharedSpan] | None:
-    """When both are free with their days stretched as far as the cohort allows; None
-    when neither may be stretched. `widest`: each one's free time stretched further
-    still, to be cut down rather than worked out again."""
-    mentor, mentee = pair.mentor, pair.mentee
-    reach = stretch.allowance(mentor.availability), stretch.allowance(mentee.availability)
+def _stretched(frame: _Frame, pair: Pair, busy: Sequence[Span], stretch: Stretch) -> Free | None:
+    """When both are free with their days stretched as far as `stretch` allows; None when
+    neither may be stretched."""
+    mentor, mentee = pair.mentor.availability, pair.mentee.availability
+    reach = stretch.allowance(mentor), stretch.allowance(mentee)
     if not any(reach):
         return None
-    if widest is None:
-        return intersect(
-            _free(frame, mentor, taken[mentor.email], reach[0]), _free(frame, mentee, taken[mentee.email], reach[1]), stretched=True
-        )
-    return intersect(_narrowed(widest[mentor.email], reach[0]), _narrowed(widest[mentee.email], reach[1]), stretched=True)
-
-
-def _narrowed(free: Sequence[DaySpan], reach: int) -> list[DaySpan]:
-    """Free time stretched further than `reach`, cut back to `reach` minutes either side
-    of each working period (what lies further out can only be a stretched day's edge)."""
-    out = []
-    for span in free:
-        start, end = max(span.start, span.day_start - reach), min(span.end, span.day_end + reach)
-        if start < end:
-            out.append(span if (start, end) == (span.start, span.end) else DaySpan(start, end, span.day_start, span.day_end, span.day))
-    return out
+    return free_time(frame.hours(mentor, mentee, reach, own_hours=True), busy)
 
 
 def _carried(pair: Pair, session: Session) -> _Option:
@@ -254,14 +244,7 @@ def _carried(pair: Pair, session: Session) -> _Option:
     return _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start), mentor, mentee)
 
 
-def _span(interval: tuple[datetime, datetime]) -> Span:
-    start, end = interval
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError(f"busy time {start}..{end} has no time zone")
-    return int(start.timestamp()) // 60, int(end.timestamp()) // 60
-
-
-def _could_meet(frame: _Frame, shared: Sequence[SharedSpan]) -> bool:
+def _could_meet(frame: _Frame, shared: Free) -> bool:
     """Whether some session 1 leaves room for a session 2, ignoring other pairs."""
     firsts = _starts(shared, frame.earliest, frame.first_deadline, frame)
     first = next(firsts, None)
@@ -283,6 +266,13 @@ class _Frame:
     gap: int
     buffer: int
     step: int
+    # Where two working patterns meet, by (mentor's, mentee's, reach, own hours): people
+    # share a handful of patterns, so it is worked out once per plan. Frames made from
+    # this one with replace() share it: they move only the first deadline and the gap.
+    met: dict[tuple, Hours] = field(default_factory=dict, compare=False, repr=False)
+    # The same by the patterns' identities, looked up first: comparing two equal patterns
+    # costs more than the lookup. Each entry holds its patterns, so their ids stay theirs.
+    met_by_id: dict[tuple, tuple[WorkingPattern, WorkingPattern, Hours]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, cohort: Cohort, now: datetime) -> _Frame:
@@ -302,18 +292,20 @@ class _Frame:
             step=step,
         )
 
-    def clip(self, spans: Sequence[DaySpan]) -> list[DaySpan]:
-        """The spans inside [earliest, program_end); only the two edges are cut."""
-        lo = bisect_right([s.end for s in spans], self.earliest)
-        hi = bisect_left([s.start for s in spans], self.program_end)
-        kept = list(spans[lo:hi])
-        if kept and kept[0].start < self.earliest:
-            s = kept[0]
-            kept[0] = DaySpan(self.earliest, s.end, s.day_start, s.day_end, s.day)
-        if kept and kept[-1].end > self.program_end:
-            s = kept[-1]
-            kept[-1] = DaySpan(s.start, self.program_end, s.day_start, s.day_end, s.day)
-        return kept
+    def hours(self, mentor: WorkingPattern, mentee: WorkingPattern, reach: tuple[int, int] = (0, 0), own_hours: bool = False) -> Hours:
+        """Where the two patterns' working days, stretched by `reach` minutes, meet during
+        the program from `earliest` on."""
+        seen = self.met_by_id.get((id(mentor), id(mentee), reach, own_hours))
+        if seen is not None:
+            return seen[2]
+        key = (mentor, mentee, reach, own_hours)
+        found = self.met.get(key)
+        if found is None:
+            first, last = self.cohort.start - _DAY, self.cohort.end + _DAY
+            a, b = stretched_spans(mentor, first, last, reach[0]), stretched_spans(mentee, first, last, reach[1])
+            found = self.met[key] = meet(a, b, self.earliest, self.program_end, own_hours=own_hours)
+        self.met_by_id[(id(mentor), id(mentee), reach, own_hours)] = (mentor, mentee, found)
+        return found
 
     def sessions(self, pair_id: str, starts: tuple[int, int]) -> tuple[Session, ...]:
         return tuple(
@@ -372,24 +364,22 @@ def _groups(pairs: Sequence[Pair], room_of: Callable[[Pair], str | None]) -> lis
 class _Search:
     """Depth-first search for the arrangement of one group that books the most pairs."""
 
-    def __init__(self, frame: _Frame, group: list[Pair], shared, index, node_budget: int, fixed, stretched=frozenset()):
+    def __init__(self, frame: _Frame, group: list[Pair], shared: Mapping[str, Free], index, node_budget: int, fixed, stretched=frozenset()):
         self.frame = frame
         self.shared = shared
         self.stretched = stretched  # ids of pairs whose spans reach outside someone's hours
         self.index = index
         self.budget = node_budget
         # Most constrained first: fewest possible times for session 1.
-        self.order = sorted(
-            (p for p in group if p.id not in fixed),
-            key=lambda p: (_choices(shared[p.id], frame), index[p.id]),
-        )
+        hopeful = [p for p in group if p.id not in fixed]
+        self.order = sorted(hopeful, key=lambda p: (_choices(shared[p.id], frame), index[p.id])) if len(hopeful) > 1 else hopeful
         self.booked: dict[str, list[Span]] = defaultdict(list)
-        self.days: dict[str, Counter[int]] = defaultdict(Counter)
+        self.days: dict[str, dict[int, int]] = defaultdict(dict)  # sessions per person per local date
         for pair in group:
             for session in fixed.get(pair.id, ()):
                 self.book_fixed(pair, session)
         self.current: dict[str, tuple[int, int]] = {}
-        self.best: dict[str, tuple[int, int]] = {}
+        self.best_found: dict[str, tuple[int, int]] = {}
         self.nodes = 0
         self.thorough = False  # the first descent only tries the best time of each free span
         self.descended = False
@@ -397,28 +387,28 @@ class _Search:
     def run(self) -> dict[str, tuple[int, int]]:
         # First a single greedy descent: the best time of each free span, no going back.
         self._visit(0)
-        if len(self.best) < len(self.order):
+        if len(self.best_found) < len(self.order):
             # Then a real search from the top, the edges of free spans included (two
             # sessions may share a window only if both sit at its edges), within the budget.
             self.thorough, self.nodes = True, 0
             self._visit(0)
-        return self.best
+        return self.best_found
 
     def _finished(self) -> bool:
-        if len(self.best) == len(self.order):
+        if len(self.best_found) == len(self.order):
             return True
         return self.nodes >= self.budget if self.thorough else self.descended
 
     def _visit(self, k: int) -> None:
         self.nodes += 1
-        if len(self.current) > len(self.best):
-            self.best = dict(self.current)
+        if len(self.current) > len(self.best_found):
+            self.best_found = dict(self.current)
         if k == len(self.order):
             self.descended = True
             return
         if self._finished():
             return
-        if len(self.current) + len(self.order) - k <= len(self.best):
+        if len(self.current) + len(self.order) - k <= len(self.best_found):
             return  # cannot beat what is already found
         pair = self.order[k]
         frame = self.frame
@@ -445,7 +435,8 @@ class _Search:
                 self.booked[person.email].append(span)
             else:
                 self.booked[person.email].remove(span)
-            self.days[person.email][day] += sign
+            days = self.days[person.email]
+            days[day] = days.get(day, 0) + sign
         if room := frame.cohort.link_for(pair):
             if sign > 0:
                 self.booked[_room(room)].append(span)
@@ -460,50 +451,114 @@ class _Search:
         start = to_minutes(session.start)
         self._book(pair, _Option(start, _local_day(pair.mentor, start), _local_day(pair.mentee, start)))
 
-    def options(self, pair: Pair, number: int, lo: int, hi: int, other: _Option | None = None) -> list[_Option]:
-        """The best few start times for one session in [lo, hi), best first. `other`: the
-        pair's other session, whose minutes outside hours a stretched pair weighs."""
+    def options(self, pair: Pair, number: int, lo: int, hi: int, other: _Option | None = None) -> Iterator[_Option]:
+        """The best few start times for one session in [lo, hi), best first. The first
+        descent seldom looks past the best one, so that one is found alone first. Taken
+        lazily: the search books and unbooks around each one, and it is back to the same
+        state whenever the next is asked for."""
+        count = OPTIONS_PER_SESSION if self.thorough else 1
+        found = self.best(pair, number, lo, hi, other, count)
+        yield from found
+        if count < OPTIONS_PER_SESSION and found:
+            yield from self.best(pair, number, lo, hi, other, OPTIONS_PER_SESSION)[count:]
+
+    def best(
+        self, pair: Pair, number: int, lo: int, hi: int, other: _Option | None = None, count: int = OPTIONS_PER_SESSION
+    ) -> list[_Option]:
+        """The `count` best start times for one session in [lo, hi), best first. `other`:
+        the pair's other session, whose minutes outside hours a stretched pair weighs.
+
+        Free pieces are scored outwards from the preferred time, nearer side first. Each
+        day away costs DAY_COST and no time can score below _score_floor, so once a
+        side's next piece is too far away to beat the `count`-th best time found, nothing
+        beyond it can: the answer is the one scoring every piece would give."""
         frame = self.frame
         length, step = frame.length, frame.step
+        free = self.shared[pair.id]
+        starts, ends, within, periods = free.starts, free.ends, free.within, free.hours.periods
         room = frame.cohort.link_for(pair)
-        taken = merge(self.booked[pair.mentor.email] + self.booked[pair.mentee.email] + (self.booked[_room(room)] if room else []))
+        taken = self.booked[pair.mentor.email] + self.booked[pair.mentee.email] + (self.booked[_room(room)] if room else [])
+        taken.sort()
         spread = (self.index[pair.id] * GOLDEN + (number - 1) * 0.5) % 1.0
         preferred = lo + int((hi - lo) * spread)
         mentor_days, mentee_days = self.days[pair.mentor.email], self.days[pair.mentee.email]
-        scored: list[tuple] = []  # (-score, start, mentor day, mentee day[, mentor outside, mentee outside])
-        spans = self.shared[pair.id]
         wide = pair.id in self.stretched
-        for i in range(bisect_right(spans, lo, key=_end), len(spans)):
-            span = spans[i]
-            if span.start >= hi:
+        least, carried, most = _score_floor(free.hours.widest, length, wide, other)
+        scored: list[tuple] = []  # the best so far: (score, start, mentor day, mentee day, mentor outside, mentee outside)
+        first_piece, stop = bisect_right(ends, lo), bisect_left(starts, hi)
+        right = min(max(bisect_right(ends, preferred), first_piece), stop)  # pieces from here end after `preferred`
+        left = right - 1
+        while True:
+            # How far from `preferred` the next piece on each side starts at the nearest.
+            after = max(starts[right], lo) - preferred if right < stop else None
+            before = preferred - (min(ends[left], hi) - length) if left >= first_piece else None
+            if after is not None and (before is None or after <= before):
+                i, away = right, after
+                right += 1
+            elif before is not None:
+                i, away = left, before
+                left -= 1
+            else:
                 break
-            day_start, day_end = span.day_start, span.day_end
-            crowding = SAME_DAY_COST * (mentor_days[span.mentor_day] + mentee_days[span.mentee_day])
-            open_from, open_to = max(span.start, lo), min(span.end, hi)
+            # The least any time in that piece can score, summed in the order a score is.
+            if len(scored) == count and DAY_COST * max(away, 0) / 1440 + STRETCH_COST * least + FAIR_COST * carried - most > scored[-1][0]:
+                break  # and the other side's next piece is further still
+            period = periods[within[i]]
+            _, _, day_start, day_end, mentor_day, mentee_day, _, _ = period
+            crowding = SAME_DAY_COST * (mentor_days.get(mentor_day, 0) + mentee_days.get(mentee_day, 0))
+            open_from, open_to = max(starts[i], lo), min(ends[i], hi)
             for start, end in _pieces(open_from, open_to, taken) if taken else ((open_from, open_to),):
                 first, last = -(-start // step) * step, (end - length) // step * step
                 if first > last:
                     continue
                 if wide:
-                    scored += _stretched_options(span, first, last, length, step, crowding, preferred, other)
-                    continue
-                centre = (day_start + day_end - length + step) // 2 // step * step
-                centre = min(max(centre, first), last)
-                for t in {centre, first, last} if self.thorough else (centre,):
-                    comfort = min(t - day_start, day_end - t - length, COMFORT_CAP)
-                    distance = DAY_COST * abs(t - preferred) / 1440
-                    scored.append((crowding + distance - comfort, t, span.mentor_day, span.mentee_day))
-        scored.sort()
-        return [_Option(*option[1:]) for option in scored[:OPTIONS_PER_SESSION]]
+                    candidates = _stretched_options(period, first, last, length, step, crowding, preferred, other)
+                else:
+                    candidates = []
+                    centre = (day_start + day_end - length + step) // 2 // step * step
+                    centre = min(max(centre, first), last)
+                    for t in {centre, first, last} if self.thorough else (centre,):
+                        comfort = min(t - day_start, day_end - t - length, COMFORT_CAP)
+                        distance = DAY_COST * abs(t - preferred) / 1440
+                        candidates.append((crowding + distance - comfort, t, mentor_day, mentee_day, 0, 0))
+                for candidate in candidates:
+                    if len(scored) < count or candidate < scored[-1]:
+                        insort(scored, candidate)
+                        del scored[count:]
+        return [_Option._make(option[1:]) for option in scored]
+
+
+def _score_floor(widest: int, length: int, wide: bool, other: _Option | None) -> tuple[int, int, int]:
+    """What bounds the score of any session time in shared hours whose widest period has
+    `widest` minutes inside both people's days, distance from the preferred time aside:
+    the least minutes the worse-off person spends outside their hours, the least the
+    worse-off one carries over both sessions (with `other`), and the most comfort a time
+    can have.
+
+    A session where no period holds a whole one spends each of its minutes outside the
+    common hours, and each minute of a gap between the two days, outside someone's hours:
+    at least half of that falls on the worse-off person, and over both sessions at least
+    half of it and of what the other session carries."""
+    most = max(0, min(COMFORT_CAP, (widest - length) // 2))
+    if not wide:
+        return 0, 0, most
+    both = max(0, length - widest)  # the least minutes outside, both people together
+    least = -(-both // 2)
+    if other is None:
+        return least, least, most
+    carried = max(least + min(other.mentor_out, other.mentee_out), -(-(both + other.mentor_out + other.mentee_out) // 2))
+    return least, carried, most
 
 
 def _stretched_options(
-    span: StretchedSpan, first: int, last: int, length: int, step: int, crowding: float, preferred: int, other: _Option | None
+    span: Overlap, first: int, last: int, length: int, step: int, crowding: float, preferred: int, other: _Option | None
 ) -> list[tuple]:
     """Scored start times in [first, last] of a span that may reach outside someone's
     hours. Each person's minutes outside are piecewise linear in the start, so the best
     times lie on the grid next to their bends and crossings: only those are scored."""
-    (mentor_from, mentor_to), (mentee_from, mentee_to) = span.mentor_hours, span.mentee_hours
+    _, _, day_start, day_end, mentor_day, mentee_day, mentor_hours, mentee_hours = span
+    assert mentor_hours is not None and mentee_hours is not None
+    (mentor_from, mentor_to), (mentee_from, mentee_to) = mentor_hours, mentee_hours
     marks = (
         first,
         last,
@@ -517,18 +572,15 @@ def _stretched_options(
     times = {min(max(t, first), last) for mark in marks for t in (mark // step * step, -(-mark // step) * step)}
     scored = []
     for t in times:
-        mentor = sum(outside(t, length, mentor_from, mentor_to))
-        mentee = sum(outside(t, length, mentee_from, mentee_to))
+        end = t + length  # minutes outside each one's hours, as outside() counts them
+        mentor = (mentor_from - t if t < mentor_from else 0) + (end - mentor_to if end > mentor_to else 0)
+        mentee = (mentee_from - t if t < mentee_from else 0) + (end - mentee_to if end > mentee_to else 0)
         worst = max(mentor, mentee)
         carried = max(mentor + other.mentor_out, mentee + other.mentee_out) if other else worst
-        comfort = 0 if worst else min(t - span.day_start, span.day_end - t - length, COMFORT_CAP)
+        comfort = 0 if worst else min(t - day_start, day_end - t - length, COMFORT_CAP)
         score = crowding + DAY_COST * abs(t - preferred) / 1440 + STRETCH_COST * worst + FAIR_COST * carried - comfort
-        scored.append((score, t, span.mentor_day, span.mentee_day, mentor, mentee))
+        scored.append((score, t, mentor_day, mentee_day, mentor, mentee))
     return scored
-
-
-def _end(span: SharedSpan) -> int:
-    return span.end
 
 
 def _local_day(person: Person, minutes: int) -> int:
@@ -544,7 +596,7 @@ class _Option(NamedTuple):
 
 
 def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
-    """[start, end) minus the merged spans in `taken`."""
+    """[start, end) minus the spans in `taken` (sorted by start; may overlap)."""
     out = []
     for s, e in taken:
         if e <= start or s >= end:
@@ -557,14 +609,14 @@ def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
     return out
 
 
-def _choices(spans: Sequence[SharedSpan], frame: _Frame) -> int:
+def _choices(free: Free, frame: _Frame) -> int:
     """How many start times session 1 could take, ignoring other pairs."""
     count = 0
-    for span in spans:
-        if span.start >= frame.first_deadline:
+    for start, end in zip(free.starts, free.ends, strict=True):
+        if start >= frame.first_deadline:
             break
-        first = _ceil(max(span.start, frame.earliest), frame.step)
-        last = _floor(min(span.end, frame.first_deadline) - frame.length, frame.step)
+        first = _ceil(max(start, frame.earliest), frame.step)
+        last = _floor(min(end, frame.first_deadline) - frame.length, frame.step)
         if last >= first:
             count += (last - first) // frame.step + 1
     return count
@@ -574,33 +626,29 @@ class _Diagnosis:
     """Why one pair was left out, and the smallest change that would plan it: each change
     is tried by planning the pair again around the sessions its group got."""
 
-    def __init__(self, frame: _Frame, pair: Pair, group: list[Pair], free, taken, fixed, index):
+    def __init__(self, frame: _Frame, pair: Pair, group: list[Pair], taken: Mapping[str, list[Span]], fixed, index):
         self.frame, self.pair, self.group = frame, pair, group
-        self.free, self.taken, self.fixed, self.index = free, taken, fixed, index
-        self.widest: dict[str, list[DaySpan]] | None = None  # free time stretched as far as a fix may go
-        self.inside = intersect(free[pair.mentor.email], free[pair.mentee.email])
+        self.taken, self.fixed, self.index = taken, fixed, index
+        self.busy = _both(pair, taken)
+        self.inside = free_time(frame.hours(pair.mentor.availability, pair.mentee.availability), self.busy)
         cohort = frame.cohort
         self.reach = tuple(cohort.stretch.allowance(p.availability) for p in pair.people)
         # Their hours alone: every working day, nobody busy, stretched as far as allowed.
-        self.hours = intersect(
-            *(
-                frame.clip(list(stretched_spans(_every_day(p.availability), cohort.start - _DAY, cohort.end + _DAY, reach)))
-                for p, reach in zip(pair.people, self.reach, strict=True)
-            )
-        )
+        mentor, mentee = (_every_day(p.availability) for p in pair.people)
+        self.hours = free_time(frame.hours(mentor, mentee, (self.reach[0], self.reach[1])), [])
 
-    def reason(self, shared: Sequence[SharedSpan], sessions_of) -> str:
+    def reason(self, shared: Free, sessions_of) -> str:
         cause = self._cause(shared, sessions_of)
         fixes = self._fixes()
         if fixes:
             return f"{cause}; it would be planned with {' or '.join(fixes)}"
         return f"{cause}; no single change of the session window, the stretch or a blackout date would plan it"
 
-    def _cause(self, shared: Sequence[SharedSpan], sessions_of) -> str:
+    def _cause(self, shared: Free, sessions_of) -> str:
         frame, pair, hours = self.frame, self.pair, self.hours
         cohort = frame.cohort
         mentor, mentee = pair.mentor, pair.mentee
-        if not any(s.end - s.start >= frame.length for s in hours):
+        if not any(end - start >= frame.length for start, end in zip(hours.starts, hours.ends, strict=True)):
             return (
                 f"no common working hours: {_who(mentor)} and {_who(mentee)} never overlap for a whole session"
                 f" during the program{self._stretch_note()}"
@@ -610,18 +658,20 @@ class _Diagnosis:
         if frame.earliest + frame.length > frame.first_deadline:
             return f"session 1 had to take place by {deadline:%d %b %Y}, which has passed"
         if not _fits(hours, frame.earliest, frame.first_deadline, frame):
-            meet = next(_starts(hours, frame.earliest, frame.program_end, frame), None)
-            if meet is None:
+            met = next(_starts(hours, frame.earliest, frame.program_end, frame), None)
+            if met is None:
                 return f"their working hours do not meet again before the program ends on {cohort.end:%d %b %Y}"
-            change = _clock_change(pair.people, frame.local_date(frame.earliest), frame.local_date(meet))
+            change = _clock_change(pair.people, frame.local_date(frame.earliest), frame.local_date(met))
             if change:
                 day, place = change
                 return (
                     f"their working hours meet only after the clock change on {day:%d %b %Y} in {place},"
                     f" too late for session 1 in the first {weeks} (by {deadline:%d %b %Y})"
                 )
-            return f"their working hours first meet on {frame.local_date(meet):%d %b %Y}, too late for session 1 in the first {weeks}"
-        wide = _stretched(frame, pair, self.taken, cohort.stretch) or shared
+            return f"their working hours first meet on {frame.local_date(met):%d %b %Y}, too late for session 1 in the first {weeks}"
+        wide = _stretched(frame, pair, self.busy, cohort.stretch)
+        if wide is None or not wide.starts:
+            wide = shared
         if not _fits(wide, frame.earliest, frame.first_deadline, frame):
             return (
                 f"no hour when both are free in the first {weeks} (by {deadline:%d %b %Y}) for session 1:"
@@ -669,13 +719,16 @@ class _Diagnosis:
 
     def _covering(self, lo: int, hi: int) -> str:
         """Whose busy times, blackout dates and public holidays take the common hours in [lo, hi)."""
-        spans = [s for s in self.hours if s.end > lo and s.start < hi]
+        free, periods = self.hours, self.hours.hours.periods
+        spans = [
+            (start, end, periods[k]) for start, end, k in zip(free.starts, free.ends, free.within, strict=True) if end > lo and start < hi
+        ]
         found = []
-        for person, days in zip(self.pair.people, ("mentor_day", "mentee_day"), strict=True):
+        for person, day_of in zip(self.pair.people, (day_of_mentor, day_of_mentee), strict=True):
             taken = self.taken.get(person.email, ())
-            if any(b_start < s.end and s.start < b_end for s in spans for b_start, b_end in taken):
+            if any(b_start < end and start < b_end for start, end, _ in spans for b_start, b_end in taken):
                 found.append(f"{person.name}'s busy times")
-            own = {date.fromordinal(getattr(s, days)) for s in spans}
+            own = {date.fromordinal(day_of(period)) for _, _, period in spans}
             if own & person.availability.blackout_dates:
                 found.append(f"{person.name}'s blackout dates")
             if own & person.availability.holidays:
@@ -727,9 +780,10 @@ class _Diagnosis:
         """The first blackout date whose loss would plan the pair, among those that fall
         on a day both could otherwise meet."""
         tried = 0
-        for person, days in zip(self.pair.people, ("mentor_day", "mentee_day"), strict=True):
+        for person, day_of in zip(self.pair.people, (day_of_mentor, day_of_mentee), strict=True):
             pattern = person.availability
-            for day in sorted({date.fromordinal(getattr(s, days)) for s in self.hours} & pattern.blackout_dates):
+            usable = {date.fromordinal(day_of(self.hours.hours.periods[k])) for k in self.hours.within}
+            for day in sorted(usable & pattern.blackout_dates):
                 if tried == FIX_BLACKOUTS_TRIED:
                     return None
                 tried += 1
@@ -740,18 +794,12 @@ class _Diagnosis:
 
     def _attempt(self, frame: _Frame, stretch: Stretch | None = None, changed: Person | None = None) -> _Attempt:
         """The pair under a changed frame, stretch or person, ready to be planned again."""
-        pair, free = self.pair, self.free
-        widest: dict[str, list[DaySpan]] | None = None
-        inside: list[SharedSpan] | None = self.inside  # unchanged unless a person changes
+        pair = self.pair
+        inside: Free | None = self.inside  # unchanged unless a person changes
         if changed is not None:
             inside = None
-            free = {**free, changed.email: _free(frame, changed, self.taken[changed.email])}
             pair = replace(pair, mentor=changed) if pair.mentor.email == changed.email else replace(pair, mentee=changed)
-        elif stretch is not None:  # the same frame: each stretch is cut from the widest
-            if self.widest is None:
-                self.widest = {p.email: _free(frame, p, self.taken[p.email], FIX_STRETCH_MOST) for p in pair.people}
-            widest = self.widest
-        return _Attempt(self, frame, pair, *_pair_spans(frame, pair, free, self.taken, stretch or frame.cohort.stretch, widest, inside))
+        return _Attempt(self, frame, pair, *_pair_spans(frame, pair, self.busy, stretch or frame.cohort.stretch, inside))
 
 
 @dataclass(frozen=True)
@@ -759,7 +807,7 @@ class _Attempt:
     diagnosis: _Diagnosis
     frame: _Frame
     pair: Pair
-    spans: list[SharedSpan]
+    spans: Free
     wide: bool
     possible: bool  # both sessions fit, other pairs aside: needed, and cheap to know
 
@@ -824,17 +872,19 @@ def _weeks(delta: timedelta) -> str:
     return f"{days} days"
 
 
-def _starts(shared: Sequence[SharedSpan], lo: int, hi: int, frame: _Frame):
-    for span in shared:
-        start, end = max(span.start, lo), min(span.end, hi)
-        t = _ceil(start, frame.step)
+def _starts(free: Free, lo: int, hi: int, frame: _Frame) -> Iterator[int]:
+    """Every start in [lo, hi) on the step grid where a session fits in `free`, in order."""
+    starts, ends = free.starts, free.ends
+    for i in range(bisect_right(ends, lo), bisect_left(starts, hi)):
+        t = _ceil(max(starts[i], lo), frame.step)
+        end = min(ends[i], hi)
         while t + frame.length <= end:
             yield t
             t += frame.step
 
 
-def _fits(shared: Sequence[SharedSpan], lo: int, hi: int, frame: _Frame) -> bool:
-    return next(_starts(shared, lo, hi, frame), None) is not None
+def _fits(free: Free, lo: int, hi: int, frame: _Frame) -> bool:
+    return next(_starts(free, lo, hi, frame), None) is not None
 
 
 def misfit(pair: Pair, session: Session, busy: Busy, *, stretch: Stretch | None = None) -> str | None:

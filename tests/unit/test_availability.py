@@ -1,14 +1,15 @@
 from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from service.domain.availability import (
     DaySpan,
+    busy_minutes,
+    free_time,
     from_minutes,
-    intersect,
     local_moment,
-    merge,
-    subtract,
+    meet,
     to_minutes,
     working_spans,
 )
@@ -77,13 +78,40 @@ def test_split_working_day_gives_two_spans_per_day():
     assert [(from_minutes(s.start).hour, from_minutes(s.end).hour) for s in spans] == [(8, 12), (14, 18)]
 
 
-def test_subtract_and_intersect():
-    day = DaySpan(0, 600, 0, 600, 1)
-    free = subtract([day], merge([(100, 200), (150, 250), (500, 700)]))
-    assert [(s.start, s.end) for s in free] == [(0, 100), (250, 500)]
-    other = [DaySpan(50, 300, 50, 300, 1)]
-    shared = intersect(free, other)
-    assert [(s.start, s.end, s.day_start, s.day_end) for s in shared] == [(50, 100, 50, 300), (250, 300, 50, 300)]
+def test_shared_hours_minus_busy_times():
+    hours = meet([DaySpan(0, 600, 0, 600, 1)], [DaySpan(50, 300, 50, 300, 1)], 0, 10_000)
+    assert hours.periods == ((50, 300, 50, 300, 1, 1, None, None),)
+    free = free_time(hours, [(100, 200), (150, 250), (500, 700)])  # overlapping busy times are fine
+    assert list(zip(free.starts, free.ends, strict=True)) == [(50, 100), (250, 300)]
+    assert free.within == [0, 0]
+
+
+def test_shared_hours_are_cut_to_the_window_and_can_keep_each_ones_hours():
+    mentor = [DaySpan(0, 600, 60, 540, 1), DaySpan(1440, 2040, 1500, 1980, 2)]  # stretched an hour each side
+    mentee = [DaySpan(300, 900, 300, 900, 1), DaySpan(1740, 2340, 1740, 2340, 2)]
+    hours = meet(mentor, mentee, 400, 1800, own_hours=True)
+    assert hours.periods == (
+        (400, 600, 300, 540, 1, 1, (60, 540), (300, 900)),
+        (1740, 1800, 1740, 1980, 2, 2, (1500, 1980), (1740, 2340)),
+    )
+    assert hours.widest == 240  # 1740-1980: the most minutes inside both days
+
+
+def test_busy_times_become_sorted_whole_minutes():
+    busy = [
+        (utc(2027, 3, 1, 10, 0, 59), utc(2027, 3, 1, 11, 30, 59)),
+        (utc(2027, 3, 1, 9, 0, 10), utc(2027, 3, 1, 9, 0, 50)),  # within one minute: nothing left
+        (datetime(2027, 3, 1, 9, tzinfo=ZoneInfo("Europe/Berlin")), utc(2027, 3, 1, 8, 30)),
+    ]
+    assert busy_minutes(busy) == [
+        (to_minutes(utc(2027, 3, 1, 8)), to_minutes(utc(2027, 3, 1, 8, 30))),
+        (to_minutes(utc(2027, 3, 1, 10)), to_minutes(utc(2027, 3, 1, 11, 30))),
+    ]
+
+
+def test_naive_busy_times_are_refused():
+    with pytest.raises(ValueError, match="no time zone"):
+        busy_minutes([(utc(2027, 3, 1, 9), utc(2027, 3, 1, 10)), (datetime(2027, 3, 1, 9), datetime(2027, 3, 1, 10))])
 
 
 def test_naive_datetimes_are_refused():
