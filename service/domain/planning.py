@@ -137,7 +137,8 @@ def _plan_group(
         if meets or pair.id in booked:
             hopeful.append(pair)
     chosen: dict[str, tuple[int, int]] = {}
-    for part in _groups(hopeful, frame.cohort.link_for):  # without them a group may fall apart: smaller searches
+    # Without the others a group may fall apart: smaller searches.
+    for part in _groups(hopeful, frame.cohort.link_for) if len(hopeful) < len(group) else [group]:
         chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
     found: dict[str, tuple[int, int] | str] = dict(chosen)
     left_out = [pair for pair in group if pair.id not in chosen and pair.id not in booked]
@@ -323,10 +324,6 @@ def _minutes(delta: timedelta) -> int:
 
 def _ceil(value: int, step: int) -> int:
     return -(-value // step) * step
-
-
-def _floor(value: int, step: int) -> int:
-    return value // step * step
 
 
 def _room(link: str) -> str:
@@ -611,14 +608,14 @@ def _pieces(start: int, end: int, taken: Sequence[Span]) -> list[Span]:
 
 def _choices(free: Free, frame: _Frame) -> int:
     """How many start times session 1 could take, ignoring other pairs."""
-    count = 0
+    count, step, earliest, deadline = 0, frame.step, frame.earliest, frame.first_deadline
     for start, end in zip(free.starts, free.ends, strict=True):
-        if start >= frame.first_deadline:
+        if start >= deadline:
             break
-        first = _ceil(max(start, frame.earliest), frame.step)
-        last = _floor(min(end, frame.first_deadline) - frame.length, frame.step)
+        first = -(-(start if start > earliest else earliest) // step) * step
+        last = ((end if end < deadline else deadline) - frame.length) // step * step
         if last >= first:
-            count += (last - first) // frame.step + 1
+            count += (last - first) // step + 1
     return count
 
 
