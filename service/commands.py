@@ -164,7 +164,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     deps = Deps(
         store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies, meet=meet, budget=budget
     )
-    controller, web = Controller(deps), None
+    controller, web = Controller(deps, poll=watcher.configuration.poll), None
     if args.http:
         started = _start_web(args.http, deps, clock, watcher)
         if isinstance(started, str):
@@ -235,7 +235,7 @@ def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.Config
     from .web.server import WebError
 
     metrics = Metrics(deps.store)
-    controller = MeteredController(deps, metrics)
+    controller = MeteredController(deps, metrics, poll=watcher.configuration.poll)
     given = watcher.current()[0]  # until the first tick settles what is in force
     site = make_site(
         deps.store,

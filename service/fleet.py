@@ -369,7 +369,9 @@ class Fleet:
             meet=meet,
             budget=budget,
         )
-        self.workers[name] = Worker(name, token, store, release, Controller(deps), clock, watcher.configuration.poll)
+        self.workers[name] = Worker(
+            name, token, store, release, Controller(deps, poll=watcher.configuration.poll), clock, watcher.configuration.poll
+        )
         event(clock.now(), "cohort_taken", f"cohort {name}: working it (lease token {token})", cohort=name, token=token)
 
     def _open(self, name: str) -> tuple[SqlStore, Callable[[], None]]:

@@ -187,6 +187,9 @@ class Store(Protocol):
     def sessions_out_of_calendar(self) -> list[SessionRecord]:
         """Sessions whose calendar event is missing or behind what is stored."""
 
+    def next_session_start(self, now: datetime) -> datetime | None:
+        """When the next booked session after `now` starts."""
+
     def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
         """The calendar now shows `sequence` of this session (None: the event was removed)."""
 

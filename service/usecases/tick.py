@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from ..domain.polling import CalendarReads
 from .attendance import next_reading, prepare_rooms, read_attendance
 from .booking import FREE_BUSY_RETRY, reconcile, sync_messages
 from .calendar_sync import pull_calendar, push_calendar
@@ -18,8 +19,9 @@ from .sending import MAIL_DOWN_WAIT, recover_in_flight, send_due
 class Controller:
     """The daemon's memory between ticks: only what can be recomputed at any time."""
 
-    def __init__(self, deps: Deps):
+    def __init__(self, deps: Deps, *, poll: timedelta = timedelta(minutes=5)):
         self.deps = deps
+        self.calendar_reads = CalendarReads(poll)  # when to look for what people changed in the calendar
         self.unplanned: dict[str, str] = {}  # pair id -> why it has no sessions
         self.free_busy_failing: dict[str, datetime] = {}  # calendars Google failed to answer for, since when
         self.inputs: Inputs | None = None  # the configuration in force, pairs under their stored keys
@@ -47,7 +49,10 @@ class Controller:
         if requested:  # an approval or a release changes what is in force
             self.inputs = in_force(deps, given, now)
         inputs = self.inputs
-        observed = pull_calendar(deps, deps.calendar, inputs, now) if deps.calendar else False
+        observed = False
+        if deps.calendar and self.calendar_reads.due(now, next_session=deps.store.next_session_start(now)):
+            observed = pull_calendar(deps, deps.calendar, inputs, now)
+            self.calendar_reads.read(now, changed=observed)
         if deps.replies:
             observed |= read_replies(deps, deps.replies, inputs, now)
         reads = deps.meet is not None and inputs.cohort.meet.attendance
@@ -59,6 +64,7 @@ class Controller:
             self.unplanned = reconcile(deps, inputs, now, self.free_busy_failing)
             self.reconciled = not self.free_busy_failing  # pairs wait for Google: asked again next tick
         if deps.calendar and push_calendar(deps, deps.calendar, inputs, now):
+            self.calendar_reads.wrote()
             sync_messages(deps, inputs, now)  # an invitation now in the calendar may want a reminder
         sent = send_due(deps, inputs, now)
         if not sent.down and plan_digest(deps, inputs, self.attention(now), now):

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -75,8 +75,8 @@ class _StateCollector(Collector):
 class MeteredController(Controller):
     """The daemon's controller, timing each tick for /metrics."""
 
-    def __init__(self, deps: Deps, metrics: Metrics):
-        super().__init__(deps)
+    def __init__(self, deps: Deps, metrics: Metrics, *, poll: timedelta = timedelta(minutes=5)):
+        super().__init__(deps, poll=poll)
         self.metrics = metrics
 
     def tick(self, now: datetime) -> datetime | None:

@@ -470,6 +470,15 @@ def test_each_day_has_its_own_digest(store):
     assert sorted((r.revision, r.state) for r in store.messages([""])) == [(738000, State.PLANNED), (738001, State.PLANNED)]
 
 
+def test_the_next_session_to_start(store):
+    store.book([session(), session(number=2, start=T0 + timedelta(days=30)), session(pair_id="p2", start=T0 + timedelta(days=2))], T0)
+    assert store.next_session_start(T0 - timedelta(days=1)) == T0
+    assert store.next_session_start(T0) == T0 + timedelta(days=2)  # one that has started is not next
+    store.cancel_pair("p2", T0, "left")
+    assert store.next_session_start(T0) == T0 + timedelta(days=30)
+    assert store.next_session_start(T0 + timedelta(days=30)) is None
+
+
 def test_a_pairs_history_is_its_own_events_oldest_first(store):
     store.book([session(), session(pair_id="p2")], T0)
     store.move(session(start=T0 + timedelta(days=1)), T0 + timedelta(minutes=5), "the mentee asked for another time")

@@ -139,6 +139,9 @@ class MemoryStore(Store):
 
     # The calendar's copy of each session
 
+    def next_session_start(self, now: datetime) -> datetime | None:
+        return min((r.session.start for r in self._sessions.values() if not r.cancelled and r.session.start > now), default=None)
+
     def sessions_out_of_calendar(self) -> list[SessionRecord]:
         return [r for r in self._sessions.values() if r.event_sequence != r.sequence]
 

@@ -206,6 +206,11 @@ class SqlStore(Store):
             connection.execute(update(sessions).where(*key).values(**values))
             _audit(connection, now, "session_moved", session.pair_id, number=session.number, start=session.start.isoformat(), reason=reason)
 
+    def next_session_start(self, now: datetime) -> datetime | None:
+        with self.engine.begin() as connection:
+            query = select(func.min(sessions.c.start)).where(sessions.c.status == "booked", sessions.c.start > now)
+            return connection.execute(query).scalar()
+
     def sessions_out_of_calendar(self) -> list[SessionRecord]:
         """Sessions whose calendar event is missing or behind."""
         with self.engine.begin() as connection:
