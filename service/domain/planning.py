@@ -274,6 +274,8 @@ class _Frame:
     # The same by the patterns' identities, looked up first: comparing two equal patterns
     # costs more than the lookup. Each entry holds its patterns, so their ids stay theirs.
     met_by_id: dict[tuple, tuple[WorkingPattern, WorkingPattern, Hours]] = field(default_factory=dict, compare=False, repr=False)
+    # _least_outside by the shape of a stretched period: its days repeat a few shapes.
+    shapes: dict[tuple[int, int, int, int], int] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, cohort: Cohort, now: datetime) -> _Frame:
@@ -307,6 +309,23 @@ class _Frame:
             found = self.met[key] = meet(a, b, self.earliest, self.program_end, own_hours=own_hours)
         self.met_by_id[(id(mentor), id(mentee), reach, own_hours)] = (mentor, mentee, found)
         return found
+
+    def least_outside(self, periods: Sequence[Overlap]) -> int:
+        """The least minutes the worse-off person spends outside their hours in a session
+        that starts on the step grid anywhere in these stretched `periods`."""
+        least = None
+        for period in periods:
+            mentor_hours, mentee_hours = period[6], period[7]
+            assert mentor_hours is not None and mentee_hours is not None  # stretched hours keep both
+            (mentor_from, mentor_to), (mentee_from, mentee_to) = mentor_hours, mentee_hours
+            # Moved by whole steps, a period has the same grid: only its shape counts.
+            base = mentor_from // self.step * self.step
+            shape = (mentor_from - base, mentor_to - base, mentee_from - base, mentee_to - base)
+            found = self.shapes.get(shape)
+            if found is None:
+                found = self.shapes[shape] = _least_outside(*shape, self.length, self.step)
+            least = found if least is None or found < least else least
+        return least or 0
 
     def sessions(self, pair_id: str, starts: tuple[int, int]) -> tuple[Session, ...]:
         return tuple(
@@ -480,9 +499,11 @@ class _Search:
         preferred = lo + int((hi - lo) * spread)
         mentor_days, mentee_days = self.days[pair.mentor.email], self.days[pair.mentee.email]
         wide = pair.id in self.stretched
-        least, carried, most = _score_floor(free.hours.widest, length, wide, other)
-        scored: list[tuple] = []  # the best so far: (score, start, mentor day, mentee day, mentor outside, mentee outside)
         first_piece, stop = bisect_right(ends, lo), bisect_left(starts, hi)
+        # A stretched pair: what the periods of these pieces force outside hours at the least.
+        least = frame.least_outside(periods[within[first_piece] : within[stop - 1] + 1]) if wide and first_piece < stop else None
+        least, carried, most = _score_floor(free.hours.widest, length, least, other)
+        scored: list[tuple] = []  # the best so far: (score, start, mentor day, mentee day, mentor outside, mentee outside)
         right = min(max(bisect_right(ends, preferred), first_piece), stop)  # pieces from here end after `preferred`
         left = right - 1
         while True:
@@ -525,26 +546,42 @@ class _Search:
         return [_Option._make(option[1:]) for option in scored]
 
 
-def _score_floor(widest: int, length: int, wide: bool, other: _Option | None) -> tuple[int, int, int]:
+def _score_floor(widest: int, length: int, least: int | None, other: _Option | None) -> tuple[int, int, int]:
     """What bounds the score of any session time in shared hours whose widest period has
     `widest` minutes inside both people's days, distance from the preferred time aside:
-    the least minutes the worse-off person spends outside their hours, the least the
-    worse-off one carries over both sessions (with `other`), and the most comfort a time
-    can have.
+    the least minutes the worse-off person spends outside their hours (`least`, for a
+    stretched pair; None otherwise), the least the worse-off one carries over both
+    sessions (with `other`), and the most comfort a time can have.
 
-    A session where no period holds a whole one spends each of its minutes outside the
-    common hours, and each minute of a gap between the two days, outside someone's hours:
-    at least half of that falls on the worse-off person, and over both sessions at least
-    half of it and of what the other session carries."""
+    Over both sessions, the worse-off person carries at least `least` plus the smaller
+    share of the other session; and at least half of all the minutes both spend outside
+    their hours: each minute of a session outside the common hours, and each minute of a
+    gap between the two days, is outside someone's hours."""
     most = max(0, min(COMFORT_CAP, (widest - length) // 2))
-    if not wide:
+    if least is None:
         return 0, 0, most
-    both = max(0, length - widest)  # the least minutes outside, both people together
-    least = -(-both // 2)
     if other is None:
         return least, least, most
+    both = max(0, length - widest)  # the least minutes outside one session, both people together
     carried = max(least + min(other.mentor_out, other.mentee_out), -(-(both + other.mentor_out + other.mentee_out) // 2))
     return least, carried, most
+
+
+def _least_outside(mentor_from: int, mentor_to: int, mentee_from: int, mentee_to: int, length: int, step: int) -> int:
+    """The least, over session starts on the step grid, of the minutes the worse-off of two
+    people spends outside their hours, counted as _stretched_options counts them. That is
+    convex in the start: scanned from before both days until it rises."""
+    t = (min(mentor_from, mentee_from) - length) // step * step
+    least = None
+    while True:
+        end = t + length
+        mentor = (mentor_from - t if t < mentor_from else 0) + (end - mentor_to if end > mentor_to else 0)
+        mentee = (mentee_from - t if t < mentee_from else 0) + (end - mentee_to if end > mentee_to else 0)
+        worst = max(mentor, mentee)
+        if least is not None and worst > least:
+            return least
+        least = worst
+        t += step
 
 
 def _stretched_options(
