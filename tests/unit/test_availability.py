@@ -97,15 +97,17 @@ def test_shared_hours_are_cut_to_the_window_and_can_keep_each_ones_hours():
     assert hours.widest == 240  # 1740-1980: the most minutes inside both days
 
 
-def test_busy_times_become_sorted_whole_minutes():
+def test_busy_times_become_sorted_whole_minutes_that_cover_them():
     busy = [
         (utc(2027, 3, 1, 10, 0, 59), utc(2027, 3, 1, 11, 30, 59)),
-        (utc(2027, 3, 1, 9, 0, 10), utc(2027, 3, 1, 9, 0, 50)),  # within one minute: nothing left
+        (utc(2027, 3, 1, 9, 0, 10), utc(2027, 3, 1, 9, 0, 50)),  # within one minute: that minute
         (datetime(2027, 3, 1, 9, tzinfo=ZoneInfo("Europe/Berlin")), utc(2027, 3, 1, 8, 30)),
+        (utc(2027, 3, 1, 12), utc(2027, 3, 1, 12)),  # empty: nothing
     ]
     assert busy_minutes(busy) == [
         (to_minutes(utc(2027, 3, 1, 8)), to_minutes(utc(2027, 3, 1, 8, 30))),
-        (to_minutes(utc(2027, 3, 1, 10)), to_minutes(utc(2027, 3, 1, 11, 30))),
+        (to_minutes(utc(2027, 3, 1, 9)), to_minutes(utc(2027, 3, 1, 9, 1))),
+        (to_minutes(utc(2027, 3, 1, 10)), to_minutes(utc(2027, 3, 1, 11, 31))),
     ]
 
 
