@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+
+from .domain.availability import zone
 
 
 def local(moment: datetime, timezone: str) -> datetime:
-    return moment.astimezone(ZoneInfo(timezone))
+    return moment.astimezone(zone(timezone))
 
 
 def zone_label(local_moment: datetime) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -34,13 +34,20 @@ def from_minutes(minutes: int) -> datetime:
     return EPOCH + timedelta(minutes=minutes)
 
 
+@cache
+def zone(name: str) -> ZoneInfo:
+    """A time zone by its name, kept: ZoneInfo's own cache holds only the last few, and a
+    cohort in a dozen zones read them from disk again and again."""
+    return ZoneInfo(name)
+
+
 def local_moment(day: date, at: time, timezone: str) -> datetime:
     """The UTC instant of a wall-clock time in a zone.
 
     A time skipped by a DST jump (02:30 on a spring-forward night) lands just after
     the jump; a repeated time (the autumn fall-back) means its first occurrence.
     """
-    return datetime.combine(day, at, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    return datetime.combine(day, at, tzinfo=zone(timezone)).astimezone(UTC)
 
 
 def midnight(day: date, timezone: str) -> int:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
-from .availability import local_moment, outside, to_minutes
+from .availability import local_moment, outside, to_minutes, zone
 from .model import Pair, Person, Session, WorkingPattern
 
 
@@ -32,7 +31,7 @@ class Stretched:
 
 def outside_hours(pattern: WorkingPattern, start: datetime, end: datetime) -> tuple[int, int]:
     """Minutes of [start, end) before and after the person's working hours that day."""
-    day = start.astimezone(ZoneInfo(pattern.timezone)).date()
+    day = start.astimezone(zone(pattern.timezone)).date()
     begin, finish, length = to_minutes(start), to_minutes(end), to_minutes(end) - to_minutes(start)
     periods = [
         (to_minutes(local_moment(day, h.start, pattern.timezone)), to_minutes(local_moment(day, h.end, pattern.timezone)))

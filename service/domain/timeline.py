@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-from .availability import local_moment
+from .availability import local_moment, zone
 from .model import Anchor, Cohort, Pair, Role, Session, Timing, WorkingPattern
 from .stages import DEFAULT_TIMINGS, Stage
 
@@ -57,7 +56,7 @@ def due_time(cohort: Cohort, stage: Stage, sessions: tuple[Session, ...], reader
     anchor = timing.anchor
     if anchor is Anchor.BETWEEN_SESSIONS:
         halfway = first.end + (second.start - first.end) / 2
-        return _morning(halfway.astimezone(ZoneInfo(reader.timezone)).date(), timing.offset, reader)
+        return _morning(halfway.astimezone(zone(reader.timezone)).date(), timing.offset, reader)
     if anchor is Anchor.PROGRAM_START:
         return _morning(cohort.start, timing.offset, reader)
     if anchor is Anchor.PROGRAM_END:
