@@ -112,8 +112,9 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
     store, cohort = deps.store, inputs.cohort
     if not ready(deps, calendar, now):
         return False
+    known = store.calendar_token()
     try:
-        events, token = calendar.changes(store.calendar_token())
+        events, token = calendar.changes(known)
     except CalendarError as error:
         if error.whole:
             store.set_alert(*CALENDAR_ALERT, wording.calendar_down(error.reason))
@@ -121,7 +122,8 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
         return False
     if any((alert.pair_id, alert.session) == CALENDAR_ALERT for alert in store.alerts()):
         store.set_alert(*CALENDAR_ALERT, None)  # Google answers again; a write still refused sets it again
-    records = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in store.sessions()}
+    # Most ticks find nothing changed: then the sessions need not be read.
+    records = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in store.sessions()} if events else {}
     current = {p.id: p for p in cohort.pairs}
     changed = False
     for seen in events:
@@ -158,7 +160,8 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
                 store.set_alert(session.pair_id, session.number, wording.deleted_by_hand(session.number))
                 store.cancel_pair(session.pair_id, now, "a session was deleted in Google Calendar", held=True)
                 changed = True
-    store.set_calendar_token(token)
+    if token != known:
+        store.set_calendar_token(token)
     return changed
 
 

@@ -45,6 +45,7 @@ class GoogleCalendar(Calendar):
     ):
         self._service_factory = service
         self._service = None
+        self._events: Any = None
         self.calendar_id = calendar_id
         self.cohort_tag = cohort_tag
         self.backoff = backoff or Backoff()
@@ -59,6 +60,13 @@ class GoogleCalendar(Calendar):
         if self._service is None:  # built on first use, in the thread that uses it
             self._service = self._service_factory()
         return self._service
+
+    @property
+    def events(self):
+        """service.events(), made once: the client builds every method anew on each call."""
+        if self._events is None:
+            self._events = self.service.events()
+        return self._events
 
     def prepare(self, kept: str | None) -> str | None:
         """With calendar_id `create`: the cohort's own calendar (made on the first call,
@@ -127,7 +135,7 @@ class GoogleCalendar(Calendar):
             if refused is not None and refused[0] == asked[request.event_id]:
                 done[request.event_id] = refused[1]
         requests = [request for request in requests if request.event_id not in done]
-        events = self.service.events()
+        events = self.events
 
         def write(request: EventRequest):
             if request.exists:
@@ -163,7 +171,7 @@ class GoogleCalendar(Calendar):
         return done
 
     def remove(self, event_ids: Sequence[str]) -> dict[str, CalendarError | None]:
-        events = self.service.events()
+        events = self.events
         results = self._batched(
             [_Id(event_id) for event_id in event_ids],
             lambda item: events.delete(calendarId=self.calendar_id, eventId=item.event_id, sendUpdates="all"),
@@ -177,7 +185,7 @@ class GoogleCalendar(Calendar):
     def _adopt(self, request: EventRequest):
         """The event exists (an earlier attempt got through, or it was deleted and keeps
         its id): bring it to the requested state."""
-        events = self.service.events()
+        events = self.events
         try:
             current = call(events.get(calendarId=self.calendar_id, eventId=request.event_id), self.backoff)
             body = self._body(request, new="hangoutLink" not in current and "conferenceData" not in current)
@@ -261,9 +269,7 @@ class GoogleCalendar(Calendar):
         """A Meet link whose creation failed is asked for again, with a new request id
         (Google ignores a repeated one). The event as it is afterwards."""
         body = {"conferenceData": _conference(f"{item['id']}-{secrets.token_hex(4)}")}
-        request = self.service.events().patch(
-            calendarId=self.calendar_id, eventId=item["id"], body=body, conferenceDataVersion=1, sendUpdates="all"
-        )
+        request = self.events.patch(calendarId=self.calendar_id, eventId=item["id"], body=body, conferenceDataVersion=1, sendUpdates="all")
         try:
             return call(request, self.backoff)
         except Exception as error:
@@ -275,7 +281,7 @@ class GoogleCalendar(Calendar):
     def changes(self, token: str | None) -> tuple[list[CalendarEvent], str]:
         """Our events changed since `token`: every one of them on the first call or when
         Google asks for a full sync (410)."""
-        events = self.service.events()
+        events = self.events
         found: list[CalendarEvent] = []
         page = None
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -40,6 +41,7 @@ class GmailMailer(Mailer):
         self.sender = sender.lower() if sender else None
         self.backoff = backoff or Backoff(attempts=6)
         self._reader: Any = None
+        self._local = threading.local()
         self.sender_checked = False
         self.ids_kept: bool | None = None  # whether Gmail keeps the Message-ID we set (None: not known yet)
 
@@ -50,7 +52,11 @@ class GmailMailer(Mailer):
 
     @contextmanager
     def connect(self) -> Iterator[GmailConnection]:
-        yield GmailConnection(self._service_factory(), self)
+        # One client per thread (httplib2 is not thread-safe), made once: building it and its
+        # resources anew for every batch cost more than the sends of a quiet tick.
+        if getattr(self._local, "connection", None) is None:
+            self._local.connection = GmailConnection(self._service_factory(), self)
+        yield self._local.connection
 
     @property
     def reader(self) -> Any:
@@ -126,6 +132,13 @@ class GmailConnection(MailConnection):
     def __init__(self, service: Any, mailer: GmailMailer):
         self.service = service
         self.mailer = mailer
+        self._messages: Any = None  # users().messages(), made once: the client builds its methods anew each call
+
+    @property
+    def messages(self) -> Any:
+        if self._messages is None:
+            self._messages = self.service.users().messages()
+        return self._messages
 
     def ready(self) -> None:
         """A token, and a From that Gmail keeps: without them no message is touched."""
@@ -139,7 +152,7 @@ class GmailConnection(MailConnection):
 
     def send(self, message: EmailMessage) -> None:
         raw = base64.urlsafe_b64encode(wire_bytes(message)).decode("ascii")
-        request = self.service.users().messages().send(userId="me", body={"raw": raw})
+        request = self.messages.send(userId="me", body={"raw": raw})
         try:
             # One attempt: the outbox schedules retries, minutes or hours apart.
             answer = call(request, Backoff(attempts=1), idempotent=False)

@@ -87,7 +87,7 @@ class GmailBackend:
         raw = decode_bytes(body.get("raw") or "")
         if not raw:
             raise ApiError(400, "invalidArgument", "'raw' RFC822 payload message string or uploading message via /upload/* URL required")
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)  # the body is kept as it came
         recipients = getaddresses([str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])])
         recipients = [(n, a) for n, a in recipients if a]
         if not recipients:
@@ -96,21 +96,22 @@ class GmailBackend:
             if "@" not in address:
                 raise ApiError(400, "invalidArgument", f"Invalid To header: {address}")
 
-        changed = False
+        rewritten: dict[str, str] = {}  # headers Gmail sets itself
         name, sender = parseaddr(str(message.get("From", "")))
         allowed = {ctx.user} | self.send_as.get(ctx.user, set())
         if not sender or sender.lower() not in allowed:
-            del message["From"]
-            message["From"] = formataddr((name, ctx.user)) if name else ctx.user
-            changed = True
+            rewritten["From"] = formataddr((name, ctx.user)) if name else ctx.user
         if not self.keep_message_id or not message.get("Message-ID"):
-            del message["Message-ID"]
-            message["Message-ID"] = f"<{secrets.token_hex(16)}@mail.gmail.com>"
-            changed = True
+            rewritten["Message-ID"] = f"<{secrets.token_hex(16)}@mail.gmail.com>"
         if not message.get("Date"):
-            message["Date"] = format_datetime(self.clock())
-            changed = True
-        stored_raw = message.as_bytes(policy=policy.SMTP) if changed else raw
+            rewritten["Date"] = format_datetime(self.clock())
+        stored_raw = raw
+        if rewritten:  # the whole message this time, so that it can be written out again
+            message = BytesParser(policy=policy.default).parsebytes(raw)
+            for header, value in rewritten.items():
+                del message[header]
+                message[header] = value
+            stored_raw = message.as_bytes(policy=policy.SMTP)
 
         thread_id = self._thread(mailbox, body.get("threadId"), message)
         self.next_id += 1 + secrets.randbelow(64)
