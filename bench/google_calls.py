@@ -46,10 +46,6 @@ not hours, it simplifies what does not bear on that:
     (FakeGoogle.answer: the same checks, auth, request log and Gmail accounting), without
     sockets, an HTTP server thread, requests or urllib3;
   - the state (SQLite) lives on /dev/shm where there is one (no disk flush per commit);
-  - the sends of the last 24 hours, which the budget weighs at every tick, are read with
-    one query on sent_at instead of every message of the state (what sending.py's
-    _recent_sends reads: the same list, but a tick of a large cohort then reads tens of
-    thousands of rows, and the simulated run makes thousands of ticks);
   - the sent emails are not kept for a naive client (there is none in this mode).
 The daemon's decisions are unchanged: the same ticks at the same simulated moments, the
 same emails, booked around the same busy calendars (at 30 and 120 pairs both ways print the
@@ -83,7 +79,6 @@ from zoneinfo import ZoneInfo
 import httplib2
 from google.auth import transport as auth_transport
 from google.oauth2 import service_account
-from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: bench.cohorts, tests.fakes.google
 
@@ -108,15 +103,13 @@ from service.adapters.google import api, auth, freebusy
 from service.adapters.google.api import ENDPOINT_VARIABLE, Backoff
 from service.adapters.google.calendar import BATCH as BATCH_PARTS
 from service.adapters.store import open_store
-from service.adapters.store.schema import messages as message_table
-from service.domain import budget as budgets
 from service.domain.availability import local_moment
 from service.domain.budget import Budget
 from service.domain.calendar import TAG, cohort_tag, event_id
 from service.domain.model import WorkingPattern
 from service.domain.outbox import State
 from service.runner import run_simulated
-from service.usecases import Controller, Deps, sending
+from service.usecases import Controller, Deps
 from tests.fakes.google import FakeGoogle, RequestRecord
 
 ORGANIZER = COORDINATOR.email
@@ -388,16 +381,6 @@ def _bytes(body) -> bytes:
     if body is None:
         return b""
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
-
-
-def recent_sends_by_query(deps: Deps, now: datetime) -> list[budgets.Sent]:
-    """sending._recent_sends as one query on sent_at: the sends of the last 24 hours."""
-    if deps.budget is None:
-        return []
-    table = message_table
-    query = select(table.c.sent_at, table.c.recipient).where(table.c.state == State.SENT.value, table.c.sent_at > now - budgets.WINDOW)
-    with deps.store.engine.begin() as connection:  # type: ignore[attr-defined]  # the SQL store
-        return [budgets.Sent(at, recipient) for at, recipient in connection.execute(query)]
 
 
 # --------------------------------------------------------------------------- the naive client
@@ -695,9 +678,8 @@ def gmail_days(pairs: int, seed: int, per_day: int) -> None:
             state.unlink(missing_ok=True)
             with (
                 FakeGoogle() as google,
-                # See the module's docstring: the client without the wire, the last day's sends by one query.
+                # See the module's docstring: the client without the wire.
                 patch.object(api, "RequestsHttp", functools.partial(InProcessHttp, google)),
-                patch.object(sending, "_recent_sends", recent_sends_by_query),
             ):
                 os.environ[ENDPOINT_VARIABLE] = google.url
                 google.service_account_file(root / "cohort" / "key.json")

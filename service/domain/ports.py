@@ -266,6 +266,10 @@ class Store(Protocol):
     def messages_needing_a_human(self) -> list[MessageRow]:
         """Failed and uncertain messages, oldest change first."""
 
+    def sent_since(self, since: datetime) -> list[tuple[datetime, str]]:
+        """When each message sent from `since` on went, and to whom (a mailbox's daily
+        limits count them)."""
+
     def mark_sending(self, row: MessageRow, message_id: str, now: datetime) -> None:
         """planned -> sending, committed before the transport is called."""
 

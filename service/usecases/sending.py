@@ -106,11 +106,7 @@ def _recent_sends(deps: Deps, now: datetime) -> list[budget.Sent]:
     """What the mailbox sent in the last day, as its daily limits count it."""
     if deps.budget is None:
         return []
-    return [
-        budget.Sent(row.sent_at, row.recipient)
-        for row in deps.store.messages()
-        if row.state is State.SENT and row.sent_at is not None and now - row.sent_at < budget.WINDOW
-    ]
+    return [budget.Sent(at, recipient) for at, recipient in deps.store.sent_since(now - budget.WINDOW) if at > now - budget.WINDOW]
 
 
 def _within_budget(deps: Deps, limits: budget.Budget, rows: list[MessageRow], recent: list[budget.Sent], now: datetime) -> list[MessageRow]:

@@ -776,3 +776,13 @@ def test_attendance_is_kept_for_the_session_as_it_was_read(store):
     (first,) = [r for r in store.sessions() if r.session.number == 1]
     assert first.attendance == replace(held, at=read_at) and first.attended is None
     assert first.meet_space == "spaces/jQCFfuBOdN5z"  # the event, and so its room, stays
+
+
+def test_the_sends_of_the_last_day(store):
+    store.apply(Changes(insert=(wanted(recipient="a@example.org"), wanted(recipient="b@example.org"), wanted(stage="follow_up"))), T0)
+    a, b = sorted((r for r in store.messages() if r.stage is Stage.WELCOME), key=lambda r: r.recipient)
+    for row, at in ((a, T0), (b, T0 + timedelta(hours=5))):
+        store.mark_sending(row, f"<{row.recipient}>", at)
+        store.mark_sent(row, at)
+    assert sorted(store.sent_since(T0)) == [(T0, "a@example.org"), (T0 + timedelta(hours=5), "b@example.org")]
+    assert store.sent_since(T0 + timedelta(hours=1)) == [(T0 + timedelta(hours=5), "b@example.org")]

@@ -280,6 +280,10 @@ class MemoryStore(Store):
         waiting = [m for m in self._messages.values() if m.row.state in (State.FAILED, State.UNCERTAIN)]
         return [m.out() for m in sorted(waiting, key=lambda m: m.updated_at)]
 
+    def sent_since(self, since: datetime) -> list[tuple[datetime, str]]:
+        rows = [m.row for m in self._messages.values()]
+        return [(r.sent_at, r.recipient) for r in rows if r.state is State.SENT and r.sent_at is not None and r.sent_at >= since]
+
     def _transition(self, row: MessageRow, expected: State, now: datetime, wake_at: datetime | None = None, **values) -> None:
         m = self._messages.get(row.key)
         if m is None or m.row.state is not expected:

@@ -91,6 +91,7 @@ messages = Table(
     Column("sent_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("messages_wake", "state", "wake_at"),
+    Index("messages_sent", "sent_at"),  # the last day's sends, for a mailbox's daily limits
 )
 
 pairs = Table(
@@ -193,6 +194,11 @@ def _audit_by_pair_v7(connection: Connection) -> None:
     connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS audit_pair ON audit (pair_id)")
 
 
+def _sent_index_v8(connection: Connection) -> None:
+    """The last day's sends are read by when they went."""
+    connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS messages_sent ON messages (sent_at)")
+
+
 # Each step moves the schema one version up; a released step never changes.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_v1,
@@ -202,6 +208,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _counters_v5,
     _attendance_v6,
     _audit_by_pair_v7,
+    _sent_index_v8,
 ]
 
 

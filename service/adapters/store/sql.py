@@ -587,6 +587,11 @@ class SqlStore(Store):
         with self.engine.begin() as connection:
             return [_message_row(r) for r in connection.execute(query.order_by(messages.c.updated_at))]
 
+    def sent_since(self, since: datetime) -> list[tuple[datetime, str]]:
+        query = select(messages.c.sent_at, messages.c.recipient).where(messages.c.state == State.SENT.value, messages.c.sent_at >= since)
+        with self.engine.begin() as connection:
+            return [(sent_at, recipient) for sent_at, recipient in connection.execute(query)]
+
     # The coordinator's digest: its message and what it says are written together.
 
     def digest_state(self, day: int) -> tuple[str | None, bool]:
