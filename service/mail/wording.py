@@ -17,6 +17,15 @@ def no_other_time(number: int, reason: str) -> str:
     return f"Session {number}: {reason}, and no other time fits both; please agree a time with them."
 
 
+def booked_on_declared_hours(emails: list[str], reasons: set[str], waited: timedelta) -> str:
+    """A pair booked without its free/busy, which Google kept failing to give."""
+    return (
+        f"Booked on declared hours for {', '.join(emails)}: Google Calendar failed to say when they are busy"
+        f" ({', '.join(sorted(reasons))}) for {waited.total_seconds() / 60:.0f} minutes."
+        " If a time clashes with their calendar, they can decline it and another time is found."
+    )
+
+
 def deleted_by_hand(number: int) -> str:
     return f"Session {number} was deleted in Google Calendar; it was not booked again."
 

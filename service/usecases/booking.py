@@ -25,7 +25,6 @@ MAX_REBOOKS = 2  # after this many declines of one session, a human decides
 # hours; after this long their declared hours stand in, and the coordinator is told.
 FREE_BUSY_PATIENCE = timedelta(hours=1)
 FREE_BUSY_RETRY = timedelta(minutes=5)  # how soon a tick asks Google again while pairs wait
-GUESSED = "Booked on declared hours"  # how the note about such a pair starts
 
 
 def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, datetime] | None = None) -> dict[str, str]:
@@ -83,7 +82,7 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
         ]:
             unknown = sorted(person.email for person in people[pair_id] if person.email in guessed)
             if unknown:
-                store.set_alert(pair_id, 0, _guessed(unknown, {guessed[e] for e in unknown}))
+                store.set_alert(pair_id, 0, wording.booked_on_declared_hours(unknown, {guessed[e] for e in unknown}, FREE_BUSY_PATIENCE))
     booked_now = {item.pair.id for item in new}  # the planner just placed them, on what is known now
     _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now, skip=booked_now)
     sync_messages(deps, inputs, now)
@@ -174,15 +173,6 @@ def _still_failing(failing: dict[str, datetime], failed: Mapping[str, str], now:
     for email in late:
         del failing[email]
     return late
-
-
-def _guessed(emails: list[str], reasons: set[str]) -> str:
-    """The note for the coordinator about a pair booked without its free/busy."""
-    return (
-        f"{GUESSED} for {', '.join(emails)}: Google Calendar failed to say when they are busy"
-        f" ({', '.join(sorted(reasons))}) for {FREE_BUSY_PATIENCE.total_seconds() / 60:.0f} minutes."
-        " If a time clashes with their calendar, they can decline it and another time is found."
-    )
 
 
 def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, reason: str, refused_by: str | None = None) -> bool:

@@ -26,6 +26,7 @@ from ..mail.compose import compose, compose_digest
 from ..mail.context import change_view
 from ..mail.links import PersonalLinks
 from ..mail.templates import TemplateProblem
+from .attendance import GONE
 from .booking import pairs_by_id, sync_messages
 from .deps import Deps, Inputs, LockLost
 
@@ -402,7 +403,8 @@ def _compose(
 
 def _unknown_attendance(record: SessionRecord) -> bool:
     """Nobody has said whether the session took place, and no Meet room will tell."""
-    return not record.cancelled and record.attended is None and not (record.meet_link or record.meet_space)
+    no_room = not (record.meet_link or record.meet_space) or (record.meet_space or "").startswith(GONE)
+    return not record.cancelled and record.attended is None and no_room
 
 
 def _other_times(store: Store, inputs: Inputs, record: SessionRecord, now: datetime) -> tuple[Session, ...]:

@@ -6,11 +6,12 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
-from service.domain.outbox import State
+from service.domain.model import Session
+from service.domain.outbox import SessionRecord, State
 from service.domain.ports import MailError
 from service.domain.stages import Stage
 from service.usecases.booking import reconcile
-from service.usecases.sending import recover_in_flight, send_due
+from service.usecases.sending import _unknown_attendance, recover_in_flight, send_due
 
 from .conftest import NOW
 
@@ -166,3 +167,12 @@ def test_a_mail_server_that_is_down_costs_one_probe_a_tick_and_no_attempts(deps)
     deps.mailer.down = None
     assert send_due(deps, inputs, at + timedelta(hours=4)).count > 0
     assert deps.store.alerts() == []  # fixed: the coordinator is no longer told
+
+
+def test_did_you_meet_is_asked_where_no_meet_room_will_tell():
+    session = Session(pair_id="p", number=1, start=NOW, end=NOW + timedelta(hours=1))
+    record = SessionRecord(session=session, cancelled=False, sequence=0, changed_at=NOW)
+    link = "https://meet.google.com/abc-defg-hij"
+    assert _unknown_attendance(record)  # email invitations: no room at all
+    assert not _unknown_attendance(replace(record, meet_link=link))  # Meet tells
+    assert _unknown_attendance(replace(record, meet_link=link, meet_space=f"gone:{link}"))  # Meet knows no such room
