@@ -26,7 +26,8 @@ from .config.problems import display
 from .domain.budget import Budget
 from .domain.model import Cohort
 from .domain.planning import Busy
-from .domain.ports import Calendar, Clock, FreeBusy, Mailer, Meet, Purpose, Replies, Store
+from .domain.ports import Calendar, CalendarWatch, Clock, FreeBusy, Mailer, Meet, Purpose, Replies, Store
+from .domain.push import notify_address
 from .logs import event
 from .mail.compose import check_templates
 from .mail.templates import Templates
@@ -338,6 +339,19 @@ def send_budget(configuration: Configuration) -> Budget | None:
 
 class GoogleSetupError(Exception):
     pass
+
+
+def calendar_watch(configuration: Configuration, calendar: Calendar | None, *, serving: bool) -> tuple[CalendarWatch | None, str | None]:
+    """Google's push channel on the calendar, and the address Google posts to: only the
+    daemon serving the pages (`--http`) at a public HTTPS address can be told. With a
+    Google calendar and no such address, the channel is None and one left open is stopped."""
+    if calendar is None:
+        return None, None
+    from .adapters.google.calendar import GoogleCalendar
+
+    if not isinstance(calendar, GoogleCalendar):
+        return None, None
+    return calendar, notify_address(configuration.public_url) if serving else None
 
 
 def google_adapters(configuration: Configuration) -> tuple[Calendar | None, FreeBusy | None, Mailer | None]:

@@ -161,8 +161,18 @@ def _run_daemon(args: argparse.Namespace) -> int:
     )
     replies = bootstrap.make_replies(watcher.configuration)
     budget = bootstrap.send_budget(watcher.configuration) if mailer is gmail else None
+    watch, notify_address = bootstrap.calendar_watch(watcher.configuration, calendar, serving=bool(args.http))
     deps = Deps(
-        store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, replies=replies, meet=meet, budget=budget
+        store=store,
+        mailer=mailer,
+        source=watcher,
+        calendar=calendar,
+        free_busy=free_busy,
+        replies=replies,
+        meet=meet,
+        budget=budget,
+        watch=watch,
+        notify_address=notify_address,
     )
     controller, web = Controller(deps, poll=watcher.configuration.poll), None
     if args.http:

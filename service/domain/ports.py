@@ -17,6 +17,7 @@ from .calendar import CalendarError, CalendarEvent, EventRequest
 from .goals import Goals
 from .model import Pair, Session
 from .outbox import Changes, MessageRow, SessionRecord, State, Wanted
+from .push import Channel
 from .replies import Reply
 from .requests import Request, RequestKind
 from .retry import Delivery
@@ -88,6 +89,17 @@ class Calendar(Protocol):
     def changes(self, token: str | None) -> tuple[list[CalendarEvent], str]:
         """Events changed since `token` (every event when None or expired) and the token
         for next time. Raises CalendarError."""
+
+
+class CalendarWatch(Protocol):
+    """Google's notices of changes to the cohort's calendar (events.watch, channels.stop)."""
+
+    def watch(self, *, channel_id: str, token: str, address: str, ttl: timedelta) -> Channel:
+        """Open a channel that posts to `address` whenever an event of the calendar
+        changes, each notice carrying `token`. Raises CalendarError."""
+
+    def stop(self, channel: Channel) -> None:
+        """Close a channel; one Google no longer knows counts as closed. Raises CalendarError."""
 
 
 class FreeBusy(Protocol):
@@ -222,6 +234,11 @@ class Store(Protocol):
         """The calendar made for this cohort, once it exists."""
 
     def set_calendar_id(self, calendar_id: str) -> None: ...
+
+    def calendar_channel(self) -> Channel | None:
+        """The channel Google posts the calendar's changes through, while one is open."""
+
+    def set_calendar_channel(self, channel: Channel | None) -> None: ...
 
     # Pairs, kept so a pair removed later can still be written to
 

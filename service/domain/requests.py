@@ -18,6 +18,7 @@ class RequestKind(StrEnum):
     GOALS = "goals"  # args: pair, goals, homework, by (a participant, on the goals page)
     RESEND = "resend"  # args: message (ref): send a sent or failed email again
     MET = "met"  # args: pair, session, sequence, met (yes | no), by (a participant, on "Did you meet?")
+    CALENDAR_CHANGED = "calendar_changed"  # args: message (Google's number): read the calendar now (push)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ from typing import Protocol
 from ..domain.budget import Budget
 from ..domain.model import Cohort
 from ..domain.planning import Busy
-from ..domain.ports import Calendar, FreeBusy, Mailer, Meet, Replies, Store
+from ..domain.ports import Calendar, CalendarWatch, FreeBusy, Mailer, Meet, Replies, Store
 from ..mail.links import PersonalLinks
 from ..mail.templates import Templates
 
@@ -44,6 +44,8 @@ class Deps:
     links: PersonalLinks | None = None  # personal links to the web pages, when they are served
     meet: Meet | None = None  # Google Meet, where attendance is read from the sessions' rooms
     budget: Budget | None = None  # the mailbox's daily sending limits (Gmail)
+    watch: CalendarWatch | None = None  # Google's notices of calendar changes (push), when it can send them
+    notify_address: str | None = None  # where Google posts them: the public HTTPS address's /calendar/notify
 
 
 class LockLost(Exception):

@@ -17,18 +17,20 @@ from .booking import busy_now
 from .deps import Deps, Inputs
 
 
-def apply_requests(deps: Deps, inputs: Inputs, now: datetime) -> bool:
-    """Apply every pending request; returns whether any was applied."""
+def apply_requests(deps: Deps, inputs: Inputs, now: datetime) -> list[Request]:
+    """Apply every pending request; returns those applied."""
     pending = deps.store.pending_requests()
     for request in pending:
         outcome = _apply(deps, inputs, request, now)
         deps.store.finish_request(request.id, outcome, now)
         event(now, "request_applied", f"request {request.id} ({request.kind}): {outcome}", request=request.id, kind=request.kind.value)
-    return bool(pending)
+    return pending
 
 
 def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
     store, args = deps.store, request.args
+    if request.kind is RequestKind.CALENDAR_CHANGED:
+        return "Google said the calendar changed: it is read now"
     if request.kind is RequestKind.APPROVE:
         held = store.held_change()
         if held is None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..domain.polling import CalendarReads
+from ..domain.push import RETRY_WATCH
+from ..domain.requests import RequestKind
 from .attendance import next_reading, prepare_rooms, read_attendance
 from .booking import FREE_BUSY_RETRY, reconcile, sync_messages
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
 from .deps import Deps, Inputs, LockLost
 from .digest import attention, plan_digest
+from .push import keep_watching
 from .replies import read_replies
 from .requests import apply_requests
 from .sending import MAIL_DOWN_WAIT, recover_in_flight, send_due
@@ -21,7 +24,8 @@ class Controller:
 
     def __init__(self, deps: Deps, *, poll: timedelta = timedelta(minutes=5)):
         self.deps = deps
-        self.calendar_reads = CalendarReads(poll)  # when to look for what people changed in the calendar
+        self.calendar_reads = CalendarReads(poll, pushed=False)  # when to look for what people changed in the calendar
+        self.watch_again: datetime | None = None  # Google refused a push channel: not asked again before then
         self.unplanned: dict[str, str] = {}  # pair id -> why it has no sessions
         self.free_busy_failing: dict[str, datetime] = {}  # calendars Google failed to answer for, since when
         self.inputs: Inputs | None = None  # the configuration in force, pairs under their stored keys
@@ -45,12 +49,16 @@ class Controller:
         self.recovered = False
         if changed or self.inputs is None:
             self.inputs = in_force(deps, given, now)
-        requested = apply_requests(deps, self.inputs, now)
+        applied = apply_requests(deps, self.inputs, now)
+        notified = any(r.kind is RequestKind.CALENDAR_CHANGED for r in applied)  # Google pushed a change
+        requested = any(r.kind is not RequestKind.CALENDAR_CHANGED for r in applied)
         if requested:  # an approval or a release changes what is in force
             self.inputs = in_force(deps, given, now)
         inputs = self.inputs
         observed = False
-        if deps.calendar and self.calendar_reads.due(now, next_session=deps.store.next_session_start(now)):
+        if deps.calendar and deps.watch:
+            self.watch(now)
+        if deps.calendar and self.calendar_reads.due(now, notified=notified, next_session=deps.store.next_session_start(now)):
             observed = pull_calendar(deps, deps.calendar, inputs, now)
             self.calendar_reads.read(now, changed=observed)
         if deps.replies:
@@ -80,6 +88,20 @@ class Controller:
         if sent.down and next_due is not None:  # not back at once: one probe every few minutes
             return max(next_due, sent.until or now + MAIL_DOWN_WAIT)
         return next_due
+
+    def watch(self, now: datetime) -> None:
+        """Keep Google's push channel open (with a public HTTPS address): while it is, the
+        calendar is read on each notice and once a day, not polled."""
+        assert self.deps.watch is not None
+        may_open = self.watch_again is None or now >= self.watch_again
+        watching = keep_watching(self.deps, self.deps.watch, self.deps.notify_address, now, may_open=may_open)
+        if watching.refused:
+            self.watch_again = now + RETRY_WATCH
+        elif watching.channel is not None:
+            self.watch_again = None
+        if watching.fresh:  # what changed before the channel opened is read now
+            self.calendar_reads.wrote()
+        self.calendar_reads.pushed = watching.channel is not None
 
     def attention(self, now: datetime) -> list[dict[str, str]]:
         return attention(self.deps, self.unplanned, self.deps.source.problems, now)

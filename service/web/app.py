@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..logs import logger
-from . import dashboard, met, ops, participant
+from . import dashboard, met, notify, ops, participant
 from .pages import Pages
 from .site import Site
 
@@ -35,6 +35,7 @@ def create_app(site: Site) -> Starlette:
         *participant.routes(),
         *met.routes(),
         *dashboard.routes(),
+        *notify.routes(),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])
     app.state.site = site

@@ -29,6 +29,8 @@ class Site:
     # Participant pages: a person clicks a few times; a script guessing tokens does not get far.
     participant_limit: RateLimiter = field(default_factory=lambda: RateLimiter(30, 60))
     sign_in_limit: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300))
+    # Google's notices: a burst follows each batch of writes; a flood of forged ones is cut short.
+    notify_limit: RateLimiter = field(default_factory=lambda: RateLimiter(300, 60))
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -23,6 +23,7 @@ from service.domain.calendar import CalendarEvent
 from service.domain.model import Role, Session
 from service.domain.outbox import Changes, State, Wanted
 from service.domain.ports import Alert, HeldChange, Purpose
+from service.domain.push import Channel
 from service.domain.requests import RequestKind
 from service.domain.stages import Stage
 from tests.builders import pair, person
@@ -281,6 +282,18 @@ def test_the_calendar_token(store):
     assert store.calendar_token() == "token-2"
     store.set_calendar_token(None)  # expired: read everything next time
     assert store.calendar_token() is None
+
+
+def test_the_calendar_channel(store):
+    assert store.calendar_channel() is None
+    expires = datetime(2027, 3, 1, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    first = Channel(id="c-1", resource_id="r-1", token="secret", address="https://mentors.example.org/calendar/notify", expires=expires)
+    store.set_calendar_channel(first)
+    store.set_calendar_channel(replace(first, id="c-2", token="other"))  # renewed
+    kept = store.calendar_channel()
+    assert kept == replace(first, id="c-2", token="other") and kept.expires.utcoffset() is not None
+    store.set_calendar_channel(None)  # push given up: polling
+    assert store.calendar_channel() is None
 
 
 def test_a_pair_comes_back_equal_to_the_one_remembered(store):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import urllib.error
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +21,12 @@ from service.adapters.store import open_store
 from service.domain.budget import Budget
 from service.domain.calendar import event_id
 from service.domain.outbox import State
+from service.domain.push import notify_address
+from service.domain.requests import RequestKind
 from service.domain.stages import Kind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
+from service.web.serve import make_site, serve
 from tests.fakes.google import FakeGoogle, Fault
 from tests.fakes.logs import capture
 
@@ -41,7 +47,14 @@ class World:
     """The example cohort on Google, with one daemon process over one state."""
 
     def __init__(
-        self, google: FakeGoogle, folder: Path, *, rebook_deleted: bool = False, calendar_id: str = "primary", organizer: str = ORGANIZER
+        self,
+        google: FakeGoogle,
+        folder: Path,
+        *,
+        rebook_deleted: bool = False,
+        calendar_id: str = "primary",
+        organizer: str = ORGANIZER,
+        public_url: str | None = None,
     ):
         self.google = google
         if not folder.exists():
@@ -72,6 +85,8 @@ class World:
                 calendar=calendar,
                 free_busy=free_busy,
                 budget=bootstrap.send_budget(self.watcher.configuration),
+                watch=calendar if public_url else None,
+                notify_address=notify_address(public_url),
             )
         )
 
@@ -592,3 +607,125 @@ def test_a_calendar_made_just_before_a_crash_is_taken_up_again_not_made_twice(go
     assert google.calendar_info(made)["acl"][ORGANIZER] == "writer"
     live = [e for e in google.events(made) if e.get("status") != "cancelled"]
     assert len(live) == 2 * PAIRS
+
+
+# Push: Google posts notices of changes to the service's public HTTPS address.
+
+PUBLIC = "https://mentors.example.org"
+
+
+class PushedWorld(World):
+    """The cohort with its web pages served on loopback: Google's notices for the public
+    address are routed there by the fake (tests cannot serve HTTPS). The fake's calendar
+    runs on the simulated clock, so that channels expire in simulated time."""
+
+    def __init__(self, google: FakeGoogle, folder: Path):
+        super().__init__(google, folder, public_url=PUBLIC)
+        google.clock = google.calendar.clock = self.clock.now
+        site = make_site(
+            self.store,
+            self.clock,
+            lambda: self.controller.inputs,  # type: ignore[arg-type,return-value]  # set by the first tick
+            lambda: self.watcher.given,
+            poll=timedelta(minutes=5),
+            public_url=PUBLIC,
+        )
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.web = serve(site, f"127.0.0.1:{port}")
+        self.local = f"http://127.0.0.1:{port}"
+        google.route_notices(PUBLIC, self.local)
+
+    def reads(self) -> int:
+        return self.google.api_calls("calendar.events.list")
+
+    def settle(self) -> None:
+        """Tick until Google has nothing more to say: notices of the service's own writes,
+        then of the Meet links it made."""
+        for _ in range(5):
+            self.google.deliver_notices()
+            if not self.store.pending_requests():
+                return
+            self.later(minutes=1)
+        raise AssertionError("the notices do not settle")
+
+    def notify(self, headers: dict[str, str]) -> int:
+        """A notice posted by someone other than Google's fake."""
+        request = urllib.request.Request(self.local + "/calendar/notify", data=b"", headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+@pytest.fixture
+def pushed(google, tmp_path):
+    world = PushedWorld(google, tmp_path / "cohort")
+    yield world
+    world.web.stop()
+
+
+def test_with_push_a_decline_is_read_when_google_says_so_and_rebooked(google, pushed):
+    world = pushed
+    world.tick()  # books everything and opens the channel
+    [channel] = google.channels()
+    assert channel["address"] == PUBLIC + "/calendar/notify" and world.store.calendar_channel().id == channel["id"]
+    world.settle()
+    quiet = world.reads()
+    for _ in range(12):  # an hour of ticks with nothing changing: the calendar is not read
+        world.later(minutes=5)
+    assert world.reads() == quiet
+    before = world.session("grace-mateo", 2)
+    google.respond(ORGANIZER, event_id(world.cohort.name, "grace-mateo", 2), "mateo.garcia@example.co", "declined")
+    google.deliver_notices()
+    assert google.notices()[-1].status == 200 and google.notices()[-1].state == "exists"
+    assert [q.kind for q in world.store.pending_requests()] == [RequestKind.CALENDAR_CHANGED]
+    world.later(minutes=1)
+    assert world.reads() == quiet + 1
+    after = world.session("grace-mateo", 2)
+    assert after.session.start != before.session.start and after.rebooks == 1 and after.in_calendar
+    event = world.event("grace-mateo", 2)
+    assert ("mateo.garcia@example.co", "update") in google.invitations(event["id"])
+    world.run()
+    updates = [m for m in google.sent_mail() if "Mateo García declined" in " ".join(m.get_body(("plain",)).get_content().split())]
+    assert {m["To"].addresses[0].addr_spec for m in updates} == {"grace.liu@example.ca", "mateo.garcia@example.co"}
+
+
+def test_a_notice_with_a_forged_token_or_an_unknown_channel_is_refused(google, pushed):
+    world = pushed
+    world.tick()
+    world.settle()
+    channel = world.store.calendar_channel()
+    assert channel is not None and not world.store.pending_requests()
+    notice = {"X-Goog-Channel-ID": channel.id, "X-Goog-Resource-ID": channel.resource_id, "X-Goog-Resource-State": "exists"}
+    assert world.notify({**notice, "X-Goog-Channel-Token": "guessed"}) == 403
+    assert world.notify(notice) == 403  # no token at all
+    assert world.notify({**notice, "X-Goog-Channel-ID": "another", "X-Goog-Channel-Token": channel.token}) == 404
+    assert not world.store.pending_requests()
+    assert world.notify({**notice, "X-Goog-Channel-Token": channel.token, "X-Goog-Resource-State": "sync"}) == 200
+    assert not world.store.pending_requests()  # a channel opening says nothing changed
+    for _ in range(3):  # one request at a time, however many notices
+        assert world.notify({**notice, "X-Goog-Channel-Token": channel.token}) == 200
+    assert [q.kind for q in world.store.pending_requests()] == [RequestKind.CALENDAR_CHANGED]
+
+
+def test_the_channel_is_renewed_a_day_before_it_expires_and_the_old_one_stopped(google, pushed):
+    world = pushed
+    world.tick()
+    first = world.store.calendar_channel()
+    assert first is not None and first.expires == START + timedelta(days=7)
+    world.later(days=5, hours=23)
+    assert world.store.calendar_channel() == first and google.api_calls("calendar.events.watch") == 1
+    world.later(hours=1, minutes=1)  # less than a day left
+    second = world.store.calendar_channel()
+    assert second is not None and second.id != first.id and second.token != first.token
+    assert second.expires == world.clock.now() + timedelta(days=7)
+    assert [c["id"] for c in google.channels()] == [second.id]  # the old one was stopped
+    assert google.api_calls("calendar.channels.stop") == 1
+    google.respond(ORGANIZER, event_id(world.cohort.name, "grace-mateo", 2), "mateo.garcia@example.co", "accepted")
+    google.deliver_notices()
+    assert google.notices()[-1][:2] == (second.id, "exists") and google.notices()[-1].status == 200
+    stale = {"X-Goog-Channel-ID": first.id, "X-Goog-Channel-Token": first.token, "X-Goog-Resource-State": "exists"}
+    assert world.notify(stale) == 404

@@ -18,6 +18,7 @@ from service.domain.goals import Goals
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
 from service.domain.ports import Alert, HeldChange, Purpose, Store
+from service.domain.push import Channel
 from service.domain.requests import Request, RequestKind
 
 
@@ -52,6 +53,7 @@ class MemoryStore(Store):
         self._digest_last: str | None = None
         self._calendar_token: str | None = None
         self._calendar_id: str | None = None
+        self._calendar_channel: Channel | None = None
         self._last_tick: datetime | None = None
         self._latest: datetime | None = None
         self.closed = False
@@ -199,6 +201,12 @@ class MemoryStore(Store):
 
     def set_calendar_id(self, calendar_id: str) -> None:
         self._calendar_id = calendar_id
+
+    def calendar_channel(self) -> Channel | None:
+        return self._calendar_channel
+
+    def set_calendar_channel(self, channel: Channel | None) -> None:
+        self._calendar_channel = channel
 
     # Pairs
 

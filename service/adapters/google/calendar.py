@@ -1,4 +1,5 @@
-"""Sessions as Google Calendar events with Meet links; changes read back by sync token."""
+"""Sessions as Google Calendar events with Meet links; changes read back by sync token,
+and notices of them pushed through a watch channel when the service has a public address."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 from googleapiclient.errors import HttpError
 
 from ...domain.calendar import TAG, CalendarError, CalendarEvent, EventRequest
-from ...domain.ports import Calendar
+from ...domain.ports import Calendar, CalendarWatch
+from ...domain.push import Channel
 from .api import Backoff, Failure, batch, call, classify
 
 BATCH = 50  # calls per batch, as Google recommends
@@ -32,7 +34,7 @@ class NewCalendar:
     share_with: str | None  # the coordinator, when the organiser is someone else
 
 
-class GoogleCalendar(Calendar):
+class GoogleCalendar(Calendar, CalendarWatch):
     def __init__(
         self,
         service: Callable[[], Any],
@@ -308,6 +310,28 @@ class GoogleCalendar(Calendar):
             page = answer.get("nextPageToken")
             if not page:
                 return found, answer.get("nextSyncToken", token or "")
+
+    # Push
+
+    def watch(self, *, channel_id: str, token: str, address: str, ttl: timedelta) -> Channel:
+        """A channel on the calendar's events: Google posts to `address` (HTTPS, its
+        domain verified for the project) at each change."""
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token, "params": {"ttl": str(int(ttl.total_seconds()))}}
+        try:
+            answer = call(self.events.watch(calendarId=self.calendar_id, body=body), self.backoff, idempotent=False)
+        except Exception as error:
+            raise _error(error) from None
+        expires = datetime.fromtimestamp(int(answer["expiration"]) / 1000, UTC) if answer.get("expiration") else self.clock() + ttl
+        return Channel(id=answer.get("id", channel_id), resource_id=answer["resourceId"], token=token, address=address, expires=expires)
+
+    def stop(self, channel: Channel) -> None:
+        try:
+            call(self.service.channels().stop(body={"id": channel.id, "resourceId": channel.resource_id}), self.backoff)
+        except HttpError as error:
+            if error.resp.status != 404:  # expired already, or stopped before
+                raise _error(error) from None
+        except Exception as error:
+            raise _error(error) from None
 
 
 class _Id:

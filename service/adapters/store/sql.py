@@ -31,6 +31,7 @@ from ...domain.goals import Goals
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
 from ...domain.ports import Alert, HeldChange, Purpose, Store
+from ...domain.push import Channel
 from ...domain.requests import Request, RequestKind
 from ...domain.stages import Stage
 from . import schema
@@ -418,6 +419,21 @@ class SqlStore(Store):
     def set_calendar_id(self, calendar_id: str) -> None:
         with self.engine.begin() as connection:
             _set_meta(connection, "calendar:id", calendar_id)
+
+    def calendar_channel(self) -> Channel | None:
+        with self.engine.begin() as connection:
+            value = _meta(connection, "calendar:channel")
+        if value is None:
+            return None
+        kept = json.loads(value)
+        return Channel(**{**kept, "expires": datetime.fromisoformat(kept["expires"])})
+
+    def set_calendar_channel(self, channel: Channel | None) -> None:
+        value = None
+        if channel is not None:
+            value = json.dumps({**vars(channel), "expires": channel.expires.astimezone(UTC).isoformat()})
+        with self.engine.begin() as connection:
+            _set_meta(connection, "calendar:channel", value)
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         """Cancel a pair's booked sessions. `held`: a session was deleted in the calendar

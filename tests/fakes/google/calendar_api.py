@@ -1,5 +1,5 @@
 """Google Calendar v3 semantics: events with client ids, Meet creation, invitations,
-incremental sync, and free/busy. State is kept per calendar id (an email address)."""
+incremental sync, push channels (events.watch, channels.stop), and free/busy. State is kept per calendar id (an email address)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ MAX_PAGE = 2500
 MAX_FREEBUSY_ITEMS = 50
 MAX_FREEBUSY_RANGE = timedelta(days=90)
 MAX_REMINDERS = 5
+WATCH_TTL_DEFAULT = 604800  # seconds a channel lives unless params.ttl says otherwise
 MAX_REMINDER_MINUTES = 40320
 MAX_PROPERTY_KEY = 44
 MAX_PROPERTY_VALUE = 1024
@@ -144,6 +145,19 @@ class CalendarState:
 
 
 @dataclass
+class WatchChannel:
+    """A push channel (events.watch): notices of changes to one calendar's events."""
+
+    id: str
+    resource_id: str
+    calendar_id: str
+    address: str
+    token: str | None
+    expiration: datetime
+    messages: int = 0  # notices sent so far (the sync notice is number 1)
+
+
+@dataclass
 class SyncPoint:
     calendar_id: str
     counter: int
@@ -238,6 +252,9 @@ class CalendarBackend:
         self.meet_failures: set[str] = set()
         self.free_busy_errors: dict[str, list[str]] = {}  # calendar -> reasons for its next free/busy answers
         self.meet_codes: set[str] = set()
+        self.channels: dict[str, WatchChannel] = {}  # by channel id
+        self.on_change: Callable[[str], None] = lambda calendar_id: None  # an event of this calendar changed
+        self.on_watch: Callable[[WatchChannel], None] = lambda channel: None  # a channel opened (its sync notice)
         self.handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
             "calendar.events.insert": self.insert,
             "calendar.events.get": self.get,
@@ -245,6 +262,8 @@ class CalendarBackend:
             "calendar.events.patch": self.patch,
             "calendar.events.update": self.update,
             "calendar.events.delete": self.delete,
+            "calendar.events.watch": self.watch,
+            "calendar.channels.stop": self.stop_channel,
             "calendar.freebusy.query": self.freebusy,
             "calendar.calendars.get": self.calendar_get,
             "calendar.calendars.insert": self.calendar_insert,
@@ -285,6 +304,7 @@ class CalendarBackend:
         stored.updated = self.clock()
         stored.data["updated"] = format_updated(stored.updated)
         stored.data["etag"] = f'"{3_000_000_000_000_000 + stored.changed}"'
+        self.on_change(stored.calendar_id)
 
     def _new_id(self, calendar: CalendarState) -> str:
         while True:
@@ -672,6 +692,57 @@ class CalendarBackend:
         stored.data["status"] = "cancelled"
         self._touch(stored)
         self._send(calendar, stored, mode, before, "cancel")
+
+    # ------------------------------------------------------------------ events.watch, channels.stop
+
+    def watch(self, ctx: Ctx) -> tuple[int, Any]:
+        calendar = self._calendar(ctx, ctx.params["calendarId"])
+        body = ctx.body or {}
+        for name in ("id", "type", "address"):
+            if not body.get(name):
+                raise required(f"Required {name}", location=name, location_type="body")
+        if body["type"] not in ("web_hook", "webhook"):
+            raise invalid(f"Unknown channel type {body['type']!r}.", location="type", location_type="body")
+        if not body["address"].startswith("https://"):
+            raise ApiError(400, "push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {body['address']}")
+        if body["id"] in self.channels:
+            raise ApiError(400, "channelIdNotUnique", f"Channel id {body['id']} not unique")
+        ttl = body.get("params", {}).get("ttl", str(WATCH_TTL_DEFAULT))
+        if not str(ttl).isdigit():
+            raise invalid("Invalid ttl value.", location="params.ttl", location_type="body")
+        expiration = self.clock() + timedelta(seconds=int(ttl))
+        channel = WatchChannel(body["id"], secrets.token_urlsafe(20), calendar.id, body["address"], body.get("token"), expiration)
+        self.channels[channel.id] = channel
+        self.on_watch(channel)
+        answer = {
+            "kind": "api#channel",
+            "id": channel.id,
+            "resourceId": channel.resource_id,
+            "resourceUri": self.resource_uri(channel),
+            "expiration": str(int(expiration.timestamp() * 1000)),
+        }
+        if channel.token is not None:
+            answer["token"] = channel.token
+        return 200, answer
+
+    @staticmethod
+    def resource_uri(channel: WatchChannel) -> str:
+        return f"https://www.googleapis.com/calendar/v3/calendars/{channel.calendar_id}/events?alt=json"
+
+    def stop_channel(self, ctx: Ctx) -> tuple[int, Any]:
+        body = ctx.body or {}
+        channel = self.channels.get(body.get("id", ""))
+        if channel is None or channel.resource_id != body.get("resourceId"):
+            raise not_found(f"Channel '{body.get('id')}' not found for project")
+        del self.channels[channel.id]
+        return 204, None
+
+    def watching(self, calendar_id: str) -> list[WatchChannel]:
+        """The open channels on a calendar (expired ones are dropped)."""
+        now = self.clock()
+        for channel in [c for c in self.channels.values() if c.expiration <= now]:
+            del self.channels[channel.id]
+        return [c for c in self.channels.values() if c.calendar_id == calendar_id]
 
     # ------------------------------------------------------------------ events.list
 

@@ -31,6 +31,7 @@ from .errors import ApiError
 from .faults import ApiCall, Chaos, Fault
 from .gmail_api import GmailBackend
 from .meet_api import MeetBackend
+from .push import Notice, Notifier, Target
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_METHOD = "oauth2.token"
@@ -203,6 +204,7 @@ class FakeGoogle:
         self.gmail = GmailBackend(self.clock, keep_message_id=keep_message_id)
         # Meet reads the spaces Calendar made; its test controls take the server's lock.
         self.meet = MeetBackend(lambda: self.clock(), self.calendar, self._lock)
+        self.push = Notifier(self._lock, self.calendar, lambda: self.clock())
         self._handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
             **self.calendar.handlers,
             **self.gmail.handlers,
@@ -239,6 +241,7 @@ class FakeGoogle:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-google:{self.port}", daemon=True
         )
         self._thread.start()
+        self.push.start()
         return self
 
     def stop(self) -> None:
@@ -246,6 +249,7 @@ class FakeGoogle:
         if server is None:
             return
         self._stopping.set()
+        self.push.stop()
         server.shutdown()
         with server.sockets_lock:
             for sock in list(server.open_sockets):
@@ -539,6 +543,31 @@ class FakeGoogle:
                     self.calendar.settle_conferences(calendar)
             finally:
                 self.calendar.meet_delay = saved
+
+    def route_notices(self, public_prefix: str, target: Target) -> None:
+        """Deliver push notices for addresses under `public_prefix` (https://...) to `target`:
+        the local http:// prefix of the receiving server (tests cannot serve HTTPS, which
+        Google requires), or a function given the headers that returns a status."""
+        with self._lock:
+            self.push.routes[public_prefix] = target
+
+    def deliver_notices(self, timeout: float = 10.0) -> None:
+        """Wait until every push notice due so far has been posted."""
+        self.push.flush(timeout)
+
+    def notices(self) -> list[Notice]:
+        """The push notices posted so far, with each receiver's answer."""
+        with self._lock:
+            return list(self.push.sent)
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The open push channels (events.watch) with their address and expiry."""
+        with self._lock:
+            return [
+                {"id": c.id, "resource_id": c.resource_id, "calendar": c.calendar_id, "address": c.address, "expiration": c.expiration}
+                for c in self.calendar.channels.values()
+                if c.expiration > self.clock()
+            ]
 
     def expire_sync_tokens(self) -> None:
         """Every sync token handed out so far now answers 410 fullSyncRequired."""
