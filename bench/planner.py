@@ -64,7 +64,7 @@ from bench.cohorts import (
     mondays,
     utc_offset_hours,
 )
-from service.domain.availability import busy_minutes, to_minutes, working_spans
+from service.domain.availability import busy_minutes, stretched_spans, to_minutes, working_spans
 from service.domain.model import (
     Cohort,
     Pair,
@@ -153,14 +153,20 @@ class ScaleRun:
     max_rss_mb: float
 
 
+def clear_caches() -> None:
+    """Working hours are cached by pattern; equal patterns recur from one cohort size to the next."""
+    working_spans.cache_clear()
+    stretched_spans.cache_clear()
+
+
 def measure_scale(cohort: Cohort, busy: dict[str, list]) -> ScaleRun:
     """Plan twice from a cold cache: once timed, once under tracemalloc for the peak."""
-    working_spans.cache_clear()
+    clear_caches()
     gc.collect()
     began, cpu_began = perf_counter(), process_time()
     plan = plan_sessions(cohort, busy, now=NOW)
     seconds, cpu_seconds = perf_counter() - began, process_time() - cpu_began
-    working_spans.cache_clear()
+    clear_caches()
     gc.collect()
     tracemalloc.start()
     plan_sessions(cohort, busy, now=NOW)

@@ -145,12 +145,12 @@ def busy_minutes(intervals: Iterable[tuple[datetime, datetime]]) -> list[Span]:
 
 
 # Where a working period of the mentor's and one of the mentee's overlap: (start, end,
-# day_start, day_end, mentor_day, mentee_day, mentor_hours, mentee_hours). [start, end) in
-# UTC minutes; the edges of the day both are inside (the later start, the earlier end);
-# each one's local date (an ordinal); for stretched hours, each one's own working period
-# (start, end), else None. A plain tuple, not a NamedTuple: the garbage collector stops
-# tracking plain tuples of numbers, and a large cohort holds some 100,000 of these.
-Overlap = tuple[int, int, int, int, int, int, Span | None, Span | None]
+# day_start, day_end, mentor_day, mentee_day), and for stretched hours (..., mentor_from,
+# mentor_to, mentee_from, mentee_to). [start, end) in UTC minutes; the edges of the day
+# both are inside (the later start, the earlier end); each one's local date (an
+# ordinal); each one's own working period. A plain tuple of ints, not a NamedTuple: the
+# garbage collector stops tracking those, and a large cohort holds some 100,000.
+Overlap = tuple[int, ...]
 day_of_mentor, day_of_mentee = itemgetter(4), itemgetter(5)  # each one's local date in an Overlap
 
 
@@ -181,9 +181,9 @@ def meet(a: Sequence[DaySpan], b: Sequence[DaySpan], lo: int, hi: int, *, own_ho
             day_start = a_day_start if a_day_start > b_day_start else b_day_start
             day_end = a_day_end if a_day_end < b_day_end else b_day_end
             if own_hours:
-                out.append((start, end, day_start, day_end, a_day, b_day, (a_day_start, a_day_end), (b_day_start, b_day_end)))
+                out.append((start, end, day_start, day_end, a_day, b_day, a_day_start, a_day_end, b_day_start, b_day_end))
             else:
-                out.append((start, end, day_start, day_end, a_day, b_day, None, None))
+                out.append((start, end, day_start, day_end, a_day, b_day))
         if a_end <= b_end:
             i += 1
         else:
@@ -206,13 +206,19 @@ class Free(NamedTuple):
     hours: Hours
 
 
-def free_time(hours: Hours, busy: Sequence[Span]) -> Free:
-    """The periods of `hours` minus `busy` (sorted by start; may overlap)."""
+def free_time(
+    hours: Hours, busy: Sequence[Span], mentor_off: frozenset[int] = frozenset(), mentee_off: frozenset[int] = frozenset()
+) -> Free:
+    """The periods of `hours` minus `busy` (sorted by start; may overlap), but for those on
+    the mentor's or the mentee's days off (local dates as ordinals)."""
     starts: list[int] = []
     ends: list[int] = []
     within: list[int] = []
     first, count = 0, len(busy)
+    off = mentor_off or mentee_off
     for k, period in enumerate(hours.periods):
+        if off and (period[4] in mentor_off or period[5] in mentee_off):
+            continue
         cursor, stop = period[0], period[1]
         while first < count and busy[first][1] <= cursor:
             first += 1  # over for good: periods come in order

@@ -218,7 +218,7 @@ def _pair_spans(frame: _Frame, pair: Pair, busy: Sequence[Span], stretch: Stretc
     sessions fit at all, other pairs aside. `busy`: both people's busy times; `inside`:
     where both are free inside hours, when known."""
     if inside is None:
-        inside = free_time(frame.hours(pair.mentor.availability, pair.mentee.availability), busy)
+        inside = frame.free(pair.mentor.availability, pair.mentee.availability, busy)
     if _could_meet(frame, inside):
         return inside, False, True
     wide = _stretched(frame, pair, busy, stretch)
@@ -234,7 +234,7 @@ def _stretched(frame: _Frame, pair: Pair, busy: Sequence[Span], stretch: Stretch
     reach = stretch.allowance(mentor), stretch.allowance(mentee)
     if not any(reach):
         return None
-    return free_time(frame.hours(mentor, mentee, reach, own_hours=True), busy)
+    return frame.free(mentor, mentee, busy, reach, own_hours=True)
 
 
 def _carried(pair: Pair, session: Session) -> _Option:
@@ -253,6 +253,7 @@ def _could_meet(frame: _Frame, shared: Free) -> bool:
 
 
 _DAY = timedelta(days=1)
+_SCHEDULES_KEPT = 4096  # pairs of weekly schedules a plan keeps where they meet
 
 
 @dataclass(frozen=True)
@@ -267,13 +268,12 @@ class _Frame:
     gap: int
     buffer: int
     step: int
-    # Where two working patterns meet, by (mentor's, mentee's, reach, own hours): people
-    # share a handful of patterns, so it is worked out once per plan. Frames made from
-    # this one with replace() share it: they move only the first deadline and the gap.
+    # Where two weekly schedules meet (zone, hours and days of each, reach, own hours):
+    # people share a handful, so each is worked out once per plan; days off are left out
+    # later, per pair. Frames made from this one with replace() share these: they move
+    # only the first deadline and the gap.
     met: dict[tuple, Hours] = field(default_factory=dict, compare=False, repr=False)
-    # The same by the patterns' identities, looked up first: comparing two equal patterns
-    # costs more than the lookup. Each entry holds its patterns, so their ids stay theirs.
-    met_by_id: dict[tuple, tuple[WorkingPattern, WorkingPattern, Hours]] = field(default_factory=dict, compare=False, repr=False)
+    days_off: dict[tuple[frozenset[date], frozenset[date]], frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
     # _least_outside by the shape of a stretched period: its days repeat a few shapes.
     shapes: dict[tuple[int, int, int, int], int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -295,19 +295,34 @@ class _Frame:
             step=step,
         )
 
+    def free(
+        self, mentor: WorkingPattern, mentee: WorkingPattern, busy: Sequence[Span], reach: tuple[int, int] = (0, 0), own_hours: bool = False
+    ) -> Free:
+        """Where both are free: where their working days, stretched by `reach` minutes,
+        meet from `earliest` to the end of the program, but for their days off and `busy`."""
+        return free_time(self.hours(mentor, mentee, reach, own_hours), busy, self._days_off(mentor), self._days_off(mentee))
+
     def hours(self, mentor: WorkingPattern, mentee: WorkingPattern, reach: tuple[int, int] = (0, 0), own_hours: bool = False) -> Hours:
-        """Where the two patterns' working days, stretched by `reach` minutes, meet during
-        the program from `earliest` on."""
-        seen = self.met_by_id.get((id(mentor), id(mentee), reach, own_hours))
-        if seen is not None:
-            return seen[2]
-        key = (mentor, mentee, reach, own_hours)
+        """Where the two patterns' working days, stretched by `reach` minutes, meet from
+        `earliest` to the end of the program, days off included."""
+        key = (mentor.timezone, mentor.hours, mentor.days, mentee.timezone, mentee.hours, mentee.days, reach, own_hours)
         found = self.met.get(key)
         if found is None:
+            if len(self.met) == _SCHEDULES_KEPT:  # a cohort of very varied hours: memory before speed
+                self.met.clear()
             first, last = self.cohort.start - _DAY, self.cohort.end + _DAY
-            a, b = stretched_spans(mentor, first, last, reach[0]), stretched_spans(mentee, first, last, reach[1])
+            a, b = stretched_spans(_every_day(mentor), first, last, reach[0]), stretched_spans(_every_day(mentee), first, last, reach[1])
             found = self.met[key] = meet(a, b, self.earliest, self.program_end, own_hours=own_hours)
-        self.met_by_id[(id(mentor), id(mentee), reach, own_hours)] = (mentor, mentee, found)
+        return found
+
+    def _days_off(self, pattern: WorkingPattern) -> frozenset[int]:
+        """The person's blackout dates and holidays, as the ordinals an Overlap holds."""
+        key = (pattern.blackout_dates, pattern.holidays)
+        found = self.days_off.get(key)
+        if found is None:
+            if len(self.days_off) == _SCHEDULES_KEPT:
+                self.days_off.clear()
+            found = self.days_off[key] = frozenset(day.toordinal() for day in pattern.blackout_dates | pattern.holidays)
         return found
 
     def least_outside(self, periods: Sequence[Overlap]) -> int:
@@ -315,9 +330,7 @@ class _Frame:
         that starts on the step grid anywhere in these stretched `periods`."""
         least = None
         for period in periods:
-            mentor_hours, mentee_hours = period[6], period[7]
-            assert mentor_hours is not None and mentee_hours is not None  # stretched hours keep both
-            (mentor_from, mentor_to), (mentee_from, mentee_to) = mentor_hours, mentee_hours
+            mentor_from, mentor_to, mentee_from, mentee_to = period[6:]
             # Moved by whole steps, a period has the same grid: only its shape counts.
             base = mentor_from // self.step * self.step
             shape = (mentor_from - base, mentor_to - base, mentee_from - base, mentee_to - base)
@@ -522,7 +535,7 @@ class _Search:
             if len(scored) == count and DAY_COST * max(away, 0) / 1440 + STRETCH_COST * least + FAIR_COST * carried - most > scored[-1][0]:
                 break  # and the other side's next piece is further still
             period = periods[within[i]]
-            _, _, day_start, day_end, mentor_day, mentee_day, _, _ = period
+            day_start, day_end, mentor_day, mentee_day = period[2:6]
             crowding = SAME_DAY_COST * (mentor_days.get(mentor_day, 0) + mentee_days.get(mentee_day, 0))
             open_from, open_to = max(starts[i], lo), min(ends[i], hi)
             for start, end in _pieces(open_from, open_to, taken) if taken else ((open_from, open_to),):
@@ -590,9 +603,7 @@ def _stretched_options(
     """Scored start times in [first, last] of a span that may reach outside someone's
     hours. Each person's minutes outside are piecewise linear in the start, so the best
     times lie on the grid next to their bends and crossings: only those are scored."""
-    _, _, day_start, day_end, mentor_day, mentee_day, mentor_hours, mentee_hours = span
-    assert mentor_hours is not None and mentee_hours is not None
-    (mentor_from, mentor_to), (mentee_from, mentee_to) = mentor_hours, mentee_hours
+    _, _, day_start, day_end, mentor_day, mentee_day, mentor_from, mentor_to, mentee_from, mentee_to = span
     marks = (
         first,
         last,
@@ -664,12 +675,11 @@ class _Diagnosis:
         self.frame, self.pair, self.group = frame, pair, group
         self.taken, self.fixed, self.index = taken, fixed, index
         self.busy = _both(pair, taken)
-        self.inside = free_time(frame.hours(pair.mentor.availability, pair.mentee.availability), self.busy)
+        self.inside = frame.free(pair.mentor.availability, pair.mentee.availability, self.busy)
         cohort = frame.cohort
         self.reach = tuple(cohort.stretch.allowance(p.availability) for p in pair.people)
         # Their hours alone: every working day, nobody busy, stretched as far as allowed.
-        mentor, mentee = (_every_day(p.availability) for p in pair.people)
-        self.hours = free_time(frame.hours(mentor, mentee, (self.reach[0], self.reach[1])), [])
+        self.hours = free_time(frame.hours(pair.mentor.availability, pair.mentee.availability, (self.reach[0], self.reach[1])), [])
 
     def reason(self, shared: Free, sessions_of) -> str:
         cause = self._cause(shared, sessions_of)

@@ -80,7 +80,7 @@ def test_split_working_day_gives_two_spans_per_day():
 
 def test_shared_hours_minus_busy_times():
     hours = meet([DaySpan(0, 600, 0, 600, 1)], [DaySpan(50, 300, 50, 300, 1)], 0, 10_000)
-    assert hours.periods == ((50, 300, 50, 300, 1, 1, None, None),)
+    assert hours.periods == ((50, 300, 50, 300, 1, 1),)
     free = free_time(hours, [(100, 200), (150, 250), (500, 700)])  # overlapping busy times are fine
     assert list(zip(free.starts, free.ends, strict=True)) == [(50, 100), (250, 300)]
     assert free.within == [0, 0]
@@ -91,8 +91,8 @@ def test_shared_hours_are_cut_to_the_window_and_can_keep_each_ones_hours():
     mentee = [DaySpan(300, 900, 300, 900, 1), DaySpan(1740, 2340, 1740, 2340, 2)]
     hours = meet(mentor, mentee, 400, 1800, own_hours=True)
     assert hours.periods == (
-        (400, 600, 300, 540, 1, 1, (60, 540), (300, 900)),
-        (1740, 1800, 1740, 1980, 2, 2, (1500, 1980), (1740, 2340)),
+        (400, 600, 300, 540, 1, 1, 60, 540, 300, 900),
+        (1740, 1800, 1740, 1980, 2, 2, 1500, 1980, 1740, 2340),
     )
     assert hours.widest == 240  # 1740-1980: the most minutes inside both days
 
