@@ -38,6 +38,16 @@ Everything is read from the fake's request log:
 
     python bench/google_calls.py [--pairs 500] [--seed 2027]
     python bench/google_calls.py --gmail-days --pairs 1500   # the busiest Gmail day, before and after the budget
+    python bench/google_calls.py --push --pairs 200          # calendar reads per pair, polled and pushed
+
+--push runs the whole program twice on the same cohort: polled (as a daemon without a
+public HTTPS address) and pushed (an events.watch channel; the fake's notices for it are
+turned into the request the web page would queue, and the daemon reads at the next tick).
+It prints events.list calls per pair, measured on the simulated clock, next to the same
+for a real clock, which ticks every poll interval: that figure is arithmetic, CalendarReads
+replayed over 5-minute ticks from the first to the last tick, with the measured notices at
+the times they came. Nobody declines or moves anything in this cohort: the notices are
+those of the daemon's own writes (bookings, Meet links coming back).
 
 --gmail-days runs the whole program twice (without and with the daily budget) and asks
 only when the emails went out. So that 1,500 pairs (27,000 emails a run) take minutes,
@@ -108,6 +118,9 @@ from service.domain.budget import Budget
 from service.domain.calendar import TAG, cohort_tag, event_id
 from service.domain.model import WorkingPattern
 from service.domain.outbox import State
+from service.domain.polling import CalendarReads
+from service.domain.push import notify_address
+from service.domain.requests import RequestKind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
 from tests.fakes.google import FakeGoogle, RequestRecord
@@ -245,6 +258,7 @@ class DaemonRun:
     free_busy_asked: list[tuple[int, datetime, datetime]]  # (people, start, end) per busy() call
     last_tick: datetime  # simulated
     poll: timedelta  # the configured poll interval of a real run
+    notified: list[datetime] = field(default_factory=list)  # with push: ticks that had a notice to act on
 
     @property
     def booked_pairs(self) -> int:
@@ -252,18 +266,38 @@ class DaemonRun:
 
 
 def run_daemon(
-    google: FakeGoogle, generated: Generated, budget: Budget | None = None, *, keep_sent: bool = True, state: Path | None = None
+    google: FakeGoogle,
+    generated: Generated,
+    budget: Budget | None = None,
+    *,
+    keep_sent: bool = True,
+    state: Path | None = None,
+    push: bool = False,
 ) -> DaemonRun:
     folder = generated.config.parent
     clock = SimulatedClock(CLOCK_START)
     google.clock = google.gmail.clock = clock.now  # Gmail's sends stamped with simulated time
+    if push:
+        google.calendar.clock = clock.now  # channels expire in simulated time
     watcher = bootstrap.ConfigWatcher.start(generated.config, None, clock)
     calendar, free_busy, mailer = bootstrap.google_adapters(watcher.configuration)
     quick = Backoff(attempts=6, sleep=lambda seconds: None, rng=random.Random(0))  # no real waiting
     calendar.backoff = free_busy.backoff = mailer.backoff = quick
     store = open_store(state or folder / "state.sqlite")
     log = LogSample(200)  # a sample, for looking at while changing this script
-    controller = Controller(Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, budget=budget))
+    public = "https://mentors.example.org"
+    deps = Deps(store=store, mailer=mailer, source=watcher, calendar=calendar, free_busy=free_busy, budget=budget)
+    if push:
+        deps.watch, deps.notify_address = calendar, notify_address(public)
+    controller = Controller(deps)
+    notices: list[dict[str, str]] = []
+    notified: list[datetime] = []
+
+    def receive(headers: dict[str, str]) -> int:  # what POST /calendar/notify is told (its checks are tested apart)
+        notices.append(headers)
+        return 200
+
+    google.route_notices(public, receive)
     asked: list[tuple[int, datetime, datetime]] = []
     busy = free_busy.busy
 
@@ -282,6 +316,12 @@ def run_daemon(
         nonlocal ticks, last_tick
         ticks += 1
         last_tick = now
+        if push:  # the notices of the last tick's changes, queued as the web page queues them
+            google.deliver_notices()
+            if any(n["X-Goog-Resource-State"] != "sync" for n in notices) and not store.pending_requests():
+                store.add_request(RequestKind.CALENDAR_CHANGED, {}, now)
+                notified.append(now)
+            notices.clear()
         before = len(google.requests)
         try:
             return tick(now)
@@ -325,9 +365,87 @@ def run_daemon(
         free_busy_asked=asked,
         last_tick=last_tick,
         poll=watcher.configuration.poll,
+        notified=notified,
     )
     store.close()
     return run
+
+
+def replayed_reads(daemon: DaemonRun, *, pushed: bool, every: timedelta = timedelta(minutes=5)) -> int:
+    """Arithmetic, not a measurement: the calendar reads of a real run, which ticks every
+    `every`, from CalendarReads replayed over the simulated run's span. Each read is taken
+    to find nothing (the only changes are the daemon's own, at the first tick); with push,
+    a notice comes at the moments the measured run had one."""
+    starts = sorted(r.session.start for r in daemon.sessions)
+    reads = CalendarReads(every, pushed=pushed)
+    notices = sorted(daemon.notified)
+    now, count, at, upcoming = CLOCK_START, 0, 0, 0
+    while now <= daemon.last_tick:
+        notified = False
+        while at < len(notices) and notices[at] <= now:
+            notified, at = True, at + 1
+        while upcoming < len(starts) and starts[upcoming] <= now:
+            upcoming += 1
+        if reads.due(now, notified=notified, next_session=starts[upcoming] if upcoming < len(starts) else None):
+            reads.read(now, changed=False)
+            count += 1
+        now += every
+    return count
+
+
+def compare_reads(pairs: int, seed: int) -> None:
+    """Calendar reads (events.list) per pair over the whole program, polled and pushed."""
+    root = Path(tempfile.mkdtemp(prefix="google-reads-"))
+    saved = os.environ.get(ENDPOINT_VARIABLE)
+    try:
+        generated = write_google_cohort(root / "cohort", pairs, seed)
+        busy = busy_calendars(generated.people, seed)
+        runs: dict[bool, tuple[DaemonRun, float]] = {}
+        for push in (False, True):
+            with FakeGoogle() as google:
+                os.environ[ENDPOINT_VARIABLE] = google.url
+                google.service_account_file(root / "cohort" / "key.json")
+                for email, intervals in busy.items():
+                    google.set_busy(email, intervals)
+                began = perf_counter()
+                runs[push] = (
+                    run_daemon(google, generated, keep_sent=False, state=root / f"state-{push}.sqlite", push=push),
+                    perf_counter() - began,
+                )
+        polled, pushed = runs[False][0], runs[True][0]
+        print(
+            f"== Calendar reads (events.list) per pair over the program: {pairs} pairs, seed {seed},"
+            f" clock from {CLOCK_START:%Y-%m-%d %H:%M} UTC to the last tick =="
+        )
+        print(f"    {'':<58} {'polled':>9} {'pushed':>9} {'polled/pushed':>14}")
+        rows = [
+            (
+                "measured, simulated clock: events.list calls",
+                polled.program.calls["calendar.events.list"],
+                pushed.program.calls["calendar.events.list"],
+            ),
+            (
+                "arithmetic, real clock (ticks every 5 min): reads",
+                replayed_reads(polled, pushed=False),
+                replayed_reads(pushed, pushed=True),
+            ),
+        ]
+        for label, a, b in rows:
+            print(f"    {label:<58} {a:>9} {b:>9} {a / b if b else float('nan'):>14.1f}")
+            print(f"    {'  per pair':<58} {a / pairs:>9.3f} {b / pairs:>9.3f}")
+        for push, (run, seconds) in runs.items():
+            calls = run.program.calls
+            print(
+                f"  {'pushed' if push else 'polled'}: {run.ticks} ticks to {run.last_tick:%Y-%m-%d %H:%M} UTC,"
+                f" {calls['calendar.events.watch']} events.watch, {calls['calendar.channels.stop']} channels.stop,"
+                f" {len(run.notified)} ticks with a notice; messages {dict(sorted(run.states.items()))}; {seconds:.0f} s"
+            )
+    finally:
+        if saved is None:
+            os.environ.pop(ENDPOINT_VARIABLE, None)
+        else:
+            os.environ[ENDPOINT_VARIABLE] = saved
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- --gmail-days without the wire
@@ -710,7 +828,11 @@ def main() -> None:
     parser.add_argument(
         "--daily-limit", type=int, default=1800, help="--gmail-days: the budget's messages a day (scaled down for small runs)"
     )
+    parser.add_argument("--push", action="store_true", help="only calendar reads per pair, polled and pushed")
     args = parser.parse_args()
+    if args.push:
+        compare_reads(args.pairs, args.seed)
+        return
     if args.gmail_days:
         saved = os.environ.get(ENDPOINT_VARIABLE)
         try:
