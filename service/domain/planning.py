@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from .availability import (
     Free,
@@ -43,6 +42,7 @@ from .availability import (
     midnight,
     stretched_spans,
     to_minutes,
+    zone,
 )
 from .model import Cohort, Pair, Person, Session, Stretch, WorkingPattern
 from .stretch import outside_hours
@@ -347,7 +347,7 @@ class _Frame:
         )
 
     def local_date(self, minutes: int) -> date:
-        return from_minutes(minutes).astimezone(ZoneInfo(self.cohort.timezone)).date()
+        return from_minutes(minutes).astimezone(zone(self.cohort.timezone)).date()
 
 
 def _minutes(delta: timedelta) -> int:
@@ -629,7 +629,7 @@ def _stretched_options(
 
 
 def _local_day(person: Person, minutes: int) -> int:
-    return from_minutes(minutes).astimezone(ZoneInfo(person.timezone)).date().toordinal()
+    return from_minutes(minutes).astimezone(zone(person.timezone)).date().toordinal()
 
 
 class _Option(NamedTuple):
@@ -891,12 +891,12 @@ def _clock_change(people: Sequence[Person], first: date, last: date) -> tuple[da
     """The latest day in (first, last] on which either person's clocks change, and where."""
     found: tuple[date, str] | None = None
     for person in people:
-        zone = ZoneInfo(person.timezone)
-        offset = datetime.combine(first, time(12), zone).utcoffset()
+        place = zone(person.timezone)
+        offset = datetime.combine(first, time(12), place).utcoffset()
         day = first
         while day < last:
             day += _DAY
-            now = datetime.combine(day, time(12), zone).utcoffset()
+            now = datetime.combine(day, time(12), place).utcoffset()
             if now != offset:
                 offset = now
                 if found is None or day > found[0]:
@@ -943,7 +943,7 @@ def misfit(pair: Pair, session: Session, busy: Busy, *, stretch: Stretch | None 
     start, end = to_minutes(session.start), to_minutes(session.end)
     for person in pair.people:
         pattern = person.availability
-        day = session.start.astimezone(ZoneInfo(pattern.timezone)).date()
+        day = session.start.astimezone(zone(pattern.timezone)).date()
         working = stretched_spans(pattern, day - _DAY, day + _DAY, stretch.allowance(pattern) if stretch else 0)
         if not any(s.start <= start and end <= s.end for s in working):
             if day in pattern.blackout_dates:
