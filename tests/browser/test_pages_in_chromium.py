@@ -27,6 +27,8 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "out" / "screenshots"
 PASSWORD = "a long enough password"
 WIDTHS = {"wide": 1280, "narrow": 390}
+AFTER_SESSION_1 = datetime(2027, 3, 2, tzinfo=UTC)  # Zoë and Maya met on 1 March, or did they?
+MET_LINK = re.compile(r"(https?://\S+/met/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 
 
 def free_port() -> int:
@@ -36,7 +38,7 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, until: datetime = INVITATIONS_OUT):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.folder = cohort_folder(tmp, public_url=self.base)
@@ -45,7 +47,7 @@ class Served:
         self.log = open(tmp / "daemon.log", "w+", encoding="utf-8")  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service", "run", "--config", str(self.config), "--state", str(self.state), "--simulate",
-             "--now", START.isoformat(), "--until", INVITATIONS_OUT.isoformat(), "--outbox", str(self.outbox),
+             "--now", START.isoformat(), "--until", until.isoformat(), "--outbox", str(self.outbox),
              "--http", f"127.0.0.1:{self.port}"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
@@ -84,6 +86,15 @@ class Served:
 def served(tmp_path_factory):
     running = Served(tmp_path_factory.mktemp("served"))
     running.set_password()
+    yield running
+    if running.process.poll() is None:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def served_after_session_1(tmp_path_factory):
+    """Another program, run until the day after the first sessions: the follow-ups went out."""
+    running = Served(tmp_path_factory.mktemp("later"), until=AFTER_SESSION_1)
     yield running
     if running.process.poll() is None:
         running.stop()
@@ -150,6 +161,30 @@ def test_a_participant_moves_a_session_from_a_real_email(served, page):
     page.goto(session_link(next(m for m in told if "zoe" in str(m["To"]))))
     expect(page.get_by_role("heading", level=1)).to_have_text("Can't make session 1?")
     assert chosen in page.locator(".session strong").inner_text()
+
+
+def test_did_you_meet_no_and_the_session_is_booked_again(served_after_session_1, page):
+    served = served_after_session_1
+    followups = [m for m in served.emails() if "zoe.nunez@example.net" in str(m["To"]) and MET_LINK.search(text_of(m))]
+    assert followups, "no Did you meet? link in Zoë's emails after session 1"
+    link = MET_LINK.search(text_of(followups[-1])).group(1)
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Did you meet?")
+    shoot(page, "did-you-meet")
+    page.get_by_role("button", name="No, it did not happen").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Thank you, Zoë|Session 1 did not take place"))
+    until_shown(page, link, "Choose a new time")
+    page.get_by_role("link", name="Choose a new time").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Book session 1 again")
+    assert page.locator("button.option").count() >= 1
+    shoot(page, "book-again")
+    before = {m["Message-ID"] for m in served.emails()}
+    page.locator("button.option").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Moving your session|This session has changed"))
+    deadline = time.monotonic() + 30
+    while not any("has a new time" in str(m["Subject"]) for m in served.emails() if m["Message-ID"] not in before):
+        assert time.monotonic() < deadline, "the new invitations never went out"
+        time.sleep(0.5)
 
 
 def test_withdrawing_asks_for_a_confirmation_first(served, page):
