@@ -280,3 +280,14 @@ def test_pairs_sharing_a_meeting_room_never_meet_in_it_at_once():
     assert "shared room https://meet.example.org/cohort-room" in left.problems[0]
     assert violations(shared, plan, now=NOW) == []  # the independent check includes rooms
     assert any("room" in v for v in violations(shared, alone, now=NOW))  # and it would have caught the clash
+
+
+def test_a_busy_time_that_ends_a_moment_after_the_hour_keeps_that_hour_taken():
+    c = cohort(pair(person("A", "UTC", "09:00-12:00"), person("B", "UTC", "09:00-12:00")))
+    days = [c.start + timedelta(days=n) for n in range(-7, (c.end - c.start).days + 8)]
+    at = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in days]
+    # Free from 10:00 to 11:00 only to the minute: the first meeting ends a microsecond after 10:00.
+    busy = [(t + timedelta(hours=9), t + timedelta(hours=10, microseconds=1)) for t in at]
+    busy += [(t + timedelta(hours=11), t + timedelta(hours=12)) for t in at]
+    plan = plan_sessions(c, {"a@example.org": busy}, now=NOW)
+    assert violations(c, plan, now=NOW, busy={"a@example.org": busy}) == []
