@@ -285,6 +285,8 @@ def test_goals_written_after_session_1_are_quoted_in_later_emails(prepared, tmp_
         assert "Give a ten-minute talk to my team by the end of April." in quoted and "Draft the talk's outline." in quoted
         html = prep.get_body(("html",)).get_content()
         assert "Lead one code review a week." in html
+        checkin = [m for m in daemon.emails_to("zoe.nunez@example.net") if "homework" in str(m["Subject"]).lower()]
+        assert checkin and "Draft the talk's outline." in text_of(checkin[-1])  # the check-in quotes it too
         # Another pair's emails say nothing of them.
         others = [m for m in daemon.mailer.sent if "priya" in str(m["To"])]
         assert others and not any("code review a week" in text_of(m) for m in others)
