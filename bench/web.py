@@ -33,7 +33,7 @@ from service.usecases import Deps
 from service.web.app import create_app
 from service.web.metrics import MeteredController, Metrics
 from service.web.security import hash_password
-from service.web.serve import links_for, make_site
+from service.web.serve import make_site
 
 TARGET_MS = 300.0
 MIDDLE = datetime(2027, 3, 20, tzinfo=UTC)  # session 1 of most pairs has happened
@@ -97,7 +97,7 @@ def main() -> None:
             metrics=metrics,
             unplanned=lambda: controller.unplanned,
         )
-        deps.links = links_for(site)
+        deps.links = site.links()
         began = perf_counter()
         run_simulated(controller, clock, MIDDLE)
         rows = store.messages()
