@@ -30,6 +30,7 @@ import dataclasses
 import gc
 import math
 import random
+import statistics
 import sys
 import tracemalloc
 from collections import defaultdict
@@ -38,10 +39,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter, process_time
 from zoneinfo import ZoneInfo
-
-import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for bench.cohorts
 
@@ -376,6 +373,10 @@ def conflicts(cohort: Cohort, combos: Sequence[Combination], limits: Limits) -> 
 
 def exact_maximum(cohort: Cohort, combos: Sequence[Combination], limits: Limits) -> dict[int, Combination]:
     """The largest set of pairs that can all have both sessions, by pair index."""
+    import numpy as np  # the bench's own extra (scipy): only part 2 needs it
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
     if not combos:
         return {}
     per_pair: dict[int, list[int]] = defaultdict(list)
@@ -503,10 +504,12 @@ def run_quality(seed: int, count: int) -> None:
         f" a mentee with two mentors in {sum(1 for o in outcomes if _shared_mentee(o))}"
     )
     print(
-        f"pairs per instance {np.mean(pairs):.2f}, exact maximum per instance {np.mean(exact):.2f};"
+        f"pairs per instance {statistics.mean(pairs):.2f}, exact maximum per instance {statistics.mean(exact):.2f};"
         f" instances where not every pair fits: {sum(1 for p, e in zip(pairs, exact) if e < p)}"
     )
-    print(f"combinations per instance: mean {np.mean(combos):.0f}, max {max(combos)}; integer programs solved in {exact_time:.2f} s")
+    print(
+        f"combinations per instance: mean {statistics.mean(combos):.0f}, max {max(combos)}; integer programs solved in {exact_time:.2f} s"
+    )
     print(f"planner time for all instances (default node budget): {planner_time:.2f} s")
     compare("planner, default node budget", [o.plan.booked for o in outcomes], exact)
     compare("first descent only", [o.first_descent for o in outcomes], exact)
