@@ -11,6 +11,7 @@ from datetime import datetime
 from .model import Contact, Pair
 
 TAG = "mentorship"  # extendedProperties.private key marking our events (value: the cohort tag)
+NO_ANSWER = "needsAction"  # an invited person who has not answered yet
 
 
 def cohort_tag(cohort_name: str) -> str:
@@ -48,7 +49,7 @@ class CalendarEvent:
     start: datetime | None
     end: datetime | None
     cancelled: bool
-    responses: Mapping[str, str]  # email -> needsAction | accepted | declined | tentative
+    responses: Mapping[str, str]  # email -> needsAction (NO_ANSWER) | accepted | declined | tentative
     meet_link: str | None = None
     conference: str | None = None  # pending | success | failure
     tags: Mapping[str, str] = field(default_factory=dict)

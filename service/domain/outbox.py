@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from .attendance import Attendance, Reading
+from .calendar import NO_ANSWER
 from .model import Cohort, Pair, Person, Role, Session
 from .stages import NUDGE_BEFORE, STAGES, Kind, Stage, about_session, of_kind
 from .timeline import email_timeline
@@ -196,7 +197,7 @@ def _nudges(pair: Pair, records: Sequence[SessionRecord]) -> list[Wanted]:
         for stage, record in _about(Kind.NUDGE, records)
         if record.in_calendar
         for role, person in _people(pair)
-        if record.responses.get(person.email) == "needsAction"
+        if record.responses.get(person.email) == NO_ANSWER
     ]
 
 

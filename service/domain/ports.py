@@ -205,10 +205,11 @@ class Store(Protocol):
     def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
         """The calendar now shows `sequence` of this session (None: the event was removed)."""
 
-    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
-        """Answers and the Meet link as the calendar last showed them."""
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent, now: datetime) -> None:
+        """Answers and the Meet link as the calendar last showed them (an answer that
+        changed goes into the pair's history)."""
 
-    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+    def set_response(self, pair_id: str, number: int, email: str, response: str, now: datetime) -> None:
         """An attendee's answer to an invitation sent by email (accepted, tentative, declined)."""
 
     # Meet

@@ -131,7 +131,7 @@ def pull_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
         if record is None:
             continue
         session = record.session
-        store.event_seen(session.pair_id, session.number, seen)
+        store.event_seen(session.pair_id, session.number, seen, now)
         if dict(seen.responses) != dict(record.responses):
             changed = True  # an answer came in: reminders follow it
         pair = current.get(session.pair_id)

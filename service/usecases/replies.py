@@ -54,7 +54,7 @@ def _apply(deps: Deps, inputs: Inputs, reply: Reply, pair: Pair, record: Session
     if record.cancelled or reply.sequence < record.sequence or session.start <= now:
         return False  # about a time that no longer stands, or too late to matter
     if reply.answer in RESPONSES:
-        store.set_response(pair.id, session.number, person.email, RESPONSES[reply.answer])
+        store.set_response(pair.id, session.number, person.email, RESPONSES[reply.answer], now)
         event(now, "reply_recorded", f"{person.name} {RESPONSES[reply.answer]} session {session.number} of {pair.id}", **fields)
     if reply.answer is Answer.DECLINED:
         rebook(deps, inputs, record, now, reason=f"{person.name} cannot make that time", refused_by=person.email)

@@ -36,6 +36,8 @@ def said(entry: dict) -> str:
         return f"Calendar updated for session {number} (version {entry.get('sequence')})"
     if what == "sessions_cancelled":
         return f"Sessions still to come cancelled: {entry.get('reason') or 'no reason given'}"
+    if what == "answer":
+        return f"Session {number}: {entry.get('email')} {entry.get('answer')}"
     if what == "attendance":
         return f"Session {number}: {entry.get('attendance')}"
     if what == "counter_declined":

@@ -255,7 +255,7 @@ def test_the_calendars_copy_of_a_session(store):
         "https://meet.example/abc",
         "pending",
     )
-    store.event_seen("p1", 1, event({"a@example.org": "accepted", "b@example.org": "declined"}, None, "success"))
+    store.event_seen("p1", 1, event({"a@example.org": "accepted", "b@example.org": "declined"}, None, "success"), T0)
     (record,) = store.sessions()
     assert (record.event_sequence, dict(record.responses), record.conference) == (
         0,
@@ -271,8 +271,11 @@ def test_the_calendars_copy_of_a_session(store):
         {"a@example.org": "accepted", "b@example.org": "declined"},
         True,
     )
-    store.event_seen("nobody", 1, event())  # a session never booked: nothing to change
+    store.event_seen("nobody", 1, event(), T0)  # a session never booked: nothing to change
     assert [r.session.pair_id for r in store.sessions()] == ["p1"]
+    # Answers as they changed, into the pair's history; "not answered yet" is not an answer.
+    answers = [(e["email"], e["answer"]) for e in store.history("p1") if e["event"] == "answer"]
+    assert answers == [("a@example.org", "accepted"), ("b@example.org", "declined")]
 
 
 def test_the_calendar_token(store):
@@ -654,9 +657,9 @@ def test_a_held_change_and_its_approval(store):
 
 def test_answers_and_declined_proposals_by_email(store):
     store.book([session(), session(number=2, start=T0 + timedelta(weeks=4))], T0 - timedelta(days=1))
-    store.set_response("p1", 1, "a@example.org", "accepted")
-    store.set_response("p1", 1, "b@example.org", "tentative")
-    store.set_response("p1", 1, "a@example.org", "declined")
+    store.set_response("p1", 1, "a@example.org", "accepted", T0)
+    store.set_response("p1", 1, "b@example.org", "tentative", T0)
+    store.set_response("p1", 1, "a@example.org", "declined", T0 + timedelta(minutes=1))
     store.record_counter("p1", 2, "b@example.org", "7:101", T0)
     store.record_counter("p1", 2, "b@example.org", "7:101", T0)  # the same message again: counted once
     store.record_counter("p1", 2, "b@example.org", "7:102", T0 + timedelta(hours=1))
@@ -664,6 +667,12 @@ def test_answers_and_declined_proposals_by_email(store):
     assert dict(first.responses) == {"a@example.org": "declined", "b@example.org": "tentative"}
     assert (second.counters, second.countered_by, second.countered_at) == (2, "b@example.org", T0 + timedelta(hours=1))
     assert (first.counters, first.countered_by) == (0, None)
+    answers = [(e["at"], e["email"], e["answer"]) for e in store.history("p1") if e["event"] == "answer"]
+    assert answers == [
+        (T0, "a@example.org", "accepted"),
+        (T0, "b@example.org", "tentative"),
+        (T0 + timedelta(minutes=1), "a@example.org", "declined"),
+    ]
 
 
 def test_a_send_cut_short_that_never_left_is_planned_again(store):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from service.domain.attendance import Reading
-from service.domain.calendar import CalendarEvent
+from service.domain.calendar import NO_ANSWER, CalendarEvent
 from service.domain.goals import Goals
 from service.domain.model import Pair, Session
 from service.domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
@@ -147,9 +147,10 @@ class MemoryStore(Store):
     def sessions_out_of_calendar(self) -> list[SessionRecord]:
         return [r for r in self._sessions.values() if r.event_sequence != r.sequence]
 
-    def _seen(self, pair_id: str, number: int, event: CalendarEvent, **values) -> None:
+    def _seen(self, pair_id: str, number: int, event: CalendarEvent, now: datetime, **values) -> None:
         old = self._sessions.get((pair_id, number))
         if old is not None:  # SqlStore's UPDATE finds no row and does nothing
+            self._note_answers(pair_id, number, dict(event.responses), old.responses, now)
             meet_link = event.meet_link or old.meet_link  # an event without a link keeps the old one
             new = replace(old, responses=dict(event.responses), conference=event.conference, meet_link=meet_link, **values)
             self._sessions[(pair_id, number)] = new
@@ -157,18 +158,24 @@ class MemoryStore(Store):
     def event_written(self, pair_id: str, number: int, sequence: int, event: CalendarEvent | None, now: datetime) -> None:
         old = self._sessions.get((pair_id, number))
         if event is not None:
-            self._seen(pair_id, number, event, event_sequence=sequence)
+            self._seen(pair_id, number, event, now, event_sequence=sequence)
         elif old is not None:
             self._sessions[(pair_id, number)] = replace(old, event_sequence=sequence)
         self._did(now, "event_written", pair_id, number=number, sequence=sequence)
 
-    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
-        self._seen(pair_id, number, event)
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent, now: datetime) -> None:
+        self._seen(pair_id, number, event, now)
 
-    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+    def set_response(self, pair_id: str, number: int, email: str, response: str, now: datetime) -> None:
         old = self._sessions.get((pair_id, number))
         if old is not None:
+            self._note_answers(pair_id, number, {email: response}, old.responses, now)
             self._sessions[(pair_id, number)] = replace(old, responses={**old.responses, email: response})
+
+    def _note_answers(self, pair_id: str, number: int, answers: dict[str, str], before: Mapping[str, str], now: datetime) -> None:
+        for email, answer in sorted(answers.items()):
+            if answer != before.get(email) and answer != NO_ANSWER:
+                self._did(now, "answer", pair_id, number=number, email=email, answer=answer)
 
     def set_meet_space(self, pair_id: str, number: int, space: str) -> None:
         old = self._sessions.get((pair_id, number))

@@ -61,7 +61,7 @@ def booked_on_google(deps):
             meet_link=link,
             conference="success",
         )
-        deps.store.event_seen(session.pair_id, session.number, seen)
+        deps.store.event_seen(session.pair_id, session.number, seen, NOW)
     return inputs
 
 
@@ -175,7 +175,7 @@ def test_a_room_meet_does_not_find_is_looked_up_again_once_the_link_changes(deps
         meet_link=new_link,
         conference="success",
     )
-    deps.store.event_seen(session.pair_id, session.number, event)  # a new Meet link was made for the session
+    deps.store.event_seen(session.pair_id, session.number, event, NOW)  # a new Meet link was made for the session
     prepare_rooms(deps, meet, NOW)
     assert meet.looked_up.count(new_link) == 1 and first(deps, "maya-zoe").meet_space == "spaces/new-room-xyz"
 

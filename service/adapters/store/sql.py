@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ...domain.attendance import Attendance, Reading
-from ...domain.calendar import CalendarEvent
+from ...domain.calendar import NO_ANSWER, CalendarEvent
 from ...domain.goals import Goals
 from ...domain.model import Pair, Person, Role, Session, TimeRange, WorkingPattern
 from ...domain.outbox import Changes, MessageKey, MessageRow, SessionRecord, State, Wanted
@@ -225,22 +225,25 @@ class SqlStore(Store):
             values: dict = {"event_sequence": sequence}
             if event is not None:
                 values.update(_event_values(event))
+            if event is not None:
+                _note_answers(connection, now, pair_id, number, dict(event.responses))
             connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**values))
             _audit(connection, now, "event_written", pair_id, number=number, sequence=sequence)
 
-    def event_seen(self, pair_id: str, number: int, event: CalendarEvent) -> None:
-        """Replies and the Meet link as the calendar last showed them."""
+    def event_seen(self, pair_id: str, number: int, event: CalendarEvent, now: datetime) -> None:
         with self.engine.begin() as connection:
+            _note_answers(connection, now, pair_id, number, dict(event.responses))
             connection.execute(
                 update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**_event_values(event))
             )
 
-    def set_response(self, pair_id: str, number: int, email: str, response: str) -> None:
+    def set_response(self, pair_id: str, number: int, email: str, response: str, now: datetime) -> None:
         with self.engine.begin() as connection:
             key = (sessions.c.pair_id == pair_id, sessions.c.number == number)
             stored = connection.execute(select(sessions.c.responses).where(*key)).scalar()
             if stored is not None:
                 responses = {**json.loads(stored), email: response}
+                _note_answers(connection, now, pair_id, number, responses, json.loads(stored))
                 connection.execute(update(sessions).where(*key).values(responses=json.dumps(responses, sort_keys=True)))
 
     def set_meet_space(self, pair_id: str, number: int, space: str) -> None:
@@ -832,6 +835,19 @@ def _wanted_values(w: Wanted) -> dict:
         expires=w.expires,
         wake_at=w.due,
     )
+
+
+def _note_answers(connection, now: datetime, pair_id: str, number: int, answers: dict[str, str], before: dict | None = None) -> None:
+    """Each answer to a session's invitation that changed, into the pair's history. `before`:
+    the stored answers, when the caller has read them."""
+    if before is None:
+        stored = connection.execute(select(sessions.c.responses).where(sessions.c.pair_id == pair_id, sessions.c.number == number)).scalar()
+        if stored is None:
+            return
+        before = json.loads(stored)
+    for email, answer in sorted(answers.items()):
+        if answer != before.get(email) and answer != NO_ANSWER:
+            _audit(connection, now, "answer", pair_id, number=number, email=email, answer=answer)
 
 
 def _audit(connection, now: datetime, event_name: str, pair_id: str | None, **detail) -> None:
