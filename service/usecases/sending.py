@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from ..domain import budget
 from ..domain.attendance import Attendance
 from ..domain.bookings import bookings
+from ..domain.goals import Goals
 from ..domain.model import Pair, Session
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair
 from ..domain.planning import alternatives
@@ -209,8 +210,9 @@ def _prepare(
         store.mark_skipped(row, "its session had already started", now)
         event(now, "message_skipped", f"skipped {row.stage} to {row.recipient}: too late to be useful", state=State.SKIPPED, **fields)
         return None
+    stored = _read_for(store, inputs, records, row, now)  # outside the try: a database that fails is an outage
     try:
-        return _compose(deps.store, deps.links, inputs, pairs, records, row, now)
+        return _compose(deps.links, inputs, pairs, records, row, now, stored)
     except Exception as problem:  # a broken template, or an address no email can carry
         built = isinstance(problem, TemplateProblem)
         reason = f"template: {problem}" if built else f"the email could not be built ({type(problem).__name__})"
@@ -338,33 +340,54 @@ def written_now(store: Store, links: PersonalLinks | None, inputs: Inputs, row: 
     """A stored email as it would be written at `now` (the pair page shows it); TemplateProblem
     or KeyError (a pair no longer known) when it cannot be."""
     pairs = {**store.known_pairs([row.pair_id]), **{p.id: p for p in inputs.cohort.pairs if p.id == row.pair_id}}
-    return _compose(store, links, inputs, pairs, by_pair(store.sessions([row.pair_id])), row, now)
+    records = by_pair(store.sessions([row.pair_id]))
+    return _compose(links, inputs, pairs, records, row, now, _read_for(store, inputs, records, row, now))
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What an email needs from the store besides its pair and sessions, read before it is
+    written: a database that fails then stops the tick (the row stays planned) instead of
+    passing for an email that cannot be built."""
+
+    digest: list[dict[str, str]] = field(default_factory=list)  # what the coordinator's digest says
+    other_times: tuple[Session, ...] = ()  # times a session could move to
+    goals: Goals | None = None  # what the pair wrote down, to quote
+
+
+def _read_for(store: Store, inputs: Inputs, records: Mapping[str, list[SessionRecord]], row: MessageRow, now: datetime) -> _Stored:
+    if row.stage is Stage.COORDINATOR_DIGEST:
+        return _Stored(digest=store.digest_content(row.revision))
+    info, pair_records = row.stage.info, records.get(row.pair_id, [])
+    asked = info.kind is Kind.OTHER_TIMES and info.session and len(pair_records) >= info.session
+    return _Stored(
+        other_times=_other_times(store, inputs, pair_records[info.session - 1], now) if asked and info.session else (),
+        goals=store.goals([row.pair_id]).get(row.pair_id) if row.stage in QUOTE_GOALS else None,
+    )
 
 
 def _compose(
-    store: Store,
     links: PersonalLinks | None,
     inputs: Inputs,
     pairs: Mapping[str, Pair],
     records: Mapping[str, list[SessionRecord]],
     row: MessageRow,
     now: datetime,
+    stored: _Stored,
 ) -> EmailMessage:
     cohort = inputs.cohort
     if row.stage is Stage.COORDINATOR_DIGEST:
-        return compose_digest(cohort, store.digest_content(row.revision), inputs.templates, stamp=now, day=row.revision)
+        return compose_digest(cohort, stored.digest, inputs.templates, stamp=now, day=row.revision)
     pair = pairs[row.pair_id]
     pair_records = records[row.pair_id]
     info = row.stage.info
     # An update, or an invitation sent again because its session moved, says what changed.
     moved = info.session if info.kind is Kind.UPDATE or (info.kind is Kind.INVITATION and row.revision) else None
     change = change_view(cohort, pair, pair_records[moved - 1], row.role) if moved else None
-    options = _other_times(store, inputs, pair_records[info.session - 1], now) if info.kind is Kind.OTHER_TIMES and info.session else ()
     # Emails before a session carry the reader's "Can't make it?" link to the web pages.
     ahead = info.session and info.expires_at == info.session and info.kind is not Kind.CANCELLATION
     record = pair_records[info.session - 1] if ahead and info.session and len(pair_records) >= info.session else None
     cant_make_it = links.session(record, row.recipient) if links and record and not record.cancelled else None
-    goals = store.goals([pair.id]).get(pair.id) if row.stage in QUOTE_GOALS else None
     goals_link = links.goals(cohort, pair.id, row.recipient) if links and row.stage in ASK_FOR_GOALS else None
     missed = tuple(r.session.number for r in pair_records if r.attended is Attendance.MISSED)
     rebook = said = met_link = None
@@ -389,10 +412,10 @@ def _compose(
         revision=row.revision,
         change=change,
         links=tuple(r.meet_link for r in pair_records),
-        other_times=options,
+        other_times=stored.other_times,
         recipient=row.recipient,
         cant_make_it=cant_make_it,
-        goals=goals,
+        goals=stored.goals,
         goals_link=goals_link,
         missed=missed,
         rebook=rebook,

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from service.domain.model import Session
 from service.domain.outbox import SessionRecord, State
 from service.domain.ports import MailError
@@ -176,3 +178,23 @@ def test_did_you_meet_is_asked_where_no_meet_room_will_tell():
     assert _unknown_attendance(record)  # email invitations: no room at all
     assert not _unknown_attendance(replace(record, meet_link=link))  # Meet tells
     assert _unknown_attendance(replace(record, meet_link=link, meet_space=f"gone:{link}"))  # Meet knows no such room
+
+
+def test_a_store_that_fails_while_an_email_is_being_written_leaves_it_planned(deps, monkeypatch):
+    """A database gone while an email reads what it quotes is an outage, not an email that
+    cannot be built: the tick stops and the email goes out later, nothing marked failed."""
+    inputs = booked(deps)
+    checkin = min(r.due for r in deps.store.messages() if r.stage is Stage.HOMEWORK_CHECKIN)
+    send_due(deps, inputs, checkin - timedelta(minutes=1))
+
+    def gone(pair_ids):
+        raise OSError("the database connection was cut")
+
+    monkeypatch.setattr(deps.store, "goals", gone)
+    with pytest.raises(OSError):
+        send_due(deps, inputs, checkin)
+    states = Counter(r.state for r in deps.store.messages() if r.stage is Stage.HOMEWORK_CHECKIN)
+    assert State.FAILED not in states and states[State.PLANNED] > 0
+    monkeypatch.undo()
+    send_due(deps, inputs, checkin + timedelta(days=1))
+    assert {r.state for r in deps.store.messages() if r.stage is Stage.HOMEWORK_CHECKIN and r.due <= checkin} == {State.SENT}
