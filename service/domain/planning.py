@@ -253,6 +253,9 @@ def _could_meet(frame: _Frame, shared: Free) -> bool:
 
 
 _DAY = timedelta(days=1)
+# A session booked (or moved) now starts no sooner than this: both people must hear of it
+# first, and an invitation for a time already under way is never sent.
+NOTICE = timedelta(hours=12)
 _SCHEDULES_KEPT = 4096  # pairs of weekly schedules a plan keeps where they meet
 
 
@@ -285,7 +288,7 @@ class _Frame:
         program_end = midnight(cohort.end + _DAY, cohort.timezone)
         return cls(
             cohort=cohort,
-            earliest=max(program_start, _ceil(to_minutes(now), step)),
+            earliest=max(program_start, _ceil(to_minutes(now + NOTICE), step)),
             # Whole days in the program's zone: "the first 3 weeks" ends at a midnight there.
             first_deadline=min(midnight(cohort.start + rules.first_within, cohort.timezone), program_end),
             program_end=program_end,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.domain.model import Session
-from service.domain.planning import misfit, plan_sessions
+from service.domain.planning import NOTICE, misfit, plan_sessions, replan_session
 from tests.builders import cohort, pair, person
 from tests.planchecks import violations
 
@@ -291,3 +291,15 @@ def test_a_busy_time_that_ends_a_moment_after_the_hour_keeps_that_hour_taken():
     busy += [(t + timedelta(hours=11), t + timedelta(hours=12)) for t in at]
     plan = plan_sessions(c, {"a@example.org": busy}, now=NOW)
     assert violations(c, plan, now=NOW, busy={"a@example.org": busy}) == []
+
+
+def test_a_session_booked_again_gives_both_people_notice():
+    """Moved at 14:00 with the hour from 14:00 the only time A is free: not taken, since an
+    invitation for a time already under way would never be sent."""
+    c = cohort(pair(person("A", "UTC", "09:00-17:00"), person("B", "UTC", "09:00-17:00")))
+    now = datetime(2027, 3, 2, 14, tzinfo=UTC)
+    busy = {"a@example.org": [(NOW, now), (now + timedelta(hours=1), datetime(2027, 6, 1, tzinfo=UTC))]}
+    new = replan_session(c, busy, pair_id=c.pairs[0].id, number=1, booked={}, now=now)
+    assert new is None
+    later = replan_session(c, {}, pair_id=c.pairs[0].id, number=1, booked={}, now=now)
+    assert later is not None and later.start >= now + NOTICE
