@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 
 from ..domain.stages import Stage
 
 # Steps of sending that say nothing the email's final state does not.
 QUIET = frozenset({"message_sending", "message_verify", "message_postponed"})
+
+# Each event as the coordinator reads it; the fields are the event's details.
+WORDS = {
+    "message_sent": "Sent: {email}",
+    "message_failed": "Not sent: {email} ({last_error})",
+    "goals_written": "Goals and homework written down by {by}",
+    "session_booked": "Session {number} booked for {start}",
+    "session_moved": "Session {number} moved to {start}: {reason}",
+    "event_written": "Calendar updated for session {number} (version {sequence})",
+    "sessions_cancelled": "Sessions still to come cancelled: {reason}",
+    "answer": "Session {number}: {email} {answer}",
+    "attendance": "Session {number}: {attendance}",
+    "counter_declined": "Session {number}: {by} proposed a time that does not suit both",
+    "pair_withdrawn": "Withdrawn from the program",
+    "pair_released": "Released: planned again",
+}
+UNSAID = "no reason given"
 
 
 def history(entries: list[dict]) -> list[tuple[datetime, str]]:
@@ -17,37 +35,14 @@ def history(entries: list[dict]) -> list[tuple[datetime, str]]:
 
 def said(entry: dict) -> str:
     """One event of a pair's history, as the coordinator reads it."""
-    number = entry.get("number")
     what = entry["event"]
+    fields: dict[str, object] = defaultdict(lambda: UNSAID, {k: v for k, v in entry.items() if v not in (None, "")})
+    if "start" in entry:
+        fields["start"] = f"{datetime.fromisoformat(entry['start']):%Y-%m-%d %H:%M} UTC"
     if what.startswith("message_") and "stage" in entry:
-        email = f"{Stage(entry['stage']).words} to {entry.get('recipient')}"
-        if what == "message_sent":
-            return f"Sent: {email}"
-        if what == "message_failed":
-            return f"Not sent: {email} ({entry.get('last_error') or 'no reason given'})"
-        return f"{email}: {what.removeprefix('message_').replace('_', ' ')}"
-    if what == "goals_written":
-        return f"Goals and homework written down by {entry.get('by')}"
-    if what == "session_booked":
-        return f"Session {number} booked for {_utc(entry['start'])}"
-    if what == "session_moved":
-        return f"Session {number} moved to {_utc(entry['start'])}: {entry.get('reason') or 'no reason given'}"
-    if what == "event_written":
-        return f"Calendar updated for session {number} (version {entry.get('sequence')})"
-    if what == "sessions_cancelled":
-        return f"Sessions still to come cancelled: {entry.get('reason') or 'no reason given'}"
-    if what == "answer":
-        return f"Session {number}: {entry.get('email')} {entry.get('answer')}"
-    if what == "attendance":
-        return f"Session {number}: {entry.get('attendance')}"
-    if what == "counter_declined":
-        return f"Session {number}: {entry.get('by')} proposed a time that does not suit both"
-    if what == "pair_withdrawn":
-        return "Withdrawn from the program"
-    if what == "pair_released":
-        return "Released: planned again"
+        fields["email"] = f"{Stage(entry['stage']).words} to {entry.get('recipient')}"
+        if what not in WORDS:  # skipped, retried, uncertain...
+            return f"{fields['email']}: {what.removeprefix('message_').replace('_', ' ')}"
+    if what in WORDS:
+        return WORDS[what].format_map(fields)
     return what.replace("_", " ").capitalize()
-
-
-def _utc(moment: str) -> str:
-    return f"{datetime.fromisoformat(moment):%Y-%m-%d %H:%M} UTC"
