@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..domain.attendance import Attendance
 from ..domain.links import LinkPurpose
 from ..domain.requests import RequestKind
 from ..mail.links import PersonalLinks
@@ -38,7 +39,7 @@ async def met_page(request: Request) -> Response:
         )
     asked = next((q for q in _answers(site.store.pending_requests(), pair.id, claim.session)), None)
     rebook = None
-    if record.attended == "missed":  # a path on this site, for the reader, to book it again
+    if record.attended is Attendance.MISSED:  # a path on this site, for the reader, to book it again
         rebook = PersonalLinks("", site.key).rebook(record, reader.email, site.now())
     return pages.render(
         request,
