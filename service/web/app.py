@@ -63,6 +63,10 @@ async def _failed(request: Request, exc: Exception) -> Response:
 
 async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     response = await call_next(request)
+    prefix = request.scope.get("root_path", "")
+    location = response.headers.get("location", "")
+    if prefix and location.startswith("/") and not location.startswith(("//", prefix + "/")):
+        response.headers["location"] = prefix + location  # a redirect within a cohort served under its prefix
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -20,8 +20,7 @@ from ..usecases.sending import written_now
 from ..views import export_csv
 from .chart import timeline_svg
 from .history import history
-from .pages import client, csrf_refused, form, pages_of, see_other, site_of
-from .security import password_matches, sign_in_cookie, signed_in
+from .pages import client, csrf_refused, form, host_of, pages_of, see_other, site_of
 from .summary import PairStatus, Snapshot, overview, snapshot, timeline
 
 SESSION_COOKIE = "signin"
@@ -51,8 +50,8 @@ def coordinator(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        site = site_of(request)
-        if not signed_in(request.cookies.get(SESSION_COOKIE), site.key, site.store.password_hash(), site.now()):
+        host = host_of(request)
+        if not host.entry().lets_in(request.cookies.get(SESSION_COOKIE), host.now()):
             return see_other("/signin?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")))
         return await handler(request)
 
@@ -60,24 +59,23 @@ def coordinator(handler: Handler) -> Handler:
 
 
 async def sign_in_page(request: Request) -> Response:
-    ready = site_of(request).store.password_hash() is not None
+    ready = host_of(request).entry().ready()
     return pages_of(request).render(request, "signin.html", ready=ready, failed=False, next=_next(request.query_params.get("next")))
 
 
 async def sign_in(request: Request) -> Response:
-    site, pages = site_of(request), pages_of(request)
-    if not site.sign_in_limit.allow(client(request)):
+    host, pages = host_of(request), pages_of(request)
+    if not host.sign_in_limit.allow(client(request)):
         return pages.notice(request, "Too many tries", "Please wait a few minutes before signing in again.", 429, back="/signin")
     fields = await form(request)
     if fields is None:
         return csrf_refused(request, "/signin")
-    stored = site.store.password_hash()
-    if not password_matches(fields.get("password", ""), stored) or stored is None:
-        return pages.render(request, "signin.html", 401, ready=stored is not None, failed=True, next=_next(fields.get("next")))
+    door = host.entry()
+    if not door.opens(fields.get("password", "")):
+        return pages.render(request, "signin.html", 401, ready=door.ready(), failed=True, next=_next(fields.get("next")))
     response = see_other(_next(fields.get("next")))
-    response.set_cookie(
-        SESSION_COOKIE, sign_in_cookie(site.key, stored, site.now()), httponly=True, samesite="lax", secure=site.secure_cookies, path="/"
-    )
+    # One sign-in for the whole site: beside other cohorts, it opens each of them and the overview.
+    response.set_cookie(SESSION_COOKIE, door.cookie(host.now()), httponly=True, samesite="lax", secure=host.secure_cookies, path="/")
     return response
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import jinja2
@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..mail.templates import DEFAULT_DIR
 from ..timefmt import clock, local, long_date, span, zone_label
-from .security import csrf_ok, csrf_token, new_csrf_cookie
+from .security import Door, RateLimiter, csrf_ok, csrf_token, new_csrf_cookie
 from .site import Site
 
 TEMPLATE_DIR = DEFAULT_DIR.parent / "web"
@@ -21,10 +21,24 @@ CSRF_COOKIE = "csrf"
 MAX_FORM_BYTES = 16_384
 
 
+class Host(Protocol):
+    """What rendering and signing in need of a site: one cohort's, or the fleet's overview."""
+
+    key: bytes
+    sign_in_limit: RateLimiter
+    in_fleet: bool
+
+    @property
+    def secure_cookies(self) -> bool: ...
+    def now(self) -> datetime: ...
+    def entry(self) -> Door: ...
+    def heading(self) -> str: ...
+
+
 class Pages:
     """Renders the templates, with the CSRF token of the browser at hand."""
 
-    def __init__(self, site: Site, folder: Path = TEMPLATE_DIR):
+    def __init__(self, site: Host, folder: Path = TEMPLATE_DIR):
         self.site = site
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(folder),
@@ -45,7 +59,9 @@ class Pages:
         cookie = request.cookies.get(CSRF_COOKIE)
         fresh = cookie is None
         cookie = cookie or new_csrf_cookie()
-        context.setdefault("cohort_name", self.site.inputs().cohort.name)
+        context.setdefault("cohort_name", self.site.heading())
+        context.setdefault("base", within(request, ""))  # links stay under a cohort's prefix
+        context.setdefault("in_fleet", self.site.in_fleet)
         html = self.env.get_template(name).render(csrf=csrf_token(self.site.key, cookie), **context)
         response = HTMLResponse(html, status_code=status)
         if fresh:
@@ -68,6 +84,15 @@ def site_of(request: Request) -> Site:
     return request.app.state.site
 
 
+def host_of(request: Request) -> Host:
+    return request.app.state.site
+
+
+def within(request: Request, path: str) -> str:
+    """A path of this site under the prefix it is served at (/cohorts/<name> beside other cohorts)."""
+    return request.scope.get("root_path", "") + path
+
+
 async def form(request: Request) -> dict[str, str] | None:
     """The posted form's fields (the first value of each), or None when it is not one or
     its CSRF token does not match the browser's cookie."""
@@ -75,7 +100,7 @@ async def form(request: Request) -> dict[str, str] | None:
     if len(body) > MAX_FORM_BYTES:
         return None
     fields = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
-    if not csrf_ok(site_of(request).key, request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+    if not csrf_ok(host_of(request).key, request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
         return None
     return fields
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..domain.links import keyed
@@ -63,6 +64,34 @@ def signed_in(cookie: str | None, key: bytes, password_hash: str | None, now: da
     if not until.isdigit() or not hmac.compare_digest(mac.encode(), keyed(key, "sign-in", until, nonce, password_hash).encode()):
         return False
     return now.timestamp() < int(until)
+
+
+@dataclass(frozen=True)
+class Door:
+    """The coordinator's way in: the password's hashes (one cohort's, or every cohort's of a
+    state holding several) and the key that signs a sign-in. A sign-in is bound to all the
+    hashes, so a new password for any of them ends it."""
+
+    key: Callable[[], bytes]
+    hashes: Callable[[], list[str | None]]
+
+    def ready(self) -> bool:
+        return any(self.hashes())
+
+    def opens(self, password: str) -> bool:
+        """The password of every one that has a password (it takes at least one)."""
+        kept = [stored for stored in self.hashes() if stored]
+        return bool(kept) and all(password_matches(password, stored) for stored in kept)
+
+    def cookie(self, now: datetime) -> str:
+        return sign_in_cookie(self.key(), self._bound(), now)
+
+    def lets_in(self, cookie: str | None, now: datetime) -> bool:
+        return self.ready() and signed_in(cookie, self.key(), self._bound(), now)
+
+    def _bound(self) -> str:
+        hashes = self.hashes()
+        return (hashes[0] or "") if len(hashes) == 1 else "\n".join(stored or "" for stored in hashes)
 
 
 def new_csrf_cookie() -> str:

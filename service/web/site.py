@@ -11,7 +11,7 @@ from ..domain.ports import Clock, Store
 from ..mail.links import PersonalLinks
 from ..usecases import Inputs
 from .metrics import Metrics
-from .security import RateLimiter
+from .security import Door, RateLimiter
 
 
 @dataclass
@@ -31,6 +31,15 @@ class Site:
     sign_in_limit: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300))
     # Google's notices: a burst follows each batch of writes; a flood of forged ones is cut short.
     notify_limit: RateLimiter = field(default_factory=lambda: RateLimiter(300, 60))
+    door: Door | None = None  # where the state holds several cohorts: one sign-in for them all
+    in_fleet: bool = False  # served beside other cohorts, under /cohorts/<name>
+
+    def entry(self) -> Door:
+        """The sign-in that opens the coordinator's pages: the fleet's, else this cohort's password."""
+        return self.door or Door(lambda: self.key, lambda: [self.store.password_hash()])
+
+    def heading(self) -> str:
+        return self.inputs().cohort.name
 
     def now(self) -> datetime:
         return self.clock.now()
