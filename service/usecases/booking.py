@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
-from ..domain.outbox import SessionRecord, by_pair, changes, handed_over, wanted_for_pair
+from ..domain.outbox import MessageRow, SessionRecord, by_pair, changes, handed_over, wanted_for_pair
 from ..domain.planning import Busy, linked, misfit, replan_session
 from ..domain.stretch import stretched
 from ..logs import event
@@ -247,17 +247,29 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
 
 
 def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:
-    """Every pair's stored messages brought in line with its stored sessions."""
-    store, cohort = deps.store, inputs.cohort
+    """Every pair's stored messages brought in line with its stored sessions (those of
+    pairs unchanged since this process last did it are left alone, unread)."""
+    store, cohort, planned = deps.store, inputs.cohort, deps.planned_from
     records = by_pair(store.sessions())
     pairs = pairs_by_id(deps, inputs, set(records))
-    pair_ids = sorted(records)
+    planned.settle(cohort)
+    pair_ids = sorted(pair_id for pair_id in records if not planned.unchanged(pairs[pair_id], records[pair_id]))
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
         stored = store.messages(chunk)
         received = handed_over(stored)
         wanted = [w for pair_id in chunk for w in wanted_for_pair(cohort, pairs[pair_id], records[pair_id], received)]
         store.apply(changes(wanted, stored), now)
+        of_pair = _by_pair_id(stored)
+        for pair_id in chunk:
+            planned.planned(pairs[pair_id], records[pair_id], of_pair.get(pair_id, ()))
+
+
+def _by_pair_id(rows: list[MessageRow]) -> dict[str, list[MessageRow]]:
+    grouped: dict[str, list[MessageRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.pair_id, []).append(row)
+    return grouped
 
 
 def pairs_by_id(deps: Deps, inputs: Inputs, pair_ids: set[str]) -> dict[str, Pair]:

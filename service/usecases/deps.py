@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from ..domain.budget import Budget
 from ..domain.model import Cohort
+from ..domain.outbox import PlannedFrom
 from ..domain.planning import Busy
 from ..domain.ports import Calendar, CalendarWatch, FreeBusy, Mailer, Meet, Replies, Store
 from ..mail.links import PersonalLinks
@@ -46,6 +49,9 @@ class Deps:
     budget: Budget | None = None  # the mailbox's daily sending limits (Gmail)
     watch: CalendarWatch | None = None  # Google's notices of calendar changes (push), when it can send them
     notify_address: str | None = None  # where Google posts them: the public HTTPS address's /calendar/notify
+    # Where the state holds several cohorts: each one's figures in a line, and all together (for the digest).
+    cohorts: Callable[[datetime], list[dict[str, str]]] | None = None
+    planned_from: PlannedFrom = field(default_factory=PlannedFrom)  # pairs whose messages need no new plan
 
 
 class LockLost(Exception):

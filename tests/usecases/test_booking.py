@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from service.domain.bookings import bookings
 from service.domain.model import Session
-from service.domain.outbox import State
+from service.domain.outbox import PlannedFrom, State
 from service.domain.planning import PairPlan, Plan
-from service.domain.stages import DEFAULT_TIMINGS
-from service.usecases.booking import reconcile
+from service.domain.stages import DEFAULT_TIMINGS, Stage
+from service.usecases.booking import reconcile, sync_messages
 from tests.planchecks import violations
 
 from .conftest import NOW
@@ -77,3 +78,64 @@ def test_a_time_a_person_chose_is_not_planned_again_by_a_re_check(deps):
     reconcile(deps, inputs, NOW)
     replanned = next(r for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1)
     assert replanned.session != moved and not replanned.agreed  # it no longer fits: moved
+
+
+class _ReadsCounted:
+    """The store, counting the pairs whose messages are read."""
+
+    def __init__(self, store):
+        self.store, self.read = store, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def messages(self, pair_ids=None):
+        self.read.extend(pair_ids or ["all"])
+        return self.store.messages(pair_ids)
+
+
+def test_only_pairs_that_changed_are_planned_again_and_as_a_fresh_start_would(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    counted = _ReadsCounted(deps.store)
+    deps.store = counted
+    sync_messages(deps, inputs, NOW)
+    assert counted.read == []  # nothing changed: nothing read, nothing planned
+
+    first = next(r.session for r in counted.sessions() if r.session.pair_id == "maya-zoe" and r.session.number == 1)
+    prep = {r.recipient: r.due for r in counted.messages() if r.pair_id == "maya-zoe" and r.stage is Stage.SESSION1_PREP}
+    counted.read.clear()
+    counted.move(replace(first, start=first.start + timedelta(days=1), end=first.end + timedelta(days=1)), NOW, "moved by hand")
+    sync_messages(deps, inputs, NOW)
+    assert counted.read == ["maya-zoe"]
+    incremental = counted.messages()
+
+    deps.planned_from = PlannedFrom()  # as a process starting now plans every pair
+    sync_messages(deps, inputs, NOW)
+    assert counted.messages() == incremental
+    retimed = {r.recipient: r.due for r in incremental if r.pair_id == "maya-zoe" and r.stage is Stage.SESSION1_PREP}
+    assert retimed.keys() == prep.keys() and all(retimed[who] > prep[who] for who in prep)  # the prep email followed the move
+
+
+def test_new_cohort_settings_plan_every_pair_again(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    counted = _ReadsCounted(deps.store)
+    deps.store = counted
+    deps.source.edit(replace(inputs.cohort, calendar="google"))
+    inputs, _ = deps.source.current()
+    sync_messages(deps, inputs, NOW)
+    assert sorted(counted.read) == ["jonas-priya", "maya-noah", "maya-zoe"]
+
+
+def test_a_pair_with_a_message_being_sent_is_planned_again_next_time(deps):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    row = next(r for r in deps.store.messages() if r.pair_id == "maya-noah")
+    deps.store.mark_sending(row, "<m-1@example.org>", NOW)
+    deps.planned_from = PlannedFrom()
+    sync_messages(deps, inputs, NOW)  # it cannot be changed while it is on its way
+    counted = _ReadsCounted(deps.store)
+    deps.store = counted
+    sync_messages(deps, inputs, NOW)
+    assert counted.read == ["maya-noah"]
