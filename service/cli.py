@@ -86,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--lease", type=_duration, default=timedelta(seconds=30), help="--cohorts on PostgreSQL: how long a replica holds a cohort"
     )
-    run.add_argument("--http", metavar="HOST:PORT", help="also serve the web pages (dashboard, participant links), e.g. 127.0.0.1:8080")
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve the web pages (dashboard, participant links; with --cohorts, every cohort's and an overview), e.g. 127.0.0.1:8080",
+    )
     status = command("status", "show each pair's sessions and emails, and what needs attention", folder=True)
     status.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -125,8 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (changes, approve, withdraw, release, reschedule, resolve, resend, history):
         sub.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
         sub.add_argument("--format", choices=("text", "json"), default="text")
-    password = command("set-password", "set the coordinator's password for the web dashboard (read from standard input)")
-    password.add_argument("--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite)")
+    password = command("set-password", "set the coordinator's password for the web dashboard (read from standard input)", folder=True)
+    password.add_argument(
+        "--state", help="SQLite file or PostgreSQL URL (default: state/<cohort file name>.sqlite, or state/<folder name>/ with --cohorts)"
+    )
     auth = command("auth", "get Google credentials (login) or test them (check)")
     auth.add_argument("action", choices=("login", "check"))
     auth.add_argument("--client-secrets", type=Path, help="login: the OAuth client file from Google Cloud")

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +30,13 @@ from .domain.requests import RequestKind
 from .logs import configure as configure_logs
 from .preview import write_preview
 from .runner import REQUEST_CHECK_SECONDS, run_forever, run_simulated
+from .signals import on_stop
 from .status import status_report
 from .usecases import Controller, Deps
 from .usecases.changes import read_change
 
 if TYPE_CHECKING:  # the web's libraries load only when --http asks for the pages
+    from .fleet import Fleet
     from .web.server import WebServer
 
 EXIT_OK, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2
@@ -214,8 +217,8 @@ def _run_cohorts(args: argparse.Namespace) -> int:
 
     from .fleet import Fleet, Settings, default_state, make_claims, replica_name
 
-    if args.http or args.pairings:
-        print("not starting: --http and --pairings work with one cohort (--config), not with --cohorts", file=sys.stderr)
+    if args.pairings:
+        print("not starting: --pairings works with one cohort (--config), not with --cohorts", file=sys.stderr)
         return EXIT_CONFIG
     purpose = Purpose.REHEARSAL if args.simulate else Purpose.REAL
     state = args.state or str(default_state(args.cohorts))
@@ -232,10 +235,42 @@ def _run_cohorts(args: argparse.Namespace) -> int:
     except SQLAlchemyError as error:
         print(f"not starting: the state cannot be reached ({type(getattr(error, 'orig', None) or error).__name__})", file=sys.stderr)
         return EXIT_BUSY
-    fleet.run(claims)
-    if args.simulate:
-        print(f"{len(fleet.finished)} cohorts finished")
+    web = None
+    if args.http:
+        started = _serve_cohorts(fleet, args.http)
+        if isinstance(started, str):
+            claims.close()
+            print(f"not starting: {started}", file=sys.stderr)
+            return EXIT_CONFIG
+        web = started
+    try:
+        fleet.run(claims)
+        if args.simulate:
+            print(f"{len(fleet.finished)} cohorts finished")
+            if web is not None:  # as after one cohort's rehearsal, the pages stay up until stopped
+                print(f"The overview is at http://{args.http}/ ; stop with Ctrl-C.", flush=True)
+                stop = threading.Event()
+                on_stop(stop)
+                stop.wait()
+    finally:
+        if web is not None:
+            web.stop()
+        fleet.view.close()
     return EXIT_OK
+
+
+def _serve_cohorts(fleet: Fleet, address: str) -> WebServer | str:
+    """The pages of every cohort of the fleet, and the links its emails carry to them; or
+    why they cannot be served."""
+    from .web.cohorts import FleetSite, serve_cohorts
+    from .web.server import WebError
+
+    site = FleetSite(fleet.view)
+    fleet.links_for = site.links_for
+    try:
+        return serve_cohorts(site, address)
+    except (ValueError, WebError) as error:
+        return str(error)
 
 
 def _start_web(address: str, deps: Deps, clock: Clock, watcher: bootstrap.ConfigWatcher) -> tuple[Controller, WebServer] | str:
@@ -283,12 +318,44 @@ def _set_password(args: argparse.Namespace) -> int:
     if len(password) < MIN_PASSWORD:
         print(f"not set: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
         return EXIT_CONFIG
+    if args.cohorts is not None:
+        return _set_password_of_cohorts(args, password)
     store = bootstrap.open_state(args.state or str(bootstrap.default_state(args.config)))
     try:
         store.set_password_hash(hash_password(password))
     finally:
         store.close()
     print("password set; signed-in sessions made with an older one have ended")
+    return EXIT_OK
+
+
+def _set_password_of_cohorts(args: argparse.Namespace, password: str) -> int:
+    """`set-password --cohorts DIR`: the same password in every cohort's state (each its own
+    hash), which the pages of `run --cohorts DIR --http` take to open them all."""
+    from .adapters.store import open_store
+    from .adapters.store.leases import is_database
+    from .fleet import cohort_files, cohort_state, default_state
+    from .web.security import hash_password
+
+    state = args.state or str(default_state(args.cohorts))
+    found, problems = cohort_files(args.cohorts)
+    if problems:
+        raise ConfigError(problems)
+    if not found:
+        print(f"not set: no *.yaml cohort file in {args.cohorts}", file=sys.stderr)
+        return EXIT_CONFIG
+    for name in found:
+        if is_database(state):
+            places = [open_store(state, cohort=name)]
+        else:  # a cohort not run yet gets its state now, as one cohort's does; a rehearsal's too where it has one
+            rehearsal = Path(cohort_state(state, name, Purpose.REHEARSAL))
+            places = [open_store(cohort_state(state, name))] + ([open_store(rehearsal)] if rehearsal.exists() else [])
+        for store in places:
+            try:
+                store.set_password_hash(hash_password(password))
+            finally:
+                store.close()
+    print(f"password set for {len(found)} cohorts; signed-in sessions made with an older one have ended")
     return EXIT_OK
 
 

@@ -36,7 +36,9 @@ from .config import ConfigError, Configuration, Problem
 from .config.problems import display
 from .domain.leases import Lease, LeaseLost, divide, margin, renew_every
 from .domain.ports import Clock, Purpose
+from .fleet_view import FleetView, Held, Worked
 from .logs import event
+from .mail.links import PersonalLinks
 from .runner import REQUEST_CHECK_SECONDS, failed
 from .signals import Stopped, on_stop
 from .usecases import Controller, Deps, Inputs, LockLost
@@ -179,6 +181,12 @@ class Fleet:
         self.fences: dict[str, Fence] = {}
         self.releasing: set[str] = set()
         self.replicas = 1
+        self.leases: dict[str, Lease] = {}  # every cohort's lease at the last heartbeat
+        self.beat_at: datetime | None = None  # the database's time then
+        # Each cohort as pages and digests read it, whoever works it.
+        self.view = FleetView(settings.folder, settings.state, settings.purpose, self.held_by)
+        # The links a cohort's emails carry, where this replica serves the pages (--http).
+        self.links_for: Callable[[str], PersonalLinks | None] | None = None
 
     # Start
 
@@ -270,6 +278,7 @@ class Fleet:
             with self._lock:
                 self.replicas = beat.replicas
                 self.finished = {lease.cohort for lease in beat.leases if lease.done}
+                self.leases, self.beat_at = {lease.cohort: lease for lease in beat.leases}, beat.now
                 for name in held:
                     if name in beat.renewed and name in self.fences:
                         self.fences[name].renewed(sent, self.settings.lease)
@@ -368,6 +377,8 @@ class Fleet:
             replies=bootstrap.make_replies(watcher.configuration),
             meet=meet,
             budget=budget,
+            links=self.links_for(name) if self.links_for else None,
+            cohorts=self.view.lines,
         )
         self.workers[name] = Worker(
             name, token, store, release, Controller(deps, poll=watcher.configuration.poll), clock, watcher.configuration.poll
@@ -387,6 +398,18 @@ class Fleet:
         with self._lock:
             self.present.pop(name, None)
         self._give_back_lease(name, token)
+
+    def held_by(self, name: str) -> Held:
+        """Who works the cohort, as far as this replica knows: itself (with what its worker
+        knows), another replica while its lease runs, or nobody."""
+        worker = self.workers.get(name)
+        if worker is not None:
+            controller = worker.controller
+            here = Worked(controller.inputs, controller.unplanned, controller.deps.source.problems, worker.clock)
+            return Held(here=here, holder=f"{self.owner} (this replica)", done=name in self.finished)
+        lease = self.leases.get(name)
+        live = lease is not None and lease.owner and self.beat_at is not None and lease.expires_at > self.beat_at
+        return Held(holder=lease.owner if live and lease else None, done=name in self.finished)
 
     # Working them
 

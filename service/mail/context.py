@@ -114,7 +114,9 @@ def pair_context(
 def digest_context(cohort: Cohort, attention: list[dict[str, str]]) -> dict[str, Any]:
     """For the coordinator's digest: `attention` items have pair_id and summary."""
     context = _common(cohort, Stage.COORDINATOR_DIGEST, None, None)
-    context["attention"] = attention
+    context["attention"] = [item for item in attention if "cohort" not in item]
+    # Where the state holds several cohorts: each one's figures, all together last.
+    context["cohorts"] = [item for item in attention if "cohort" in item]
     return context
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..logs import logger
 from . import dashboard, met, notify, ops, participant
-from .pages import Pages
+from .pages import Host, Pages
 from .site import Site
 
 # No script runs on these pages; links carry personal tokens, so no Referer leaves them.
@@ -28,7 +28,6 @@ SECURITY_HEADERS = {
 
 
 def create_app(site: Site) -> Starlette:
-    pages = Pages(site)
     routes = [
         Route("/healthz", ops.healthz),
         Route("/metrics", ops.metrics),
@@ -37,7 +36,13 @@ def create_app(site: Site) -> Starlette:
         *dashboard.routes(),
         *notify.routes(),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])
+    return dressed(routes, site)
+
+
+def dressed(routes: Sequence[BaseRoute], site: Host) -> Starlette:
+    """An application of these routes that follows the rules of every page."""
+    pages = Pages(site)
+    app = Starlette(routes=list(routes), middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)])
     app.state.site = site
     app.state.pages = pages
     app.add_exception_handler(404, pages.not_found)
@@ -48,7 +53,7 @@ def create_app(site: Site) -> Starlette:
 
 async def _failed(request: Request, exc: Exception) -> Response:
     """A bug or an outage behind a page: logged, and a plain page for the reader."""
-    site: Site = request.app.state.site
+    site: Host = request.app.state.site
     logger.error(
         f"web page {request.url.path.split('/')[1] or 'overview'} failed ({type(exc).__name__})",
         exc_info=exc,

@@ -51,7 +51,7 @@ def coordinator(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
         host = host_of(request)
-        if not host.entry().lets_in(request.cookies.get(SESSION_COOKIE), host.now()):
+        if not host.entry().lets_in(request.cookies.get(SESSION_COOKIE)):
             return see_other("/signin?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else "")))
         return await handler(request)
 
@@ -75,7 +75,7 @@ async def sign_in(request: Request) -> Response:
         return pages.render(request, "signin.html", 401, ready=door.ready(), failed=True, next=_next(fields.get("next")))
     response = see_other(_next(fields.get("next")))
     # One sign-in for the whole site: beside other cohorts, it opens each of them and the overview.
-    response.set_cookie(SESSION_COOKIE, door.cookie(host.now()), httponly=True, samesite="lax", secure=host.secure_cookies, path="/")
+    response.set_cookie(SESSION_COOKIE, door.cookie(), httponly=True, samesite="lax", secure=host.secure_cookies, path="/")
     return response
 
 

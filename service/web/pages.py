@@ -24,10 +24,12 @@ MAX_FORM_BYTES = 16_384
 class Host(Protocol):
     """What rendering and signing in need of a site: one cohort's, or the fleet's overview."""
 
-    key: bytes
-    sign_in_limit: RateLimiter
-    in_fleet: bool
-
+    @property
+    def key(self) -> bytes: ...
+    @property
+    def sign_in_limit(self) -> RateLimiter: ...
+    @property
+    def in_fleet(self) -> bool: ...
     @property
     def secure_cookies(self) -> bool: ...
     def now(self) -> datetime: ...

@@ -69,11 +69,12 @@ def signed_in(cookie: str | None, key: bytes, password_hash: str | None, now: da
 @dataclass(frozen=True)
 class Door:
     """The coordinator's way in: the password's hashes (one cohort's, or every cohort's of a
-    state holding several) and the key that signs a sign-in. A sign-in is bound to all the
-    hashes, so a new password for any of them ends it."""
+    state holding several), the key that signs a sign-in and the clock it expires by. A
+    sign-in is bound to all the hashes, so a new password for any of them ends it."""
 
     key: Callable[[], bytes]
     hashes: Callable[[], list[str | None]]
+    now: Callable[[], datetime]
 
     def ready(self) -> bool:
         return any(self.hashes())
@@ -83,11 +84,11 @@ class Door:
         kept = [stored for stored in self.hashes() if stored]
         return bool(kept) and all(password_matches(password, stored) for stored in kept)
 
-    def cookie(self, now: datetime) -> str:
-        return sign_in_cookie(self.key(), self._bound(), now)
+    def cookie(self) -> str:
+        return sign_in_cookie(self.key(), self._bound(), self.now())
 
-    def lets_in(self, cookie: str | None, now: datetime) -> bool:
-        return self.ready() and signed_in(cookie, self.key(), self._bound(), now)
+    def lets_in(self, cookie: str | None) -> bool:
+        return self.ready() and signed_in(cookie, self.key(), self._bound(), self.now())
 
     def _bound(self) -> str:
         hashes = self.hashes()

@@ -36,7 +36,7 @@ class Site:
 
     def entry(self) -> Door:
         """The sign-in that opens the coordinator's pages: the fleet's, else this cohort's password."""
-        return self.door or Door(lambda: self.key, lambda: [self.store.password_hash()])
+        return self.door or Door(lambda: self.key, lambda: [self.store.password_hash()], self.now)
 
     def heading(self) -> str:
         return self.inputs().cohort.name
