@@ -3,8 +3,11 @@
 Part 1 (scale) plans generated cohorts (bench/cohorts.py) of increasing size: people in
 eleven time zones on five continents, varied working hours, regional holidays, and busy
 calendars made of weekly recurring meetings, one-off meetings and the odd vacation week.
-For each size it prints the planning time, pairs per second, pairs booked and peak
-memory, and how the time grew next to linear and n log n growth.
+For each size it prints the time busy times take to be converted to minutes (once, as
+the service does where it reads them), the planning time from those, pairs per second,
+pairs booked and peak memory, and how the time grew next to linear and n log n growth.
+Cohorts from 2,000 pairs are planned in worker processes where the machine has more than
+one processor (planning.PARALLEL_PAIRS); the cpu column counts theirs too.
 
 A pair whose hours never meet is booked outside them (the stretch, up to 180 minutes by
 default; --stretch 0 turns it off): the table counts the pairs booked so.
@@ -30,6 +33,7 @@ import dataclasses
 import gc
 import math
 import random
+import resource
 import statistics
 import sys
 import tracemalloc
@@ -61,7 +65,7 @@ from bench.cohorts import (
     mondays,
     utc_offset_hours,
 )
-from service.domain.availability import busy_minutes, stretched_spans, to_minutes, working_spans
+from service.domain.availability import BusyMinutes, busy_minutes, stretched_spans, to_minutes, working_spans
 from service.domain.model import (
     Cohort,
     Pair,
@@ -142,8 +146,9 @@ def scale_cohort(rng: random.Random, size: int, stretch: Stretch) -> tuple[Cohor
 class ScaleRun:
     pairs: int
     people: int
+    to_minutes_seconds: float  # busy times to minutes, once
     seconds: float
-    cpu_seconds: float  # the process's processor time: steadier than wall time on a busy machine
+    cpu_seconds: float  # processor time, workers' included: steadier than wall time on a busy machine
     booked: int
     stretched: int  # pairs booked outside someone's hours
     traced_peak: int  # bytes
@@ -156,22 +161,34 @@ def clear_caches() -> None:
     stretched_spans.cache_clear()
 
 
+def cpu_time() -> float:
+    """Processor time of this process and of its finished worker processes."""
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return process_time() + workers.ru_utime + workers.ru_stime
+
+
 def measure_scale(cohort: Cohort, busy: dict[str, list]) -> ScaleRun:
-    """Plan twice from a cold cache: once timed, once under tracemalloc for the peak."""
+    """Convert the busy times to minutes, then plan twice from a cold cache: once timed,
+    once under tracemalloc for the peak."""
+    gc.collect()
+    began = perf_counter()
+    minutes = BusyMinutes.of(busy)
+    to_minutes_seconds = perf_counter() - began
     clear_caches()
     gc.collect()
-    began, cpu_began = perf_counter(), process_time()
-    plan = plan_sessions(cohort, busy, now=NOW)
-    seconds, cpu_seconds = perf_counter() - began, process_time() - cpu_began
+    began, cpu_began = perf_counter(), cpu_time()
+    plan = plan_sessions(cohort, minutes, now=NOW)
+    seconds, cpu_seconds = perf_counter() - began, cpu_time() - cpu_began
     clear_caches()
     gc.collect()
-    tracemalloc.start()
-    plan_sessions(cohort, busy, now=NOW)
+    tracemalloc.start()  # in this process only: workers' memory is not traced
+    plan_sessions(cohort, minutes, now=NOW)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return ScaleRun(
         pairs=len(cohort.pairs),
         people=len(cohort.people),
+        to_minutes_seconds=to_minutes_seconds,
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         booked=plan.booked,
@@ -185,7 +202,7 @@ def run_scale(sizes: Sequence[int], seed: int, stretch: Stretch) -> None:
     print(f"== Scale: program 2027-03-01..2027-04-30 (America/New_York), default rules, stretch {stretch.minutes} min ==")
     print(f"{len(ZONES)} zones: {', '.join(ZONES)}")
     header = (
-        f"{'pairs':>7} {'people':>7} {'busy ivals':>10} {'plan s':>8} {'cpu s':>7} {'pairs/s':>8} {'booked':>14} {'stretched':>9}"
+        f"{'pairs':>7} {'people':>7} {'busy ivals':>10} {'to-min s':>8} {'plan s':>8} {'cpu s':>7} {'pairs/s':>8} {'booked':>14} {'stretched':>9}"
         f" {'traced peak':>12} {'max RSS':>9} {'t ratio':>8} {'n ratio':>8} {'nlogn r':>8}"
     )
     print(header)
@@ -204,14 +221,16 @@ def run_scale(sizes: Sequence[int], seed: int, stretch: Stretch) -> None:
             )
         )
         print(
-            f"{run.pairs:>7} {run.people:>7} {intervals:>10} {run.seconds:8.2f} {run.cpu_seconds:7.2f}"
+            f"{run.pairs:>7} {run.people:>7} {intervals:>10} {run.to_minutes_seconds:8.2f} {run.seconds:8.2f} {run.cpu_seconds:7.2f}"
             f" {run.pairs / run.seconds:8.0f} {run.booked:>6} ({run.booked / run.pairs:5.1%}) {run.stretched:>9}"
             f" {run.traced_peak / 2**20:9.1f} MB {run.max_rss_mb:6.0f} MB{ratios}"
         )
         previous = run
     print(
-        "plan s: wall time of plan_sessions (perf_counter); cpu s: its processor time (process_time);"
-        " traced peak: tracemalloc peak during a second, identical planning run; max RSS: the whole process so far (getrusage)."
+        "to-min s: busy times to minutes once (BusyMinutes.of), as where they are read; plan s: wall time of plan_sessions"
+        " from those (perf_counter); cpu s: its processor time, worker processes' included;"
+        " traced peak: tracemalloc peak during a second, identical planning run (this process only);"
+        " max RSS: the whole process so far (getrusage)."
     )
     print("t ratio: time over the previous size's; n ratio and nlogn r: what linear and n log n growth would give.")
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from .model import Cohort, Session
 from .outbox import SessionRecord, by_pair
-from .planning import Busy, Plan, plan_sessions
+from .planning import AnyBusy, Plan, plan_sessions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +64,7 @@ def bookings(cohort: Cohort, stored: Iterable[SessionRecord], *, withdrawn: Iter
     )
 
 
-def plan_around(cohort: Cohort, busy: Busy, current: Bookings, *, now: datetime) -> Plan:
+def plan_around(cohort: Cohort, busy: AnyBusy, current: Bookings, *, now: datetime) -> Plan:
     """Times for every pair free to plan, around what stands."""
     free = current.free_to_plan(cohort)
     return plan_sessions(

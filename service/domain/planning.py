@@ -21,19 +21,26 @@ still beat the best times found so far, nearest the pair's preferred day first.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
 from .availability import (
+    BusyMinutes,
     Free,
     Hours,
     Overlap,
     Span,
-    busy_minutes,
+    busy_of,
     day_of_mentee,
     day_of_mentor,
     free_time,
@@ -68,6 +75,12 @@ FAIR_COST = 10
 FIX_STRETCH_STEP, FIX_STRETCH_MOST = 15, 360
 FIX_BLACKOUTS_TRIED = 30
 FIX_NODE_BUDGET = 2_000
+# From this many pairs on, groups are planned in forked worker processes, one per
+# processor up to WORKERS, each taking CHUNKS_PER_WORKER runs of groups in turn (a large
+# group must not leave one worker the whole tail). Below it, forking costs more than it saves.
+PARALLEL_PAIRS = 2_000
+WORKERS = 2
+CHUNKS_PER_WORKER = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,11 +101,14 @@ class Plan:
 
 
 Busy = Mapping[str, Sequence[tuple[datetime, datetime]]]
+# Busy times as they are read, or converted to minutes once (BusyMinutes.of) for all the
+# plans made from them.
+AnyBusy = Busy | BusyMinutes
 
 
 def plan_sessions(
     cohort: Cohort,
-    busy: Busy,
+    busy: AnyBusy,
     *,
     now: datetime,
     booked: Mapping[str, tuple[Session, ...]] | None = None,
@@ -100,33 +116,107 @@ def plan_sessions(
 ) -> Plan:
     """Both sessions for as many pairs as possible; a reason for every pair left out.
 
-    `busy` maps an email to that person's busy intervals (aware datetimes). Pairs in
+    `busy` maps an email to that person's busy intervals (aware datetimes, or BusyMinutes). Pairs in
     `booked` keep the sessions they have, and those sessions are busy time for their
     people. Nothing new is planned before `now`.
     """
     booked = {pid: s for pid, s in (booked or {}).items() if len(s) == 2}
     frame = _Frame.of(cohort, now)
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
-    found: dict[str, tuple[int, int] | str] = {}
-    # Groups share nobody, so each one's free time is worked out, used and dropped in
-    # turn: memory stays proportional to the largest group, not to the cohort.
-    for group in _groups(cohort.pairs, cohort.link_for):
-        found.update(_plan_group(frame, group, busy, booked, index, node_budget))
+    work = _Work(frame, _groups(cohort.pairs, cohort.link_for), busy, booked, index, node_budget)
+    found = _in_processes(work) if len(cohort.pairs) >= PARALLEL_PAIRS else None
+    if found is None:
+        found = work.plan(0, len(work.groups))
     return Plan(cohort=cohort, pairs=tuple(_pair_plan(frame, pair, booked, found) for pair in cohort.pairs))
+
+
+Found = dict[str, tuple[int, int] | str]  # by pair: the starts of both sessions, or why it has none
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A plan's groups, with all they are planned from."""
+
+    frame: _Frame
+    groups: list[list[Pair]]
+    busy: AnyBusy
+    booked: Mapping[str, tuple[Session, ...]]
+    index: Mapping[str, int]
+    node_budget: int
+
+    def plan(self, first: int, last: int) -> Found:
+        """Plan groups[first:last]. Groups share nobody, so each one's free time is worked
+        out, used and dropped in turn: memory stays proportional to the largest group."""
+        found: Found = {}
+        for group in self.groups[first:last]:
+            found.update(_plan_group(self.frame, group, self.busy, self.booked, self.index, self.node_budget))
+        return found
+
+
+# The work forked workers take their share of: set just before they are forked, so they
+# inherit it (the cohort and its busy times are never copied or pickled), cleared after.
+_forked_work: _Work | None = None
+
+
+def _in_processes(work: _Work) -> Found | None:
+    """The groups planned in forked worker processes, merged in order; None when that
+    cannot be done here: one processor, no fork (not Linux), or other threads running
+    (a fork copies their locks in whatever state they are). Each group's plan depends on
+    that group alone, so the answer is the one serial planning gives."""
+    global _forked_work
+    workers = min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    runs = _runs(work.groups, workers * CHUNKS_PER_WORKER)
+    _forked_work = work
+    try:
+        # gc.freeze in each worker: its collector then never walks (and so copies) the
+        # parent's objects it inherited.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze) as pool:
+            parts = [pool.submit(_plan_forked, first, last) for first, last in runs]
+            found: Found = {}
+            for part in parts:
+                found.update(part.result())
+            return found
+    except (OSError, BrokenProcessPool):  # no processes to be had, or one died: plan here
+        return None
+    finally:
+        _forked_work = None
+
+
+def _plan_forked(first: int, last: int) -> Found:
+    assert _forked_work is not None, "only run in a worker forked by _in_processes"
+    return _forked_work.plan(first, last)
+
+
+def _runs(groups: Sequence[Sequence[Pair]], count: int) -> list[tuple[int, int]]:
+    """`groups` cut into about `count` runs of consecutive groups with as many pairs each,
+    as (first, last) index ranges."""
+    total = sum(len(group) for group in groups)
+    runs: list[tuple[int, int]] = []
+    first = pairs = 0
+    for i, group in enumerate(groups):
+        pairs += len(group)
+        if pairs * count >= total * (len(runs) + 1):
+            runs.append((first, i + 1))
+            first = i + 1
+    if first < len(groups):
+        runs.append((first, len(groups)))
+    return runs
 
 
 def _plan_group(
     frame: _Frame,
     group: list[Pair],
-    busy: Busy,
+    busy: AnyBusy,
     booked: Mapping[str, tuple[Session, ...]],
     index: Mapping[str, int],
     node_budget: int,
-) -> dict[str, tuple[int, int] | str]:
+) -> Found:
     """The starts of both sessions of each pair of the group that can be planned, and the
     reason for each one that cannot (pairs in `booked` keep theirs)."""
     people = {p.email for pair in group for p in pair.people}
-    taken = {email: busy_minutes(busy.get(email, ())) for email in people}
+    taken = {email: busy_of(busy, email) for email in people}
     shared: dict[str, Free] = {}
     stretched: set[str] = set()
     hopeful = []  # a pair with no possible sessions of its own only slows the search down
@@ -140,7 +230,7 @@ def _plan_group(
     # Without the others a group may fall apart: smaller searches.
     for part in _groups(hopeful, frame.cohort.link_for) if len(hopeful) < len(group) else [group]:
         chosen.update(_Search(frame, part, shared, index, node_budget, booked, stretched).run())
-    found: dict[str, tuple[int, int] | str] = dict(chosen)
+    found: Found = dict(chosen)
     left_out = [pair for pair in group if pair.id not in chosen and pair.id not in booked]
     if left_out:
         sessions_of: dict[str, list[Pair]] = defaultdict(list)
@@ -168,7 +258,7 @@ def _pair_plan(
 
 def replan_session(
     cohort: Cohort,
-    busy: Busy,
+    busy: AnyBusy,
     *,
     pair_id: str,
     number: int,
@@ -181,7 +271,7 @@ def replan_session(
     frame = _Frame.of(cohort, now)
     group = next(g for g in _groups(cohort.pairs, cohort.link_for) if any(p.id == pair_id for p in g))
     pair = next(p for p in group if p.id == pair_id)
-    taken = {p.email: busy_minutes(busy.get(p.email, ())) for p in pair.people}
+    taken = {p.email: busy_of(busy, p.email) for p in pair.people}
     spans, wide, _ = _pair_spans(frame, pair, _both(pair, taken), cohort.stretch)
     search = _Search(frame, [], {pair.id: spans}, {pair.id: 0}, 0, booked, {pair.id} if wide else set())
     for member in group:  # _Search books fixed sessions of the pairs it is given
@@ -961,18 +1051,19 @@ def misfit(pair: Pair, session: Session, busy: Busy, *, stretch: Stretch | None 
 
 
 def alternatives(
-    cohort: Cohort, busy: Busy, *, pair_id: str, number: int, booked: Mapping[str, tuple[Session, ...]], now: datetime, count: int = 3
+    cohort: Cohort, busy: AnyBusy, *, pair_id: str, number: int, booked: Mapping[str, tuple[Session, ...]], now: datetime, count: int = 3
 ) -> list[Session]:
     """Up to `count` other times for one session, each on a different day, in date order."""
     found: list[Session] = []
-    busy = dict(busy)
     pair = next(p for p in cohort.pairs if p.id == pair_id)
+    # Only the pair's own busy times count, converted once for every option.
+    theirs = BusyMinutes({person.email: list(busy_of(busy, person.email)) for person in pair.people})
     while len(found) < count:
-        option = replan_session(cohort, busy, pair_id=pair_id, number=number, booked=booked, now=now)
+        option = replan_session(cohort, theirs, pair_id=pair_id, number=number, booked=booked, now=now)
         if option is None:
             break
         found.append(option)
-        day = option.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = to_minutes(option.start.replace(hour=0, minute=0, second=0, microsecond=0))
         for person in pair.people:  # the next one on another day
-            busy[person.email] = [*busy.get(person.email, ()), (day, day + _DAY)]
+            insort(theirs[person.email], (day, day + 1440))
     return sorted(found)
