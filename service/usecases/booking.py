@@ -84,8 +84,10 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
             if unknown:
                 store.set_alert(pair_id, 0, wording.booked_on_declared_hours(unknown, {guessed[e] for e in unknown}, FREE_BUSY_PATIENCE))
     booked_now = {item.pair.id for item in new}  # the planner just placed them, on what is known now
-    _recheck(deps, inputs, bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now), now, skip=booked_now)
-    sync_messages(deps, inputs, now)
+    if current.to_cancel or new or current.partial:  # sessions were written: read them again
+        current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
+    moved = _recheck(deps, inputs, current, now, skip=booked_now)
+    sync_messages(deps, inputs, now, None if moved else current.records)
     return problems
 
 
@@ -206,11 +208,13 @@ def rebook(deps: Deps, inputs: Inputs, record: SessionRecord, now: datetime, *, 
     return True
 
 
-def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, skip: Collection[str] = ()) -> None:
+def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, skip: Collection[str] = ()) -> bool:
     """Booked sessions still to come, checked against what is known now (blackouts,
     hours, days, time zones, busy calendars): one that no longer fits moves to the best
-    time both are free, both told why; with none, the coordinator is asked."""
+    time both are free, both told why; with none, the coordinator is asked. Returns
+    whether any moved."""
     store, cohort = deps.store, inputs.cohort
+    moved = False
     pairs = {p.id: p for p in cohort.pairs}
     groups, standing = None, current.standing()
     records = [record for pair_id in current.booked if pair_id not in skip for record in current.records[pair_id]]
@@ -233,6 +237,7 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
             store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
             continue
         store.move(new, now, reason)
+        moved = True
         store.set_alert(pair_id, session.number, None)
         standing = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now).standing()  # a move is rare: read again
         event(
@@ -244,13 +249,15 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
             start=new.start,
             reason=reason,
         )
+    return moved
 
 
-def sync_messages(deps: Deps, inputs: Inputs, now: datetime) -> None:
-    """Every pair's stored messages brought in line with its stored sessions (those of
-    pairs unchanged since this process last did it are left alone, unread)."""
+def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[str, list[SessionRecord]] | None = None) -> None:
+    """Every pair's stored messages brought in line with its stored sessions (`records`,
+    when the caller has just read them); those of pairs unchanged since this process
+    last did it are left alone, unread."""
     store, cohort, planned = deps.store, inputs.cohort, deps.planned_from
-    records = by_pair(store.sessions())
+    records = by_pair(store.sessions()) if records is None else records
     pairs = pairs_by_id(deps, inputs, set(records))
     planned.settle(cohort)
     pair_ids = sorted(pair_id for pair_id in records if not planned.unchanged(pairs[pair_id], records[pair_id]))
