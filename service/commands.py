@@ -189,7 +189,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     try:
         if simulated:
             run_simulated(controller, simulated, args.until)
-            print(views.totals_line(store.messages()))
+            print(views.totals_line(store.message_counts()))
             if isinstance(mailer, FileMailer):
                 print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
             if web is not None:

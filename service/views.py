@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from .domain.changes import ChangeSet, describe
 from .domain.model import Cohort, Pair, Person, Session
+from .domain.outbox import State
 from .domain.planning import Plan
 from .domain.ports import HeldChange
 from .domain.stretch import Stretched, stretched
@@ -123,9 +124,12 @@ def _minutes(delta) -> int:
     return int(delta.total_seconds() // 60)
 
 
-def totals_line(rows) -> str:
-    counts = Counter(row.state.value for row in rows)
-    return "messages: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none")
+def totals_line(counts: Mapping[str, Mapping[State, int]]) -> str:
+    """Every message by state, from Store.message_counts (by pair, then state)."""
+    total: Counter[str] = Counter()
+    for by_state in counts.values():
+        total.update({state.value: n for state, n in by_state.items()})
+    return "messages: " + (", ".join(f"{n} {state}" for state, n in sorted(total.items())) or "none")
 
 
 def status_table(report: dict) -> str:
