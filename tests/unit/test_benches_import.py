@@ -17,4 +17,4 @@ def test_a_benchmark_imports(name):
 
 
 def test_every_benchmark_is_found():
-    assert {"daemon", "planner", "google_calls", "web", "replicas"} <= set(BENCHES)
+    assert {"daemon", "planner", "google_calls", "web", "replicas", "compare"} <= set(BENCHES)

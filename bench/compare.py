@@ -1,0 +1,115 @@
+"""The first tick of two revisions side by side, in one run, on one generated cohort.
+
+Each revision is checked out into a temporary git worktree and run as a coordinator runs
+it: `python -m service run --simulate` on the cohort of bench/cohorts.py, from the
+simulated moment a month before the program to one second later, so that the process
+loads and validates the files, plans and books every pair, plans every email and stops.
+The revisions take turns round after round (the machine's speed drifts, so neither gets
+the quiet minutes), each on a fresh state, and the medians are printed with the process's
+CPU time. The figure includes the Python start and the imports; bench/daemon.py times the
+parts of a tick from inside instead.
+
+    python bench/compare.py [--base REV] [--head REV] [--pairs 10000] [--rounds 3]
+                            [--store sqlite|postgresql] [--postgres URL]
+
+Both revisions run in this project's virtual environment, so a base older than a
+dependency the head added still runs as long as it needs nothing the environment lacks.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from time import perf_counter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for bench.*
+
+from bench.cohorts import CLOCK_START, write_cohort
+from bench.daemon import POSTGRES, new_state
+
+ROOT = Path(__file__).resolve().parents[1]
+# The issue's baseline: the service as it stood before the engineering base was rebuilt.
+BASE = "821a5fb"
+
+
+@contextlib.contextmanager
+def worktree(revision: str, folder: Path) -> Iterator[Path]:
+    """`revision` checked out into `folder`, removed afterwards."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(folder), revision], check=True, capture_output=True
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False, capture_output=True)
+
+
+def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one rehearsal up to the first tick, and its count of messages."""
+    until = CLOCK_START + timedelta(seconds=1)
+    command = [sys.executable, "-m", "service", "run", "--config", str(config), "--simulate"]
+    command += ["--now", CLOCK_START.isoformat(), "--until", until.isoformat(), "--state", str(state), "--outbox", str(outbox)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = perf_counter()
+    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, check=False)
+    wall = perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree.name}: exit {done.returncode}\n{done.stderr[-2000:]}")
+    counted = re.search(r"^messages: (.*)$", done.stdout, re.MULTILINE)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, counted.group(1) if counted else "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default=BASE, help=f"the revision before (default {BASE}, the issue's baseline)")
+    parser.add_argument("--head", default="HEAD", help="the revision after (default HEAD)")
+    parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--postgres", default=POSTGRES, help="with --store postgresql: the server (a new database per run)")
+    args = parser.parse_args()
+
+    temporary = Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    try:
+        cohort = write_cohort(temporary / "cohort", args.pairs, args.seed, name=f"Benchmark {args.pairs} pairs")
+        revisions = {"before": args.base, "after": args.head}
+        with worktree(args.base, temporary / "before") as before, worktree(args.head, temporary / "after") as after:
+            trees = {"before": before, "after": after}
+            for name, tree in trees.items():
+                commit = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout
+                print(f"{name}: {commit.strip()[:100]}")
+            print(f"{args.pairs} pairs, state in {args.store}, {args.rounds} rounds, the revisions taking turns\n", flush=True)
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            for round_ in range(args.rounds):
+                order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    with new_state(args, temporary, f"{name}-{round_}") as state:
+                        wall, cpu, counted = first_tick(trees[name], cohort.config, state, temporary / f"outbox-{name}-{round_}")
+                    times[name].append((wall, cpu))
+                    print(f"round {round_ + 1} {name:6} {wall:7.2f} s wall {cpu:7.2f} s CPU   messages: {counted}", flush=True)
+        print()
+        medians = {name: statistics.median(wall for wall, _ in runs) for name, runs in times.items()}
+        for name, runs in times.items():
+            cpu = statistics.median(c for _, c in runs)
+            print(f"{name:6} ({revisions[name]}): first tick {medians[name]:6.2f} s wall (median), {cpu:6.2f} s CPU")
+        print(f"after / before: {medians['after'] / medians['before']:.2f}")
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
