@@ -6,8 +6,9 @@ simulated moment a month before the program to one second later, so that the pro
 loads and validates the files, plans and books every pair, plans every email and stops.
 The revisions take turns round after round (the machine's speed drifts, so neither gets
 the quiet minutes), each on a fresh state, and the medians are printed with the process's
-CPU time. The figure includes the Python start and the imports; bench/daemon.py times the
-parts of a tick from inside instead.
+CPU time. The first tick is timed from the interpreter's start (imports, loading the files
+and the tick itself) to the end of the first Controller.tick, leaving out what the command
+prints afterwards; bench/daemon.py times the parts of a tick from inside instead.
 
     python bench/compare.py [--base REV] [--head REV] [--pairs 10000] [--rounds 3]
                             [--store sqlite|postgresql] [--postgres URL]
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from time import perf_counter
@@ -55,10 +57,44 @@ def worktree(revision: str, folder: Path) -> Iterator[Path]:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False, capture_output=True)
 
 
-def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> tuple[float, float, str]:
-    """Wall and CPU seconds of one rehearsal up to the first tick, and its count of messages."""
+# Runs the command line as `python -m service` does, timing the end of the first
+# Controller.tick from the start (so the imports, loading the files and the tick, but not
+# what the command prints afterwards). The class moved between revisions.
+DRIVER = """
+import atexit, importlib, runpy, sys, time
+began = time.perf_counter()
+for name in ("service.usecases.tick", "service.jobs"):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        continue
+    if hasattr(module, "Controller"):
+        break
+original, ended = module.Controller.tick, []
+def tick(self, now):
+    try:
+        return original(self, now)
+    finally:
+        ended.append(time.perf_counter())
+module.Controller.tick = tick
+atexit.register(lambda: print(f"first tick ended {ended[0] - began:.3f}", file=sys.stderr))
+sys.argv[0] = "mentorship"
+runpy.run_module("service", run_name="__main__")
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    tick: float  # from the start to the end of the first tick
+    wall: float  # the whole command
+    cpu: float
+    messages: str
+
+
+def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> Run:
+    """One rehearsal up to the first tick, timed."""
     until = CLOCK_START + timedelta(seconds=1)
-    command = [sys.executable, "-m", "service", "run", "--config", str(config), "--simulate"]
+    command = [sys.executable, "-c", DRIVER, "run", "--config", str(config), "--simulate"]
     command += ["--now", CLOCK_START.isoformat(), "--until", until.isoformat(), "--state", str(state), "--outbox", str(outbox)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = perf_counter()
@@ -68,8 +104,9 @@ def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> tup
     if done.returncode != 0:
         raise SystemExit(f"{tree.name}: exit {done.returncode}\n{done.stderr[-2000:]}")
     counted = re.search(r"^messages: (.*)$", done.stdout, re.MULTILINE)
+    tick = re.search(r"^first tick ended ([0-9.]+)$", done.stderr, re.MULTILINE)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, counted.group(1) if counted else "?"
+    return Run(float(tick.group(1)) if tick else float("nan"), wall, cpu, counted.group(1) if counted else "?")
 
 
 def main() -> None:
@@ -93,20 +130,24 @@ def main() -> None:
                 commit = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout
                 print(f"{name}: {commit.strip()[:100]}")
             print(f"{args.pairs} pairs, state in {args.store}, {args.rounds} rounds, the revisions taking turns\n", flush=True)
-            times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            runs: dict[str, list[Run]] = {name: [] for name in trees}
             for round_ in range(args.rounds):
                 order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
                 for name in order:
                     with new_state(args, temporary, f"{name}-{round_}") as state:
-                        wall, cpu, counted = first_tick(trees[name], cohort.config, state, temporary / f"outbox-{name}-{round_}")
-                    times[name].append((wall, cpu))
-                    print(f"round {round_ + 1} {name:6} {wall:7.2f} s wall {cpu:7.2f} s CPU   messages: {counted}", flush=True)
-        print()
-        medians = {name: statistics.median(wall for wall, _ in runs) for name, runs in times.items()}
-        for name, runs in times.items():
-            cpu = statistics.median(c for _, c in runs)
-            print(f"{name:6} ({revisions[name]}): first tick {medians[name]:6.2f} s wall (median), {cpu:6.2f} s CPU")
-        print(f"after / before: {medians['after'] / medians['before']:.2f}")
+                        run = first_tick(trees[name], cohort.config, state, temporary / f"outbox-{name}-{round_}")
+                    runs[name].append(run)
+                    print(
+                        f"round {round_ + 1} {name:6} first tick ended at {run.tick:6.2f} s; command {run.wall:6.2f} s wall,"
+                        f" {run.cpu:6.2f} s CPU; messages: {run.messages}",
+                        flush=True,
+                    )
+        print("\nmedians (the first tick: from the interpreter's start, imports included, to the end of the first tick)")
+        ticks = {name: statistics.median(run.tick for run in done) for name, done in runs.items()}
+        for name, done in runs.items():
+            wall, cpu = statistics.median(run.wall for run in done), statistics.median(run.cpu for run in done)
+            print(f"{name:6} {revisions[name]:>8}: first tick {ticks[name]:6.2f} s; whole command {wall:6.2f} s wall, {cpu:6.2f} s CPU")
+        print(f"first tick, after / before: {ticks['after'] / ticks['before']:.2f}")
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
