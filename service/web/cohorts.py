@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from ..adapters.clock import SystemClock
-from ..fleet_view import CohortView, FleetView, together
+from ..fleet_view import CohortView, FleetView, Held, together
 from ..mail.links import PersonalLinks
 from . import dashboard
 from .app import create_app, dressed
@@ -146,7 +146,7 @@ class FleetSite:
 class _CohortClock:
     """The cohort's time: its worker's clock where this replica works it."""
 
-    def __init__(self, view: CohortView, held: Callable):
+    def __init__(self, view: CohortView, held: Callable[[], Held]):
         self.view, self.held = view, held
 
     def now(self) -> datetime:
