@@ -11,7 +11,10 @@ and the tick itself) to the end of the first Controller.tick, leaving out what t
 prints afterwards; bench/daemon.py times the parts of a tick from inside instead.
 
     python bench/compare.py [--base REV] [--head REV] [--pairs 10000] [--rounds 3]
-                            [--store sqlite|postgresql] [--postgres URL]
+                            [--store sqlite|postgresql] [--postgres URL] [--until MOMENT]
+
+With --until the rehearsal goes on to that simulated moment, and the messages sent after
+the first tick over the time the later ticks took give the send rate of each revision.
 
 Both revisions run in this project's virtual environment, so a base older than a
 dependency the head added still runs as long as it needs nothing the environment lacks.
@@ -31,7 +34,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import perf_counter
 
@@ -77,7 +80,7 @@ def tick(self, now):
     finally:
         ended.append(time.perf_counter())
 module.Controller.tick = tick
-atexit.register(lambda: print(f"first tick ended {ended[0] - began:.3f}", file=sys.stderr))
+atexit.register(lambda: print(f"ticks ended {ended[0] - began:.3f} {ended[-1] - began:.3f}", file=sys.stderr))
 sys.argv[0] = "mentorship"
 runpy.run_module("service", run_name="__main__")
 """
@@ -86,14 +89,15 @@ runpy.run_module("service", run_name="__main__")
 @dataclass(frozen=True)
 class Run:
     tick: float  # from the start to the end of the first tick
+    sending: float  # from the end of the first tick to the end of the last
+    sent: int
     wall: float  # the whole command
     cpu: float
     messages: str
 
 
-def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> Run:
-    """One rehearsal up to the first tick, timed."""
-    until = CLOCK_START + timedelta(seconds=1)
+def rehearse(tree: Path, config: Path, state: Path | str, outbox: Path, until: datetime) -> Run:
+    """One rehearsal up to `until`, timed."""
     command = [sys.executable, "-c", DRIVER, "run", "--config", str(config), "--simulate"]
     command += ["--now", CLOCK_START.isoformat(), "--until", until.isoformat(), "--state", str(state), "--outbox", str(outbox)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,9 +108,11 @@ def first_tick(tree: Path, config: Path, state: Path | str, outbox: Path) -> Run
     if done.returncode != 0:
         raise SystemExit(f"{tree.name}: exit {done.returncode}\n{done.stderr[-2000:]}")
     counted = re.search(r"^messages: (.*)$", done.stdout, re.MULTILINE)
-    tick = re.search(r"^first tick ended ([0-9.]+)$", done.stderr, re.MULTILINE)
+    ticks = re.search(r"^ticks ended ([0-9.]+) ([0-9.]+)$", done.stderr, re.MULTILINE)
+    sent = re.search(r"(\d+) sent", counted.group(1)) if counted else None
+    first, last = (float(ticks.group(1)), float(ticks.group(2))) if ticks else (float("nan"), float("nan"))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(float(tick.group(1)) if tick else float("nan"), wall, cpu, counted.group(1) if counted else "?")
+    return Run(first, last - first, int(sent.group(1)) if sent else 0, wall, cpu, counted.group(1) if counted else "?")
 
 
 def main() -> None:
@@ -118,7 +124,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres", default=POSTGRES, help="with --store postgresql: the server (a new database per run)")
+    parser.add_argument(
+        "--until",
+        type=datetime.fromisoformat,
+        help="rehearse on to this simulated moment (UTC) and print the send rate after the first tick,"
+        " e.g. 2027-02-22T12:00 for the welcome and invitation burst; by default only the first tick",
+    )
     args = parser.parse_args()
+    until = (args.until.replace(tzinfo=args.until.tzinfo or UTC)) if args.until else CLOCK_START + timedelta(seconds=1)
 
     temporary = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     try:
@@ -135,10 +148,11 @@ def main() -> None:
                 order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
                 for name in order:
                     with new_state(args, temporary, f"{name}-{round_}") as state:
-                        run = first_tick(trees[name], cohort.config, state, temporary / f"outbox-{name}-{round_}")
+                        run = rehearse(trees[name], cohort.config, state, temporary / f"outbox-{name}-{round_}", until)
                     runs[name].append(run)
+                    rate = f"{run.sent / run.sending:6.1f} msg/s after it; " if args.until else ""
                     print(
-                        f"round {round_ + 1} {name:6} first tick ended at {run.tick:6.2f} s; command {run.wall:6.2f} s wall,"
+                        f"round {round_ + 1} {name:6} first tick ended at {run.tick:6.2f} s; {rate}command {run.wall:6.2f} s wall,"
                         f" {run.cpu:6.2f} s CPU; messages: {run.messages}",
                         flush=True,
                     )
@@ -148,6 +162,12 @@ def main() -> None:
             wall, cpu = statistics.median(run.wall for run in done), statistics.median(run.cpu for run in done)
             print(f"{name:6} {revisions[name]:>8}: first tick {ticks[name]:6.2f} s; whole command {wall:6.2f} s wall, {cpu:6.2f} s CPU")
         print(f"first tick, after / before: {ticks['after'] / ticks['before']:.2f}")
+        if args.until:
+            rates = {name: statistics.median(run.sent / run.sending for run in done) for name, done in runs.items()}
+            print(
+                f"send rate (file transport, after the first tick): before {rates['before']:.1f} msg/s, after {rates['after']:.1f} msg/s,"
+            )
+            print(f"after / before: {rates['after'] / rates['before']:.2f}")
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
