@@ -14,9 +14,12 @@ sessions. A pair left out gets its true reason and the smallest change that woul
 it, found by planning that pair again with the change.
 
 Everything here works on UTC minutes (availability.py): busy times are converted once
-per person, where two working patterns meet is worked out once per plan, and a pair's
-free time is lists of ints. A session time is scored only for the free pieces that can
-still beat the best times found so far, nearest the pair's preferred day first.
+per person and plan, or once for every plan where they are read (BusyMinutes), where two
+working patterns meet is worked out once per plan, and a pair's free time is lists of
+ints. A session time is scored only for the free pieces that can still beat the best
+times found so far, nearest the pair's preferred day first. A large cohort's groups are
+planned in forked worker processes; each group's plan depends on that group alone, so
+the plan is the same.
 """
 
 from __future__ import annotations
@@ -179,12 +182,15 @@ _forked_work: _Work | None = None
 
 def _in_processes(work: _Work) -> Found | None:
     """The groups planned in forked worker processes, merged in order; None when that
-    cannot be done here: one processor, no fork (not Linux), or other threads running
-    (a fork copies their locks in whatever state they are). Each group's plan depends on
-    that group alone, so the answer is the one serial planning gives."""
+    cannot be done here: one processor, no fork (not Linux), other threads running (a
+    fork copies their locks in whatever state they are), or a daemonic process. Each
+    group's plan depends on that group alone, so the answer is the one serial planning
+    gives."""
     global _forked_work
     workers = min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if multiprocessing.current_process().daemon:  # a daemonic process may not have children
         return None
     runs = _runs(work.groups, workers * CHUNKS_PER_WORKER)
     _forked_work = work
