@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
@@ -195,9 +196,7 @@ def _in_processes(work: _Work) -> Found | None:
     runs = _runs(work.groups, workers * CHUNKS_PER_WORKER)
     _forked_work = work
     try:
-        # gc.freeze in each worker: its collector then never walks (and so copies) the
-        # parent's objects it inherited.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_started) as pool:
             parts = [pool.submit(_plan_forked, first, last) for first, last in runs]
             found: Found = {}
             for part in parts:
@@ -207,6 +206,16 @@ def _in_processes(work: _Work) -> Found | None:
         return None
     finally:
         _forked_work = None
+
+
+def _worker_started() -> None:
+    """A forked worker only plans: the signal handlers it inherited (a daemon's, that stop
+    it and close its store) are not its own: a signal ends it plainly, and the parent then
+    plans the groups itself. Its collector never walks, and so copies, what it inherited."""
+    for number in signal.valid_signals():
+        if callable(signal.getsignal(number)):
+            signal.signal(number, signal.SIG_DFL)
+    gc.freeze()
 
 
 def _plan_forked(first: int, last: int) -> Found:
