@@ -36,7 +36,7 @@ from .config import ConfigError, Configuration, Problem
 from .config.problems import display
 from .domain.leases import Lease, LeaseLost, divide, margin, renew_every
 from .domain.ports import Clock, Purpose
-from .fleet_view import FleetView, Held, Worked
+from .fleet_view import FleetView, Held, Worked, file_mark
 from .logs import event
 from .mail.links import PersonalLinks
 from .runner import REQUEST_CHECK_SECONDS, failed
@@ -249,7 +249,7 @@ class Fleet:
         for problem in problems:
             if problem.file not in {display(p) for p in self.present.values()}:
                 event(SystemClock().now(), "cohort_file_ignored", str(problem), level=logging.WARNING)
-        marks = {name: _mark(path) for name, path in found.items()}
+        marks = {name: file_mark(path) for name, path in found.items()}
         for name in set(self.files) - set(found):
             event(SystemClock().now(), "cohort_held", f"cohort {name}: its file was removed; its work is held until it comes back")
         for name in set(found) - set(self.files):
@@ -394,7 +394,7 @@ class Fleet:
 
     def _broken(self, name: str, path: Path, token: int, why: str) -> None:
         event(SystemClock().now(), "cohort_not_started", f"cohort {name} not started: {why}", level=logging.WARNING, cohort=name)
-        self.broken[name] = _mark(path)
+        self.broken[name] = file_mark(path)
         with self._lock:
             self.present.pop(name, None)
         self._give_back_lease(name, token)
@@ -505,14 +505,6 @@ class Fleet:
             worker.release()
         except Exception:  # a connection already gone
             pass
-
-
-def _mark(path: Path) -> tuple[int, int]:
-    try:
-        stat = path.stat()
-    except OSError:
-        return (0, -1)
-    return (stat.st_mtime_ns, stat.st_size)
 
 
 def replica_name() -> str:

@@ -123,7 +123,7 @@ class CohortView:
 
     def loaded(self) -> tuple[Configuration, Inputs] | None:
         """The cohort file as it is now (the last valid reading while an edit is invalid)."""
-        mark = _mark(self.path)
+        mark = file_mark(self.path)
         with self._lock:
             if self._loaded is None or self._loaded[0] != mark:
                 try:
@@ -270,7 +270,8 @@ class _AtLastActivity:
         return self.store.latest_activity() or SystemClock().now()
 
 
-def _mark(path: Path) -> tuple[int, int]:
+def file_mark(path: Path) -> tuple[int, int]:
+    """When a file last changed and its size, to see that it did: (0, -1) when it is gone."""
     try:
         stat = path.stat()
     except OSError:
