@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -305,32 +305,3 @@ def by_pair(records: Iterable[SessionRecord]) -> Mapping[str, list[SessionRecord
     for record in sorted(records, key=lambda r: (r.session.pair_id, r.session.number)):
         grouped.setdefault(record.session.pair_id, []).append(record)
     return grouped
-
-
-@dataclass
-class PlannedFrom:
-    """What each pair's stored messages were last planned from. A pair whose details and
-    sessions are as they were, under the same cohort settings, would be planned the same
-    again: its messages need not be read nor planned. Kept in memory only, so a process
-    plans everything once when it starts."""
-
-    settings: Cohort | None = None  # the cohort without its pairs
-    pairs: dict[str, tuple[Pair, tuple[SessionRecord, ...]]] = field(default_factory=dict)
-
-    def settle(self, cohort: Cohort) -> None:
-        """Every pair is planned again once the cohort's own settings change."""
-        settings = replace(cohort, pairs=())
-        if settings != self.settings:
-            self.settings = settings
-            self.pairs.clear()
-
-    def unchanged(self, pair: Pair, records: Sequence[SessionRecord]) -> bool:
-        return self.pairs.get(pair.id) == (pair, tuple(records))
-
-    def planned(self, pair: Pair, records: Sequence[SessionRecord], stored: Iterable[MessageRow]) -> None:
-        """After the pair's messages were brought in line and committed. A message being
-        sent, or waiting to be verified, could not be changed: the pair is planned again."""
-        if any(row.state is State.SENDING or row.verify for row in stored):
-            self.pairs.pop(pair.id, None)
-        else:
-            self.pairs[pair.id] = (pair, tuple(records))

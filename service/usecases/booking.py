@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
-from ..domain.outbox import MessageRow, SessionRecord, by_pair, changes, handed_over, wanted_for_pair
+from ..domain.outbox import SessionRecord, State, by_pair, changes, handed_over, wanted_for_pair
 from ..domain.planning import Busy, linked, misfit, replan_session
 from ..domain.stretch import stretched
 from ..logs import event
@@ -213,7 +213,8 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
     hours, days, time zones, busy calendars): one that no longer fits moves to the best
     time both are free, both told why; with none, the coordinator is asked. Returns
     whether any moved."""
-    store, cohort = deps.store, inputs.cohort
+    store, cohort, no_time_inside = deps.store, inputs.cohort, deps.no_time_inside
+    no_time_inside.settle(cohort)
     moved = False
     pairs = {p.id: p for p in cohort.pairs}
     groups, standing = None, current.standing()
@@ -229,9 +230,15 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
         group = groups[pair_id]
         around = {p.id: standing[p.id] for p in group if p.id in standing}
         around[pair_id] = tuple(s for s in around.get(pair_id, ()) if s != session)
-        new = replan_session(replace(cohort, pairs=group), inputs.busy, pair_id=pair_id, number=session.number, booked=around, now=now)
         within_stretch = misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch) is None
+        # Time only narrows the choice: while nothing it was found from changes, there is still none.
+        basis = (tuple(group), session, sorted(around.items()), [tuple(inputs.busy.get(p.email, ())) for p in pairs[pair_id].people])
+        key = (pair_id, session.number)
+        if within_stretch and no_time_inside.same(key, basis):
+            continue
+        new = replan_session(replace(cohort, pairs=group), inputs.busy, pair_id=pair_id, number=session.number, booked=around, now=now)
         if within_stretch and (new is None or stretched(pairs[pair_id], new)):
+            no_time_inside.keep(key, basis)
             continue  # outside someone's hours as far as they may stretch, and no time inside both people's hours is free
         if new is None:
             store.set_alert(pair_id, session.number, wording.no_other_time(session.number, reason))
@@ -260,23 +267,21 @@ def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[st
     records = by_pair(store.sessions()) if records is None else records
     pairs = pairs_by_id(deps, inputs, set(records))
     planned.settle(cohort)
-    pair_ids = sorted(pair_id for pair_id in records if not planned.unchanged(pairs[pair_id], records[pair_id]))
+    basis = {pair_id: (pairs[pair_id], tuple(pair_records)) for pair_id, pair_records in records.items()}
+    pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id]))
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
         stored = store.messages(chunk)
         received = handed_over(stored)
         wanted = [w for pair_id in chunk for w in wanted_for_pair(cohort, pairs[pair_id], records[pair_id], received)]
         store.apply(changes(wanted, stored), now)
-        of_pair = _by_pair_id(stored)
+        # A message being sent, or waiting to be verified, could not be changed: its pair is planned again next time.
+        unsettled = {row.pair_id for row in stored if row.state is State.SENDING or row.verify}
         for pair_id in chunk:
-            planned.planned(pairs[pair_id], records[pair_id], of_pair.get(pair_id, ()))
-
-
-def _by_pair_id(rows: list[MessageRow]) -> dict[str, list[MessageRow]]:
-    grouped: dict[str, list[MessageRow]] = {}
-    for row in rows:
-        grouped.setdefault(row.pair_id, []).append(row)
-    return grouped
+            if pair_id in unsettled:
+                planned.forget(pair_id)
+            else:
+                planned.keep(pair_id, basis[pair_id])
 
 
 def pairs_by_id(deps: Deps, inputs: Inputs, pair_ids: set[str]) -> dict[str, Pair]:

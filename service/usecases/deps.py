@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Protocol
 
 from ..domain.budget import Budget
+from ..domain.memo import WorkedFrom
 from ..domain.model import Cohort
-from ..domain.outbox import PlannedFrom
 from ..domain.planning import Busy
 from ..domain.ports import Calendar, CalendarWatch, FreeBusy, Mailer, Meet, Replies, Store
 from ..mail.links import PersonalLinks
@@ -51,7 +51,10 @@ class Deps:
     notify_address: str | None = None  # where Google posts them: the public HTTPS address's /calendar/notify
     # Where the state holds several cohorts: each one's figures in a line, and all together (for the digest).
     cohorts: Callable[[datetime], list[dict[str, str]]] | None = None
-    planned_from: PlannedFrom = field(default_factory=PlannedFrom)  # pairs whose messages need no new plan
+    # Pair -> the details and sessions its stored messages were planned from: unchanged, they need no new plan.
+    planned_from: WorkedFrom = field(default_factory=WorkedFrom)
+    # Session -> what it was rechecked against when no time inside both people's hours was free.
+    no_time_inside: WorkedFrom = field(default_factory=WorkedFrom)
 
 
 class LockLost(Exception):

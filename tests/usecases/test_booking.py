@@ -6,11 +6,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 from service.domain.bookings import bookings
+from service.domain.memo import WorkedFrom
 from service.domain.model import Session
-from service.domain.outbox import PlannedFrom, State
+from service.domain.outbox import State
 from service.domain.planning import PairPlan, Plan
 from service.domain.stages import DEFAULT_TIMINGS, Stage
+from service.usecases import booking
 from service.usecases.booking import reconcile, sync_messages
+from tests.builders import cohort, pair, person
 from tests.planchecks import violations
 
 from .conftest import NOW
@@ -110,7 +113,7 @@ def test_only_pairs_that_changed_are_planned_again_and_as_a_fresh_start_would(de
     assert counted.read == ["maya-zoe"]
     incremental = counted.messages()
 
-    deps.planned_from = PlannedFrom()  # as a process starting now plans every pair
+    deps.planned_from = WorkedFrom()  # as a process starting now plans every pair
     sync_messages(deps, inputs, NOW)
     assert counted.messages() == incremental
     retimed = {r.recipient: r.due for r in incremental if r.pair_id == "maya-zoe" and r.stage is Stage.SESSION1_PREP}
@@ -133,9 +136,30 @@ def test_a_pair_with_a_message_being_sent_is_planned_again_next_time(deps):
     reconcile(deps, inputs, NOW)
     row = next(r for r in deps.store.messages() if r.pair_id == "maya-noah")
     deps.store.mark_sending(row, "<m-1@example.org>", NOW)
-    deps.planned_from = PlannedFrom()
+    deps.planned_from = WorkedFrom()
     sync_messages(deps, inputs, NOW)  # it cannot be changed while it is on its way
     counted = _ReadsCounted(deps.store)
     deps.store = counted
     sync_messages(deps, inputs, NOW)
     assert counted.read == ["maya-noah"]
+
+
+def test_a_session_outside_hours_is_looked_at_again_only_when_what_it_was_booked_around_changes(deps, monkeypatch):
+    far = cohort(pair(person("Aiko Sato", "Asia/Tokyo"), person("Liam Reyes", "America/Los_Angeles"), "aiko-liam"))
+    deps.source.edit(far)
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    assert len(deps.store.sessions()) == 2  # booked outside someone's hours: theirs never meet
+    reconcile(deps, inputs, NOW)  # looked at: still no time inside both people's hours
+    looked = []
+    monkeypatch.setattr(booking, "replan_session", lambda *args, **kwargs: looked.append(kwargs["number"]))
+
+    reconcile(deps, inputs, NOW)
+    assert looked == []  # no time inside both people's hours then, and nothing changed since
+
+    first = next(r.session for r in deps.store.sessions() if r.session.number == 1)
+    busy = {"liam.reyes@example.org": [(first.start - timedelta(days=3), first.start - timedelta(days=2))]}
+    deps.source.inputs = replace(inputs, busy=busy)
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)
+    assert looked  # Liam's calendar changed: looked at again
