@@ -64,8 +64,15 @@ def worktree(revision: str, folder: Path) -> Iterator[Path]:
 # Controller.tick from the start (so the imports, loading the files and the tick, but not
 # what the command prints afterwards). The class moved between revisions.
 DRIVER = """
-import atexit, importlib, runpy, sys, time
+import atexit, importlib, importlib.util, os, runpy, sys, time
 began = time.perf_counter()
+# This tree's templates, not those the environment installed as service._templates.
+templates = os.path.join(os.getcwd(), "templates")
+if os.path.exists(os.path.join(templates, "__init__.py")):
+    spec = importlib.util.spec_from_file_location(
+        "service._templates", os.path.join(templates, "__init__.py"), submodule_search_locations=[templates]
+    )
+    sys.modules["service._templates"] = importlib.util.module_from_spec(spec)
 for name in ("service.usecases.tick", "service.jobs"):
     try:
         module = importlib.import_module(name)
