@@ -24,17 +24,9 @@ the plan is the same.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import os
-import signal
-import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
@@ -56,6 +48,7 @@ from .availability import (
     to_minutes,
     zone,
 )
+from .forked import collecting_new_objects_only, in_workers
 from .model import Cohort, Pair, Person, Session, Stretch, WorkingPattern
 from .stretch import outside_hours
 
@@ -80,12 +73,9 @@ FAIR_COST = 10
 FIX_STRETCH_STEP, FIX_STRETCH_MOST = 15, 360
 FIX_BLACKOUTS_TRIED = 30
 FIX_NODE_BUDGET = 2_000
-# From this many pairs on, groups are planned in forked worker processes, one per
-# processor up to WORKERS, each taking CHUNKS_PER_WORKER runs of groups in turn (a large
-# group must not leave one worker the whole tail). Below it, forking costs more than it saves.
+# From this many pairs on, groups are planned in forked worker processes (forked.py).
+# Below it, forking costs more than it saves.
 PARALLEL_PAIRS = 2_000
-WORKERS = 2
-CHUNKS_PER_WORKER = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,28 +119,13 @@ def plan_sessions(
     frame = _Frame.of(cohort, now)
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
     large = len(cohort.pairs) >= PARALLEL_PAIRS
-    with _collecting_new_objects_only(large):
+    with collecting_new_objects_only(large):
         work = _Work(frame, _groups(cohort.pairs, cohort.link_for), busy, booked, index, node_budget)
-        found = _in_processes(work) if large else None
+        # Each group's plan depends on that group alone: in workers, the answer is the one planning in turn gives.
+        found = in_workers(work.plan, [len(group) for group in work.groups]) if large else None
         if found is None:
             found = work.plan(0, len(work.groups))
         return Plan(cohort=cohort, pairs=tuple(_pair_plan(frame, pair, booked, found) for pair in cohort.pairs))
-
-
-@contextmanager
-def _collecting_new_objects_only(when: bool) -> Iterator[None]:
-    """While a large cohort is planned, the garbage collector leaves alone the objects that
-    were there before (gc.freeze), such as a million busy intervals: walking them all takes
-    a tenth of a second each time, and planning makes nothing that refers to them in a
-    cycle. Not when someone else has frozen objects: thawing would thaw theirs too."""
-    if not when or gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 Found = dict[str, tuple[int, int] | str]  # by pair: the starts of both sessions, or why it has none
@@ -174,69 +149,6 @@ class _Work:
         for group in self.groups[first:last]:
             found.update(_plan_group(self.frame, group, self.busy, self.booked, self.index, self.node_budget))
         return found
-
-
-# The work forked workers take their share of: set just before they are forked, so they
-# inherit it (the cohort and its busy times are never copied or pickled), cleared after.
-_forked_work: _Work | None = None
-
-
-def _in_processes(work: _Work) -> Found | None:
-    """The groups planned in forked worker processes, merged in order; None when that
-    cannot be done here: one processor, no fork (not Linux), other threads running (a
-    fork copies their locks in whatever state they are), or a daemonic process. Each
-    group's plan depends on that group alone, so the answer is the one serial planning
-    gives."""
-    global _forked_work
-    workers = min(WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if workers < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    if multiprocessing.current_process().daemon:  # a daemonic process may not have children
-        return None
-    runs = _runs(work.groups, workers * CHUNKS_PER_WORKER)
-    _forked_work = work
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_started) as pool:
-            parts = [pool.submit(_plan_forked, first, last) for first, last in runs]
-            found: Found = {}
-            for part in parts:
-                found.update(part.result())
-            return found
-    except (OSError, BrokenProcessPool):  # no processes to be had, or one died: plan here
-        return None
-    finally:
-        _forked_work = None
-
-
-def _worker_started() -> None:
-    """A forked worker only plans: the signal handlers it inherited (a daemon's, that stop
-    it and close its store) are not its own: a signal ends it plainly, and the parent then
-    plans the groups itself. Its collector never walks, and so copies, what it inherited."""
-    for number in signal.valid_signals():
-        if callable(signal.getsignal(number)):
-            signal.signal(number, signal.SIG_DFL)
-    gc.freeze()
-
-
-def _plan_forked(first: int, last: int) -> Found:
-    assert _forked_work is not None, "only run in a worker forked by _in_processes"
-    return _forked_work.plan(first, last)
-
-
-def _runs(groups: Sequence[Sequence[Pair]], count: int) -> list[tuple[int, int]]:
-    """`groups` cut into about `count` runs of consecutive groups with as many pairs each,
-    as (first, last) index ranges."""
-    total = sum(len(group) for group in groups)
-    runs: list[tuple[int, int]] = []
-    first = pairs = 0
-    for i, group in enumerate(groups):
-        pairs += len(group)
-        if pairs * count >= total * (len(runs) + 1):
-            runs.append((first, i + 1))
-            first = i + 1
-    if first < len(groups):
-        runs.append((first, len(groups)))
-    return runs
 
 
 def _plan_group(

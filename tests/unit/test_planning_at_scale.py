@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.domain import forked as forked_module
 from service.domain import planning
 from service.domain.availability import BusyMinutes, busy_minutes
+from service.domain.forked import in_workers
 from service.domain.model import Cohort, Stretch
 from service.domain.planning import alternatives, plan_sessions, replan_session
 from tests.builders import cohort, pair, person
@@ -68,10 +70,9 @@ def test_groups_planned_in_worker_processes_book_exactly_what_planning_in_turn_b
     monkeypatch.setattr(planning, "PARALLEL_PAIRS", 10**9)
     in_turn = plan_sessions(c, busy, now=NOW)
     forked = []
-    in_processes = planning._in_processes
-    monkeypatch.setattr(planning, "_in_processes", lambda work: forked.append(found := in_processes(work)) or found)
+    monkeypatch.setattr(planning, "in_workers", lambda *args: forked.append(found := in_workers(*args)) or found)
     monkeypatch.setattr(planning, "PARALLEL_PAIRS", 2)
-    monkeypatch.setattr(planning, "CHUNKS_PER_WORKER", 3)
+    monkeypatch.setattr(forked_module, "RUNS_PER_WORKER", 3)
     assert plan_sessions(c, busy, now=NOW) == in_turn
     assert forked and forked[0] is not None  # the workers did plan it
     assert any(p.problems for p in in_turn.pairs) and in_turn.booked
@@ -79,7 +80,6 @@ def test_groups_planned_in_worker_processes_book_exactly_what_planning_in_turn_b
 
 def test_runs_of_groups_cover_every_group_once_in_order():
     sizes = [5, 1, 1, 1, 9, 2, 2, 1, 3]
-    groups = [[None] * n for n in sizes]
-    runs = planning._runs(groups, 4)  # type: ignore[arg-type]
-    assert [i for first, last in runs for i in range(first, last)] == list(range(len(groups)))
+    runs = forked_module.runs(sizes, 4)
+    assert [i for first, last in runs for i in range(first, last)] == list(range(len(sizes)))
     assert all(first < last for first, last in runs) and len(runs) <= 4
