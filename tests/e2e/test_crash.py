@@ -58,6 +58,7 @@ NOW = "2027-02-01T00:00:00+00:00"
 DIGEST = "coordinator_digest"
 KILL_DELAYS = (0.05, 1.5)  # processor seconds after start: start-up, booking and sending
 SENDING_DELAY = 0.6  # at most this much processor time after a run's first log line: while it sends
+MID_SEND_SHARE = 0.3  # of the kills drawn for while it sends: those that wait for a message marked `sending`
 FAULT_GRACE = (0.2, 2.0)  # processor seconds a run goes on after a fault struck, unless it stops by itself
 
 # (mentor zone, mentee zone): default working hours (09:00-17:00, Mon-Fri) overlap in each.
@@ -210,6 +211,9 @@ def crash_until_done(
         killing = crashes.interruptions < kills_wanted and elapsed < kill_window
         from_start = rng.random() < 0.5
         delay = rng.uniform(*KILL_DELAYS) if from_start else rng.uniform(0.0, SENDING_DELAY)
+        # Some kills wait for a message marked `sending` and strike at once: the narrow
+        # moment between that commit and the `sent` one is hit by design, not by luck.
+        mid_send = killing and not from_start and faults is None and rng.random() < MID_SEND_SHARE
         out, err = logs / f"run{crashes.runs:03d}.out", logs / f"run{crashes.runs:03d}.err"
         if faults is not None:
             faults.before(crashes.runs + 1)
@@ -226,7 +230,9 @@ def crash_until_done(
                 if first_line is None and out.stat().st_size:
                     first_line = time.monotonic() - started
                     if killing and not from_start:
-                        budget = cpu_seconds(process.pid) + delay
+                        budget = cpu_seconds(process.pid) + (2 * SENDING_DELAY if mid_send else delay)
+                if mid_send and first_line is not None and sending_now(state):
+                    break
                 time.sleep(0.005)
             struck = None
             if process.poll() is None and killing and faults is not None and (struck := faults.strike(crashes.runs)):
@@ -335,6 +341,13 @@ def copied(state: Path) -> Path:
         if source.exists():
             shutil.copyfile(source, folder / source.name)
     return folder / state.name
+
+
+def sending_now(state: Path | str) -> bool:
+    """Whether a message is marked `sending` in the state at this moment."""
+    return bool(
+        read_state(state, lambda connection: connection.execute("SELECT 1 FROM messages WHERE state = 'sending' LIMIT 1").fetchone())
+    )
 
 
 def state_counts(state: Path | str) -> dict | None:
