@@ -111,14 +111,15 @@ class CohortView:
 
     def store(self) -> SqlStore | None:
         """The cohort's store; None where it has not run (no state file yet)."""
+        from .fleet import cohort_state  # fleet.py builds on this module
+
         with self._lock:
             if self._store is None:
+                place = cohort_state(self.state, self.name, self.purpose)
                 if is_database(self.state):
-                    self._store = open_store(self.state, cohort=self.name)
-                else:
-                    file = Path(self.state) / f"{self.name}{'.rehearsal' if self.purpose is Purpose.REHEARSAL else ''}.sqlite"
-                    if file.exists():
-                        self._store = open_store(file)
+                    self._store = open_store(place, cohort=self.name)
+                elif Path(place).exists():
+                    self._store = open_store(place)
             return self._store
 
     def loaded(self) -> tuple[Configuration, Inputs] | None:

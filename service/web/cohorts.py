@@ -114,7 +114,6 @@ class FleetSite:
             unplanned=lambda: view.unplanned(self.view.held(name), clock.now()),
             config_problems=lambda: view.problems(self.view.held(name)),
             door=self.door,
-            in_fleet=True,
         )
         made = (site, create_app(site))
         with self._lock:

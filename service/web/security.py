@@ -91,8 +91,7 @@ class Door:
         return self.ready() and signed_in(cookie, self.key(), self._bound(), self.now())
 
     def _bound(self) -> str:
-        hashes = self.hashes()
-        return (hashes[0] or "") if len(hashes) == 1 else "\n".join(stored or "" for stored in hashes)
+        return "\n".join(stored or "" for stored in self.hashes())
 
 
 def new_csrf_cookie() -> str:

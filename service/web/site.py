@@ -32,11 +32,15 @@ class Site:
     # Google's notices: a burst follows each batch of writes; a flood of forged ones is cut short.
     notify_limit: RateLimiter = field(default_factory=lambda: RateLimiter(300, 60))
     door: Door | None = None  # where the state holds several cohorts: one sign-in for them all
-    in_fleet: bool = False  # served beside other cohorts, under /cohorts/<name>
 
     def entry(self) -> Door:
         """The sign-in that opens the coordinator's pages: the fleet's, else this cohort's password."""
         return self.door or Door(lambda: self.key, lambda: [self.store.password_hash()], self.now)
+
+    @property
+    def in_fleet(self) -> bool:
+        """Served beside other cohorts, under /cohorts/<name> (they share the sign-in)."""
+        return self.door is not None
 
     def heading(self) -> str:
         return self.inputs().cohort.name

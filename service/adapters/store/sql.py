@@ -225,7 +225,6 @@ class SqlStore(Store):
             values: dict = {"event_sequence": sequence}
             if event is not None:
                 values.update(_event_values(event))
-            if event is not None:
                 _note_answers(connection, now, pair_id, number, dict(event.responses))
             connection.execute(update(sessions).where(sessions.c.pair_id == pair_id, sessions.c.number == number).values(**values))
             _audit(connection, now, "event_written", pair_id, number=number, sequence=sequence)
