@@ -12,6 +12,7 @@ from ..domain.stages import Stage
 from ..domain.stretch import Side, stretched
 from ..domain.timeline import due_time, timings
 from ..timefmt import clock, duration, how_many, local, long_date, period, short_date, span, zone_label
+from .wording import cohort_line
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def digest_context(cohort: Cohort, attention: list[dict[str, str]]) -> dict[str,
     context = _common(cohort, Stage.COORDINATOR_DIGEST, None, None)
     context["attention"] = [item for item in attention if "cohort" not in item]
     # Where the state holds several cohorts: each one's figures, all together last.
-    context["cohorts"] = [item for item in attention if "cohort" in item]
+    context["cohorts"] = [{**item, "said": cohort_line(item)} for item in attention if "cohort" in item]
     return context
 
 

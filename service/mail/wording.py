@@ -102,3 +102,14 @@ STUCK_AFTER = timedelta(minutes=5)  # a send takes seconds: a row `sending` long
 def stuck(rows: Iterable[MessageRow], now: datetime) -> list[MessageRow]:
     """Rows left `sending` longer than any send takes."""
     return [r for r in rows if r.updated_at is not None and now - r.updated_at > STUCK_AFTER]
+
+
+def cohort_line(line: Mapping[str, str]) -> str:
+    """One cohort's figures in the digest of a state holding several (FleetView.lines)."""
+    if line["started"] == "no":
+        return f"{line['title']}: not started yet"
+    attention = line["attention"]
+    heed = "nothing needs attention" if attention == "0" else f"{attention} {'needs' if attention == '1' else 'need'} attention"
+    done = ", finished" if line["finished"] == "yes" else ""
+    figures = f"{line['pairs']} pairs, {line['booked']} booked, {line['sent']} emails sent, {line['planned']} to go"
+    return f"{line['title']}: {figures}, {heed}{done}"
