@@ -46,11 +46,23 @@ def free_text(value: str) -> str:
     return value.strip()
 
 
+# An everyday address (dot-separated ASCII words, a host name of plain labels with a
+# letter-only top level): accepted as email_validator accepts it, without its cost.
+# Anything else (quoted or non-ASCII parts, IDNA labels, special-use names) goes to it.
+_PLAIN_EMAIL = re.compile(
+    r"(?=[^@]{1,64}@.{4,253}$)[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+    r"@(?:(?!..--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?!(?i:arpa|invalid|local|localhost|onion|test)$)[A-Za-z]{2,63}",
+    re.ASCII,
+)
+
+
 @functools.lru_cache(maxsize=1 << 16)  # a mentor's address comes once per mentee; checking it is the slow part of loading
 def email(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("is empty")
+    if _PLAIN_EMAIL.fullmatch(value):
+        return value.lower()
     try:
         result = validate_email(value, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError:

@@ -1,6 +1,9 @@
 from datetime import time
 
 import pytest
+from email_validator import validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.config import fields
 
@@ -38,6 +41,49 @@ def test_bad_emails(value):
 
 def test_emails_are_normalised():
     assert fields.email(" Ana.Lima@Example.ORG ") == "ana.lima@example.org"
+
+
+_ADDRESS_PARTS = st.sampled_from(
+    [
+        "a",
+        "Z",
+        "9",
+        ".",
+        "-",
+        "_",
+        "+",
+        "..",
+        "--",
+        "xn--",
+        "é",
+        "@",
+        "test",
+        "local",
+        "TEST",
+        "'",
+        "x" * 30,
+        ".org",
+        ".Example",
+        "xn--bcher-kva",
+        "ab--c",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(local=st.lists(_ADDRESS_PARTS, min_size=1, max_size=4), domain=st.lists(_ADDRESS_PARTS, min_size=1, max_size=12))
+def test_the_quick_check_of_everyday_addresses_agrees_with_email_validator(local, domain):
+    """An address the quick check takes is one email_validator takes, normalised alike."""
+    value = "".join(local) + "@" + "".join(domain)
+    if not fields._PLAIN_EMAIL.fullmatch(value):
+        return
+    checked = validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    assert value.lower() == checked.normalized.lower()
+
+
+@pytest.mark.parametrize("value", ["ana.lima@example.org", "A+b_c-d@mail.example.co.uk", "x@a-b.example.technology"])
+def test_everyday_addresses_take_the_quick_check(value):
+    assert fields._PLAIN_EMAIL.fullmatch(value)
 
 
 @pytest.mark.parametrize("value", ["Europe/Berln", "EST", "../etc/passwd", "", "Mars/Olympus"])
