@@ -274,6 +274,8 @@ def changes(wanted: Iterable[Wanted], stored: Iterable[MessageRow]) -> Changes:
     given up on, is history.
     """
     by_key = {row.key: row for row in stored}
+    if not by_key:  # a pair just booked: everything is new (the common case of a large first plan)
+        return Changes(insert=tuple(wanted))
     wanted_keys = set()
     insert, retime, revive = [], [], []
     for item in wanted:
