@@ -341,17 +341,18 @@ class GoogleSetupError(Exception):
     pass
 
 
-def calendar_watch(configuration: Configuration, calendar: Calendar | None, *, serving: bool) -> tuple[CalendarWatch | None, str | None]:
-    """Google's push channel on the calendar, and the address Google posts to: only the
-    daemon serving the pages (`--http`) at a public HTTPS address can be told. With a
-    Google calendar and no such address, the channel is None and one left open is stopped."""
+def calendar_watch(calendar: Calendar | None, public_url: str | None) -> tuple[CalendarWatch | None, str | None]:
+    """Google's push channel on the calendar, and the address Google posts to: only a
+    daemon serving the cohort's pages (`--http`) at a public HTTPS address, `public_url`,
+    can be told. With a Google calendar and no such address, the address is None and a
+    channel left open is stopped."""
     if calendar is None:
         return None, None
     from .adapters.google.calendar import GoogleCalendar
 
     if not isinstance(calendar, GoogleCalendar):
         return None, None
-    return calendar, notify_address(configuration.public_url) if serving else None
+    return calendar, notify_address(public_url)
 
 
 def google_adapters(configuration: Configuration) -> tuple[Calendar | None, FreeBusy | None, Mailer | None]:

@@ -165,7 +165,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
     replies = bootstrap.make_replies(watcher.configuration)
     budget = bootstrap.send_budget(watcher.configuration) if mailer is gmail else None
     # Not in a rehearsal: Google's channels expire in real time, which a simulated clock outruns.
-    watch, notify_address = bootstrap.calendar_watch(watcher.configuration, calendar, serving=bool(args.http) and not simulated)
+    served = bool(args.http) and not simulated
+    watch, notify_address = bootstrap.calendar_watch(calendar, watcher.configuration.public_url if served else None)
     deps = Deps(
         store=store,
         mailer=mailer,
@@ -267,6 +268,7 @@ def _serve_cohorts(fleet: Fleet, address: str) -> WebServer | str:
 
     site = FleetSite(fleet.view)
     fleet.links_for = site.links_for
+    fleet.public_url_of = site.public_url_of
     try:
         return serve_cohorts(site, address)
     except (ValueError, WebError) as error:

@@ -187,6 +187,8 @@ class Fleet:
         self.view = FleetView(settings.folder, settings.state, settings.purpose, self.held_by)
         # The links a cohort's emails carry, where this replica serves the pages (--http).
         self.links_for: Callable[[str], PersonalLinks | None] | None = None
+        # Where a cohort's pages are reached from outside, where this replica serves them: Google posts calendar notices there.
+        self.public_url_of: Callable[[str], str | None] | None = None
 
     # Start
 
@@ -352,6 +354,9 @@ class Fleet:
             bootstrap.claim(store, state, settings.purpose)
             calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
             meet = bootstrap.meet_adapter(watcher.configuration)
+            # Not in a rehearsal: Google's notices speak of the real calendar.
+            served = self.public_url_of(name) if self.public_url_of and not simulated else None
+            watch, notify_address = bootstrap.calendar_watch(calendar, served)
         except (bootstrap.WrongPurpose, bootstrap.LostState, bootstrap.GoogleSetupError) as error:
             release()
             self._broken(name, path, token, str(error))
@@ -379,6 +384,8 @@ class Fleet:
             budget=budget,
             links=self.links_for(name) if self.links_for else None,
             cohorts=self.view.lines,
+            watch=watch,
+            notify_address=notify_address,
         )
         self.workers[name] = Worker(
             name, token, store, release, Controller(deps, poll=watcher.configuration.poll), clock, watcher.configuration.poll

@@ -93,6 +93,11 @@ class FleetSite:
         site = self.site(name)
         return site.links() if site else None
 
+    def public_url_of(self, name: str) -> str | None:
+        """The public address of the cohort's pages, under /cohorts/NAME."""
+        site = self.site(name)
+        return site.public_url if site else None
+
     def _make(self, name: str) -> tuple[Site, Starlette] | None:
         view = self.view.view(name)
         if view is None:

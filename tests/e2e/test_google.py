@@ -4,8 +4,11 @@ the loopback fake of Google, on a simulated clock."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -27,6 +30,7 @@ from service.domain.stages import Kind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
 from service.web.serve import make_site, serve
+from tests.e2e.test_stop import wait_for
 from tests.fakes.google import FakeGoogle, Fault
 from tests.fakes.logs import capture
 
@@ -41,6 +45,16 @@ def google(monkeypatch):
     with FakeGoogle() as fake:
         monkeypatch.setenv(ENDPOINT_VARIABLE, fake.url)
         yield fake
+
+
+def google_cohort(*, calendar_id: str = "primary", organizer: str = ORGANIZER, rebook_deleted: bool = False) -> str:
+    """The example Google cohort file, its key in key.json beside it."""
+    config = (ROOT / "config" / "cohort.google.example.yaml").read_text()
+    config = config.replace("calendar_id: create", f"calendar_id: {calendar_id}")
+    config = config.replace(f"organizer: {ORGANIZER}", f"organizer: {organizer}")
+    config = config.replace("  # credentials: secrets/mentorship-key.json", "  credentials: key.json")
+    config = config.replace("read_sent_mail: false", "read_sent_mail: true")
+    return config.replace("rebook_deleted: false", f"rebook_deleted: {str(rebook_deleted).lower()}")
 
 
 class World:
@@ -60,13 +74,7 @@ class World:
         if not folder.exists():
             shutil.copytree(ROOT / "config", folder)
         google.service_account_file(folder / "key.json")
-        config = (folder / "cohort.google.example.yaml").read_text()
-        config = config.replace("calendar_id: create", f"calendar_id: {calendar_id}")
-        config = config.replace(f"organizer: {ORGANIZER}", f"organizer: {organizer}")
-        config = config.replace("  # credentials: secrets/mentorship-key.json", "  credentials: key.json")
-        config = config.replace("read_sent_mail: false", "read_sent_mail: true")
-        config = config.replace("rebook_deleted: false", f"rebook_deleted: {str(rebook_deleted).lower()}")
-        (folder / "cohort.yaml").write_text(config)
+        (folder / "cohort.yaml").write_text(google_cohort(calendar_id=calendar_id, organizer=organizer, rebook_deleted=rebook_deleted))
         self.clock = SimulatedClock(START)
         self.watcher = bootstrap.ConfigWatcher.start(folder / "cohort.yaml", None, self.clock)
         calendar, free_busy, mailer = bootstrap.google_adapters(self.watcher.configuration)
@@ -729,3 +737,39 @@ def test_the_channel_is_renewed_a_day_before_it_expires_and_the_old_one_stopped(
     assert google.notices()[-1][:2] == (second.id, "exists") and google.notices()[-1].status == 200
     stale = {"X-Goog-Channel-ID": first.id, "X-Goog-Channel-Token": first.token, "X-Goog-Resource-State": "exists"}
     assert world.notify(stale) == 404
+
+
+def test_under_cohorts_each_cohort_is_pushed_to_its_own_address_and_a_decline_is_read_at_once(google, tmp_path):
+    """`run --cohorts DIR --http` at a public HTTPS address: each cohort opens its channel
+    on its pages' address under /cohorts/NAME, and a notice there makes the replica read
+    the calendar and rebook (real clock, a real process)."""
+    folder = tmp_path / "cohorts"
+    shutil.copytree(ROOT / "config", folder)
+    for example in folder.glob("*.yaml"):
+        example.unlink()
+    google.service_account_file(folder / "key.json")
+    (folder / "spring.yaml").write_text(google_cohort() + f"\nhttp:\n  public_url: {PUBLIC}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    google.route_notices(PUBLIC, f"http://127.0.0.1:{port}")
+    log = tmp_path / "daemon.log"
+    command = [sys.executable, "-m", "service", "run", "--cohorts", str(folder), "--state", str(tmp_path / "state")]
+    command += ["--http", f"127.0.0.1:{port}", "--outbox", str(tmp_path / "out")]
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, ENDPOINT_VARIABLE: google.url})
+    try:
+        wait_for(lambda: google.channels(), "a push channel opened", daemon, log)
+        [channel] = google.channels()
+        assert channel["address"] == PUBLIC + "/cohorts/spring/calendar/notify"
+        the_event = event_id("Spring 2027 Engineering Mentorship", "grace-mateo", 2)
+        wait_for(lambda: google.api_calls("calendar.events.insert") >= 2 * PAIRS, "every session in the calendar", daemon, log)
+        before = google.event(ORGANIZER, the_event)
+        google.respond(ORGANIZER, the_event, "mateo.garcia@example.co", "declined")
+        google.deliver_notices()
+        assert google.notices()[-1][:2] == (channel["id"], "exists") and google.notices()[-1].status == 200
+        moved = lambda: google.event(ORGANIZER, the_event)["start"] != before["start"]  # noqa: E731
+        wait_for(moved, "the declined session rebooked", daemon, log)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
