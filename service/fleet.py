@@ -354,7 +354,7 @@ class Fleet:
             bootstrap.claim(store, state, settings.purpose)
             calendar, free_busy, gmail = bootstrap.google_adapters(watcher.configuration)
             meet = bootstrap.meet_adapter(watcher.configuration)
-            # Not in a rehearsal: Google's notices speak of the real calendar.
+            # Not in a rehearsal: Google's channels expire in real time, which a simulated clock outruns.
             served = self.public_url_of(name) if self.public_url_of and not simulated else None
             watch, notify_address = bootstrap.calendar_watch(calendar, served)
         except (bootstrap.WrongPurpose, bootstrap.LostState, bootstrap.GoogleSetupError) as error:

@@ -512,23 +512,10 @@ class SqlStore(Store):
             # Each moment converted once: many messages share theirs (a welcome at 09:00 in one zone).
             moments = {w.due for w in changes.insert} | {w.expires for w in changes.insert}
             times = {moment: stored(moment) for moment in moments}
-            rows = [
-                # due, and the first wake-up
-                (
-                    w.pair_id,
-                    w.stage.value,
-                    w.recipient,
-                    w.revision,
-                    w.role.value,
-                    times[w.due],
-                    times[w.expires],
-                    times[w.due],
-                    PLANNED,
-                    0,
-                    at,
-                )
-                for w in changes.insert
-            ]
+            rows = []
+            for w in changes.insert:
+                due = times[w.due]  # due, and the first wake-up
+                rows.append((w.pair_id, w.stage.value, w.recipient, w.revision, w.role.value, due, times[w.expires], due, PLANNED, 0, at))
             _insert_rows(connection, messages, MESSAGE_COLUMNS, rows)
             moved = changes.retime + changes.revive
             if moved:
