@@ -10,8 +10,9 @@ hours. The daemon is assembled as `mentorship run --simulate` assembles it
 simulated clock that starts at 2027-02-01 00:00 UTC, a month before the program.
 
 1. First tick: reading and validating the files (ConfigWatcher.start), then one
-   `controller.tick`: planning and booking every pair and planning every email of the
-   program (18 per booked pair), with the time of each part.
+   `controller.tick`: planning and booking every pair and planning its emails (18 per
+   booked pair; those due within a week written into the state, the others foreseen and
+   written by later ticks), with the time of each part.
 2. Idle tick: `controller.tick(now)` again and again with nothing due (median and p95),
    right after the first tick, and again where phase 3 stops, with the state full.
 3. The file transport (FileMailer: an fsync'd .eml file per message) under run_simulated.
@@ -89,6 +90,7 @@ from service.mail.mime import build_message, message_id
 from service.mail.templates import Rendered
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
+from service.usecases.schedule import foreseen
 
 HOST = "127.0.0.1"
 POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -279,11 +281,15 @@ def print_steps(spent: dict[str, float], total: float) -> None:
     level(0, 0, total)
 
 
-def state_counts(store) -> dict[str, int]:
-    """Messages by state, counted in SQL (loading 180k rows would itself cost memory)."""
+def state_counts(daemon: Daemon) -> dict[str, int]:
+    """Messages in the state by state, counted in SQL (loading 180k rows would itself cost
+    memory), and those not written yet because they are not due within the horizon."""
+    store = daemon.store
     with store.engine.begin() as connection:
         rows = connection.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
-    return {state: count for state, count in sorted(rows)}
+    counts = {state: count for state, count in sorted(rows)}
+    ahead = len(foreseen(store, daemon.controller.inputs.cohort)) if daemon.controller.inputs else 0
+    return counts | ({"foreseen": ahead} if ahead else {})
 
 
 def booked_pairs(store) -> int:
@@ -702,7 +708,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
         tick_seconds = timed(daemon.tick)
         tick_cpu = process_time() - tick_cpu
     first_tick = daemon.load_seconds + tick_seconds
-    counts = state_counts(daemon.store)
+    counts = state_counts(daemon)
     booked = booked_pairs(daemon.store)
     planned = sum(counts.values())
     print(f"load and validate (ConfigWatcher.start, as `mentorship run` does first):   {daemon.load_seconds:7.2f} s")
@@ -715,7 +721,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
     print_steps(spent, tick_seconds)
     print(
         f"booked {booked} of {cohort.pairs} pairs ({len(daemon.controller.unplanned)} could not be planned);"
-        f" {planned} messages in the state: {describe_counts(counts)}"
+        f" {planned} messages planned: {describe_counts(counts)}"
         f" (the digest about the unplanned pairs is due at once)"
     )
     rss.append(("after first tick", max_rss_mb()))
@@ -762,7 +768,7 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
     file_sent = daemon.counters.sent - sent_before
     file_ticks = daemon.counters.ticks - ticks_before
     file_rate = rate(file_sent, file_seconds)
-    counts = state_counts(daemon.store)
+    counts = state_counts(daemon)
     files, outbox_mb = folder_size_mb(outbox)
     state_mb = sum(p.stat().st_size for p in temporary.glob("state.sqlite*")) / 2**20  # 0 on PostgreSQL
     print(
@@ -858,7 +864,7 @@ def run_smtp(args: argparse.Namespace, temporary: Path, summary: Summary, rss: l
         smtp_sent = smtp_daemon.counters.sent - sent_before
         smtp_ticks = smtp_daemon.counters.ticks - ticks_before
         received, connections = server.counts()
-        counts = state_counts(smtp_daemon.store)
+        counts = state_counts(smtp_daemon)
         smtp_rate = rate(smtp_sent, smtp_seconds)
         print(
             f"first tick {first:.1f} s (not in the rate); then {smtp_seconds:.1f} s, {smtp_sent} messages sent,"

@@ -11,6 +11,7 @@ from .domain.ports import Store
 from .mail.wording import attention_items, stuck
 from .usecases import Inputs
 from .usecases.changes import read_change
+from .usecases.schedule import foreseen
 
 
 def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
@@ -18,7 +19,7 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
     cohort = inputs.cohort
     current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
     records = current.records
-    rows = store.messages()
+    rows = store.messages() + foreseen(store, cohort)
     problems = unplanned(plan_around(cohort, inputs.busy, current, now=now))
     messages_of: dict[str, list] = {}
     for row in sorted(rows, key=lambda r: (r.due, r.stage, r.recipient)):

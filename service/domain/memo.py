@@ -3,8 +3,9 @@ the same. Kept in memory only: a process works everything out once when it start
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from .model import Cohort
 
@@ -12,10 +13,11 @@ from .model import Cohort
 @dataclass
 class WorkedFrom:
     """By key, the basis a result was last worked out from, under one cohort's settings
-    (the cohort without its pairs): new settings forget every basis."""
+    (the cohort without its pairs): new settings forget every basis. A result may hold
+    only until a moment (`until`): from then on it is worked out again."""
 
     settings: Cohort | None = None
-    bases: dict[Hashable, object] = field(default_factory=dict)
+    bases: dict[Hashable, tuple[object, datetime | None]] = field(default_factory=dict)
 
     def settle(self, cohort: Cohort) -> None:
         settings = replace(cohort, pairs=())
@@ -23,11 +25,24 @@ class WorkedFrom:
             self.settings = settings
             self.bases.clear()
 
-    def same(self, key: Hashable, basis: object) -> bool:
-        return key in self.bases and self.bases[key] == basis
+    def same(self, key: Hashable, basis: object, now: datetime | None = None) -> bool:
+        kept = self.bases.get(key)
+        if kept is None or kept[0] != basis:
+            return False
+        until = kept[1]
+        return until is None or now is None or now < until
 
-    def keep(self, key: Hashable, basis: object) -> None:
-        self.bases[key] = basis
+    def keep(self, key: Hashable, basis: object, until: datetime | None = None) -> None:
+        self.bases[key] = (basis, until)
+
+    def keep_only(self, keys: Collection[Hashable]) -> None:
+        """Forget the results of every other key (gone: never worked out again)."""
+        for key in self.bases.keys() - keys:
+            del self.bases[key]
+
+    def earliest(self) -> datetime | None:
+        """The first moment a result stops holding (None: all hold for good)."""
+        return min((until for _, until in self.bases.values() if until is not None), default=None)
 
     def forget(self, key: Hashable) -> None:
         self.bases.pop(key, None)

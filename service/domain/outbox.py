@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .attendance import Attendance, Reading
@@ -20,6 +20,12 @@ from .stages import NUDGE_BEFORE, STAGES, Kind, Stage, about_session, of_kind
 from .timeline import email_timeline
 
 MessageKey = tuple[str, Stage, str, int]  # (pair, stage, recipient, revision)
+
+# A message is written into the outbox this long before it is due, not when its session is
+# booked: a large cohort's first plan writes only what comes soon, and a message further
+# off is planned from the session as it stands then. Until written, it is foreseen (see
+# usecases/schedule.py), derived again at any time from the stored sessions.
+HORIZON = timedelta(days=7)
 
 
 class State(StrEnum):
@@ -296,6 +302,29 @@ def _open(row: MessageRow) -> bool:
     """Planned and never handed over: free to re-time or cancel. A row waiting to be
     verified may already be in someone's inbox."""
     return row.state is State.PLANNED and not row.verify
+
+
+def plan_changes(
+    cohort: Cohort, pairs: Mapping[str, Pair], records: Mapping[str, Sequence[SessionRecord]], stored: Sequence[MessageRow]
+) -> Changes:
+    """What to do to the stored rows of these pairs (`stored`) so they match the messages
+    their sessions (`records`, by pair) call for."""
+    received = handed_over(stored)
+    wanted = [w for pair_id, pair in pairs.items() for w in wanted_for_pair(cohort, pair, records[pair_id], received)]
+    return changes(wanted, stored)
+
+
+def within(insert: Iterable[Wanted], edge: datetime) -> tuple[list[Wanted], dict[str, datetime]]:
+    """The new messages due by `edge`, to be written now, and for each pair with others
+    the earliest due among those (they are written when the horizon reaches them)."""
+    now_due: list[Wanted] = []
+    later: dict[str, datetime] = {}
+    for item in insert:
+        if item.due <= edge:
+            now_due.append(item)
+        elif item.pair_id not in later or item.due < later[item.pair_id]:
+            later[item.pair_id] = item.due
+    return now_due, later
 
 
 def handed_over(rows: Iterable[MessageRow]) -> set[tuple[str, Stage, str]]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ..domain.budget import Budget
 from ..domain.memo import WorkedFrom
 from ..domain.model import Cohort
+from ..domain.outbox import HORIZON
 from ..domain.planning import Busy
 from ..domain.ports import Calendar, CalendarWatch, FreeBusy, Mailer, Meet, Replies, Store
 from ..mail.links import PersonalLinks
@@ -51,6 +52,7 @@ class Deps:
     notify_address: str | None = None  # where Google posts them: the public HTTPS address's /calendar/notify
     # Where the state holds several cohorts: each one's figures in a line, and all together (for the digest).
     cohorts: Callable[[datetime], list[dict[str, str]]] | None = None
+    horizon: timedelta | None = HORIZON  # a new message is written into the outbox this long before it is due (None: at once)
     # Pair -> the details and sessions its stored messages were planned from: unchanged, they need no new plan.
     planned_from: WorkedFrom = field(default_factory=WorkedFrom)
     # Session -> what it was rechecked against when no time inside both people's hours was free.

@@ -16,6 +16,7 @@ from ..domain.outbox import RESENDABLE, State
 from ..domain.requests import RequestKind
 from ..mail.templates import TemplateProblem
 from ..status import status_report
+from ..usecases.schedule import foreseen
 from ..usecases.sending import written_now
 from ..views import export_csv
 from .chart import timeline_svg
@@ -128,7 +129,8 @@ async def pair_page(request: Request) -> Response:
     if row is None:
         return pages_of(request).notice(request, "No such pair", f"There is no pair {pair_id} in this program.", 404, back="/pairs")
     records = shot.current.records.get(pair_id, [])
-    messages = sorted(site.store.messages([pair_id]), key=lambda m: (m.sent_at or m.due, m.stage.value))
+    planned = site.store.messages([pair_id]) + foreseen(site.store, shot.cohort, [pair_id])
+    messages = sorted(planned, key=lambda m: (m.sent_at or m.due, m.stage.value))
     asked = [q for q in site.store.requests() if q.args.get("pair") == pair_id]
     return pages_of(request).render(
         request,

@@ -13,6 +13,7 @@ from ..domain.model import Cohort, Pair
 from ..domain.outbox import State
 from ..domain.ports import HeldChange, Store
 from ..mail.wording import attention_items, stuck
+from ..usecases.schedule import counts_with, days_with, foreseen
 
 
 class PairStatus:
@@ -68,13 +69,14 @@ def snapshot(store: Store, cohort: Cohort, now: datetime, unplanned: Mapping[str
     attention = attention_items(
         unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), held_change, stuck(store.in_flight(), now)
     )
+    ahead = foreseen(store, cohort)
     shot = Snapshot(
         cohort,
         now,
         current,
         withdrawn,
-        store.message_counts(),
-        store.emails_by_day(),
+        counts_with(store.message_counts(), ahead),
+        days_with(store.emails_by_day(), ahead),
         attention,
         held_change,
         len(store.pending_requests()),

@@ -8,11 +8,12 @@ from datetime import timedelta
 from service.domain.bookings import bookings
 from service.domain.memo import WorkedFrom
 from service.domain.model import Session
-from service.domain.outbox import State
+from service.domain.outbox import HORIZON, State
 from service.domain.planning import PairPlan, Plan
 from service.domain.stages import DEFAULT_TIMINGS, Stage
 from service.usecases import booking
 from service.usecases.booking import reconcile, sync_messages
+from service.usecases.schedule import foreseen
 from tests.builders import cohort, pair, person
 from tests.planchecks import violations
 
@@ -31,7 +32,9 @@ def test_every_pair_is_booked_once_and_gets_its_whole_timeline(deps):
         pairs=tuple(PairPlan(pair=p, sessions=current.booked[p.id], problems=()) for p in inputs.cohort.pairs),
     )
     assert violations(inputs.cohort, booked, now=NOW) == []  # every rule, checked independently
-    rows = deps.store.messages()
+    written, ahead = deps.store.messages(), foreseen(deps.store, inputs.cohort)
+    assert all(r.due <= NOW + HORIZON for r in written) and all(r.due > NOW + HORIZON for r in ahead)
+    rows = written + ahead
     assert len(rows) == 3 * 2 * len(DEFAULT_TIMINGS) and {r.state for r in rows} == {State.PLANNED}
 
 
@@ -44,6 +47,7 @@ def test_reconciling_again_changes_nothing(deps):
 
 
 def test_a_removed_pair_is_cancelled_and_its_planned_emails_with_it(deps):
+    deps.horizon = None  # every message written at once, to be cancelled
     inputs, _ = deps.source.current()
     reconcile(deps, inputs, NOW)
     smaller = replace(inputs.cohort, pairs=tuple(p for p in inputs.cohort.pairs if p.id != "maya-noah"))
@@ -98,6 +102,7 @@ class _ReadsCounted:
 
 
 def test_only_pairs_that_changed_are_planned_again_and_as_a_fresh_start_would(deps):
+    deps.horizon = None  # every message written at once, to be re-timed
     inputs, _ = deps.source.current()
     reconcile(deps, inputs, NOW)
     counted = _ReadsCounted(deps.store)
@@ -107,6 +112,7 @@ def test_only_pairs_that_changed_are_planned_again_and_as_a_fresh_start_would(de
 
     first = next(r.session for r in counted.sessions() if r.session.pair_id == "maya-zoe" and r.session.number == 1)
     prep = {r.recipient: r.due for r in counted.messages() if r.pair_id == "maya-zoe" and r.stage is Stage.SESSION1_PREP}
+    assert len(prep) == 2
     counted.read.clear()
     counted.move(replace(first, start=first.start + timedelta(days=1), end=first.end + timedelta(days=1)), NOW, "moved by hand")
     sync_messages(deps, inputs, NOW)
@@ -132,6 +138,7 @@ def test_new_cohort_settings_plan_every_pair_again(deps):
 
 
 def test_a_pair_with_a_message_being_sent_is_planned_again_next_time(deps):
+    deps.horizon = None  # every message written at once: one of them is on its way
     inputs, _ = deps.source.current()
     reconcile(deps, inputs, NOW)
     row = next(r for r in deps.store.messages() if r.pair_id == "maya-noah")

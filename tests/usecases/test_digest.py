@@ -8,6 +8,7 @@ from service.domain.stages import Stage
 from service.usecases.digest import attention, plan_digest
 
 from .conftest import NOW
+from .test_sending import booked
 
 
 def digests(deps):
@@ -38,10 +39,7 @@ def test_alerts_and_configuration_problems_are_in_the_digest(deps):
 
 
 def test_an_email_left_sending_for_long_needs_a_human(deps):
-    from service.usecases.booking import reconcile
-
-    inputs, _ = deps.source.current()
-    reconcile(deps, inputs, NOW)
+    booked(deps)
     row = deps.store.due(NOW + timedelta(days=30), 1)[0]
     deps.store.mark_sending(row, "<stuck@example.org>", NOW)
     assert attention(deps, {}, [], NOW + timedelta(minutes=1)) == []  # a send under way

@@ -14,6 +14,7 @@ from service.usecases.requests import apply_requests
 from service.usecases.sending import send_due
 
 from .conftest import NOW
+from .test_sending import booked
 
 
 def session(deps, pair_id, number):
@@ -49,8 +50,7 @@ def test_a_withdrawal_and_its_release(deps):
 
 
 def test_an_email_is_sent_again_only_when_the_coordinator_asks(deps):
-    inputs, _ = deps.source.current()
-    reconcile(deps, inputs, NOW)
+    inputs = booked(deps)
     at = min(r.due for r in deps.store.messages() if r.stage is Stage.WELCOME) + timedelta(hours=12)
     send_due(deps, inputs, at)
     welcome = next(r for r in deps.store.messages() if r.stage is Stage.WELCOME and r.recipient == "zoe.park@example.org")
@@ -68,8 +68,7 @@ def test_an_email_is_sent_again_only_when_the_coordinator_asks(deps):
 
 
 def test_an_uncertain_email_is_settled_as_sent_or_sent_again(deps):
-    inputs, _ = deps.source.current()
-    reconcile(deps, inputs, NOW)
+    inputs = booked(deps)
     at = min(r.due for r in deps.store.messages() if r.stage is Stage.WELCOME) + timedelta(hours=12)
     deps.mailer.fault = lambda m: MailError(MailError.UNKNOWN, "connection dropped after DATA")
     send_due(deps, inputs, at)

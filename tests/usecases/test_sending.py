@@ -19,6 +19,9 @@ from .conftest import NOW
 
 
 def booked(deps):
+    """The cohort booked, every message written into the outbox at once: sending is what
+    these tests are about, not when a message is written."""
+    deps.horizon = None
     inputs, _ = deps.source.current()
     reconcile(deps, inputs, NOW)
     return inputs

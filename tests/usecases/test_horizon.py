@@ -1,0 +1,67 @@
+"""Messages are written into the outbox HORIZON before they are due, by the ticks, from
+the sessions as they stand then: none is lost, none is written twice, none is early."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+from service.adapters.clock import SimulatedClock
+from service.domain.outbox import HORIZON, State, handed_over, wanted_for_pair
+from service.domain.stages import DEFAULT_TIMINGS
+from service.runner import run_simulated
+from service.usecases import Controller
+from service.usecases.schedule import counts_with, foreseen
+
+from .conftest import NOW
+
+
+class WrittenWhen:
+    """The store, noting when each new message was written and how long before its due."""
+
+    def __init__(self, store):
+        self.store, self.ahead = store, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def apply(self, changes, now):
+        self.ahead += [w.due - now for w in changes.insert]
+        return self.store.apply(changes, now)
+
+
+def test_the_first_tick_writes_only_what_comes_soon_and_wakes_when_the_rest_comes_within_the_horizon(deps):
+    controller = Controller(deps)
+    wake = controller.tick(NOW)
+    inputs = controller.inputs
+    ahead = foreseen(deps.store, inputs.cohort)
+    assert all(row.due <= NOW + HORIZON for row in deps.store.messages())
+    assert len(deps.store.messages()) + len(ahead) == 3 * 2 * len(DEFAULT_TIMINGS)
+    assert ahead and wake == min(row.due for row in ahead) - HORIZON
+    counted = counts_with(deps.store.message_counts(), ahead)
+    assert sum(sum(states.values()) for states in counted.values()) == 3 * 2 * len(DEFAULT_TIMINGS)
+
+
+def test_over_the_program_every_message_is_written_once_within_the_horizon_and_sent_once(deps):
+    written = WrittenWhen(deps.store)
+    deps.store = written
+    controller = Controller(deps)
+    clock = SimulatedClock(NOW)
+    controller.tick(NOW)
+    # A session moved before its messages are written: they are written for the new time.
+    first = next(r.session for r in deps.store.sessions(["maya-zoe"]) if r.session.number == 2)
+    deps.store.move(replace(first, start=first.start + timedelta(days=2), end=first.end + timedelta(days=2)), NOW, "moved by hand")
+    run_simulated(controller, clock, None)
+    rows = deps.store.messages()
+    assert not foreseen(deps.store, controller.inputs.cohort)  # everything written
+    assert len(rows) == len(written.ahead) == 3 * 2 * len(DEFAULT_TIMINGS)  # the moved session's invitation only as it is now
+    assert all(row.state is State.SENT for row in rows) and all(a <= HORIZON for a in written.ahead)
+    assert max(Counter(m["Message-ID"] for m in deps.mailer.sent).values()) == 1
+    cohort, records = controller.inputs.cohort, {}
+    for record in deps.store.sessions():
+        records.setdefault(record.session.pair_id, []).append(record)
+    for pair in cohort.pairs:
+        mine = [r for r in rows if r.pair_id == pair.id]
+        wanted = wanted_for_pair(cohort, pair, sorted(records[pair.id], key=lambda r: r.session.number), handed_over(mine))
+        assert {(w.key, w.due) for w in wanted} <= {(r.key, r.due) for r in mine}  # as the final sessions call for
