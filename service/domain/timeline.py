@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,9 +38,9 @@ def email_timeline(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) ->
     if len(sessions) != 2:
         return []
     messages = []
-    for stage in timings(cohort):
+    for stage, timing in timings(cohort).items():
         for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
-            due = due_time(cohort, stage, sessions, person.availability)
+            due = _due(cohort, timing, sessions, person.availability)
             messages.append(PlannedMessage(due=due, pair_id=pair.id, stage=stage, role=role, recipient=person.email))
     return sorted(messages, key=_order)
 
@@ -51,7 +52,10 @@ def _order(message: PlannedMessage) -> tuple:
 
 def due_time(cohort: Cohort, stage: Stage, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
     """When one stage's email is due for a reader (in UTC)."""
-    timing = timings(cohort)[stage]
+    return _due(cohort, timings(cohort)[stage], sessions, reader)
+
+
+def _due(cohort: Cohort, timing: Timing, sessions: tuple[Session, ...], reader: WorkingPattern) -> datetime:
     first, second = sessions
     anchor = timing.anchor
     if anchor is Anchor.BETWEEN_SESSIONS:
@@ -75,9 +79,14 @@ def _morning(day: date, offset: timedelta, reader: WorkingPattern) -> datetime:
 
     Whole days move the date, so the email still arrives at 09:00 across a DST change.
     """
+    return _local_morning(day, offset, reader.timezone, reader.days, reader.blackout_dates)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # the same for everyone in a zone who works the same days: most of a cohort
+def _local_morning(day: date, offset: timedelta, timezone: str, days: frozenset[int], blackout: frozenset[date]) -> datetime:
     day += timedelta(days=offset.days)
     for _ in range(14):  # a reader with no working days at all still gets the email
-        if day.weekday() in reader.days and day not in reader.blackout_dates:
+        if day.weekday() in days and day not in blackout:
             break
         day += timedelta(days=1)
-    return local_moment(day, MORNING, reader.timezone) + (offset - timedelta(days=offset.days))
+    return local_moment(day, MORNING, timezone) + (offset - timedelta(days=offset.days))

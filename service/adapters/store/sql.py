@@ -918,7 +918,7 @@ def _session_record(r) -> SessionRecord:
         event_sequence=r.event_sequence,
         meet_link=r.meet_link,
         conference=r.conference,
-        responses=json.loads(r.responses),
+        responses=json.loads(r.responses) if r.responses != "{}" else {},  # most have no answer yet
         rebooks=r.rebooks,
         counters=r.counters,
         countered_by=r.countered_by,
