@@ -177,8 +177,9 @@ class Store(Protocol):
     def sessions(self, pair_ids: Iterable[str] | None = None) -> list[SessionRecord]:
         """Every session ever booked (of these pairs), cancelled ones included."""
 
-    def book(self, booked: Sequence[Session], now: datetime) -> None:
-        """Record sessions as booked: sequence 0, or one more than a cancelled predecessor."""
+    def book(self, booked: Sequence[Session], now: datetime) -> list[SessionRecord]:
+        """Record sessions as booked: sequence 0, or one more than a cancelled predecessor.
+        Returns their records as `sessions` now gives them."""
 
     def move(
         self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False

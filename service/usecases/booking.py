@@ -60,8 +60,8 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
         )
     plan = plan_around(cohort, busy, replace(current, held=current.held | deferred), now=now)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in current.booked]
+    written = store.book([s for item in new for s in item.sessions], now) if new else []
     if new:
-        store.book([s for item in new for s in item.sessions], now)
         for item in new:
             first, second = item.sessions
             event(
@@ -84,8 +84,12 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
             if unknown:
                 store.set_alert(pair_id, 0, wording.booked_on_declared_hours(unknown, {guessed[e] for e in unknown}, FREE_BUSY_PATIENCE))
     booked_now = {item.pair.id for item in new}  # the planner just placed them, on what is known now
-    if current.to_cancel or new or current.partial:  # sessions were written: read them again
+    if current.to_cancel or current.partial:  # sessions were written: read them again
         current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
+    elif new:  # only booked: as stored before, and as booking says it stored them
+        stored = [r for pair_records in current.records.values() for r in pair_records]
+        records = {(r.session.pair_id, r.session.number): r for r in [*stored, *written]}
+        current = bookings(cohort, list(records.values()), withdrawn=store.withdrawn(), now=now)
     moved = _recheck(deps, inputs, current, now, skip=booked_now)
     sync_messages(deps, inputs, now, None if moved else current.records)
     return problems

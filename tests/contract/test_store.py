@@ -94,9 +94,10 @@ def test_moving_and_cancelling_bump_the_sequence(store):
     store.cancel_pair("p1", T0 + timedelta(hours=2), "removed")
     (record,) = store.sessions()
     assert record.cancelled and record.sequence == 2
-    store.book([session(start=T0 + timedelta(days=3))], T0 + timedelta(hours=3))  # the pair came back
+    returned = store.book([session(start=T0 + timedelta(days=3))], T0 + timedelta(hours=3))  # the pair came back
     (record,) = store.sessions()
     assert (record.cancelled, record.sequence, record.previous_start, record.change_reason) == (False, 3, None, None)
+    assert returned == [record]  # booking says what it stored
 
 
 def test_apply_inserts_retimes_cancels_and_revives_only_planned_rows(store):
@@ -185,8 +186,11 @@ def by_number(store, pair_id="p1"):
 def test_times_given_in_any_zone_come_back_aware_utc(store):
     berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
     start = datetime(2027, 3, 1, 10, tzinfo=berlin)  # 09:00 UTC
-    store.book([Session(pair_id="p1", number=1, start=start, end=start + timedelta(hours=1))], datetime(2027, 2, 1, 4, tzinfo=new_york))
+    returned = store.book(
+        [Session(pair_id="p1", number=1, start=start, end=start + timedelta(hours=1))], datetime(2027, 2, 1, 4, tzinfo=new_york)
+    )
     (record,) = store.sessions()
+    assert returned == [record] and returned[0].session.start.tzinfo is UTC and returned[0].changed_at.tzinfo is UTC
     assert (record.session.start, record.session.end, record.changed_at) == (
         T0,
         T0 + timedelta(hours=1),

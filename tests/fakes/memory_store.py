@@ -85,8 +85,9 @@ class MemoryStore(Store):
         wanted = None if pair_ids is None else set(pair_ids)
         return [r for (pair_id, _), r in self._sessions.items() if wanted is None or pair_id in wanted]
 
-    def book(self, booked: Sequence[Session], now: datetime) -> None:
+    def book(self, booked: Sequence[Session], now: datetime) -> list[SessionRecord]:
         now = _utc(now)
+        records = []
         for s in booked:
             session = replace(s, start=_utc(s.start), end=_utc(s.end))
             old = self._sessions.get((s.pair_id, s.number))
@@ -105,7 +106,9 @@ class MemoryStore(Store):
                     change_reason=None,
                 )
             self._sessions[(s.pair_id, s.number)] = record
+            records.append(record)
             self._did(now, "session_booked", s.pair_id, number=s.number, start=session.start.isoformat())
+        return records
 
     def move(
         self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -145,7 +146,7 @@ class SqlStore(Store):
             rows = connection.execute(query).all()
         return [_session_record(r) for r in rows]
 
-    def book(self, booked: Sequence[Session], now: datetime) -> None:
+    def book(self, booked: Sequence[Session], now: datetime) -> list[SessionRecord]:
         """Record sessions as booked; a cancelled session booked again gets a new sequence."""
         with self.engine.begin() as connection:
             stored = _stored_time(connection)
@@ -185,6 +186,13 @@ class SqlStore(Store):
                 ("at", "event", "pair_id", "detail"),
                 [(at, "session_booked", s.pair_id, json.dumps({"number": s.number, "start": s.start.isoformat()})) for s in booked],
             )
+            # A new session's record is its defaults: written as read, without reading it (a large first plan books thousands).
+            records = [SessionRecord(session=_in_utc(s), cancelled=False, sequence=0, changed_at=now.astimezone(UTC)) for s in fresh]
+            if again:
+                keys = {(s.pair_id, s.number) for s in again}
+                query = select(sessions).where(sessions.c.pair_id.in_(sorted({pair_id for pair_id, _ in keys})))
+                records += [_session_record(r) for r in connection.execute(query) if (r.pair_id, r.number) in keys]
+            return records
 
     def move(
         self, session: Session, now: datetime, reason: str, *, seen_in_calendar: bool = False, rebook: bool = False, agreed: bool = False
@@ -904,6 +912,10 @@ def _request(r) -> Request:
     return Request(
         id=r.id, kind=RequestKind(r.kind), args=json.loads(r.args), created_at=r.created_at, done_at=r.done_at, outcome=r.outcome
     )
+
+
+def _in_utc(session: Session) -> Session:
+    return replace(session, start=session.start.astimezone(UTC), end=session.end.astimezone(UTC))
 
 
 def _session_record(r) -> SessionRecord:
