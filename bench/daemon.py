@@ -90,7 +90,6 @@ from service.mail.mime import build_message, message_id
 from service.mail.templates import Rendered
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
-from service.usecases.schedule import foreseen
 
 HOST = "127.0.0.1"
 POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -288,7 +287,7 @@ def state_counts(daemon: Daemon) -> dict[str, int]:
     with store.engine.begin() as connection:
         rows = connection.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
     counts = {state: count for state, count in sorted(rows)}
-    ahead = len(foreseen(store, daemon.controller.inputs.cohort)) if daemon.controller.inputs else 0
+    ahead = sum(n for days in store.foreseen().values() for n in days.values())
     return counts | ({"foreseen": ahead} if ahead else {})
 
 

@@ -34,7 +34,7 @@ from .signals import on_stop
 from .status import status_report
 from .usecases import Controller, Deps
 from .usecases.changes import read_change
-from .usecases.schedule import counts_with, foreseen
+from .usecases.schedule import counts_with
 
 if TYPE_CHECKING:  # the web's libraries load only when --http asks for the pages
     from .fleet import Fleet
@@ -191,8 +191,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     try:
         if simulated:
             run_simulated(controller, simulated, args.until)
-            cohort = (controller.inputs or watcher.given).cohort
-            print(views.totals_line(counts_with(store.message_counts(), foreseen(store, cohort))))
+            print(views.totals_line(counts_with(store.message_counts(), store.foreseen())))
             if isinstance(mailer, FileMailer):
                 print(f"The emails are in {mailer.folder}/ (open the .eml files in a mail program).")
             if web is not None:

@@ -29,7 +29,7 @@ from .domain.ports import Clock, Purpose
 from .mail.wording import attention_items, stuck
 from .usecases import Inputs
 from .usecases.changes import read_change
-from .usecases.schedule import counts_with, foreseen
+from .usecases.schedule import counts_with
 
 FRESH_FOR = 2.0  # seconds a cohort's configuration in force is reused (a page reads it several times)
 PLANNED_FOR = 60.0  # seconds why pairs cannot be planned is reused, where another replica works the cohort
@@ -190,7 +190,7 @@ class CohortView:
         withdrawn = store.withdrawn()
         current = bookings(cohort, store.sessions(), withdrawn=withdrawn, now=now)
         states: dict[State, int] = {}
-        for of_pair in counts_with(store.message_counts(), foreseen(store, cohort)).values():
+        for of_pair in counts_with(store.message_counts(), store.foreseen()).values():
             for state, count in of_pair.items():
                 states[state] = states.get(state, 0) + count
         items = attention_items(

@@ -11,7 +11,7 @@ from .domain.ports import Store
 from .mail.wording import attention_items, stuck
 from .usecases import Inputs
 from .usecases.changes import read_change
-from .usecases.schedule import foreseen
+from .usecases.schedule import unwritten
 
 
 def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
@@ -19,13 +19,14 @@ def status_report(inputs: Inputs, store: Store, *, now: datetime) -> dict:
     cohort = inputs.cohort
     current = bookings(cohort, store.sessions(), withdrawn=store.withdrawn(), now=now)
     records = current.records
-    rows = store.messages() + foreseen(store, cohort)
+    names = {p.id: p for p in cohort.pairs}
+    known = store.known_pairs(set(records) - set(names))
+    written = store.messages()
+    rows = written + unwritten(cohort, {**known, **names}, records, written)
     problems = unplanned(plan_around(cohort, inputs.busy, current, now=now))
     messages_of: dict[str, list] = {}
     for row in sorted(rows, key=lambda r: (r.due, r.stage, r.recipient)):
         messages_of.setdefault(row.pair_id, []).append(row)
-    names = {p.id: p for p in cohort.pairs}
-    known = store.known_pairs(set(records) - set(names))
     attention = attention_items(problems, store.messages_needing_a_human(), [], store.alerts(), held, stuck(store.in_flight(), now))
     pairs = []
     for pair_id in list(names) + sorted(set(records) - set(names)):

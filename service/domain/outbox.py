@@ -26,6 +26,9 @@ MessageKey = tuple[str, Stage, str, int]  # (pair, stage, recipient, revision)
 # off is planned from the session as it stands then. Until written, it is foreseen (see
 # usecases/schedule.py), derived again at any time from the stored sessions.
 HORIZON = timedelta(days=7)
+# Written in batches: a tick that writes also writes what comes within the horizon during
+# the next day, so that writing takes one tick a day, not one per email.
+WRITE_STEP = timedelta(days=1)
 
 
 class State(StrEnum):
@@ -314,16 +317,16 @@ def plan_changes(
     return changes(wanted, stored)
 
 
-def within(insert: Iterable[Wanted], edge: datetime) -> tuple[list[Wanted], dict[str, datetime]]:
-    """The new messages due by `edge`, to be written now, and for each pair with others
-    the earliest due among those (they are written when the horizon reaches them)."""
+def within(insert: Iterable[Wanted], edge: datetime) -> tuple[list[Wanted], dict[str, list[Wanted]]]:
+    """The new messages due by `edge`, to be written now, and the others by pair (they are
+    written when the horizon reaches them)."""
     now_due: list[Wanted] = []
-    later: dict[str, datetime] = {}
+    later: dict[str, list[Wanted]] = {}
     for item in insert:
         if item.due <= edge:
             now_due.append(item)
-        elif item.pair_id not in later or item.due < later[item.pair_id]:
-            later[item.pair_id] = item.due
+        else:
+            later.setdefault(item.pair_id, []).append(item)
     return now_due, later
 
 

@@ -398,6 +398,13 @@ class Store(Protocol):
         """How many emails went out, or are due, on each day (UTC); cancelled and skipped
         ones left out."""
 
+    def note_foreseen(self, days: Mapping[str, Mapping[date, int]]) -> None:
+        """For these pairs, the emails foreseen but not written yet (outbox.HORIZON), by
+        the day (UTC) each is due; a pair given none has none."""
+
+    def foreseen(self) -> dict[str, dict[date, int]]:
+        """Every pair's emails foreseen but not written yet, by day, as last noted."""
+
     # The daemon itself
 
     def purpose(self) -> Purpose | None:

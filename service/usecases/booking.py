@@ -4,14 +4,15 @@ time for a declined session, and every pair's planned messages in line with its 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
-from ..domain.outbox import SessionRecord, State, by_pair, plan_changes, within
+from ..domain.outbox import WRITE_STEP, SessionRecord, State, by_pair, plan_changes, within
 from ..domain.planning import Busy, linked, misfit, replan_session
 from ..domain.stretch import stretched
 from ..logs import event
@@ -265,30 +266,34 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
 
 def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[str, list[SessionRecord]] | None = None) -> None:
     """Every pair's stored messages brought in line with its stored sessions (`records`,
-    when the caller has just read them), new ones written once due within HORIZON;
-    those of pairs unchanged since this process last did it, with nothing newly within
-    the horizon, are left alone, unread."""
-    store, cohort, planned = deps.store, inputs.cohort, deps.planned_from
+    when the caller has just read them), a new one written once it comes within the
+    horizon (by a day from now: see WRITE_STEP) and the others noted as foreseen. Pairs
+    unchanged since this process last did it, with nothing coming within the horizon,
+    are left alone, unread."""
+    store, cohort, planned, horizon = deps.store, inputs.cohort, deps.planned_from, deps.horizon
     records = by_pair(store.sessions()) if records is None else records
     pairs = pairs_by_id(deps, inputs, set(records))
     planned.settle(cohort)
     planned.keep_only(records.keys())  # a pair with no sessions has nothing to write when the horizon comes
     basis = {pair_id: (pairs[pair_id], tuple(pair_records)) for pair_id, pair_records in records.items()}
-    pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], now))
+    batch = now + WRITE_STEP
+    pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], batch))
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
         stored = store.messages(chunk)
         change = plan_changes(cohort, {pair_id: pairs[pair_id] for pair_id in chunk}, records, stored)
-        horizon = deps.horizon
-        soon, later = within(change.insert, now + horizon) if horizon is not None else (list(change.insert), {})
+        soon, later = within(change.insert, batch + horizon) if horizon is not None else (list(change.insert), {})
         store.apply(replace(change, insert=tuple(soon)), now)
+        store.note_foreseen({pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in chunk})
         # A message being sent, or waiting to be verified, could not be changed: its pair is planned again next time.
         unsettled = {row.pair_id for row in stored if row.state is State.SENDING or row.verify}
         for pair_id in chunk:
             if pair_id in unsettled:
                 planned.forget(pair_id)
+            elif horizon is not None and pair_id in later:
+                planned.keep(pair_id, basis[pair_id], until=min(w.due for w in later[pair_id]) - horizon)
             else:
-                planned.keep(pair_id, basis[pair_id], until=later[pair_id] - horizon if horizon and pair_id in later else None)
+                planned.keep(pair_id, basis[pair_id])
 
 
 def writing_due(deps: Deps) -> datetime | None:

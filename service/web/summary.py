@@ -13,7 +13,7 @@ from ..domain.model import Cohort, Pair
 from ..domain.outbox import State
 from ..domain.ports import HeldChange, Store
 from ..mail.wording import attention_items, stuck
-from ..usecases.schedule import counts_with, days_with, foreseen
+from ..usecases.schedule import counts_with, days_with
 
 
 class PairStatus:
@@ -69,7 +69,7 @@ def snapshot(store: Store, cohort: Cohort, now: datetime, unplanned: Mapping[str
     attention = attention_items(
         unplanned, store.messages_needing_a_human(), config_problems, store.alerts(), held_change, stuck(store.in_flight(), now)
     )
-    ahead = foreseen(store, cohort)
+    ahead = store.foreseen()
     shot = Snapshot(
         cohort,
         now,

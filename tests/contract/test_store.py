@@ -78,6 +78,15 @@ def wanted(stage="welcome", due=T0, revision=0, pair_id="p1", recipient="a@examp
     return Wanted(due=due, pair_id=pair_id, stage=Stage(stage), recipient=recipient, revision=revision, role=Role.MENTOR, expires=expires)
 
 
+def test_foreseen_emails_are_noted_by_pair_and_day_and_replaced_pair_by_pair(store):
+    assert store.foreseen() == {}
+    march, april = date(2027, 3, 1), date(2027, 4, 2)
+    store.note_foreseen({"p1": {march: 2, april: 4}, "p2": {april: 1}})
+    assert store.foreseen() == {"p1": {march: 2, april: 4}, "p2": {april: 1}}
+    store.note_foreseen({"p1": {april: 2}, "p2": {}})  # p2's are all written now
+    assert store.foreseen() == {"p1": {april: 2}}
+
+
 def test_sessions_round_trip_as_aware_utc(store):
     store.book([session(number=1), session(number=2, start=T0 + timedelta(weeks=4))], T0)
     records = sorted(store.sessions(), key=lambda r: r.session.number)

@@ -48,6 +48,7 @@ class MemoryStore(Store):
         self._sessions: dict[tuple[str, int], SessionRecord] = {}
         self._messages: dict[MessageKey, _Message] = {}
         self._pairs: dict[str, Pair] = {}
+        self._foreseen: dict[str, dict[date, int]] = {}
         self._alerts: dict[tuple[str, int], str] = {}
         self._digests: dict[int, str] = {}  # day -> what it says, as JSON
         self._digest_last: str | None = None
@@ -441,6 +442,16 @@ class MemoryStore(Store):
             of_pair = counts.setdefault(message.row.pair_id, {})
             of_pair[message.row.state] = of_pair.get(message.row.state, 0) + 1
         return counts
+
+    def note_foreseen(self, days: Mapping[str, Mapping[date, int]]) -> None:
+        for pair_id, of_pair in days.items():
+            if of_pair:
+                self._foreseen[pair_id] = dict(of_pair)
+            else:
+                self._foreseen.pop(pair_id, None)
+
+    def foreseen(self) -> dict[str, dict[date, int]]:
+        return {pair_id: dict(of_pair) for pair_id, of_pair in self._foreseen.items()}
 
     def emails_by_day(self) -> dict[date, int]:
         days: dict[date, int] = {}

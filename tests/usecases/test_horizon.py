@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from service.adapters.clock import SimulatedClock
-from service.domain.outbox import HORIZON, State, handed_over, wanted_for_pair
+from service.domain.outbox import HORIZON, WRITE_STEP, State, handed_over, wanted_for_pair
 from service.domain.stages import DEFAULT_TIMINGS
 from service.runner import run_simulated
 from service.usecases import Controller
@@ -36,11 +36,15 @@ def test_the_first_tick_writes_only_what_comes_soon_and_wakes_when_the_rest_come
     wake = controller.tick(NOW)
     inputs = controller.inputs
     ahead = foreseen(deps.store, inputs.cohort)
-    assert all(row.due <= NOW + HORIZON for row in deps.store.messages())
+    assert all(row.due <= NOW + HORIZON + WRITE_STEP for row in deps.store.messages())
     assert len(deps.store.messages()) + len(ahead) == 3 * 2 * len(DEFAULT_TIMINGS)
     assert ahead and wake == min(row.due for row in ahead) - HORIZON
-    counted = counts_with(deps.store.message_counts(), ahead)
+    counted = counts_with(deps.store.message_counts(), deps.store.foreseen())
     assert sum(sum(states.values()) for states in counted.values()) == 3 * 2 * len(DEFAULT_TIMINGS)
+    assert deps.store.foreseen() == {  # as noted when planned, and as worked out again
+        pair_id: dict(Counter(r.due.astimezone(UTC).date() for r in ahead if r.pair_id == pair_id))
+        for pair_id in {r.pair_id for r in ahead}
+    }
 
 
 def test_over_the_program_every_message_is_written_once_within_the_horizon_and_sent_once(deps):
@@ -56,7 +60,8 @@ def test_over_the_program_every_message_is_written_once_within_the_horizon_and_s
     rows = deps.store.messages()
     assert not foreseen(deps.store, controller.inputs.cohort)  # everything written
     assert len(rows) == len(written.ahead) == 3 * 2 * len(DEFAULT_TIMINGS)  # the moved session's invitation only as it is now
-    assert all(row.state is State.SENT for row in rows) and all(a <= HORIZON for a in written.ahead)
+    assert all(row.state is State.SENT for row in rows) and all(a <= HORIZON + WRITE_STEP for a in written.ahead)
+    assert deps.store.foreseen() == {}
     assert max(Counter(m["Message-ID"] for m in deps.mailer.sent).values()) == 1
     cohort, records = controller.inputs.cohort, {}
     for record in deps.store.sessions():

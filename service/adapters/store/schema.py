@@ -103,6 +103,14 @@ pairs = Table(
     Column("withdrawn_at", UTCDateTime),  # since schema 4: left the program, until released
 )
 
+# Since schema 9: each pair's emails not written yet (further off than the horizon), by day.
+foreseen = Table(
+    "foreseen",
+    metadata,
+    Column("pair_id", String(64), primary_key=True),
+    Column("days", Text, nullable=False),  # JSON: {"YYYY-MM-DD": count}
+)
+
 requests = Table(
     "requests",
     metadata,
@@ -199,6 +207,11 @@ def _sent_index_v8(connection: Connection) -> None:
     connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS messages_sent ON messages (sent_at)")
 
 
+def _foreseen_v9(connection: Connection) -> None:
+    """Emails are written a week before they are due: the rest are counted by pair."""
+    foreseen.create(connection, checkfirst=True)
+
+
 # Each step moves the schema one version up; a released step never changes.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_v1,
@@ -209,6 +222,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _attendance_v6,
     _audit_by_pair_v7,
     _sent_index_v8,
+    _foreseen_v9,
 ]
 
 

@@ -37,7 +37,7 @@ from ...domain.requests import Request, RequestKind
 from ...domain.stages import Stage
 from . import schema
 from .leases import Fence, cohort_engine
-from .schema import audit, messages, pairs, requests, sessions
+from .schema import audit, foreseen, messages, pairs, requests, sessions
 
 
 class StateError(Exception):
@@ -404,6 +404,20 @@ class SqlStore(Store):
         query = select(day, func.count()).where(messages.c.state.not_in([State.CANCELLED.value, State.SKIPPED.value])).group_by(day)
         with self.engine.begin() as connection:
             return {d if isinstance(d, date) else date.fromisoformat(d): n for d, n in connection.execute(query)}
+
+    def note_foreseen(self, days: Mapping[str, Mapping[date, int]]) -> None:
+        with self.engine.begin() as connection:
+            pair_ids = sorted(days)
+            for start in range(0, len(pair_ids), IN_LIST):
+                connection.execute(foreseen.delete().where(foreseen.c.pair_id.in_(pair_ids[start : start + IN_LIST])))
+            by_day = {pair_id: {day.isoformat(): n for day, n in sorted(of_pair.items())} for pair_id, of_pair in days.items() if of_pair}
+            rows = [(pair_id, json.dumps(of_pair)) for pair_id, of_pair in by_day.items()]
+            _insert_rows(connection, foreseen, ("pair_id", "days"), rows)
+
+    def foreseen(self) -> dict[str, dict[date, int]]:
+        with self.engine.begin() as connection:
+            rows = connection.execute(select(foreseen.c.pair_id, foreseen.c.days)).all()
+        return {pair_id: {date.fromisoformat(day): n for day, n in json.loads(days).items()} for pair_id, days in rows}
 
     def record_tick(self, now: datetime) -> None:
         with self.engine.begin() as connection:
