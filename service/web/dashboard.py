@@ -156,7 +156,8 @@ async def email_page(request: Request) -> Response:
     outbox or the organiser's Sent folder."""
     site = site_of(request)
     pair_id, ref = request.path_params["pair_id"], request.path_params["ref"]
-    row = next((m for m in site.store.messages([pair_id]) if m.ref == ref), None)
+    listed = site.store.messages([pair_id]) + foreseen(site.store, site.inputs().cohort, [pair_id])
+    row = next((m for m in listed if m.ref == ref), None)
     if row is None:
         return pages_of(request).notice(request, "No such email", f"{pair_id} has no email {ref}.", 404, back=f"/pairs/{quote(pair_id)}")
     try:

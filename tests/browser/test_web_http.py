@@ -212,6 +212,10 @@ def test_a_pair_page_shows_its_history_and_each_email_as_written(daemon, web):
     assert "carries a calendar invitation" in shown.text and "Hi " in shown.text
     assert web.get("/pairs/maya-zoe/emails/m-00000000").status_code == 404
     assert web.get("/pairs/jonas-priya/emails/" + ref).status_code == 404  # not this pair's email
+    later = re.search(r'href="/pairs/maya-zoe/emails/(m-[0-9a-f]{8})">follow up', pair).group(1)  # months off: foreseen
+    assert later not in {m.ref for m in daemon.store.messages()}
+    shown = web.get(f"/pairs/maya-zoe/emails/{later}")
+    assert shown.status_code == 200 and "Hi " in shown.text
 
 
 def test_the_dashboards_actions_queue_requests_for_the_daemon(daemon, web):
