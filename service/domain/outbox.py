@@ -17,7 +17,7 @@ from .attendance import Attendance, Reading
 from .calendar import NO_ANSWER
 from .model import Cohort, Pair, Person, Role, Session
 from .stages import NUDGE_BEFORE, STAGES, Kind, Stage, about_session, of_kind
-from .timeline import email_timeline
+from .timeline import dues
 
 MessageKey = tuple[str, Stage, str, int]  # (pair, stage, recipient, revision)
 
@@ -159,12 +159,11 @@ def wanted_for_pair(
         wanted += _updates(pair, records) + _nudges(pair, records)
     else:
         wanted += _other_times(pair, records)
-    for planned in email_timeline(cohort, pair, sessions):
-        info = STAGES[planned.stage]
+    for stage, role, reader, due in dues(cohort, pair, sessions):
+        info = STAGES[stage]
         if info.after and records[info.after - 1].attended is Attendance.MISSED:
             continue  # waits for the session to be booked again (and to happen)
         revision = 0
-        due = planned.due
         if info.kind is Kind.INVITATION and info.session:
             record = records[info.session - 1]
             revision = record.sequence
@@ -174,11 +173,11 @@ def wanted_for_pair(
             Wanted(
                 due=due,
                 pair_id=pair.id,
-                stage=planned.stage,
-                recipient=planned.recipient,
+                stage=stage,
+                recipient=reader.email,
                 revision=revision,
-                role=planned.role,
-                expires=expires(planned.stage, sessions),
+                role=role,
+                expires=expires(stage, sessions),
             )
         )
     return wanted

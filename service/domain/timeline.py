@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from .availability import local_moment, zone
-from .model import Anchor, Cohort, Pair, Role, Session, Timing, WorkingPattern
+from .model import Anchor, Cohort, Pair, Person, Role, Session, Timing, WorkingPattern
 from .stages import DEFAULT_TIMINGS, Stage
 
 MORNING = time(9)
@@ -37,12 +37,19 @@ def email_timeline(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) ->
     """Every program email for a pair whose two sessions are planned, in due order."""
     if len(sessions) != 2:
         return []
-    messages = []
+    messages = [
+        PlannedMessage(due=due, pair_id=pair.id, stage=stage, role=role, recipient=reader.email)
+        for stage, role, reader, due in dues(cohort, pair, sessions)
+    ]
+    return sorted(messages, key=_order)
+
+
+def dues(cohort: Cohort, pair: Pair, sessions: tuple[Session, ...]) -> Iterator[tuple[Stage, Role, Person, datetime]]:
+    """Each program email of a pair with two sessions: its stage, reader and due time, in
+    no particular order (what email_timeline is made of)."""
     for stage, timing in timings(cohort).items():
         for role, person in ((Role.MENTOR, pair.mentor), (Role.MENTEE, pair.mentee)):
-            due = _due(cohort, timing, sessions, person.availability)
-            messages.append(PlannedMessage(due=due, pair_id=pair.id, stage=stage, role=role, recipient=person.email))
-    return sorted(messages, key=_order)
+            yield stage, role, person, _due(cohort, timing, sessions, person.availability)
 
 
 def _order(message: PlannedMessage) -> tuple:

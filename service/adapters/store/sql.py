@@ -929,6 +929,9 @@ def _request(r) -> Request:
 
 
 def _in_utc(session: Session) -> Session:
+    """As it reads back: in UTC (which the planner's already are)."""
+    if session.start.tzinfo is UTC and session.end.tzinfo is UTC:
+        return session
     return replace(session, start=session.start.astimezone(UTC), end=session.end.astimezone(UTC))
 
 
