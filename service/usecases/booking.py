@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
@@ -278,13 +278,14 @@ def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[st
     basis = {pair_id: (pairs[pair_id], tuple(pair_records)) for pair_id, pair_records in records.items()}
     batch = now + WRITE_STEP
     pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], batch))
+    noted: dict[str, Counter[date]] = {}
     for start in range(0, len(pair_ids), CHUNK):
         chunk = pair_ids[start : start + CHUNK]
         stored = store.messages(chunk)
         change = plan_changes(cohort, {pair_id: pairs[pair_id] for pair_id in chunk}, records, stored)
         soon, later = within(change.insert, batch + horizon) if horizon is not None else (list(change.insert), {})
         store.apply(replace(change, insert=tuple(soon)), now)
-        store.note_foreseen({pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in chunk})
+        noted.update({pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in chunk})
         # A message being sent, or waiting to be verified, could not be changed: its pair is planned again next time.
         unsettled = {row.pair_id for row in stored if row.state is State.SENDING or row.verify}
         for pair_id in chunk:
@@ -294,6 +295,8 @@ def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[st
                 planned.keep(pair_id, basis[pair_id], until=min(w.due for w in later[pair_id]) - horizon)
             else:
                 planned.keep(pair_id, basis[pair_id])
+    if noted:  # in one go: figures only, worked out again by a process that starts
+        store.note_foreseen(noted)
 
 
 def writing_due(deps: Deps) -> datetime | None:
