@@ -62,17 +62,16 @@ def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, date
     plan = plan_around(cohort, busy, replace(current, held=current.held | deferred), now=now)
     new = [item for item in plan.pairs if item.sessions and item.pair.id not in current.booked]
     written = store.book([s for item in new for s in item.sessions], now) if new else []
-    if new:
-        for item in new:
-            first, second = item.sessions
-            event(
-                now,
-                "pair_booked",
-                f"booked {item.pair.id}: session 1 {first.start:%Y-%m-%d %H:%M} UTC; session 2 {second.start:%Y-%m-%d %H:%M} UTC",
-                pair=item.pair.id,
-                session1=first.start,
-                session2=second.start,
-            )
+    for item in new:
+        first, second = item.sessions
+        event(
+            now,
+            "pair_booked",
+            f"booked {item.pair.id}: session 1 {first.start:%Y-%m-%d %H:%M} UTC; session 2 {second.start:%Y-%m-%d %H:%M} UTC",
+            pair=item.pair.id,
+            session1=first.start,
+            session2=second.start,
+        )
     problems = unplanned(plan)
     resumed = _resume(deps, inputs, current, {item.pair.id: item.sessions for item in new}, busy, now, skip=deferred)
     problems.update(resumed)
