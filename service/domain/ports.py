@@ -240,7 +240,14 @@ class Store(Protocol):
     def calendar_channel(self) -> Channel | None:
         """The channel Google posts the calendar's changes through, while one is open."""
 
-    def set_calendar_channel(self, channel: Channel | None) -> None: ...
+    def set_calendar_channel(self, channel: Channel | None) -> None:
+        """Keep the channel Google opened (None: none is open); it is no longer opening."""
+
+    def opening_channels(self) -> list[Channel]:
+        """Channels asked of Google whose answer was not kept (a crash came in between):
+        perhaps open, posting notices nobody takes until they are stopped."""
+
+    def set_opening_channels(self, channels: Sequence[Channel]) -> None: ...
 
     # Pairs, kept so a pair removed later can still be written to
 

@@ -312,6 +312,21 @@ def test_the_calendar_channel(store):
     assert store.calendar_channel() is None
 
 
+def test_a_channel_asked_of_google_is_opening_until_its_answer_is_kept(store):
+    assert store.opening_channels() == []
+    expires = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+    asked = [
+        Channel(id=f"c-{n}", resource_id="", token=f"t-{n}", address="https://mentors.example.org/calendar/notify", expires=expires)
+        for n in (1, 2)
+    ]
+    store.set_opening_channels(asked)
+    assert store.opening_channels() == asked
+    store.set_calendar_channel(replace(asked[1], resource_id="r-1"))  # Google's answer for c-2, kept
+    assert store.opening_channels() == [asked[0]]  # c-1's answer was lost: perhaps open
+    store.set_opening_channels([])
+    assert store.opening_channels() == []
+
+
 def test_a_pair_comes_back_equal_to_the_one_remembered(store):
     mentor = replace(
         person(

@@ -746,6 +746,27 @@ def test_the_channel_is_renewed_a_day_before_it_expires_and_the_old_one_stopped(
     assert world.notify(stale) == 404
 
 
+def test_a_channel_opened_just_before_a_crash_is_stopped_not_left_posting(google, pushed, monkeypatch):
+    world = pushed
+    world.tick()
+    first = world.store.calendar_channel()
+    world.clock.advance_to(first.expires - timedelta(hours=12))  # time to renew
+
+    def crash(channel):
+        raise RuntimeError("the process died here")
+
+    with monkeypatch.context() as patched:  # Google opens the new channel; its answer is never kept
+        patched.setattr(world.store, "set_calendar_channel", crash)
+        with pytest.raises(RuntimeError):
+            world.tick()
+    assert len(google.channels()) == 2 and len(world.store.opening_channels()) == 1
+    world.tick()  # as after a restart
+    kept = world.store.calendar_channel()
+    assert kept.id not in {first.id, *(c.id for c in world.store.opening_channels())}
+    assert [c["id"] for c in google.channels()] == [kept.id]  # the lost one and the old one stopped
+    assert world.store.opening_channels() == []
+
+
 def test_under_cohorts_each_cohort_is_pushed_to_its_own_address_and_a_decline_is_read_at_once(google, tmp_path):
     """`run --cohorts DIR --http` at a public HTTPS address: each cohort opens its channel
     on its pages' address under /cohorts/NAME, and a notice there makes the replica read

@@ -55,6 +55,7 @@ class MemoryStore(Store):
         self._calendar_token: str | None = None
         self._calendar_id: str | None = None
         self._calendar_channel: Channel | None = None
+        self._opening: list[Channel] = []
         self._last_tick: datetime | None = None
         self._latest: datetime | None = None
         self.closed = False
@@ -218,6 +219,14 @@ class MemoryStore(Store):
 
     def set_calendar_channel(self, channel: Channel | None) -> None:
         self._calendar_channel = channel
+        if channel is not None:
+            self._opening = [c for c in self._opening if c.id != channel.id]
+
+    def opening_channels(self) -> list[Channel]:
+        return list(self._opening)
+
+    def set_opening_channels(self, channels: Sequence[Channel]) -> None:
+        self._opening = list(channels)
 
     # Pairs
 

@@ -447,17 +447,23 @@ class SqlStore(Store):
     def calendar_channel(self) -> Channel | None:
         with self.engine.begin() as connection:
             value = _meta(connection, "calendar:channel")
-        if value is None:
-            return None
-        kept = json.loads(value)
-        return Channel(**{**kept, "expires": datetime.fromisoformat(kept["expires"])})
+        return _channel_from(json.loads(value)) if value is not None else None
 
     def set_calendar_channel(self, channel: Channel | None) -> None:
-        value = None
-        if channel is not None:
-            value = json.dumps({**vars(channel), "expires": channel.expires.astimezone(UTC).isoformat()})
         with self.engine.begin() as connection:
-            _set_meta(connection, "calendar:channel", value)
+            _set_meta(connection, "calendar:channel", json.dumps(_channel_json(channel)) if channel is not None else None)
+            if channel is not None:
+                opening = [c for c in json.loads(_meta(connection, "calendar:opening") or "[]") if c["id"] != channel.id]
+                _set_meta(connection, "calendar:opening", json.dumps(opening) if opening else None)
+
+    def opening_channels(self) -> list[Channel]:
+        with self.engine.begin() as connection:
+            value = _meta(connection, "calendar:opening")
+        return [_channel_from(c) for c in json.loads(value or "[]")]
+
+    def set_opening_channels(self, channels: Sequence[Channel]) -> None:
+        with self.engine.begin() as connection:
+            _set_meta(connection, "calendar:opening", json.dumps([_channel_json(c) for c in channels]) if channels else None)
 
     def cancel_pair(self, pair_id: str, now: datetime, reason: str, *, held: bool = False) -> None:
         """Cancel a pair's booked sessions. `held`: a session was deleted in the calendar
@@ -767,6 +773,14 @@ def _event_values(event: CalendarEvent) -> dict:
     if event.meet_link:
         values["meet_link"] = event.meet_link
     return values
+
+
+def _channel_json(channel: Channel) -> dict:
+    return {**vars(channel), "expires": channel.expires.astimezone(UTC).isoformat()}
+
+
+def _channel_from(kept: dict) -> Channel:
+    return Channel(**{**kept, "expires": datetime.fromisoformat(kept["expires"])})
 
 
 def _meta(connection, key: str) -> str | None:

@@ -253,6 +253,8 @@ class CalendarBackend:
         self.free_busy_errors: dict[str, list[str]] = {}  # calendar -> reasons for its next free/busy answers
         self.meet_codes: set[str] = set()
         self.channels: dict[str, WatchChannel] = {}  # by channel id
+        # What is watched, by calendar: Google names it alike for every channel on one calendar.
+        self.resource_ids: dict[str, str] = {}
         self.on_change: Callable[[str], None] = lambda calendar_id: None  # an event of this calendar changed
         self.on_watch: Callable[[WatchChannel], None] = lambda channel: None  # a channel opened (its sync notice)
         self.handlers: dict[str, Callable[[Ctx], tuple[int, Any]]] = {
@@ -711,7 +713,8 @@ class CalendarBackend:
         if not str(ttl).isdigit():
             raise invalid("Invalid ttl value.", location="params.ttl", location_type="body")
         expiration = self.clock() + timedelta(seconds=int(ttl))
-        channel = WatchChannel(body["id"], secrets.token_urlsafe(20), calendar.id, body["address"], body.get("token"), expiration)
+        resource_id = self.resource_ids.setdefault(calendar.id, secrets.token_urlsafe(20))
+        channel = WatchChannel(body["id"], resource_id, calendar.id, body["address"], body.get("token"), expiration)
         self.channels[channel.id] = channel
         self.on_watch(channel)
         answer = {
