@@ -43,6 +43,3 @@ class WorkedFrom:
     def earliest(self) -> datetime | None:
         """The first moment a result stops holding (None: all hold for good)."""
         return min((until for _, until in self.bases.values() if until is not None), default=None)
-
-    def forget(self, key: Hashable) -> None:
-        self.bases.pop(key, None)

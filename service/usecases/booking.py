@@ -285,15 +285,12 @@ def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[st
         soon, later = within(change.insert, batch + horizon) if horizon is not None else (list(change.insert), {})
         store.apply(replace(change, insert=tuple(soon)), now)
         noted.update({pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in chunk})
-        # A message being sent, or waiting to be verified, could not be changed: its pair is planned again next time.
+        # A message being sent, or waiting to be verified, could not be changed: its pair is
+        # planned again next time (kept on no basis), and still woken for its next email.
         unsettled = {row.pair_id for row in stored if row.state is State.SENDING or row.verify}
         for pair_id in chunk:
-            if pair_id in unsettled:
-                planned.forget(pair_id)
-            elif horizon is not None and pair_id in later:
-                planned.keep(pair_id, basis[pair_id], until=min(w.due for w in later[pair_id]) - horizon)
-            else:
-                planned.keep(pair_id, basis[pair_id])
+            until = min(w.due for w in later[pair_id]) - horizon if horizon is not None and pair_id in later else None
+            planned.keep(pair_id, None if pair_id in unsettled else basis[pair_id], until=until)
     if noted:  # in one go: figures only, worked out again by a process that starts
         store.note_foreseen(noted)
 

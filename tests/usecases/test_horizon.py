@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from service.adapters.clock import SimulatedClock
+from service.domain.memo import WorkedFrom
 from service.domain.outbox import HORIZON, WRITE_STEP, State, handed_over, wanted_for_pair
 from service.domain.stages import DEFAULT_TIMINGS
 from service.runner import run_simulated
 from service.usecases import Controller
+from service.usecases.booking import sync_messages
 from service.usecases.schedule import counts_with, foreseen
 
 from .conftest import NOW
@@ -70,3 +72,21 @@ def test_over_the_program_every_message_is_written_once_within_the_horizon_and_s
         mine = [r for r in rows if r.pair_id == pair.id]
         wanted = wanted_for_pair(cohort, pair, sorted(records[pair.id], key=lambda r: r.session.number), handed_over(mine))
         assert {(w.key, w.due) for w in wanted} <= {(r.key, r.due) for r in mine}  # as the final sessions call for
+
+
+def test_a_pair_planned_while_one_of_its_emails_is_being_sent_still_gets_the_rest_written(deps):
+    """Planned again as a process that starts plans it, while an email is on its way (a
+    replica that took the cohort over, say): the pair's later emails are still written."""
+    only = replace(deps.source.inputs.cohort, pairs=deps.source.inputs.cohort.pairs[:1])
+    deps.source.edit(only)
+    controller, clock = Controller(deps), SimulatedClock(NOW)
+    while not deps.store.messages():  # to the first batch written
+        clock.advance_to(controller.tick(clock.now()))
+    row = deps.store.due(datetime.max.replace(tzinfo=UTC), 1)[0]
+    deps.store.mark_sending(row, "<on-its-way@example.org>", clock.now())
+    deps.planned_from = WorkedFrom()  # a process that starts plans every pair
+    sync_messages(deps, controller.inputs, clock.now())
+    deps.store.mark_sent(row, clock.now())  # it went
+    run_simulated(controller, clock, None)
+    rows = deps.store.messages()
+    assert len(rows) == 2 * len(DEFAULT_TIMINGS) and all(r.state is State.SENT for r in rows)
