@@ -40,6 +40,10 @@ class WorkedFrom:
         for key in self.bases.keys() - keys:
             del self.bases[key]
 
+    def ending_by(self, moment: datetime) -> list[Hashable]:
+        """The keys whose result stops holding by `moment`."""
+        return [key for key, (_, until) in self.bases.items() if until is not None and until <= moment]
+
     def earliest(self) -> datetime | None:
         """The first moment a result stops holding (None: all hold for good)."""
         return min((until for _, until in self.bases.values() if until is not None), default=None)

@@ -263,17 +263,25 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
     return moved
 
 
-def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[str, list[SessionRecord]] | None = None) -> None:
+def sync_messages(
+    deps: Deps,
+    inputs: Inputs,
+    now: datetime,
+    records: Mapping[str, list[SessionRecord]] | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> None:
     """Every pair's stored messages brought in line with its stored sessions (`records`,
     when the caller has just read them), a new one written once it comes within the
     horizon (by a day from now: see WRITE_STEP) and the others noted as foreseen. Pairs
     unchanged since this process last did it, with nothing coming within the horizon,
-    are left alone, unread."""
+    are left alone, unread; `only`: just these pairs are looked at."""
     store, cohort, planned, horizon = deps.store, inputs.cohort, deps.planned_from, deps.horizon
-    records = by_pair(store.sessions()) if records is None else records
+    records = by_pair(store.sessions(only)) if records is None else records
     pairs = pairs_by_id(deps, inputs, set(records))
     planned.settle(cohort)
-    planned.keep_only(records.keys())  # a pair with no sessions has nothing to write when the horizon comes
+    if only is None:
+        planned.keep_only(records.keys())  # a pair with no sessions has nothing to write when the horizon comes
     basis = {pair_id: (pairs[pair_id], tuple(pair_records)) for pair_id, pair_records in records.items()}
     batch = now + WRITE_STEP
     pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], batch))
@@ -298,6 +306,12 @@ def sync_messages(deps: Deps, inputs: Inputs, now: datetime, records: Mapping[st
 def writing_due(deps: Deps) -> datetime | None:
     """When a foreseen message comes within the horizon, to be written (None: none waits)."""
     return deps.planned_from.earliest()
+
+
+def write_coming(deps: Deps, inputs: Inputs, now: datetime) -> None:
+    """Write the messages of the pairs whose next ones come within the horizon (a day's
+    batch), reading only those pairs."""
+    sync_messages(deps, inputs, now, only=[str(key) for key in deps.planned_from.ending_by(now + WRITE_STEP)])
 
 
 def pairs_by_id(deps: Deps, inputs: Inputs, pair_ids: set[str]) -> dict[str, Pair]:

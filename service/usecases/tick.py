@@ -8,7 +8,7 @@ from ..domain.polling import CalendarReads
 from ..domain.push import RETRY_WATCH
 from ..domain.requests import RequestKind
 from .attendance import next_reading, prepare_rooms, read_attendance
-from .booking import FREE_BUSY_RETRY, reconcile, sync_messages, writing_due
+from .booking import FREE_BUSY_RETRY, reconcile, sync_messages, write_coming, writing_due
 from .calendar_sync import pull_calendar, push_calendar
 from .changes import in_force
 from .deps import Deps, Inputs, LockLost
@@ -72,7 +72,7 @@ class Controller:
             self.unplanned = reconcile(deps, inputs, now, self.free_busy_failing)
             self.reconciled = not self.free_busy_failing  # pairs wait for Google: asked again next tick
         elif (writing := writing_due(deps)) is not None and now >= writing:
-            sync_messages(deps, inputs, now)  # messages now within the horizon are written
+            write_coming(deps, inputs, now)
         if deps.calendar and push_calendar(deps, deps.calendar, inputs, now):
             self.calendar_reads.wrote()
             sync_messages(deps, inputs, now)  # an invitation now in the calendar may want a reminder
