@@ -19,14 +19,14 @@ from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from ..adapters.clock import SystemClock
 from ..fleet_view import CohortView, FleetView, Held, together
 from ..mail.links import PersonalLinks
-from . import dashboard
+from . import dashboard, ops
 from .app import create_app, dressed
 from .metrics import Metrics
 from .pages import pages_of
@@ -59,12 +59,12 @@ class FleetSite:
         given = os.environ.get(SECRET_ENV, "").strip()
         if given:
             return given.encode()
-        keys = [site.key for _, (site, _) in sorted(self._started().items())]
+        keys = [site.key for site in self.sites().values()]
         return hashlib.sha256(b"cohorts\x1f" + b"\x1f".join(keys)).hexdigest().encode()
 
     @property
     def secure_cookies(self) -> bool:
-        return any(site.secure_cookies for site, _ in self._started().values())
+        return any(site.secure_cookies for site in self.sites().values())
 
     def now(self) -> datetime:
         return SystemClock().now()  # sign-ins last in real time, whatever a rehearsal's clock says
@@ -124,6 +124,10 @@ class FleetSite:
         with self._lock:
             return self._cohorts.setdefault(name, made)
 
+    def sites(self) -> dict[str, Site]:
+        """Every started cohort's site, by name."""
+        return {name: site for name, (site, _) in sorted(self._started().items())}
+
     def _started(self) -> dict[str, tuple[Site, Starlette]]:
         for name in self.view.views():
             if name not in self._cohorts:
@@ -131,7 +135,7 @@ class FleetSite:
         return dict(self._cohorts)
 
     def _hashes(self) -> list[str | None]:
-        return [site.store.password_hash() for _, (site, _) in sorted(self._started().items())]
+        return [site.store.password_hash() for site in self.sites().values()]
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/cohorts/NAME/...: that cohort's own pages."""
@@ -157,6 +161,15 @@ class _CohortClock:
         return self.view.clock(self.held()).now()
 
 
+async def healthz(request: Request) -> Response:
+    """For a load balancer in front of the replicas: 200 while every started cohort's daemon
+    ticks (whichever replica holds it), 503 when one is stuck; each cohort's own state."""
+    host: FleetSite = request.app.state.site
+    each = {name: ops.health(site) for name, site in host.sites().items()}
+    ok = all(state["status"] == "ok" for state in each.values())
+    return JSONResponse({"status": "ok" if ok else "stuck", "cohorts": each}, status_code=200 if ok else 503)
+
+
 @dashboard.coordinator
 async def overview(request: Request) -> Response:
     host: FleetSite = request.app.state.site
@@ -170,6 +183,7 @@ def create_fleet_app(host: FleetSite) -> Starlette:
         Route("/signin", dashboard.sign_in, methods=["POST"]),
         Route("/signout", dashboard.sign_out, methods=["POST"]),
         Route("/", overview, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
         Mount(PREFIX + "/{name}", app=host.dispatch),
     ]
     return dressed(routes, host)

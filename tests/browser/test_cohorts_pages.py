@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -252,3 +253,16 @@ def test_run_cohorts_with_http_serves_every_cohort_and_links_to_each(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_one_health_check_for_the_replica_says_whether_every_cohort_ticks(cohorts, web):
+    for site in cohorts.site.sites().values():
+        site.store.record_tick(site.now())  # each daemon has just ticked, on its cohort's clock
+    healthy = web.get("/healthz")  # no sign-in: for a load balancer
+    assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+    assert {name: state["status"] for name, state in healthy.json()["cohorts"].items()} == {"autumn": "ok", "spring": "ok"}
+    autumn = cohorts.site.sites()["autumn"]
+    autumn.store.record_tick(autumn.now() - timedelta(hours=2))  # its daemon stopped ticking two hours ago
+    stuck = web.get("/healthz")
+    assert stuck.status_code == 503 and stuck.json()["status"] == "stuck"
+    assert stuck.json()["cohorts"]["autumn"]["status"] == "stuck" and stuck.json()["cohorts"]["spring"]["status"] == "ok"
