@@ -17,10 +17,20 @@ from ..domain.ports import Store
 
 def foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
     """The messages of these pairs (all: None) not in the outbox yet, as planned rows."""
+    return _foreseen(store, cohort, pair_ids, store.messages(pair_ids))
+
+
+def with_foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
+    """The messages of these pairs (all: None) in the outbox, then those foreseen."""
+    written = store.messages(pair_ids)
+    return written + _foreseen(store, cohort, pair_ids, written)
+
+
+def _foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None, written: Sequence[MessageRow]) -> list[MessageRow]:
     records = by_pair(store.sessions(pair_ids))
     current = {p.id: p for p in cohort.pairs}
     pairs = {**store.known_pairs(set(records) - current.keys()), **current}
-    return unwritten(cohort, pairs, records, store.messages(pair_ids))
+    return unwritten(cohort, pairs, records, written)
 
 
 def unwritten(

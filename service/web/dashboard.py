@@ -16,7 +16,7 @@ from ..domain.outbox import RESENDABLE, State
 from ..domain.requests import RequestKind
 from ..mail.templates import TemplateProblem
 from ..status import status_report
-from ..usecases.schedule import foreseen
+from ..usecases.schedule import with_foreseen
 from ..usecases.sending import written_now
 from ..views import export_csv
 from .chart import timeline_svg
@@ -129,8 +129,7 @@ async def pair_page(request: Request) -> Response:
     if row is None:
         return pages_of(request).notice(request, "No such pair", f"There is no pair {pair_id} in this program.", 404, back="/pairs")
     records = shot.current.records.get(pair_id, [])
-    planned = site.store.messages([pair_id]) + foreseen(site.store, shot.cohort, [pair_id])
-    messages = sorted(planned, key=lambda m: (m.sent_at or m.due, m.stage.value))
+    messages = sorted(with_foreseen(site.store, shot.cohort, [pair_id]), key=lambda m: (m.sent_at or m.due, m.stage.value))
     asked = [q for q in site.store.requests() if q.args.get("pair") == pair_id]
     return pages_of(request).render(
         request,
@@ -156,8 +155,7 @@ async def email_page(request: Request) -> Response:
     outbox or the organiser's Sent folder."""
     site = site_of(request)
     pair_id, ref = request.path_params["pair_id"], request.path_params["ref"]
-    listed = site.store.messages([pair_id]) + foreseen(site.store, site.inputs().cohort, [pair_id])
-    row = next((m for m in listed if m.ref == ref), None)
+    row = next((m for m in with_foreseen(site.store, site.inputs().cohort, [pair_id]) if m.ref == ref), None)
     if row is None:
         return pages_of(request).notice(request, "No such email", f"{pair_id} has no email {ref}.", 404, back=f"/pairs/{quote(pair_id)}")
     try:

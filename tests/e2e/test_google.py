@@ -28,7 +28,7 @@ from service.domain.push import notify_address
 from service.domain.requests import RequestKind
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
-from service.usecases.schedule import foreseen
+from service.usecases.schedule import with_foreseen
 from service.web.serve import make_site, serve
 from tests.e2e.test_stop import wait_for
 from tests.fakes.google import FakeGoogle, Fault
@@ -125,7 +125,7 @@ class World:
 
     def schedule(self) -> list:
         """The emails written, and those foreseen (written a week before they are due)."""
-        return self.store.messages() + foreseen(self.store, self.controller.inputs.cohort)
+        return with_foreseen(self.store, self.controller.inputs.cohort)
 
     def later(self, **delta) -> None:
         """Let time pass and run one tick then."""

@@ -20,7 +20,7 @@ from service.domain.ports import MailError
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
 from service.usecases.booking import reconcile
-from service.usecases.schedule import foreseen
+from service.usecases.schedule import with_foreseen
 from tests.fakes.logs import capture
 from tests.fakes.mailer import RecordingMailer
 
@@ -60,7 +60,7 @@ class Daemon:
 
     def schedule(self):
         """The emails written, and those foreseen (written a week before they are due)."""
-        return self.rows() + foreseen(self.store, self.controller.inputs.cohort)
+        return with_foreseen(self.store, self.controller.inputs.cohort)
 
 
 def start(folder, tmp_path, mailer=None, clock=None) -> Daemon:
