@@ -25,12 +25,13 @@ class WorkedFrom:
             self.settings = settings
             self.bases.clear()
 
-    def same(self, key: Hashable, basis: object, now: datetime | None = None) -> bool:
+    def same(self, key: Hashable, basis: object, at: datetime | None = None) -> bool:
+        """Whether the result of `key` was worked out from `basis` and still holds `at`."""
         kept = self.bases.get(key)
         if kept is None or kept[0] != basis:
             return False
         until = kept[1]
-        return until is None or now is None or now < until
+        return until is None or at is None or at < until
 
     def keep(self, key: Hashable, basis: object, until: datetime | None = None) -> None:
         self.bases[key] = (basis, until)
