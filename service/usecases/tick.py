@@ -47,7 +47,9 @@ class Controller:
         # Until this tick ends well: one cut short by an error (a full disk, a dropped
         # database connection) may leave a message `sending`, which the next tick settles.
         self.recovered = False
-        if changed or self.inputs is None:
+        # While an edit is held, what it would cancel shrinks as sessions take place: it is
+        # worked out each tick, so the coordinator approves it as it is now.
+        if changed or self.inputs is None or deps.store.held_change() is not None:
             self.inputs = in_force(deps, given, now)
         applied = apply_requests(deps, self.inputs, now)
         notified = any(r.kind is RequestKind.CALENDAR_CHANGED for r in applied)  # Google pushed a change
