@@ -35,8 +35,11 @@ def run_briefly(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def _booked(tmp_path: Path) -> bool:
+    state = tmp_path / "state" / "cohort.sqlite"
+    if not state.exists():  # opening it here would make it, with this process's modes
+        return False
     try:
-        store = open_store(tmp_path / "state" / "cohort.sqlite")
+        store = open_store(state)
     except Exception:
         return False
     try:
