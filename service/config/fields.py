@@ -24,8 +24,9 @@ PAIR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 def name(value: str) -> str:
     """A person's or cohort's name. Control characters (CR, LF, U+2028, ...) are refused:
-    names end up in email headers."""
-    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    names end up in email headers. (Printable text has none: most names are looked at
+    no further.)"""
+    bad = [] if value.isprintable() else [c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
         raise ValueError(f"{quote(value.strip(' '))} contains a control character ({_codepoint(bad[0])})")
     value = value.strip()
@@ -40,7 +41,7 @@ def name(value: str) -> str:
 
 def free_text(value: str) -> str:
     """Notes: any printable text, line breaks allowed."""
-    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\r\t"]
+    bad = [] if value.isprintable() else [c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\r\t"]
     if bad:
         raise ValueError(f"contains a control character ({_codepoint(bad[0])})")
     return value.strip()
@@ -81,6 +82,7 @@ def timezone(value: str) -> str:
 # A bare host and path, as people copy links: linkedin.com/in/x, www.example.org/cv.pdf
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _BARE_LINK = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,}}(?:[:/?#]|$)")
+_SPACE = re.compile(r"\s")  # what str.isspace calls a space, in any script
 
 
 def url(value: str) -> str | None:
@@ -91,7 +93,7 @@ def url(value: str) -> str | None:
     if "://" not in value and _BARE_LINK.match(value):
         value = "https://" + value
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+    if parts.scheme not in ("http", "https") or not parts.netloc or _SPACE.search(value):
         raise ValueError(f"{quote(value)} is not a web address starting with https://")
     return value
 

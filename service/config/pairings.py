@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
@@ -395,6 +395,7 @@ class _Builder:
         self.zones_read: dict[str, tuple[Zone, list[int]]] = {}  # spelling -> zone, lines
         self.default_zone: dict[str, tuple[str, int]] = {}  # people given the cohort's zone: email -> name, line
         self.no_holidays: dict[str, tuple[str, int]] = {}  # people whose public holidays are not known
+        self.holidays: dict[str, frozenset[date]] = {}  # by place
         self.unreadable: dict[str, str] = {}  # .ics files already refused, with why
         self.people: dict[str, tuple[Person, Row, str]] = {}
         self.pair_lines: dict[tuple[str, str], int] = {}
@@ -455,7 +456,9 @@ class _Builder:
         if len(self.problems) > before or not (name and email):
             return None
         declared = bool(row.values.get(f"{role}_hours", "").strip())
-        pattern = WorkingPattern(timezone=timezone, hours=hours, days=days, blackout_dates=blackout, declared=declared)
+        country = given_country or _country_of(timezone)
+        holidays = self._holidays_in(country)
+        pattern = WorkingPattern(timezone=timezone, hours=hours, days=days, blackout_dates=blackout, holidays=holidays, declared=declared)
         found = Person(
             name=name,
             email=email,
@@ -463,13 +466,26 @@ class _Builder:
             linkedin=linkedin,
             busy_calendar=busy_ics,
             video_link=video_link,
-            country=given_country or _country_of(timezone),
+            country=country,
         )
         person = self._same_as_before(row, role, found)
         if person is not None and self.people[person.email][1] is row:  # seen for the first time
             if not row.values.get(zone_column, "").strip():
                 self.default_zone.setdefault(person.email, (person.name, row.line))
+            if self.defaults.holidays and not publicholidays.is_known(country):
+                self.no_holidays[person.email] = (person.name, row.line)
         return person
+
+    def _holidays_in(self, place: str | None) -> frozenset[date]:
+        """The public holidays of a place, one set shared by everyone there. Not worked out
+        once the files have an error: they are refused anyway, and the holidays calendar is
+        slow to load."""
+        rules = self.defaults.holidays
+        if rules is None or not place or not publicholidays.is_known(place) or any(p.is_error for p in self.problems):
+            return frozenset()
+        if place not in self.holidays:
+            self.holidays[place] = publicholidays.holidays_in(place, rules)
+        return self.holidays[place]
 
     def _zone(self, text: str, line: int) -> str:
         from .zones import read
@@ -483,8 +499,6 @@ class _Builder:
     def finish(self, pairs: list[Pair]) -> list[Pair]:
         """The pairs with everyone's public holidays, and the warnings gathered over all
         rows, one of each kind."""
-        if self.defaults.holidays and not errors(self.problems):  # costly: only for a configuration in use
-            pairs = self._with_holidays(pairs, self.defaults.holidays)
         for spelling, (zone, lines) in self.zones_read.items():
             also = f"; the same on {_people(len(lines) - 1, 'more row')}" if len(lines) > 1 else ""
             self.problems.append(
@@ -499,7 +513,7 @@ class _Builder:
                     message=f"no time zone given for {_listed(people)}: given the cohort's, {self.defaults.availability.timezone}",
                 )
             )
-        if self.no_holidays:
+        if self.no_holidays and not errors(self.problems):
             people = sorted(self.no_holidays.values(), key=lambda p: p[1])
             self.problems.append(
                 warning(
@@ -510,16 +524,6 @@ class _Builder:
                 )
             )
         return pairs
-
-    def _with_holidays(self, pairs: list[Pair], rules: HolidayRules) -> list[Pair]:
-        everyone: dict[str, Person] = {}
-        for email, (person, row, _) in self.people.items():
-            known = publicholidays.is_known(person.country)
-            if not known:
-                self.no_holidays[email] = (person.name, row.line)
-            days_off = publicholidays.holidays_in(person.country, rules) if known and person.country else frozenset()
-            everyone[email] = replace(person, availability=replace(person.availability, holidays=days_off))
-        return [replace(pair, mentor=everyone[pair.mentor.email], mentee=everyone[pair.mentee.email]) for pair in pairs]
 
     def _same_as_before(self, row: Row, role: str, person: Person) -> Person | None:
         """A person in several rows: later rows may leave details blank, not contradict."""

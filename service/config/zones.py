@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from difflib import get_close_matches
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -98,6 +98,7 @@ _OFFSET = re.compile(r"^(?:utc|gmt|z)?\s*([+\-\u2212])\s*(\d{1,2})(?::?(\d{2}))?
 _WINDOWS_LABEL = re.compile(r"^\((?:utc|gmt)[^)]*\)\s*")
 
 
+@lru_cache(maxsize=1024)  # a cohort spells the same few zones row after row
 def read(text: str) -> Zone:
     """The IANA zone `text` names, or ValueError saying what to write instead."""
     written = " ".join(text.split())
@@ -216,6 +217,7 @@ def _cities() -> dict[str, tuple[str, ...]]:
     return {city: tuple(names) for city, names in found.items()}
 
 
+@cache
 @cache
 def country_of(zone: str) -> str | None:
     """The country a zone is in (ISO 3166 code): zone.tab names exactly one for each
