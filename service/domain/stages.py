@@ -6,6 +6,7 @@ so a new stage is one entry here plus its templates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -115,6 +116,7 @@ STAGES: Mapping[Stage, StageInfo] = {
 MOVED_FOLDER = "session_moved"
 
 
+@functools.cache
 def of_kind(kind: Kind) -> tuple[Stage, ...]:
     return tuple(stage for stage, info in STAGES.items() if info.kind is kind)
 

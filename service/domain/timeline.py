@@ -72,13 +72,13 @@ def _due(cohort: Cohort, timing: Timing, sessions: tuple[Session, ...], reader: 
         return _morning(cohort.start, timing.offset, reader)
     if anchor is Anchor.PROGRAM_END:
         return _morning(cohort.end, timing.offset, reader)
-    moment = {
-        Anchor.SESSION1_START: first.start,
-        Anchor.SESSION1_END: first.end,
-        Anchor.SESSION2_START: second.start,
-        Anchor.SESSION2_END: second.end,
-    }[anchor]
+    session = first if anchor in _FIRST else second
+    moment = session.start if anchor in _STARTS else session.end
     return (moment + timing.offset).astimezone(UTC)
+
+
+_FIRST = frozenset({Anchor.SESSION1_START, Anchor.SESSION1_END})
+_STARTS = frozenset({Anchor.SESSION1_START, Anchor.SESSION2_START})
 
 
 def _morning(day: date, offset: timedelta, reader: WorkingPattern) -> datetime:

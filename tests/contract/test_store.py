@@ -114,8 +114,8 @@ def test_apply_inserts_retimes_cancels_and_revives_only_planned_rows(store):
     store.apply(Changes(insert=(a, b, c)), T0)
     row_c = next(r for r in store.messages() if r.stage == "homework_checkin")
     store.mark_sending(row_c, "<c@example.org>", T0)
-    later = replace(a, due=T0 + timedelta(days=1))
-    store.apply(Changes(retime=(later, replace(c, due=T0 + timedelta(days=2))), cancel=(b.key, c.key)), T0)
+    later = a._replace(due=T0 + timedelta(days=1))
+    store.apply(Changes(retime=(later, c._replace(due=T0 + timedelta(days=2))), cancel=(b.key, c.key)), T0)
     states = {r.stage: (r.state, r.due) for r in store.messages()}
     assert states["welcome"] == (State.PLANNED, T0 + timedelta(days=1))
     assert states["session1_prep"][0] is State.CANCELLED
@@ -448,7 +448,7 @@ def test_a_failed_apply_changes_nothing(store):
     before = store.messages()
     with pytest.raises((IntegrityError, ValueError)):
         store.apply(
-            Changes(insert=(b, a), retime=(replace(a, due=T0 + timedelta(days=1)),)), T0 + timedelta(hours=1)
+            Changes(insert=(b, a), retime=(a._replace(due=T0 + timedelta(days=1)),)), T0 + timedelta(hours=1)
         )  # a is stored already
     assert store.messages() == before
     assert store.latest_activity() == T0

@@ -187,7 +187,8 @@ class SqlStore(Store):
                 [(at, "session_booked", s.pair_id, json.dumps({"number": s.number, "start": s.start.isoformat()})) for s in booked],
             )
             # A new session's record is its defaults: written as read, without reading it (a large first plan books thousands).
-            records = [SessionRecord(session=_in_utc(s), cancelled=False, sequence=0, changed_at=now.astimezone(UTC)) for s in fresh]
+            changed = now.astimezone(UTC)
+            records = [SessionRecord(session=_in_utc(s), cancelled=False, sequence=0, changed_at=changed) for s in fresh]
             if again:
                 keys = {(s.pair_id, s.number) for s in again}
                 query = select(sessions).where(sessions.c.pair_id.in_(sorted({pair_id for pair_id, _ in keys})))
