@@ -34,6 +34,7 @@ from .signals import on_stop
 from .status import status_report
 from .usecases import Controller, Deps
 from .usecases.changes import read_change
+from .usecases.requests import approval
 from .usecases.schedule import counts_with
 
 if TYPE_CHECKING:  # the web's libraries load only when --http asks for the pages
@@ -494,7 +495,7 @@ def _approve(args: argparse.Namespace) -> int:
         if held is None:
             print("nothing is waiting for approval")
             return EXIT_OK
-        return _queue(store, RequestKind.APPROVE, {"fingerprint": held.fingerprint}, args, "\n".join(held.summary))
+        return _queue(store, RequestKind.APPROVE, approval(held), args, "\n".join(held.summary))
     finally:
         store.close()
 

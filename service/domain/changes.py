@@ -9,7 +9,7 @@ change, the old pair leaves and a new one starts, under the id with a generation
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .model import ChangeLimits, Cohort, Pair
@@ -62,7 +62,7 @@ class ChangeSet:
 
     @property
     def fingerprint(self) -> str:
-        """Which cancellations this is: an approval holds for exactly these."""
+        """Which cancellations this is, in short."""
         return hashlib.sha256("\n".join(sorted(self.cancelled)).encode()).hexdigest()[:16]
 
     def __bool__(self) -> bool:
@@ -106,12 +106,13 @@ def describe(change: ChangeSet, names: Mapping[str, Pair]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def settle(cohort: Cohort, known: Mapping[str, Pair], live: set[str], approved: str | None) -> tuple[Cohort, ChangeSet, bool]:
+def settle(cohort: Cohort, known: Mapping[str, Pair], live: set[str], approved: Collection[str]) -> tuple[Cohort, ChangeSet, bool]:
     """The cohort in force after an edit: the pairings under their stored keys, or, while
     an edit that cancels too much waits for approval, with those pairs kept as they were.
-    Returns it with the change set and whether the change is held."""
+    An approval holds for the cancellations approved or fewer. Returns the cohort with the
+    change set and whether the change is held."""
     identified = identify(cohort.pairs, known)
     change = change_set(identified, known, live)
-    if change.needs_approval(cohort.hold_above) and approved != change.fingerprint:
+    if change.needs_approval(cohort.hold_above) and not set(change.cancelled) <= set(approved):
         return while_held(identified, known, change, cohort), change, True
     return replace(cohort, pairs=identified), change, False

@@ -4,7 +4,7 @@ test suite runs against every implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -154,8 +154,11 @@ class Replies(Protocol):
 class HeldChange:
     """An edit that would cancel too much at once, kept aside until approved."""
 
-    fingerprint: str  # which cancellations it makes: an approval is for exactly these
+    fingerprint: str  # which cancellations it makes, in short (for logs)
     summary: tuple[str, ...]  # what it would do, line by line
+    # The pairs whose coming sessions it cancels: an approval holds for these, or fewer
+    # (a pair's last session may take place between the approval and the next tick).
+    cancelled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -372,10 +375,11 @@ class Store(Protocol):
     def hold_change(self, change: HeldChange | None) -> None:
         """Record (None: forget) the edit waiting for approval."""
 
-    def approved_change(self) -> str | None:
-        """The fingerprint of the last held edit the coordinator approved."""
+    def approved_change(self) -> frozenset[str]:
+        """The pairs whose cancellation the coordinator approved (empty: none)."""
 
-    def approve_change(self, fingerprint: str) -> None: ...
+    def approve_change(self, cancelled: Collection[str]) -> None:
+        """Approve cancelling these pairs' coming sessions (empty: forget the approval)."""
 
     # The web pages
 

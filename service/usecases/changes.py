@@ -29,7 +29,7 @@ def read_change(store: Store, inputs: Inputs, now: datetime) -> tuple[Inputs, Ch
     waiting = None
     if held:
         names = {**known, **{p.id: p for p in cohort.pairs}}
-        waiting = HeldChange(fingerprint=change.fingerprint, summary=describe(change, names))
+        waiting = HeldChange(fingerprint=change.fingerprint, summary=describe(change, names), cancelled=change.cancelled)
     return replace(inputs, cohort=cohort), change, waiting
 
 
@@ -49,5 +49,5 @@ def in_force(deps: Deps, inputs: Inputs, now: datetime) -> Inputs:
                 fingerprint=change.fingerprint,
             )
     if not change.cancelled and store.approved_change():
-        store.approve_change("")  # applied: a later edit needs its own approval
+        store.approve_change(())  # applied: a later edit needs its own approval
     return current

@@ -11,10 +11,16 @@ from ..domain.goals import Goals, tidy
 from ..domain.model import Session
 from ..domain.outbox import RESENDABLE, State
 from ..domain.planning import replan_session
+from ..domain.ports import HeldChange
 from ..domain.requests import Request, RequestKind
 from ..logs import event
 from .booking import busy_now
 from .deps import Deps, Inputs
+
+
+def approval(held: HeldChange) -> dict[str, str]:
+    """The request approving a held edit as it is shown: its cancellations, or fewer."""
+    return {"fingerprint": held.fingerprint, "pairs": "\n".join(held.cancelled)}
 
 
 def apply_requests(deps: Deps, inputs: Inputs, now: datetime) -> list[Request]:
@@ -35,9 +41,13 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
         held = store.held_change()
         if held is None:
             return "nothing was waiting for approval"
-        if args.get("fingerprint") not in (None, "", held.fingerprint):
+        shown = set(args["pairs"].split("\n")) if args.get("pairs") else None
+        if shown is None and args.get("fingerprint") not in (None, "", held.fingerprint):
             return "the edit changed since it was shown; look at `mentorship changes` again"
-        store.approve_change(held.fingerprint)
+        if shown is not None and not set(held.cancelled) <= shown:
+            return "the edit now cancels pairs that were not shown; look at `mentorship changes` again"
+        # What was shown is approved: the edit may cancel fewer by the time it is applied.
+        store.approve_change(held.cancelled if shown is None else shown)
         return "approved: " + "; ".join(held.summary)
     pair_id = args.get("pair", "")
     if request.kind is RequestKind.WITHDRAW:

@@ -16,6 +16,7 @@ from ..domain.outbox import RESENDABLE, State
 from ..domain.requests import RequestKind
 from ..mail.templates import TemplateProblem
 from ..status import status_report
+from ..usecases.requests import approval
 from ..usecases.schedule import with_foreseen
 from ..usecases.sending import written_now
 from ..views import export_csv
@@ -229,7 +230,7 @@ async def approve(request: Request) -> Response:
     held = site.store.held_change()
     if held is None:
         return see_other("/")
-    number = site.store.add_request(RequestKind.APPROVE, {"fingerprint": held.fingerprint}, site.now())
+    number = site.store.add_request(RequestKind.APPROVE, approval(held), site.now())
     return see_other(f"/?queued={number}")
 
 

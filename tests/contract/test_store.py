@@ -673,12 +673,14 @@ def test_requests_wait_in_order_until_applied(store):
 
 
 def test_a_held_change_and_its_approval(store):
-    assert store.held_change() is None and store.approved_change() is None
-    held = HeldChange(fingerprint="abc", summary=("17 pairs withdrawn", "34 sessions cancelled"))
+    assert store.held_change() is None and store.approved_change() == frozenset()
+    held = HeldChange(fingerprint="abc", summary=("17 pairs withdrawn", "34 sessions cancelled"), cancelled=("p1", "p2.2"))
     store.hold_change(held)
     assert store.held_change() == held
-    store.approve_change("abc")
-    assert store.approved_change() == "abc"
+    store.approve_change(["p2.2", "p1"])
+    assert store.approved_change() == {"p1", "p2.2"}
+    store.approve_change(())
+    assert store.approved_change() == frozenset()
     store.hold_change(None)
     assert store.held_change() is None
 

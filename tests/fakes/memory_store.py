@@ -8,7 +8,7 @@ method that raises has changed nothing, as a rolled-back transaction would.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -64,7 +64,7 @@ class MemoryStore(Store):
         self._countered: dict[tuple[str, int], str] = {}  # the last proposal counted, by session
         self._requests: dict[int, Request] = {}
         self._held_change: HeldChange | None = None
-        self._approved: str | None = None
+        self._approved: frozenset[str] = frozenset()
         self._web_secret: str | None = None
         self._password_hash: str | None = None
         self._goals: dict[str, Goals] = {}
@@ -418,11 +418,11 @@ class MemoryStore(Store):
     def hold_change(self, change: HeldChange | None) -> None:
         self._held_change = change
 
-    def approved_change(self) -> str | None:
+    def approved_change(self) -> frozenset[str]:
         return self._approved
 
-    def approve_change(self, fingerprint: str) -> None:
-        self._approved = fingerprint
+    def approve_change(self, cancelled: Collection[str]) -> None:
+        self._approved = frozenset(cancelled)
 
     def web_secret(self, make: Callable[[], str]) -> str:
         if self._web_secret is None:

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from service.domain.attendance import Attendance
 from service.domain.outbox import State
-from service.domain.ports import MailError
+from service.domain.ports import HeldChange, MailError
 from service.domain.requests import RequestKind
 from service.domain.stages import Stage
 from service.usecases.booking import reconcile
-from service.usecases.requests import apply_requests
+from service.usecases.requests import apply_requests, approval
 from service.usecases.sending import send_due
 
 from .conftest import NOW
@@ -100,3 +100,20 @@ def test_did_you_meet_counts_for_the_session_as_it_was_seen_and_the_first_answer
     deps.store.add_request(RequestKind.MET, {"pair": "jonas-priya", "session": "2", "sequence": "0", "met": "yes", "by": "x"}, NOW)
     apply_requests(deps, inputs, NOW)  # the session moved before the answer was applied: it is left aside
     assert session(deps, "jonas-priya", 2).attended is None
+
+
+def test_an_approval_given_for_the_edit_shown_holds_when_it_has_shrunk(deps):
+    """Shown cancelling three pairs; by the time the request is applied one pair's last
+    session took place and two are left: approved. An edit grown past what was shown is not."""
+    inputs, _ = deps.source.current()
+    shown = HeldChange(fingerprint="f3", summary=("three leave",), cancelled=("a", "b", "c"))
+    deps.store.hold_change(HeldChange(fingerprint="f2", summary=("two leave",), cancelled=("a", "b")))
+    deps.store.add_request(RequestKind.APPROVE, approval(shown), NOW)
+    apply_requests(deps, inputs, NOW)
+    assert deps.store.approved_change() == {"a", "b", "c"}
+    deps.store.approve_change(())
+    deps.store.hold_change(HeldChange(fingerprint="f4", summary=("four leave",), cancelled=("a", "b", "c", "d")))
+    deps.store.add_request(RequestKind.APPROVE, approval(shown), NOW)
+    apply_requests(deps, inputs, NOW)
+    assert deps.store.approved_change() == frozenset()
+    assert "not shown" in deps.store.requests()[-1].outcome

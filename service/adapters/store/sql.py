@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -326,20 +326,23 @@ class SqlStore(Store):
         if not value:
             return None
         data = json.loads(value)
-        return HeldChange(fingerprint=data["fingerprint"], summary=tuple(data["summary"]))
+        return HeldChange(fingerprint=data["fingerprint"], summary=tuple(data["summary"]), cancelled=tuple(data.get("cancelled", ())))
 
     def hold_change(self, change: HeldChange | None) -> None:
-        value = None if change is None else json.dumps({"fingerprint": change.fingerprint, "summary": list(change.summary)})
+        value = None
+        if change is not None:
+            value = json.dumps({"fingerprint": change.fingerprint, "summary": list(change.summary), "cancelled": list(change.cancelled)})
         with self.engine.begin() as connection:
             _set_meta(connection, "change:held", value)
 
-    def approved_change(self) -> str | None:
+    def approved_change(self) -> frozenset[str]:
         with self.engine.begin() as connection:
-            return _meta(connection, "change:approved")
+            value = _meta(connection, "change:approved")
+        return frozenset(value.split("\n")) if value else frozenset()
 
-    def approve_change(self, fingerprint: str) -> None:
+    def approve_change(self, cancelled: Collection[str]) -> None:
         with self.engine.begin() as connection:
-            _set_meta(connection, "change:approved", fingerprint)
+            _set_meta(connection, "change:approved", "\n".join(sorted(cancelled)) or None)
 
     # The web pages
 
