@@ -17,6 +17,7 @@ import icalendar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from . import collector
 from .adapters.filemail import FileMailer
 from .adapters.smtp import SmtpMailer, SmtpSettings
 from .adapters.store import SqlStore, StateError, open_store
@@ -35,6 +36,7 @@ from .signals import abandonable
 from .usecases import Inputs
 
 
+@collector.paused()
 def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inputs]:
     """The configuration, everyone's known busy time and the email templates, all
     checked; ConfigError listing every problem otherwise."""

@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from .. import collector
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
 from ..domain.model import Pair, Session
@@ -28,6 +29,7 @@ FREE_BUSY_PATIENCE = timedelta(hours=1)
 FREE_BUSY_RETRY = timedelta(minutes=5)  # how soon a tick asks Google again while pairs wait
 
 
+@collector.paused()
 def reconcile(deps: Deps, inputs: Inputs, now: datetime, failing: dict[str, datetime] | None = None) -> dict[str, str]:
     """Book sessions for pairs that have none, cancel those of removed pairs, and bring
     every pair's planned messages in line with its sessions. Returns the pairs that
@@ -308,6 +310,7 @@ def writing_due(deps: Deps) -> datetime | None:
     return deps.planned_from.earliest()
 
 
+@collector.paused()
 def write_coming(deps: Deps, inputs: Inputs, now: datetime) -> None:
     """Write the messages of the pairs whose next ones come within the horizon (a day's
     batch), reading only those pairs."""
