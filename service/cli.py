@@ -11,6 +11,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from . import collector
 from .signals import Stopped, stop_at_once
 
 EXIT_OK = 0
@@ -19,20 +20,22 @@ EXIT_OK = 0
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command != "run":
-        from .commands import dispatch
-
-        return dispatch(args)
+        return _dispatch(args)
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop_at_once()
     try:
-        from .commands import dispatch
-
-        return dispatch(args)
+        return _dispatch(args)
     except Stopped:  # before the daemon's loop began: nothing was under way
         return EXIT_OK
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    with collector.paused():  # importing makes long-lived objects, no garbage
+        from .commands import dispatch
+    return dispatch(args)
 
 
 def _moment(text: str) -> datetime:
