@@ -239,6 +239,7 @@ def test_the_coordinator_signs_in_filters_and_opens_a_pair(served, page):
     page.get_by_role("link", name="maya-zoe").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("maya-zoe")
     assert "Zoë Ñúñez" in page.content() and "EST" in page.content() and "CST" in page.content()
+    shoot(page, "pair")
     page.goto(served.base + "/")
     expect(page.get_by_text("pairs booked")).to_be_visible()
     assert page.locator("svg.chart rect").count() > 0
