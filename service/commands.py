@@ -271,6 +271,7 @@ def _serve_cohorts(fleet: Fleet, address: str) -> WebServer | str:
     site = FleetSite(fleet.view)
     fleet.links_for = site.links_for
     fleet.public_url_of = site.public_url_of
+    fleet.controller_for = site.controller_for
     try:
         return serve_cohorts(site, address)
     except (ValueError, WebError) as error:

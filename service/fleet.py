@@ -189,6 +189,8 @@ class Fleet:
         self.links_for: Callable[[str], PersonalLinks | None] | None = None
         # Where a cohort's pages are reached from outside, where this replica serves them: Google posts calendar notices there.
         self.public_url_of: Callable[[str], str | None] | None = None
+        # A cohort's daemon, as this replica's pages want it (timing its ticks for /metrics).
+        self.controller_for: Callable[[str, Deps, timedelta], Controller] = lambda _, deps, poll: Controller(deps, poll=poll)
 
     # Start
 
@@ -387,9 +389,8 @@ class Fleet:
             watch=watch,
             notify_address=notify_address,
         )
-        self.workers[name] = Worker(
-            name, token, store, release, Controller(deps, poll=watcher.configuration.poll), clock, watcher.configuration.poll
-        )
+        poll = watcher.configuration.poll
+        self.workers[name] = Worker(name, token, store, release, self.controller_for(name, deps, poll), clock, poll)
         event(clock.now(), "cohort_taken", f"cohort {name}: working it (lease token {token})", cohort=name, token=token)
 
     def _open(self, name: str) -> tuple[SqlStore, Callable[[], None]]:

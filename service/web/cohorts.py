@@ -14,9 +14,10 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,9 +27,10 @@ from starlette.types import Receive, Scope, Send
 from ..adapters.clock import SystemClock
 from ..fleet_view import CohortView, FleetView, Held, together
 from ..mail.links import PersonalLinks
+from ..usecases import Controller, Deps
 from . import dashboard, ops
 from .app import create_app, dressed
-from .metrics import Metrics
+from .metrics import ByCohort, MeteredController, Metrics
 from .pages import pages_of
 from .security import SECRET_ENV, Door, RateLimiter, signing_key
 from .server import WebServer, parse_address
@@ -49,6 +51,8 @@ class FleetSite:
         self.door = Door(lambda: self.key, self._hashes, self.now)
         self._cohorts: dict[str, tuple[Site, Starlette]] = {}
         self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ByCohort(lambda: {name: site.metrics.registry for name, site in self.sites().items()}))
 
     # What a page host gives (see pages.Host)
 
@@ -97,6 +101,12 @@ class FleetSite:
         """The public address of the cohort's pages, under /cohorts/NAME."""
         site = self.site(name)
         return site.public_url if site else None
+
+    def controller_for(self, name: str, deps: Deps, poll: timedelta) -> Controller:
+        """The daemon of a cohort this replica takes, timing its ticks for the cohort's
+        figures."""
+        site = self.site(name)
+        return MeteredController(deps, site.metrics, poll=poll) if site else Controller(deps, poll=poll)
 
     def _make(self, name: str) -> tuple[Site, Starlette] | None:
         view = self.view.view(name)
@@ -170,6 +180,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok" if ok else "stuck", "cohorts": each}, status_code=200 if ok else 503)
 
 
+async def metrics(request: Request) -> Response:
+    """Every started cohort's figures, labelled with its name, for one Prometheus target per replica."""
+    host: FleetSite = request.app.state.site
+    return Response(generate_latest(host.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 @dashboard.coordinator
 async def overview(request: Request) -> Response:
     host: FleetSite = request.app.state.site
@@ -184,6 +200,7 @@ def create_fleet_app(host: FleetSite) -> Starlette:
         Route("/signout", dashboard.sign_out, methods=["POST"]),
         Route("/", overview, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Mount(PREFIX + "/{name}", app=host.dispatch),
     ]
     return dressed(routes, host)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -70,6 +70,23 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "mentorship_last_tick_timestamp_seconds", "When the daemon last finished a tick", value=last.timestamp() if last else 0
         )
+
+
+class ByCohort(Collector):
+    """Every cohort's figures in one scrape (`run --cohorts`), each labelled with its
+    cohort: the states' own, and the ticks this replica ran for each."""
+
+    def __init__(self, registries: Callable[[], Mapping[str, CollectorRegistry]]):
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for cohort, registry in self.registries().items():
+            for family in registry.collect():
+                into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type, family.unit))
+                for sample in family.samples:
+                    into.add_sample(sample.name, {"cohort": cohort, **sample.labels}, sample.value, sample.timestamp, sample.exemplar)
+        yield from merged.values()
 
 
 class MeteredController(Controller):

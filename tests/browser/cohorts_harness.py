@@ -12,7 +12,7 @@ from service.adapters.store import open_store
 from service.domain.ports import Purpose
 from service.fleet_view import FleetView, Held, Worked
 from service.runner import run_simulated
-from service.usecases import Controller, Deps
+from service.usecases import Deps
 from service.web.cohorts import FleetSite
 from tests.browser.harness import INVITATIONS_OUT, PUBLIC, ROOT, START
 from tests.fakes.mailer import RecordingMailer
@@ -45,7 +45,7 @@ class Cohort:
         self.store = open_store(state / f"{name}.sqlite")
         self.mailer = RecordingMailer()
         self.deps = Deps(store=self.store, mailer=self.mailer, source=self.watcher, links=site.links_for(name))
-        self.controller = Controller(self.deps, poll=self.watcher.configuration.poll)
+        self.controller = site.controller_for(name, self.deps, self.watcher.configuration.poll)  # as the fleet makes it
 
     def run(self, until) -> None:
         run_simulated(self.controller, self.clock, until)

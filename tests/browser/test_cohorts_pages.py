@@ -11,9 +11,11 @@ from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from service.cli import main
+from service.domain.outbox import State
 from service.domain.requests import RequestKind
 from service.fleet_view import together
 from service.web.cohorts import create_fleet_app, serve_cohorts
@@ -266,3 +268,23 @@ def test_one_health_check_for_the_replica_says_whether_every_cohort_ticks(cohort
     stuck = web.get("/healthz")
     assert stuck.status_code == 503 and stuck.json()["status"] == "stuck"
     assert stuck.json()["cohorts"]["autumn"]["status"] == "stuck" and stuck.json()["cohorts"]["spring"]["status"] == "ok"
+
+
+def test_one_metrics_scrape_for_the_replica_labels_each_cohorts_figures(cohorts, web):
+    for daemon in cohorts.daemons.values():
+        daemon.tick()
+    scrape = web.get("/metrics")  # no sign-in: for Prometheus
+    assert scrape.status_code == 200
+    families = {family.name: family for family in text_string_to_metric_families(scrape.text)}
+    for name, daemon in cohorts.daemons.items():
+        sent = sum(n for counts in daemon.store.message_counts().values() for state, n in counts.items() if state is State.SENT)
+        assert sent > 0
+        assert (name, "sent", sent) in {
+            (s.labels["cohort"], s.labels.get("state"), s.value) for s in families["mentorship_messages"].samples
+        }
+        ticks = {
+            s.labels["outcome"]: s.value
+            for s in families["mentorship_ticks"].samples
+            if s.labels["cohort"] == name and s.name.endswith("_total")
+        }
+        assert ticks == {"ok": 1, "failed": 0}  # this replica's tick of the cohort, timed
