@@ -10,19 +10,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from difflib import get_close_matches
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import icalendar
 
 from ..domain.model import Pair, Person, WorkingPattern
-from . import busyfiles, fields, files, publicholidays
+from . import busyfiles, fields, files, publicholidays, zones
 from .limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_ICS_BYTES, MAX_PAIRINGS_BYTES, MAX_ROWS, MAX_YAML_PAIRINGS_BYTES
 from .problems import Problem, display, errors, quote, read_text, warning
 from .publicholidays import HolidayRules
 from .yamlfile import load_yaml
-
-if TYPE_CHECKING:  # read on first use: a file refused early never needs the zone tables
-    from .zones import Zone
 
 REQUIRED = ("mentor_name", "mentor_email", "mentee_name", "mentee_email")
 PERSONAL = ("timezone", "hours", "days", "blackout", "busy_ics", "linkedin", "country")
@@ -392,7 +389,7 @@ class _Builder:
         self.calendars = calendars
         self.present = present  # the columns the file has: a missing one is reported once, for the header
         # Gathered for one warning each at the end.
-        self.zones_read: dict[str, tuple[Zone, list[int]]] = {}  # spelling -> zone, lines
+        self.zones_read: dict[str, tuple[zones.Zone, list[int]]] = {}  # spelling -> zone, lines
         self.default_zone: dict[str, tuple[str, int]] = {}  # people given the cohort's zone: email -> name, line
         self.no_holidays: dict[str, tuple[str, int]] = {}  # people whose public holidays are not known
         self.holidays: dict[str, frozenset[date]] = {}  # by place
@@ -488,9 +485,7 @@ class _Builder:
         return self.holidays[place]
 
     def _zone(self, text: str, line: int) -> str:
-        from .zones import read
-
-        zone = read(text)
+        zone = zones.read(text)
         if zone.read_as:
             spelling = " ".join(text.split())
             self.zones_read.setdefault(spelling, (zone, []))[1].append(line)
@@ -618,6 +613,4 @@ def _listed(people: list[tuple[str, int]]) -> str:
 
 
 def _country_of(zone: str) -> str | None:
-    from .zones import country_of
-
-    return country_of(zone)
+    return zones.country_of(zone)
