@@ -488,8 +488,9 @@ class SqlStore(Store):
         with self.engine.begin() as connection:
             stored = dict(connection.execute(select(pairs.c.pair_id, pairs.c.data)).all())
             fresh, changed = [], []
+            people: dict[int, dict] = {}  # a mentor of several mentees is one Person, described once
             for pair in known:
-                data = json.dumps(_pair_data(pair), ensure_ascii=False, sort_keys=True)
+                data = json.dumps(_pair_data(pair, people), ensure_ascii=False, sort_keys=True)
                 if pair.id not in stored:
                     fresh.append((pair.id, data))
                 elif stored[pair.id] != data:
@@ -896,22 +897,30 @@ def _audit(connection, now: datetime, event_name: str, pair_id: str | None, **de
     connection.execute(audit.insert().values(at=now, event=event_name, pair_id=pair_id, detail=json.dumps(detail, default=str)))
 
 
-def _pair_data(pair: Pair) -> dict:
+def _pair_data(pair: Pair, people: dict[int, dict]) -> dict:
+    """A pair as remembered; `people`: the persons described so far, by identity."""
+
     def person(p: Person) -> dict:
-        pattern = p.availability
-        return {
-            "name": p.name,
-            "email": p.email,
-            "timezone": p.timezone,
-            "hours": [[r.start.isoformat(), r.end.isoformat()] for r in pattern.hours],
-            "days": sorted(pattern.days),
-            "blackout_dates": sorted(d.isoformat() for d in pattern.blackout_dates),
-            "linkedin": p.linkedin,
-            "video_link": p.video_link,
-            "busy_calendar": p.busy_calendar,
-        }
+        if id(p) not in people:
+            people[id(p)] = _person_data(p)
+        return people[id(p)]
 
     return {"mentor": person(pair.mentor), "mentee": person(pair.mentee), "notes": pair.notes, "mentee_resume": pair.mentee_resume}
+
+
+def _person_data(p: Person) -> dict:
+    pattern = p.availability
+    return {
+        "name": p.name,
+        "email": p.email,
+        "timezone": p.timezone,
+        "hours": [[r.start.isoformat(), r.end.isoformat()] for r in pattern.hours],
+        "days": sorted(pattern.days),
+        "blackout_dates": sorted(d.isoformat() for d in pattern.blackout_dates),
+        "linkedin": p.linkedin,
+        "video_link": p.video_link,
+        "busy_calendar": p.busy_calendar,
+    }
 
 
 # Pairs remembered before hours were kept: what the configuration's defaults were then.
