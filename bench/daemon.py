@@ -14,7 +14,8 @@ simulated clock that starts at 2027-02-01 00:00 UTC, a month before the program.
    booked pair; those due within a week written into the state, the others foreseen and
    written by later ticks), with the time of each part.
 2. Idle tick: `controller.tick(now)` again and again with nothing due (median and p95),
-   right after the first tick, and again where phase 3 stops, with the state full.
+   right after the first tick, and again where phase 3 stops, with the state full; and
+   a re-plan with nothing to book (`reconcile`, as after an edit or an answer).
 3. The file transport (FileMailer: an fsync'd .eml file per message) under run_simulated.
    The whole program with 10,000 pairs is ~170k messages, 20 to 30 minutes here, so by
    default only a prefix is run: everything due before --until (most of the
@@ -90,6 +91,7 @@ from service.mail.mime import build_message, message_id
 from service.mail.templates import Rendered
 from service.runner import run_simulated
 from service.usecases import Controller, Deps
+from service.usecases.booking import reconcile
 
 HOST = "127.0.0.1"
 POSTGRES = os.environ.get("MENTORSHIP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -312,6 +314,18 @@ def idle_ticks(daemon: Daemon, repeat: int) -> list[float]:
         times.append((perf_counter() - began) * 1000)
     if daemon.counters.sent != before:
         raise RuntimeError("an idle tick sent something: the measurement is not of idle ticks")
+    return times
+
+
+def replan_nothing_to_book(daemon: Daemon, repeat: int) -> list[float]:
+    """Seconds of each of `repeat` re-plans (reconcile) with every pair booked, as a tick
+    makes one after an edit, an answer or a request."""
+    controller, now = daemon.controller, daemon.clock.now()
+    times = []
+    for _ in range(repeat):
+        began = perf_counter()
+        reconcile(controller.deps, controller.inputs, now)
+        times.append(perf_counter() - began)
     return times
 
 
@@ -745,6 +759,9 @@ def run_phases(args: argparse.Namespace, temporary: Path, state: Path | str, sum
         "idle tick after first tick, median", f"{idle_median:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_median < IDLE_TICK_TARGET_MS
     )
     summary.add("idle tick after first tick, p95", f"{idle_p95:.2f} ms", f"< {IDLE_TICK_TARGET_MS:.0f} ms", idle_p95 < IDLE_TICK_TARGET_MS)
+    replans = replan_nothing_to_book(daemon, 3)
+    print(f"re-plan with nothing to book (reconcile, as after an edit or an answer) x 3: median {statistics.median(replans):.2f} s")
+    summary.add("re-plan with nothing to book, median", f"{statistics.median(replans):.2f} s", "")
 
     # 3. The program with the file transport -----------------------------------------------
     whole = args.until is None

@@ -118,9 +118,12 @@ def plan_sessions(
     booked = {pid: s for pid, s in (booked or {}).items() if len(s) == 2}
     frame = _Frame.of(cohort, now)
     index = {pair.id: i for i, pair in enumerate(cohort.pairs)}
-    large = len(cohort.pairs) >= PARALLEL_PAIRS
+    # A group booked whole keeps its sessions: nothing in it to plan (a re-plan after an
+    # edit or an answer plans only the groups of the pairs still waiting).
+    groups = [group for group in _groups(cohort.pairs, cohort.link_for) if any(pair.id not in booked for pair in group)]
+    large = sum(map(len, groups)) >= PARALLEL_PAIRS
     with collecting_new_objects_only(large):
-        work = _Work(frame, _groups(cohort.pairs, cohort.link_for), busy, booked, index, node_budget)
+        work = _Work(frame, groups, busy, booked, index, node_budget)
         # Each group's plan depends on that group alone: in workers, the answer is the one planning in turn gives.
         found = in_workers(work.plan, [len(group) for group in work.groups]) if large else None
         if found is None:
