@@ -492,8 +492,7 @@ class _Builder:
         return zone.name
 
     def finish(self, pairs: list[Pair]) -> list[Pair]:
-        """The pairs with everyone's public holidays, and the warnings gathered over all
-        rows, one of each kind."""
+        """The pairs, with the warnings gathered over all rows added, one of each kind."""
         for spelling, (zone, lines) in self.zones_read.items():
             also = f"; the same on {_people(len(lines) - 1, 'more row')}" if len(lines) > 1 else ""
             self.problems.append(

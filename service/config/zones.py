@@ -218,7 +218,6 @@ def _cities() -> dict[str, tuple[str, ...]]:
 
 
 @cache
-@cache
 def country_of(zone: str) -> str | None:
     """The country a zone is in (ISO 3166 code): zone.tab names exactly one for each
     zone; for a zone only zone1970.tab lists, the first of its countries."""

@@ -41,13 +41,15 @@ def _apply(deps: Deps, inputs: Inputs, request: Request, now: datetime) -> str:
         held = store.held_change()
         if held is None:
             return "nothing was waiting for approval"
-        shown = set(args["pairs"].split("\n")) if args.get("pairs") else None
-        if shown is None and args.get("fingerprint") not in (None, "", held.fingerprint):
+        if args.get("pairs"):  # what was shown is approved: the edit may cancel fewer by now
+            shown = set(args["pairs"].split("\n"))
+            if not set(held.cancelled) <= shown:
+                return "the edit now cancels pairs that were not shown; look at `mentorship changes` again"
+        elif args.get("fingerprint") in (None, "", held.fingerprint):  # a request naming no pairs: the edit as it is
+            shown = set(held.cancelled)
+        else:
             return "the edit changed since it was shown; look at `mentorship changes` again"
-        if shown is not None and not set(held.cancelled) <= shown:
-            return "the edit now cancels pairs that were not shown; look at `mentorship changes` again"
-        # What was shown is approved: the edit may cancel fewer by the time it is applied.
-        store.approve_change(held.cancelled if shown is None else shown)
+        store.approve_change(shown)
         return "approved: " + "; ".join(held.summary)
     pair_id = args.get("pair", "")
     if request.kind is RequestKind.WITHDRAW:
