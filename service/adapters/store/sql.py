@@ -100,6 +100,9 @@ class SqlStore(Store):
         self.engine = engine
         self._lock: Connection | None = None
         self.fence: Fence | None = None  # a replica's lease on this cohort, checked with every effect
+        # The pairs this process has remembered, as the objects it was given: the same
+        # object again (a re-plan with the configuration unchanged) is not written again.
+        self._remembered: dict[str, Pair] = {}
 
     def migrate(self) -> int:
         with self.engine.begin() as connection:
@@ -485,6 +488,9 @@ class SqlStore(Store):
     # Pairs: who they are, kept so a removed pair can still be told of a cancellation
 
     def remember_pairs(self, known: Sequence[Pair], now: datetime) -> None:
+        known = [pair for pair in known if self._remembered.get(pair.id) is not pair]
+        if not known:
+            return
         with self.engine.begin() as connection:
             stored = dict(connection.execute(select(pairs.c.pair_id, pairs.c.data)).all())
             fresh, changed = [], []
@@ -501,6 +507,7 @@ class SqlStore(Store):
                 connection.execute(
                     update(pairs).where(pairs.c.pair_id == bindparam("k_pair")).values(data=bindparam("v_data"), updated_at=now), changed
                 )
+        self._remembered.update((pair.id, pair) for pair in known)
 
     def withdraw(self, pair_id: str, now: datetime) -> None:
         with self.engine.begin() as connection:
