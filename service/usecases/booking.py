@@ -225,11 +225,17 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
     pairs = {p.id: p for p in cohort.pairs}
     groups, standing = None, current.standing()
     records = [record for pair_id in current.booked if pair_id not in skip for record in current.records[pair_id]]
+    fitting: dict[tuple[str, int], tuple[object, ...]] = {}
     for record in records:
         session, pair_id = record.session, record.session.pair_id
         # A time a person chose (moved by hand, proposed, set by the coordinator) stays theirs.
-        reason = None if record.agreed or session.start <= now else misfit(pairs[pair_id], session, inputs.busy)
+        if record.agreed or session.start <= now:
+            continue
+        key = (pair_id, session.number)
+        fitted = (session, pairs[pair_id], *(inputs.busy.get(p.email) for p in pairs[pair_id].people))
+        reason = None if _same(deps.fitting.get(key), fitted) else misfit(pairs[pair_id], session, inputs.busy)
         if reason is None:
+            fitting[key] = fitted
             continue
         # Planned within the pair's group only: the rest of the cohort cannot be in its way.
         groups = groups or linked(cohort)
@@ -239,7 +245,6 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
         within_stretch = misfit(pairs[pair_id], session, inputs.busy, stretch=cohort.stretch) is None
         # Time only narrows the choice: while nothing it was found from changes, there is still none.
         basis = (tuple(group), session, sorted(around.items()), [tuple(inputs.busy.get(p.email, ())) for p in pairs[pair_id].people])
-        key = (pair_id, session.number)
         if within_stretch and no_time_inside.same(key, basis):
             continue
         new = replan_session(replace(cohort, pairs=group), inputs.busy, pair_id=pair_id, number=session.number, booked=around, now=now)
@@ -262,7 +267,13 @@ def _recheck(deps: Deps, inputs: Inputs, current: Bookings, now: datetime, *, sk
             start=new.start,
             reason=reason,
         )
+    deps.fitting = fitting
     return moved
+
+
+def _same(kept: tuple[object, ...] | None, fitted: tuple[object, ...]) -> bool:
+    """The same session, checked against the very same pair and busy times."""
+    return kept is not None and kept[0] == fitted[0] and all(a is b for a, b in zip(kept[1:], fitted[1:], strict=True))
 
 
 def sync_messages(

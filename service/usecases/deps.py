@@ -57,6 +57,9 @@ class Deps:
     planned_from: WorkedFrom = field(default_factory=WorkedFrom)
     # Session -> what it was rechecked against when no time inside both people's hours was free.
     no_time_inside: WorkedFrom = field(default_factory=WorkedFrom)
+    # (pair, number) -> the session, pair and busy times it was last found to fit: while the
+    # session is the same and the others the very same objects, it still fits.
+    fitting: dict[tuple[str, int], tuple[object, ...]] = field(default_factory=dict)
 
 
 class LockLost(Exception):

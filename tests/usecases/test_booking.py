@@ -90,6 +90,24 @@ def test_a_time_a_person_chose_is_not_planned_again_by_a_re_check(deps):
     assert replanned.session != moved and not replanned.agreed  # it no longer fits: moved
 
 
+def test_a_re_check_looks_again_only_at_sessions_whose_pair_or_busy_times_changed(deps, monkeypatch):
+    inputs, _ = deps.source.current()
+    reconcile(deps, inputs, NOW)  # books: nothing to check yet
+    reconcile(deps, inputs, NOW)  # every booked session checked once
+    checked = []
+    real = booking.misfit
+    monkeypatch.setattr(booking, "misfit", lambda pair, session, busy, **kw: checked.append(pair.id) or real(pair, session, busy, **kw))
+    reconcile(deps, inputs, NOW)
+    assert checked == []  # nothing changed: nothing checked again
+    first = next(r.session for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1)
+    jonas = next(p for p in inputs.cohort.pairs if p.id == "jonas-priya").mentor
+    # Jonas's calendar, read again, is busy across his first session: only his sessions are looked at, and it moves.
+    busy = {**inputs.busy, jonas.email: [(first.start - timedelta(minutes=15), first.end)]}
+    reconcile(deps, replace(inputs, busy=busy), NOW)
+    assert set(checked) == {p.id for p in inputs.cohort.pairs if jonas in p.people}
+    assert next(r.session for r in deps.store.sessions(["jonas-priya"]) if r.session.number == 1).start != first.start
+
+
 class _ReadsCounted:
     """The store, counting the pairs whose messages are read."""
 
