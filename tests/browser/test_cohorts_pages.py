@@ -251,6 +251,14 @@ def test_run_cohorts_with_http_serves_every_cohort_and_links_to_each(tmp_path):
             except urllib.error.HTTPError as answer:
                 code = answer.code
             assert code == status, path
+        scrape = opener.open(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        ticks = {
+            s.labels["cohort"]: s.value
+            for family in text_string_to_metric_families(scrape)
+            for s in family.samples
+            if s.name == "mentorship_ticks_total" and s.labels["outcome"] == "ok"
+        }
+        assert ticks.keys() == {"spring", "autumn"} and min(ticks.values()) > 0  # the replica timed the ticks it ran
         assert Path(tmp_path / "state" / "cohorts" / "spring.rehearsal.sqlite").exists()
     finally:
         process.send_signal(signal.SIGTERM)
