@@ -53,7 +53,7 @@ def read_attendance(deps: Deps, meet: Meet, inputs: Inputs, now: datetime) -> bo
     due = [record for record in records if _due(record, now)]
     if not due:
         return False
-    pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in due})
+    pairs = pairs_by_id(deps.store, inputs.cohort, {r.session.pair_id for r in due})
     settled = False
     for record in due:
         session = record.session

@@ -12,9 +12,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from .. import collector
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
-from ..domain.model import Pair, Session
+from ..domain.model import Cohort, Pair, Session
 from ..domain.outbox import WRITE_STEP, SessionRecord, State, by_pair, plan_changes, within
 from ..domain.planning import Busy, linked, misfit, replan_session
+from ..domain.ports import Store
 from ..domain.stretch import stretched
 from ..logs import event
 from ..mail import wording
@@ -291,7 +292,7 @@ def sync_messages(
     are left alone, unread; `only`: just these pairs are looked at."""
     store, cohort, planned, horizon = deps.store, inputs.cohort, deps.planned_from, deps.horizon
     records = by_pair(store.sessions(only)) if records is None else records
-    pairs = pairs_by_id(deps, inputs, set(records))
+    pairs = pairs_by_id(store, cohort, set(records))
     planned.settle(cohort)
     if only is None:
         planned.keep_only(records.keys())  # a pair with no sessions has nothing to write when the horizon comes
@@ -328,7 +329,7 @@ def write_coming(deps: Deps, inputs: Inputs, now: datetime) -> None:
     sync_messages(deps, inputs, now, only=[str(key) for key in deps.planned_from.ending_by(now + WRITE_STEP)])
 
 
-def pairs_by_id(deps: Deps, inputs: Inputs, pair_ids: set[str]) -> dict[str, Pair]:
+def pairs_by_id(store: Store, cohort: Cohort, pair_ids: set[str]) -> dict[str, Pair]:
     """These pairs as the pairings give them, or as remembered for pairs since removed."""
-    current = {p.id: p for p in inputs.cohort.pairs}
-    return {**deps.store.known_pairs(pair_ids - current.keys()), **current}
+    current = {p.id: p for p in cohort.pairs}
+    return {**store.known_pairs(pair_ids - current.keys()), **current}

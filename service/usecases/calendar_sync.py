@@ -48,7 +48,7 @@ def push_calendar(deps: Deps, calendar: Calendar, inputs: Inputs, now: datetime)
     if not behind:
         return False
     written = False
-    pairs = pairs_by_id(deps, inputs, {r.session.pair_id for r in behind})
+    pairs = pairs_by_id(deps.store, inputs.cohort, {r.session.pair_id for r in behind})
     live = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if not r.cancelled}
     gone = {event_id(cohort.name, r.session.pair_id, r.session.number): r for r in behind if r.cancelled}
     requests = [event_request(cohort, inputs.templates, pairs[r.session.pair_id], r, key) for key, r in live.items()]

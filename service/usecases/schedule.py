@@ -13,6 +13,7 @@ from datetime import date
 from ..domain.model import Cohort, Pair
 from ..domain.outbox import MessageRow, SessionRecord, State, by_pair, plan_changes
 from ..domain.ports import Store
+from .booking import pairs_by_id
 
 
 def foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
@@ -28,9 +29,7 @@ def with_foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None =
 
 def _foreseen(store: Store, cohort: Cohort, pair_ids: Iterable[str] | None, written: Sequence[MessageRow]) -> list[MessageRow]:
     records = by_pair(store.sessions(pair_ids))
-    current = {p.id: p for p in cohort.pairs}
-    pairs = {**store.known_pairs(set(records) - current.keys()), **current}
-    return unwritten(cohort, pairs, records, written)
+    return unwritten(cohort, pairs_by_id(store, cohort, set(records)), records, written)
 
 
 def unwritten(

@@ -74,7 +74,7 @@ def send_due(deps: Deps, inputs: Inputs, now: datetime) -> Sent:
                 continue  # all held back for now: the next ones due, if any
         # Only what this batch needs: pairs removed from the pairings come from the store.
         needed = {row.pair_id for row in rows if row.pair_id}
-        pairs = pairs_by_id(deps, inputs, needed)
+        pairs = pairs_by_id(deps.store, inputs.cohort, needed)
         records = by_pair(store.sessions(needed))
         group: list[MessageRow] = []  # sent as a group, when each send can be checked afterwards
         try:

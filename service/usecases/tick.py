@@ -48,7 +48,7 @@ class Controller:
         # database connection) may leave a message `sending`, which the next tick settles.
         self.recovered = False
         # While an edit is held, what it would cancel shrinks as sessions take place: it is
-        # worked out each tick, so the coordinator approves it as it is now.
+        # worked out each tick, so status and the dashboard show it as it is now.
         if changed or self.inputs is None or deps.store.held_change() is not None:
             self.inputs = in_force(deps, given, now)
         applied = apply_requests(deps, self.inputs, now)
