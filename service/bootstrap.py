@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 
 import icalendar
@@ -25,6 +26,7 @@ from .config import ConfigError, Configuration, Problem, load_configuration
 from .config.busyfiles import busy_intervals
 from .config.problems import display
 from .domain.budget import Budget
+from .domain.forked import Beside
 from .domain.model import Cohort
 from .domain.planning import Busy
 from .domain.ports import Calendar, CalendarWatch, Clock, FreeBusy, Mailer, Meet, Purpose, Replies, Store
@@ -40,16 +42,43 @@ from .usecases import Inputs
 def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inputs]:
     """The configuration, everyone's known busy time and the email templates, all
     checked; ConfigError listing every problem otherwise."""
-    configuration = load_configuration(config, pairings)
-    cohort = configuration.cohort
-    problems: list[Problem] = []
-    busy = read_busy_files(cohort, configuration.busy_calendars, problems)
-    templates = Templates(cohort.emails.template_dir if cohort.emails else None)
-    for problem in check_templates(cohort, templates):
-        problems.append(Problem(file=display(Path(problem.file)), line=problem.line, message=problem.message))
+    checks: list[tuple[Templates, Beside[_Checked]]] = []
+
+    def check(sample: Cohort) -> None:
+        # The templates need one pair to be rendered with: they are checked (and compiled)
+        # beside, on another processor, while the other rows are read.
+        templates = _templates(sample)
+        checks.append((templates, Beside(partial(_check_templates, sample, templates))))
+
+    try:
+        configuration = load_configuration(config, pairings, sampled=check)
+        cohort = configuration.cohort
+        problems: list[Problem] = []
+        busy = read_busy_files(cohort, configuration.busy_calendars, problems)
+        templates = checks[0][0] if checks else _templates(cohort)  # no pairs: nothing to render
+        if checks:
+            found, compiled = checks[0][1].answer()
+            templates.add_compiled(compiled)
+            problems += found
+    finally:
+        for _, checking in checks:
+            checking.close()
     if problems:
         raise ConfigError([*problems, *configuration.warnings])
     return configuration, Inputs(cohort=cohort, busy=busy, templates=templates)
+
+
+_Checked = tuple[list[Problem], dict[str, bytes]]
+
+
+def _check_templates(sample: Cohort, templates: Templates) -> _Checked:
+    """The problems of the templates rendered for `sample`, and their compiled code."""
+    found = [Problem(file=display(Path(p.file)), line=p.line, message=p.message) for p in check_templates(sample, templates)]
+    return found, templates.compiled()
+
+
+def _templates(cohort: Cohort) -> Templates:
+    return Templates(cohort.emails.template_dir if cohort.emails else None)
 
 
 def load_inputs(config: Path, pairings: Path | None = None) -> Inputs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -46,13 +46,15 @@ def load_cohort(config: Path, pairings: Path | None = None) -> Cohort:
     return load_configuration(config, pairings).cohort
 
 
-def load_configuration(config: Path, pairings: Path | None = None) -> Configuration:
+def load_configuration(config: Path, pairings: Path | None = None, *, sampled: Callable[[Cohort], None] | None = None) -> Configuration:
     """Read and check the cohort file and its pairings; raise ConfigError listing every
-    problem found. `pairings` overrides the path given in the cohort file."""
+    problem found. `pairings` overrides the path given in the cohort file. `sampled` is
+    given the cohort with its first pair only, as soon as that pair is read, so that what
+    needs only a sample can start on it while the other rows are read."""
     problems = ProblemList()
     calendars: dict[str, icalendar.Calendar] = {}
     try:
-        settings, pairings, pairs = _check(config, pairings, problems, calendars)
+        settings, pairings, pairs = _check(config, pairings, problems, calendars, sampled)
     except TooManyProblems as exc:
         raise ConfigError(problems.stopped(exc.file)) from None
     if errors(problems) or settings is None or pairings is None:
@@ -74,7 +76,11 @@ def load_configuration(config: Path, pairings: Path | None = None) -> Configurat
 
 
 def _check(
-    config: Path, pairings: Path | None, problems: list[Problem], calendars: dict[str, icalendar.Calendar]
+    config: Path,
+    pairings: Path | None,
+    problems: list[Problem],
+    calendars: dict[str, icalendar.Calendar],
+    sampled: Callable[[Cohort], None] | None = None,
 ) -> tuple[CohortFile | None, Path | None, list[Pair]]:
     """The cohort file's settings, the pairings file in use and its pairs, each None (or
     empty) where they cannot be read; every problem found goes into `problems`."""
@@ -111,7 +117,8 @@ def _check(
         window = (settings.program.start - margin, settings.program.end + margin) if settings else None
         enabled = settings is not None and settings.holidays.enabled
         holidays = HolidayRules(window=window, work_on=frozenset(settings.holidays.work_on)) if enabled and window and settings else None
-        pairs = load_pairs(pairings, Defaults(availability=pattern, window=window, holidays=holidays), problems, calendars)
+        first = _sampling(sampled, settings, config.parent) if sampled and settings and not errors(problems) else None
+        pairs = load_pairs(pairings, Defaults(availability=pattern, window=window, holidays=holidays), problems, calendars, first=first)
     if doc and settings and settings.google.credentials:
         try:
             files.check(config.parent / settings.google.credentials, MAX_CREDENTIALS_BYTES)
@@ -135,6 +142,11 @@ def _check(
     if settings is not None and pairings is None and not errors(problems):
         problems.append(Problem(file=display(config), line=1, message="no pairings file: name one in the cohort file or give --pairings"))
     return settings, pairings, pairs
+
+
+def _sampling(sampled: Callable[[Cohort], None], settings: CohortFile, folder: Path) -> Callable[[Pair], None]:
+    """What gives `sampled` the cohort with its first pair only."""
+    return lambda pair: sampled(_cohort(settings, [pair], folder))
 
 
 # Defaults that let the pairings be checked while the cohort file itself is broken.

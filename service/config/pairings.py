@@ -129,12 +129,18 @@ def size_limit(path: Path) -> int:
 
 
 def load_pairs(
-    path: Path, defaults: Defaults, problems: list[Problem], calendars: dict[str, icalendar.Calendar] | None = None
+    path: Path,
+    defaults: Defaults,
+    problems: list[Problem],
+    calendars: dict[str, icalendar.Calendar] | None = None,
+    *,
+    first: Callable[[Pair], None] | None = None,
 ) -> list[Pair]:
     """Every pair in the file; problems for every bad row, not just the first, together
     with those of the header. Busy calendars named in the rows are read once, into
     `calendars` by path. Warnings (columns kept unused, spellings read as something
-    else) come last, each kind once."""
+    else) come last, each kind once. `first` is given the first pair as soon as it is
+    read, while no problem is found."""
     file = display(path)
     before = errors(problems)
     unused = _Unused()
@@ -150,7 +156,13 @@ def load_pairs(
         problems.append(warning(file=file, line=1, message="no pairs: the file has no rows after its header, so nothing is booked"))
         return []
     builder = _Builder(file, path.parent, defaults, problems, {} if calendars is None else calendars, present)
-    pairs = [pair for row in rows if (pair := builder.pair(row)) is not None]
+    pairs: list[Pair] = []
+    for row in rows:
+        pair = builder.pair(row)
+        if pair is not None:
+            if first is not None and not pairs and not errors(problems):
+                first(pair)
+            pairs.append(pair)
     return builder.finish(pairs)
 
 

@@ -44,17 +44,36 @@ class TemplateProblem(Exception):
         super().__init__(f"{file}:{line}: {message}")
 
 
+class _CodeKept(jinja2.BytecodeCache):
+    """Compiled templates kept in memory only: Jinja's own files on disk could be read by
+    another version of this code, whose sandbox compiles differently."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if (code := self.kept.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.kept[bucket.key] = bucket.bytecode_to_string()
+
+
 class Templates:
     """One revision of the templates: each file is read, checked and compiled once, when
     first used, and kept. An edit to the files makes a new Templates (the configuration
-    watcher loads and validates the edited revision), so nothing is read again per email."""
+    watcher loads and validates the edited revision), so nothing is read again per email.
+    The code compiled by a forked copy of it (which checked them) can be handed back
+    (`compiled`, `add_compiled`), so it is not made twice."""
 
     def __init__(self, override: str | Path | None = None, default: Path = DEFAULT_DIR):
         folders = [Path(override)] if override else []
         self.folders = folders + [default]
         self._chosen: dict[tuple[str, ...], jinja2.Template] = {}  # the names asked for -> the file that answered
+        self._code = _CodeKept()
         self.env = Sandbox(
             loader=FolderLoader(self.folders),
+            bytecode_cache=self._code,
             auto_reload=False,  # no stat of every file at every render: a revision does not change
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
@@ -63,6 +82,15 @@ class Templates:
             keep_trailing_newline=True,
             finalize=printable,
         )
+
+    def compiled(self) -> dict[str, bytes]:
+        """The code of every template compiled so far, by name and source."""
+        return dict(self._code.kept)
+
+    def add_compiled(self, compiled: Mapping[str, bytes]) -> None:
+        """Code compiled by a copy of these templates, used instead of compiling a file
+        whose source is still the same (Jinja checks it)."""
+        self._code.kept.update(compiled)
 
     def render(self, folder: str, role: Role, context: Mapping[str, Any]) -> Rendered:
         """Subject, text and HTML of one email from its template folder (a stage's
