@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -314,6 +315,32 @@ def plan_changes(
     received = handed_over(stored)
     wanted = [w for pair_id, pair in pairs.items() for w in wanted_for_pair(cohort, pair, records[pair_id], received)]
     return changes(wanted, stored)
+
+
+class Foreseen(NamedTuple):
+    """Some pairs' messages as seen from now: the changes to make now, and for each pair
+    the new messages left for later (due after the edge): the days they fall on (UTC, so
+    many a day) and when the first of them is due."""
+
+    change: Changes
+    days: dict[str, Counter[date]]
+    first_later: dict[str, datetime]
+
+
+def foresee(
+    cohort: Cohort,
+    pairs: Mapping[str, Pair],
+    records: Mapping[str, Sequence[SessionRecord]],
+    stored: Sequence[MessageRow],
+    edge: datetime | None,
+) -> Foreseen:
+    """plan_changes, with only the new messages due by `edge` inserted now (all of them
+    when None)."""
+    change = plan_changes(cohort, pairs, records, stored)
+    soon, later = within(change.insert, edge) if edge is not None else (list(change.insert), {})
+    days = {pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in pairs}
+    first_later = {pair_id: min(w.due for w in items) for pair_id, items in later.items()}
+    return Foreseen(replace(change, insert=tuple(soon)), days, first_later)
 
 
 def within(insert: Iterable[Wanted], edge: datetime) -> tuple[list[Wanted], dict[str, list[Wanted]]]:

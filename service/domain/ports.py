@@ -279,6 +279,9 @@ class Store(Protocol):
     def messages(self, pair_ids: Iterable[str] | None = None) -> list[MessageRow]:
         """Every message (of these pairs)."""
 
+    def messaged(self, pair_ids: Iterable[str]) -> set[str]:
+        """Those of these pairs that have a message stored, in any state."""
+
     def apply(self, changes: Changes, now: datetime) -> None:
         """Insert, re-time, revive and cancel planned messages. Rows that were handed to
         a transport are never touched."""

@@ -7,14 +7,15 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from .. import collector
 from ..domain.availability import local_moment
 from ..domain.bookings import Bookings, bookings, plan_around, unplanned
+from ..domain.forked import in_workers
 from ..domain.model import Cohort, Pair, Session
-from ..domain.outbox import WRITE_STEP, SessionRecord, State, by_pair, plan_changes, within
-from ..domain.planning import Busy, linked, misfit, replan_session
+from ..domain.outbox import WRITE_STEP, Foreseen, SessionRecord, State, by_pair, foresee
+from ..domain.planning import PARALLEL_PAIRS, Busy, linked, misfit, replan_session
 from ..domain.ports import Store
 from ..domain.stretch import stretched
 from ..logs import event
@@ -298,23 +299,50 @@ def sync_messages(
         planned.keep_only(records.keys())  # a pair with no sessions has nothing to write when the horizon comes
     basis = {pair_id: (pairs[pair_id], tuple(pair_records)) for pair_id, pair_records in records.items()}
     batch = now + WRITE_STEP
+    edge = batch + horizon if horizon is not None else None
     pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], batch))
+    chunks = [pair_ids[start : start + CHUNK] for start in range(0, len(pair_ids), CHUNK)]
+    ahead = _foreseen_in_workers(store, cohort, pairs, records, chunks, edge)
     noted: dict[str, Counter[date]] = {}
-    for start in range(0, len(pair_ids), CHUNK):
-        chunk = pair_ids[start : start + CHUNK]
-        stored = store.messages(chunk)
-        change = plan_changes(cohort, {pair_id: pairs[pair_id] for pair_id in chunk}, records, stored)
-        soon, later = within(change.insert, batch + horizon) if horizon is not None else (list(change.insert), {})
-        store.apply(replace(change, insert=tuple(soon)), now)
-        noted.update({pair_id: Counter(w.due.astimezone(UTC).date() for w in later.get(pair_id, ())) for pair_id in chunk})
+    for index, chunk in enumerate(chunks):
+        stored = [] if index in ahead else store.messages(chunk)
+        seen = ahead.get(index) or foresee(cohort, {pair_id: pairs[pair_id] for pair_id in chunk}, records, stored, edge)
+        store.apply(seen.change, now)
+        noted.update(seen.days)
         # A message being sent, or waiting to be verified, could not be changed: its pair is
         # planned again next time (kept on no basis), and still woken for its next email.
         unsettled = {row.pair_id for row in stored if row.state is State.SENDING or row.verify}
         for pair_id in chunk:
-            until = min(w.due for w in later[pair_id]) - horizon if horizon is not None and pair_id in later else None
+            until = seen.first_later[pair_id] - horizon if horizon is not None and pair_id in seen.first_later else None
             planned.keep(pair_id, None if pair_id in unsettled else basis[pair_id], until=until)
     if noted:  # in one go: figures only, worked out again by a process that starts
         store.note_foreseen(noted)
+
+
+def _foreseen_in_workers(
+    store: Store,
+    cohort: Cohort,
+    pairs: Mapping[str, Pair],
+    records: Mapping[str, list[SessionRecord]],
+    chunks: list[list[str]],
+    edge: datetime | None,
+) -> dict[int, Foreseen]:
+    """The chunks of pairs with no message stored yet (a large cohort's first plan), by
+    index, worked out in forked workers; none where that is not worth it or cannot be
+    done. Only with an edge: what comes back is what is written now, and a few figures."""
+    if edge is None or sum(map(len, chunks)) < PARALLEL_PAIRS:
+        return {}
+    messaged = store.messaged([pair_id for chunk in chunks for pair_id in chunk])
+    fresh = [index for index, chunk in enumerate(chunks) if messaged.isdisjoint(chunk)]
+    if not fresh:
+        return {}
+
+    def work(first: int, last: int) -> dict[int, Foreseen]:
+        return {
+            index: foresee(cohort, {pair_id: pairs[pair_id] for pair_id in chunks[index]}, records, [], edge) for index in fresh[first:last]
+        }
+
+    return in_workers(work, [len(chunks[index]) for index in fresh]) or {}
 
 
 def writing_due(deps: Deps) -> datetime | None:

@@ -259,6 +259,9 @@ class MemoryStore(Store):
         wanted = None if pair_ids is None else set(pair_ids)
         return [m.out() for m in self._messages.values() if wanted is None or m.row.pair_id in wanted]
 
+    def messaged(self, pair_ids: Iterable[str]) -> set[str]:
+        return set(pair_ids) & {m.row.pair_id for m in self._messages.values()}
+
     def _insert(self, items: Sequence[Wanted], now: datetime) -> None:
         """New planned rows; a key already stored (or given twice) fails before any is added."""
         keys = [w.key for w in items]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,10 +12,12 @@ from service.domain.model import Session
 from service.domain.outbox import HORIZON, WRITE_STEP, State
 from service.domain.planning import PairPlan, Plan
 from service.domain.stages import DEFAULT_TIMINGS, Stage
-from service.usecases import booking
+from service.usecases import Deps, booking
 from service.usecases.booking import reconcile, sync_messages
 from service.usecases.schedule import foreseen
 from tests.builders import cohort, pair, person
+from tests.fakes.mailer import RecordingMailer
+from tests.fakes.memory_store import MemoryStore
 from tests.planchecks import violations
 
 from .conftest import NOW
@@ -37,6 +40,32 @@ def test_every_pair_is_booked_once_and_gets_its_whole_timeline(deps):
     assert all(r.due <= edge for r in written) and all(r.due > edge for r in ahead)
     rows = written + ahead
     assert len(rows) == 3 * 2 * len(DEFAULT_TIMINGS) and {r.state for r in rows} == {State.PLANNED}
+
+
+def test_a_large_first_plan_works_out_the_messages_of_pairs_with_none_in_workers_as_in_turn(deps, monkeypatch):
+    inputs, _ = deps.source.current()
+    days_before = NOW + timedelta(days=24)  # some emails come within the horizon, the others are foreseen
+    reconcile(deps, inputs, days_before)
+    in_turn = (deps.store.messages(), foreseen(deps.store, inputs.cohort))
+    assert in_turn[0] and in_turn[1]
+    given = []
+
+    def in_workers(work, sizes):  # what forked workers answer comes through pickle
+        given.append(sizes)
+        return pickle.loads(pickle.dumps(work(0, len(sizes))))
+
+    monkeypatch.setattr(booking, "in_workers", in_workers)
+    monkeypatch.setattr(booking, "PARALLEL_PAIRS", 2)
+    monkeypatch.setattr(booking, "CHUNK", 2)
+    first = Deps(store=MemoryStore(), mailer=RecordingMailer(), source=deps.source)
+    reconcile(first, inputs, days_before)
+    assert given == [[2, 1]]  # both chunks
+    assert (first.store.messages(), foreseen(first.store, inputs.cohort)) == in_turn
+    # A process started again over that store: every pair has messages, so none goes to workers.
+    again = Deps(store=first.store, mailer=RecordingMailer(), source=deps.source)
+    reconcile(again, inputs, days_before)
+    assert given == [[2, 1]]
+    assert (again.store.messages(), foreseen(again.store, inputs.cohort)) == in_turn
 
 
 def test_reconciling_again_changes_nothing(deps):

@@ -543,6 +543,14 @@ class SqlStore(Store):
         with self.engine.begin() as connection:
             return [_message_row(r) for r in connection.execute(query)]
 
+    def messaged(self, pair_ids: Iterable[str]) -> set[str]:
+        wanted, found = sorted(pair_ids), set[str]()
+        with self.engine.begin() as connection:
+            for start in range(0, len(wanted), IN_LIST):
+                query = select(messages.c.pair_id).distinct().where(messages.c.pair_id.in_(wanted[start : start + IN_LIST]))
+                found.update(connection.execute(query).scalars())
+        return found
+
     def apply(self, changes: Changes, now: datetime) -> None:
         if not len(changes):
             return
