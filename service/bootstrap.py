@@ -42,26 +42,28 @@ from .usecases import Inputs
 def load(config: Path, pairings: Path | None = None) -> tuple[Configuration, Inputs]:
     """The configuration, everyone's known busy time and the email templates, all
     checked; ConfigError listing every problem otherwise."""
-    checks: list[tuple[Templates, Beside[_Checked]]] = []
+    started: list[tuple[Templates, Beside[_Checked]]] = []  # at most one, begun on the first pair read
 
     def check(sample: Cohort) -> None:
         # The templates need one pair to be rendered with: they are checked (and compiled)
         # beside, on another processor, while the other rows are read.
         templates = _templates(sample)
-        checks.append((templates, Beside(partial(_check_templates, sample, templates))))
+        started.append((templates, Beside(partial(_check_templates, sample, templates))))
 
     try:
         configuration = load_configuration(config, pairings, sampled=check)
         cohort = configuration.cohort
         problems: list[Problem] = []
         busy = read_busy_files(cohort, configuration.busy_calendars, problems)
-        templates = checks[0][0] if checks else _templates(cohort)  # no pairs: nothing to render
-        if checks:
-            found, compiled = checks[0][1].answer()
+        if started:
+            templates, checking = started[0]
+            found, compiled = checking.answer()
             templates.add_compiled(compiled)
             problems += found
+        else:  # no pairs: nothing to render the templates with
+            templates = _templates(cohort)
     finally:
-        for _, checking in checks:
+        for _, checking in started:
             checking.close()
     if problems:
         raise ConfigError([*problems, *configuration.warnings])
