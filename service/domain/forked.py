@@ -84,9 +84,11 @@ class Beside(Generic[T]):
         return self._work()
 
     def close(self) -> None:
-        """Stop the worker, if it still runs (its answer is not wanted after all)."""
+        """Stop the worker, if it still runs (its answer is not wanted after all). Killed:
+        a worker forked a moment ago may still have its parent's handlers for the polite
+        signals, which do not end a process."""
         if self._process is not None:
-            self._process.terminate()
+            self._process.kill()
             self._process.join()
             self._process.close()
             self._answers.close()

@@ -60,12 +60,20 @@ def test_a_worker_that_fails_or_dies_leaves_the_work_to_the_caller():
     assert answered == "the caller did it, the caller did it"
 
 
-def test_a_worker_whose_answer_is_not_wanted_is_stopped():
+def test_a_worker_whose_answer_is_not_wanted_is_stopped_even_while_it_ignores_a_polite_stop():
+    # As a worker forked a moment ago does with its parent's handlers (a daemon's only set
+    # a flag): then, with a large answer the parent no longer reads, it would wait forever.
     answered = run_fresh(
         """
-        import multiprocessing, time
+        import multiprocessing, signal, time
         from service.domain.forked import Beside
-        beside = Beside(lambda: time.sleep(60))
+
+        def work():
+            signal.signal(signal.SIGTERM, lambda *args: None)
+            time.sleep(0.5)
+            return b"x" * 1_000_000
+
+        beside = Beside(work)
         time.sleep(0.2)
         running = len(multiprocessing.active_children())
         beside.close()
