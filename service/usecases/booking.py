@@ -302,7 +302,9 @@ def sync_messages(
     edge = batch + horizon if horizon is not None else None
     pair_ids = sorted(pair_id for pair_id in records if not planned.same(pair_id, basis[pair_id], batch))
     chunks = [pair_ids[start : start + CHUNK] for start in range(0, len(pair_ids), CHUNK)]
-    ahead = _foreseen_in_workers(store, cohort, pairs, records, chunks, edge)
+    # The daily write of what comes within the horizon (`only`) stays in turn: its answers
+    # are the messages themselves, which would come back from workers all at once.
+    ahead = _foreseen_in_workers(store, cohort, pairs, records, chunks, edge) if only is None else {}
     noted: dict[str, Counter[date]] = {}
     for index, chunk in enumerate(chunks):
         stored = [] if index in ahead else store.messages(chunk)
@@ -329,7 +331,8 @@ def _foreseen_in_workers(
 ) -> dict[int, Foreseen]:
     """The chunks of pairs with no message stored yet (a large cohort's first plan), by
     index, worked out in forked workers; none where that is not worth it or cannot be
-    done. Only with an edge: what comes back is what is written now, and a few figures."""
+    done. Only with an edge: what comes back is what is written now (little, at a first
+    plan weeks ahead) and a few figures for the rest."""
     if edge is None or sum(map(len, chunks)) < PARALLEL_PAIRS:
         return {}
     messaged = store.messaged([pair_id for chunk in chunks for pair_id in chunk])
